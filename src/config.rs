@@ -1,0 +1,593 @@
+//! config.toml: typed, validated, with `file:line:column` diagnostics.
+//!
+//! Relative paths are resolved against the directory of the config file, so
+//! the daemon behaves the same whatever directory it is started from.
+
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A problem found in a config or rules file, printed as `file:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Every problem found while loading; loading reports them all at once.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError(pub Vec<Diagnostic>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
+        + 1;
+    (line, col)
+}
+
+/// Position of the first occurrence of `needle` (e.g. a key) in `text`, for diagnostics
+/// about values that parsed but are invalid.
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    text.find(needle).map_or((1, 1), |o| line_col(text, o))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default, rename = "mailbox")]
+    pub mailboxes: Vec<MailboxConfig>,
+    pub outbound: OutboundConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub acknowledgement: AckConfig,
+    /// Directory holding the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HELO name and the domain of our Message-IDs.
+    pub hostname: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_rules_dir")]
+    pub rules_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_rules_dir() -> PathBuf {
+    "rules".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub listen: Vec<String>,
+    /// Largest message accepted, in bytes (advertised with SIZE; 552 5.3.4 above it).
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    /// Longest command line accepted, in bytes including CRLF (RFC 5321 minimum: 512).
+    pub max_line_length: usize,
+    /// Concurrent SMTP sessions; above it new connections get 421 4.7.0.
+    pub max_connections: usize,
+    #[serde(deserialize_with = "de_duration")]
+    pub command_timeout: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub data_timeout: Duration,
+    /// How long transactions in progress may run after SIGTERM before they get 421.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+    /// PEM certificate chain and key; STARTTLS is offered when both are set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec!["127.0.0.1:2525".into()],
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_line_length: 2048,
+            max_connections: 200,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    pub address: String,
+    #[serde(default = "default_queue")]
+    pub queue: String,
+}
+
+fn default_queue() -> String {
+    "general".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// `smtp://[user:pass@]host:port`, `smtps://…`, or `maildir:PATH` (an outbox folder).
+    pub relay: String,
+    /// From header of our mail, e.g. `Example Support <support@example.test>`.
+    pub from: String,
+    /// How long a message is retried before it is given up as failed.
+    #[serde(default = "default_lifetime", deserialize_with = "de_duration")]
+    pub lifetime: Duration,
+    /// First retry delay; doubles per attempt up to `retry_max`.
+    #[serde(default = "default_retry_initial", deserialize_with = "de_duration")]
+    pub retry_initial: Duration,
+    #[serde(default = "default_retry_max", deserialize_with = "de_duration")]
+    pub retry_max: Duration,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Give up on one connection attempt / SMTP exchange after this long.
+    #[serde(default = "default_send_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+}
+
+fn default_lifetime() -> Duration {
+    Duration::from_secs(5 * 86400)
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub listen: String,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: "127.0.0.1:8080".into(),
+            api_token: None,
+            api_token_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AckConfig {
+    pub enabled: bool,
+    /// At most this many acknowledgements to one address per hour (mail loops, floods).
+    pub max_per_address_per_hour: u32,
+    /// Template file, relative to rules_dir.
+    pub template: PathBuf,
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        AckConfig {
+            enabled: true,
+            max_per_address_per_hour: 5,
+            template: "templates/acknowledgement.txt".into(),
+        }
+    }
+}
+
+/// Accepts `300`, `"300s"`, `"5m"`, `"2h"`, `"5d"`.
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 2h, 5d"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "ms" => return Ok(Duration::from_millis(n)),
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
+    };
+    Ok(Duration::from_secs(n * mult))
+}
+
+/// A parsed relay URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    Smtp {
+        host: String,
+        port: u16,
+        implicit_tls: bool,
+        credentials: Option<(String, String)>,
+    },
+    Maildir(PathBuf),
+}
+
+impl Relay {
+    pub fn parse(url: &str, base_dir: &Path) -> Result<Relay, String> {
+        if let Some(path) = url.strip_prefix("maildir:") {
+            if path.is_empty() {
+                return Err("maildir: relay needs a folder, e.g. maildir:data/outbox".into());
+            }
+            return Ok(Relay::Maildir(base_dir.join(path)));
+        }
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("relay {url:?}: expected smtp://host:port, smtps://host:port or maildir:PATH"))?;
+        let implicit_tls = match scheme {
+            "smtp" => false,
+            "smtps" => true,
+            other => return Err(format!("relay scheme {other:?} not supported (smtp, smtps, maildir)")),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let credentials = userinfo.map(|u| {
+            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+            (percent_decode(user), percent_decode(pass))
+        });
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| format!("relay {url:?}: invalid port {p:?}"))?;
+                (h.trim_matches(|c| c == '[' || c == ']').to_string(), port)
+            }
+            _ => (hostport.to_string(), if implicit_tls { 465 } else { 25 }),
+        };
+        if host.is_empty() {
+            return Err(format!("relay {url:?}: missing host"));
+        }
+        Ok(Relay::Smtp {
+            host,
+            port,
+            implicit_tls,
+            credentials,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Config {
+    /// Reads and validates a config file, reporting every problem with its position.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }])
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.base_dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let diags = cfg.validate(text);
+        if diags.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError(diags))
+        }
+    }
+
+    fn validate(&self, text: &str) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let mut err = |needle: &str, message: String| {
+            let (line, column) = locate(text, needle);
+            out.push(Diagnostic {
+                file: self.path.clone(),
+                line,
+                column,
+                message,
+            });
+        };
+        if self.server.hostname.trim().is_empty() || self.server.hostname.contains(char::is_whitespace) {
+            err("hostname", "server.hostname must be a domain name".into());
+        }
+        if self.mailboxes.is_empty() {
+            err("[server]", "at least one [[mailbox]] is needed: postdesk accepts mail only for configured addresses".into());
+        }
+        for m in &self.mailboxes {
+            if split_address(&m.address).is_none() {
+                err(&m.address, format!("mailbox address {:?} is not local@domain", m.address));
+            }
+        }
+        if self.smtp.listen.is_empty() {
+            err("[smtp]", "smtp.listen needs at least one address".into());
+        }
+        for l in &self.smtp.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                err(l, format!("smtp.listen {l:?} is not an IP:port address"));
+            }
+        }
+        if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+            err(&self.web.listen, format!("web.listen {:?} is not an IP:port address", self.web.listen));
+        }
+        if self.smtp.max_line_length < 512 {
+            err("max_line_length", "smtp.max_line_length must be at least 512 (RFC 5321)".into());
+        }
+        if self.smtp.max_connections == 0 || self.smtp.max_recipients == 0 {
+            err("[smtp]", "smtp.max_connections and max_recipients must be at least 1".into());
+        }
+        if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
+            err("tls_", "smtp.tls_cert and smtp.tls_key must be set together".into());
+        }
+        if let Err(e) = Relay::parse(&self.outbound.relay, &self.base_dir) {
+            err("relay", e);
+        }
+        if split_address(self.from_address()).is_none() {
+            err("from", format!("outbound.from {:?} has no local@domain address", self.outbound.from));
+        }
+        if self.outbound.concurrency == 0 {
+            err("concurrency", "outbound.concurrency must be at least 1".into());
+        }
+        if self.web.api_token.is_none() && self.web.api_token_file.is_none() {
+            err("[web]", "web.api_token or web.api_token_file is required".into());
+        }
+        out
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.server.data_dir)
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.resolve(&self.server.rules_dir)
+    }
+
+    pub fn relay(&self) -> Relay {
+        // validated in `load`
+        Relay::parse(&self.outbound.relay, &self.base_dir)
+            .unwrap_or_else(|_| Relay::Maildir(self.data_dir().join("outbox")))
+    }
+
+    /// The bare address of `outbound.from`.
+    pub fn from_address(&self) -> &str {
+        bare_address(&self.outbound.from)
+    }
+
+    /// The API bearer token, read from api_token_file when that is used.
+    pub fn api_token(&self) -> anyhow::Result<String> {
+        if let Some(t) = &self.web.api_token {
+            return Ok(t.clone());
+        }
+        let path = self
+            .web
+            .api_token_file
+            .as_ref()
+            .map(|p| self.resolve(p))
+            .ok_or_else(|| anyhow::anyhow!("no web.api_token configured"))?;
+        let t = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read web.api_token_file {}: {e}", path.display()))?;
+        Ok(t.trim().to_string())
+    }
+
+    /// The mailbox an RCPT address belongs to, ignoring a `+tag` in the local part
+    /// (tokenised reply and bounce addresses), case-insensitively.
+    pub fn mailbox_for(&self, rcpt: &str) -> Option<&MailboxConfig> {
+        let (local, domain) = split_address(rcpt)?;
+        let base_local = local.split('+').next().unwrap_or(local);
+        self.mailboxes.iter().find(|m| {
+            split_address(&m.address).is_some_and(|(l, d)| {
+                l.eq_ignore_ascii_case(base_local) && d.eq_ignore_ascii_case(domain)
+            })
+        })
+    }
+}
+
+/// `"Name" <a@b>` or `a@b` → `a@b`.
+pub fn bare_address(s: &str) -> &str {
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => s[a + 1..b].trim(),
+        _ => s.trim(),
+    }
+}
+
+/// Splits `local@domain`; None unless both parts are present.
+pub fn split_address(addr: &str) -> Option<(&str, &str)> {
+    let addr = bare_address(addr);
+    let (l, d) = addr.rsplit_once('@')?;
+    (!l.is_empty() && !d.is_empty() && !d.contains(char::is_whitespace)).then_some((l, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+hostname = "support.example.test"
+
+[[mailbox]]
+address = "support@example.test"
+
+[outbound]
+relay = "maildir:data/outbox"
+from = "Example Support <support@example.test>"
+
+[web]
+api_token = "t"
+"#;
+
+    #[test]
+    fn loads_minimal_with_defaults() {
+        let c = Config::from_str(MINIMAL, Path::new("/etc/postdesk/config.toml")).unwrap();
+        assert_eq!(c.data_dir(), Path::new("/etc/postdesk/data"));
+        assert_eq!(c.smtp.max_message_size, 25 * 1024 * 1024);
+        assert_eq!(c.outbound.lifetime, Duration::from_secs(5 * 86400));
+        assert_eq!(c.relay(), Relay::Maildir("/etc/postdesk/data/outbox".into()));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let text = "[server]\nhostname = \"x\"\nbogus = \n";
+        let e = Config::from_str(text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.0[0].line, 3, "{e}");
+        assert!(e.to_string().starts_with("c.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_reported_where_it_is() {
+        let text = MINIMAL.replace("[web]\n", "[web]\nlisen = \"x\"\n");
+        let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+        let line = text.lines().position(|l| l.starts_with("lisen")).unwrap() + 1;
+        assert_eq!(e.0[0].line, line, "{e}");
+        assert!(e.0[0].message.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_all_reported() {
+        let text = MINIMAL
+            .replace("maildir:data/outbox", "ftp://x")
+            .replace("support@example.test\"\n\n[outbound]", "nobody\"\n\n[outbound]");
+        let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(e.to_string().contains("ftp"), "{e}");
+    }
+
+    #[test]
+    fn relay_urls() {
+        let b = Path::new("/x");
+        assert_eq!(
+            Relay::parse("smtp://127.0.0.1:2626", b).unwrap(),
+            Relay::Smtp { host: "127.0.0.1".into(), port: 2626, implicit_tls: false, credentials: None }
+        );
+        assert_eq!(
+            Relay::parse("smtps://u%40x:p%3Aw@mail.example.test", b).unwrap(),
+            Relay::Smtp {
+                host: "mail.example.test".into(),
+                port: 465,
+                implicit_tls: true,
+                credentials: Some(("u@x".into(), "p:w".into()))
+            }
+        );
+        assert!(Relay::parse("smtp://host:notaport", b).is_err());
+    }
+
+    #[test]
+    fn mailbox_lookup_ignores_plus_tag_and_case() {
+        let c = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert!(c.mailbox_for("Support+T12.abc@Example.TEST").is_some());
+        assert!(c.mailbox_for("sales@example.test").is_none());
+        assert!(c.mailbox_for("support@other.test").is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432000));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5 weeks").is_err());
+    }
+}

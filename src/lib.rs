@@ -1,0 +1,25 @@
+//! postdesk: an email-native help desk.
+//!
+//! # Layout
+//! Mail flows one way through small stages joined by durable queues
+//! (see ARCHITECTURE.md):
+//!
+//! - [`smtp`]: the SMTP listener; accepts bytes and hands them to the spool.
+//! - [`spool`]: group-committed durable intake; the only way mail gets in.
+//! - [`process`]: reads the spool: parse, classify, thread, store, acknowledge.
+//! - [`outbound`]: the durable outbound queue and the sender that drains it.
+//! - [`api`]: the JSON API over the store.
+//! - [`store`]: the only module that knows redb.
+//! - [`daemon`]: starts the stages and fans out shutdown.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod model;
+pub mod outbound;
+pub mod process;
+pub mod smtp;
+pub mod spool;
+pub mod store;
+pub mod token;

@@ -1,0 +1,87 @@
+//! `postdesk`: the command line. Thin: parse arguments, load config, hand over.
+
+use clap::{Parser, Subcommand};
+use postdesk::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "postdesk", version, about = "Email-native help desk")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        /// Config file.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Validate config and rules; prints file:line:column: message for each problem.
+    Check {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => check(config),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    init_tracing();
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("postdesk: not started: fix the config above (postdesk check -c {})", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("postdesk: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(postdesk::daemon::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postdesk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    match postdesk::daemon::check(&path) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in diags {
+                println!("{d}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Domain records shared by every stage. They are serialised as JSON inside
+//! redb values; field names are part of the on-disk format, so add fields
+//! with `#[serde(default)]` and never rename them.
+
+use serde::{Deserialize, Serialize};
+
+/// Sequence number of a stored message (raw bytes + record), assigned by the store.
+pub type MessageSeq = u64;
+/// Ticket number; shown to humans as `#N` and in subject tags as `[#N]`.
+pub type TicketId = u64;
+
+/// Where a message came in from; kept with the spooled message for tracing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Smtp,
+    Imap,
+}
+
+/// The SMTP envelope of an accepted message (or its IMAP equivalent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Reverse path without angle brackets; empty for the null reverse path `<>`.
+    pub mail_from: String,
+    /// Accepted recipients, as given at RCPT.
+    pub rcpt_to: Vec<String>,
+    /// Unix seconds when intake committed the message.
+    pub received_at: i64,
+    pub source: Source,
+    /// Peer address and HELO name, for the record.
+    #[serde(default)]
+    pub peer: String,
+    #[serde(default)]
+    pub helo: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    New,
+    Open,
+    Pending,
+    Resolved,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub subject: String,
+    pub status: Status,
+    pub priority: Priority,
+    pub queue: String,
+    pub assignee: Option<String>,
+    /// Address of the customer who opened the ticket (lower-cased).
+    pub requester: String,
+    #[serde(default)]
+    pub requester_name: String,
+    /// Every address that has written to or been copied on the ticket (lower-cased).
+    /// Subject-tag threading only trusts senders found here.
+    pub participants: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: u64,
+    /// Next per-ticket event sequence number.
+    pub next_event: u64,
+    /// Message-ID of the customer's latest message, for threading our replies.
+    #[serde(default)]
+    pub last_customer_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// What a message is to the ticket, as the JSON API reports it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Customer,
+    Agent,
+    Note,
+    Auto,
+    System,
+}
+
+/// One message of a ticket; the raw bytes live beside it under the same sequence number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub seq: MessageSeq,
+    pub ticket: Option<TicketId>,
+    /// Message-ID without angle brackets (ours for outbound mail).
+    pub message_id: String,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// Unix seconds: the Date header if sane, else the time we received it.
+    pub date: i64,
+    /// Visible text.
+    pub text: String,
+}
+
+/// Something that happened to a ticket, with why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub at: i64,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+}
+
+/// A message waiting for delivery by the outbound sender.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundJob {
+    pub id: u64,
+    /// The stored message (raw bytes under the same sequence number).
+    pub message: MessageSeq,
+    pub ticket: Option<TicketId>,
+    /// Envelope sender (VERP bounce address, so bounces find their ticket).
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub created_at: i64,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// A message kept aside instead of joining a ticket, with the reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub message: MessageSeq,
+    pub at: i64,
+    pub reason: String,
+    pub from: String,
+    pub subject: String,
+}

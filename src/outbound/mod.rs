@@ -1,0 +1,13 @@
+//! The durable outbound queue and the sender that drains it.
+//!
+//! Everything postdesk sends is first committed as an [`OutboundJob`] together
+//! with the ticket change that caused it (see [`queue::enqueue`]); the
+//! [`sender`] delivers due jobs through the configured relay, retries
+//! transient failures with exponential backoff until `outbound.lifetime`, and
+//! turns permanent failures into ticket events.
+//!
+//! [`OutboundJob`]: crate::model::OutboundJob
+
+pub mod queue;
+pub mod relay;
+pub mod sender;

@@ -1,0 +1,129 @@
+//! The acknowledgement template (rules/templates/acknowledgement.txt).
+//!
+//! Format: a `Subject:` line, a blank line, then the body. `{{ticket}}`,
+//! `{{subject}}`, `{{name}}`, `{{queue}}` are replaced; anything else in
+//! braces is an error reported at its position.
+
+use crate::config::{Diagnostic, line_col};
+use std::path::{Path, PathBuf};
+
+const PLACEHOLDERS: &[&str] = &["ticket", "subject", "name", "queue"];
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Values substituted into a template.
+pub struct Vars<'a> {
+    pub ticket: &'a str,
+    pub subject: &'a str,
+    pub name: &'a str,
+    pub queue: &'a str,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Template, Diagnostic> {
+        let text = std::fs::read_to_string(path).map_err(|e| diag(path, 1, 1, format!("cannot read template: {e}")))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Template, Diagnostic> {
+        let text = text.replace("\r\n", "\n");
+        let (head, body) = text
+            .split_once("\n\n")
+            .ok_or_else(|| diag(path, 1, 1, "expected a Subject: line, a blank line, then the body".into()))?;
+        let subject = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject:"))
+            .ok_or_else(|| diag(path, 1, 1, "missing Subject: line".into()))?
+            .trim()
+            .to_string();
+        // Check placeholders over the whole file so positions are right.
+        let mut rest = 0;
+        while let Some(open) = text[rest..].find("{{") {
+            let start = rest + open;
+            let Some(len) = text[start..].find("}}") else {
+                let (l, c) = line_col(&text, start);
+                return Err(diag(path, l, c, "unclosed {{".into()));
+            };
+            let name = text[start + 2..start + len].trim();
+            if !PLACEHOLDERS.contains(&name) {
+                let (l, c) = line_col(&text, start);
+                return Err(diag(
+                    path,
+                    l,
+                    c,
+                    format!("unknown placeholder {{{{{name}}}}}; known: {}", PLACEHOLDERS.join(", ")),
+                ));
+            }
+            rest = start + len + 2;
+        }
+        Ok(Template {
+            subject,
+            body: body.to_string(),
+        })
+    }
+
+    /// (subject, body) with the placeholders filled in.
+    pub fn render(&self, v: &Vars<'_>) -> (String, String) {
+        (fill(&self.subject, v), fill(&self.body, v))
+    }
+}
+
+fn fill(s: &str, v: &Vars<'_>) -> String {
+    let mut out = String::with_capacity(s.len() + 64);
+    let mut rest = s;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        match after.find("}}") {
+            Some(close) => {
+                out.push_str(match after[..close].trim() {
+                    "ticket" => v.ticket,
+                    "subject" => v.subject,
+                    "name" => v.name,
+                    "queue" => v.queue,
+                    _ => "",
+                });
+                rest = &after[close + 2..];
+            }
+            None => {
+                rest = &rest[open..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn diag(path: &Path, line: usize, column: usize, message: String) -> Diagnostic {
+    Diagnostic {
+        file: PathBuf::from(path),
+        line,
+        column,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_placeholders() {
+        let t = Template::parse("Subject: Re: {{subject}}\n\nHello {{name}}, ticket {{ ticket }}.\n", Path::new("a.txt")).unwrap();
+        let (s, b) = t.render(&Vars { ticket: "#7", subject: "Help", name: "Ann", queue: "general" });
+        assert_eq!(s, "Re: Help");
+        assert_eq!(b, "Hello Ann, ticket #7.\n");
+    }
+
+    #[test]
+    fn unknown_placeholder_has_position() {
+        let e = Template::parse("Subject: x\n\nline\n  {{nmae}}\n", Path::new("a.txt")).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 3));
+        assert!(e.message.contains("nmae"));
+    }
+}

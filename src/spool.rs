@@ -1,0 +1,152 @@
+//! Durable intake: the one door through which accepted mail enters.
+//!
+//! Intake (SMTP, IMAP) hands over a raw message and its envelope and waits;
+//! a single writer thread commits everything that arrived meanwhile in one
+//! redb transaction (group commit), then answers every waiter. So one fsync
+//! serves many sessions, and nobody hears "accepted" before the commit.
+
+use crate::model::{Envelope, MessageSeq};
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Most messages committed in one transaction.
+const MAX_BATCH: usize = 256;
+/// Most bytes committed in one transaction (a batch always takes at least one message).
+const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum SpoolError {
+    /// The commit failed (disk full, I/O error): nothing of the batch was written.
+    #[error("could not commit message to storage: {0}")]
+    CommitFailed(String),
+    /// The daemon is shutting down.
+    #[error("spool is closed")]
+    Closed,
+}
+
+struct Request {
+    envelope: Envelope,
+    raw: Vec<u8>,
+    reply: oneshot::Sender<Result<MessageSeq, SpoolError>>,
+}
+
+/// Handle for submitting messages; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Spool {
+    /// Starts the writer thread. `committed` is notified after each commit
+    /// (the processor waits on it).
+    pub fn start(store: Store, committed: Arc<Notify>) -> Spool {
+        let (tx, rx) = mpsc::channel::<Request>(4096);
+        std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || writer(store, rx, committed))
+            .expect("spawning the spool writer thread at startup");
+        Spool { tx }
+    }
+
+    /// Commits `raw` with its envelope durably; resolves only after the commit.
+    pub async fn submit(&self, envelope: Envelope, raw: Vec<u8>) -> Result<MessageSeq, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { envelope, raw, reply })
+            .await
+            .map_err(|_| SpoolError::Closed)?;
+        rx.await.map_err(|_| SpoolError::Closed)?
+    }
+}
+
+fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>) {
+    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        let mut bytes = first.raw.len();
+        batch.push(first);
+        // Take whatever queued up while the previous commit ran: no added delay.
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    bytes += r.raw.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let items: Vec<(&Envelope, &[u8])> =
+            batch.iter().map(|r| (&r.envelope, r.raw.as_slice())).collect();
+        let result = store.spool_batch(&items);
+        drop(items);
+        match result {
+            Ok(seqs) => {
+                tracing::debug!(messages = batch.len(), bytes, "spool commit");
+                for (r, seq) in batch.drain(..).zip(seqs) {
+                    let _ = r.reply.send(Ok(seq));
+                }
+                committed.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "spool commit failed");
+                let err = SpoolError::CommitFailed(e.to_string());
+                for r in batch.drain(..) {
+                    let _ = r.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Source;
+
+    fn env(i: usize) -> Envelope {
+        Envelope {
+            mail_from: format!("c{i}@example.org"),
+            rcpt_to: vec!["support@example.test".into()],
+            received_at: 0,
+            source: Source::Smtp,
+            peer: String::new(),
+            helo: String::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_submits_are_all_committed_byte_exact() {
+        let dir = tempdir();
+        let store = Store::open(&dir).unwrap();
+        let spool = Spool::start(store.clone(), Arc::new(Notify::new()));
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let spool = spool.clone();
+            tasks.push(tokio::spawn(async move {
+                let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
+                (spool.submit(env(i), raw.clone()).await.unwrap(), raw)
+            }));
+        }
+        let mut seqs = std::collections::HashSet::new();
+        for t in tasks {
+            let (seq, raw) = t.await.unwrap();
+            assert!(seqs.insert(seq), "sequence {seq} handed out twice");
+            assert_eq!(store.raw(seq).unwrap().unwrap(), raw);
+        }
+        assert_eq!(store.pending_spool(1000).unwrap().len(), 200);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "postdesk-spool-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

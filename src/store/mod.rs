@@ -1,0 +1,457 @@
+//! The only module that knows about redb. Every table is declared here;
+//! records are JSON (see `model`), raw messages are stored byte-exact.
+//!
+//! Invariant: a spooled message, and everything processing derives from it,
+//! change in single write transactions, so a crash leaves either the spool
+//! entry or its complete result, never half of both.
+
+use crate::model::*;
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Counters and small settings.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// Message sequence → raw bytes exactly as received (or as sent, for our mail).
+const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+/// Message sequence → JSON [`Envelope`], for messages accepted but not yet processed.
+const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("spool");
+/// Message sequence → JSON [`MessageRecord`].
+const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
+const TICKET_MESSAGES: MultimapTableDefinition<u64, u64> =
+    MultimapTableDefinition::new("ticket_messages");
+/// (ticket, event number) → JSON [`Event`].
+const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+/// Every Message-ID seen or sent → its ticket. Threading by In-Reply-To/References.
+const MSGID_INDEX: TableDefinition<&str, u64> = TableDefinition::new("msgid_index");
+/// Dedup key (Message-ID or content hash) → first message sequence with it.
+const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("dedup");
+/// Job id → JSON [`OutboundJob`]: the durable outbound queue.
+const OUTBOUND: TableDefinition<u64, &[u8]> = TableDefinition::new("outbound");
+/// Address → JSON (window start, count) for acknowledgement rate limiting.
+const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
+/// Message sequence → JSON [`QuarantineEntry`].
+const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("database open: {0}")]
+    Open(#[from] redb::DatabaseError),
+    #[error("corrupt record in {table}: {source}")]
+    Corrupt {
+        table: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising our own plain structs to JSON cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn dec<T: DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+/// Filter for [`Store::list_tickets`].
+#[derive(Debug, Default, Clone)]
+pub struct TicketFilter {
+    pub status: Option<String>,
+    pub queue: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// Cheap to clone handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) `DIR/postdesk.redb` and makes sure every table exists.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = Database::create(data_dir.join("postdesk.redb"))?;
+        let store = Store { db: Arc::new(db) };
+        store.write(|tx| {
+            tx.txn.open_table(META)?;
+            tx.txn.open_table(SECRETS)?;
+            tx.txn.open_table(RAW)?;
+            tx.txn.open_table(SPOOL)?;
+            tx.txn.open_table(MESSAGES)?;
+            tx.txn.open_table(TICKETS)?;
+            tx.txn.open_multimap_table(TICKET_MESSAGES)?;
+            tx.txn.open_table(EVENTS)?;
+            tx.txn.open_table(MSGID_INDEX)?;
+            tx.txn.open_table(DEDUP)?;
+            tx.txn.open_table(OUTBOUND)?;
+            tx.txn.open_table(ACK_RATE)?;
+            tx.txn.open_table(QUARANTINE)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` in one durable write transaction; nothing is written if it fails.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_write()?;
+        let mut tx = Tx { txn: &txn };
+        match f(&mut tx) {
+            Ok(v) => {
+                txn.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Spools a batch of accepted messages in one durable commit (group commit):
+    /// returns their sequence numbers in order.
+    pub fn spool_batch(&self, items: &[(&Envelope, &[u8])]) -> Result<Vec<MessageSeq>> {
+        self.write(|tx| {
+            let mut seqs = Vec::with_capacity(items.len());
+            let first = tx.reserve_ids("next_message", items.len() as u64)?;
+            let mut raw = tx.txn.open_table(RAW)?;
+            let mut spool = tx.txn.open_table(SPOOL)?;
+            for (i, (env, bytes)) in items.iter().enumerate() {
+                let seq = first + i as u64;
+                raw.insert(seq, *bytes)?;
+                spool.insert(seq, enc(*env).as_slice())?;
+                seqs.push(seq);
+            }
+            Ok(seqs)
+        })
+    }
+
+    /// Spooled messages not yet processed, oldest first.
+    pub fn pending_spool(&self, limit: usize) -> Result<Vec<(MessageSeq, Envelope)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SPOOL)?;
+        let mut out = Vec::new();
+        for item in t.iter()?.take(limit) {
+            let (k, v) = item?;
+            out.push((k.value(), dec("spool", v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn spool_len(&self) -> Result<u64> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(SPOOL)?.len()?)
+    }
+
+    pub fn raw(&self, seq: MessageSeq) -> Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(RAW)?;
+        Ok(t.get(seq)?.map(|v| v.value().to_vec()))
+    }
+
+    /// A random per-installation secret, created on first use (HMAC of reply tokens).
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        {
+            let r = self.db.begin_read()?;
+            if let Some(v) = r.open_table(SECRETS)?.get(name)? {
+                return Ok(v.value().to_vec());
+            }
+        }
+        self.write(|tx| {
+            let mut t = tx.txn.open_table(SECRETS)?;
+            if let Some(v) = t.get(name)? {
+                return Ok(v.value().to_vec());
+            }
+            let mut key = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+                .map_err(|_| StoreError::Io(std::io::Error::other("no system randomness")))?;
+            t.insert(name, key.as_slice())?;
+            Ok(key.to_vec())
+        })
+    }
+
+    pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TICKETS)?;
+        t.get(id)?.map(|v| dec("tickets", v.value())).transpose()
+    }
+
+    /// Tickets newest first, filtered; returns (total matching, page).
+    pub fn list_tickets(&self, f: &TicketFilter) -> Result<(usize, Vec<Ticket>)> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TICKETS)?;
+        let mut total = 0;
+        let mut page = Vec::new();
+        for item in t.iter()?.rev() {
+            let (_, v) = item?;
+            let ticket: Ticket = dec("tickets", v.value())?;
+            if f.status.as_deref().is_some_and(|s| s != ticket.status.as_str())
+                || f.queue.as_deref().is_some_and(|q| q != ticket.queue)
+            {
+                continue;
+            }
+            if total >= f.offset && page.len() < f.limit {
+                page.push(ticket);
+            }
+            total += 1;
+        }
+        Ok((total, page))
+    }
+
+    /// The messages of a ticket, oldest first.
+    pub fn ticket_messages(&self, id: TicketId) -> Result<Vec<MessageRecord>> {
+        let r = self.db.begin_read()?;
+        let links = r.open_multimap_table(TICKET_MESSAGES)?;
+        let msgs = r.open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        for seq in links.get(id)? {
+            let seq = seq?.value();
+            if let Some(v) = msgs.get(seq)? {
+                out.push(dec::<MessageRecord>("messages", v.value())?);
+            }
+        }
+        out.sort_by_key(|m| m.seq);
+        Ok(out)
+    }
+
+    pub fn ticket_events(&self, id: TicketId) -> Result<Vec<Event>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for item in t.range((id, 0)..=(id, u64::MAX))? {
+            let (_, v) = item?;
+            out.push(dec("events", v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn message(&self, seq: MessageSeq) -> Result<Option<MessageRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(MESSAGES)?;
+        t.get(seq)?.map(|v| dec("messages", v.value())).transpose()
+    }
+
+    /// Outbound jobs due at `now`, earliest first, at most `limit`.
+    pub fn due_jobs(&self, now: i64, limit: usize) -> Result<Vec<OutboundJob>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(OUTBOUND)?;
+        let mut due = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let job: OutboundJob = dec("outbound", v.value())?;
+            if job.next_attempt_at <= now {
+                due.push(job);
+            }
+        }
+        due.sort_by_key(|j| (j.next_attempt_at, j.id));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    /// Earliest `next_attempt_at` of any queued job.
+    pub fn next_job_time(&self) -> Result<Option<i64>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(OUTBOUND)?;
+        let mut min: Option<i64> = None;
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let job: OutboundJob = dec("outbound", v.value())?;
+            min = Some(min.map_or(job.next_attempt_at, |m| m.min(job.next_attempt_at)));
+        }
+        Ok(min)
+    }
+
+    pub fn outbound_len(&self) -> Result<u64> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(OUTBOUND)?.len()?)
+    }
+
+    pub fn quarantine(&self) -> Result<Vec<QuarantineEntry>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(QUARANTINE)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(dec("quarantine", v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn ticket_count(&self) -> Result<u64> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(TICKETS)?.len()?)
+    }
+}
+
+/// Operations inside one write transaction (see [`Store::write`]).
+pub struct Tx<'a> {
+    txn: &'a WriteTransaction,
+}
+
+impl Tx<'_> {
+    /// Reserves `n` consecutive ids from a counter; ids start at 1.
+    pub fn reserve_ids(&mut self, counter: &str, n: u64) -> Result<u64> {
+        let mut meta = self.txn.open_table(META)?;
+        let first = meta.get(counter)?.map_or(1, |v| v.value());
+        meta.insert(counter, first + n)?;
+        Ok(first)
+    }
+
+    pub fn next_id(&mut self, counter: &str) -> Result<u64> {
+        self.reserve_ids(counter, 1)
+    }
+
+    pub fn spool_entry(&mut self, seq: MessageSeq) -> Result<Option<Envelope>> {
+        let t = self.txn.open_table(SPOOL)?;
+        t.get(seq)?.map(|v| dec("spool", v.value())).transpose()
+    }
+
+    pub fn remove_spool(&mut self, seq: MessageSeq) -> Result<()> {
+        self.txn.open_table(SPOOL)?.remove(seq)?;
+        Ok(())
+    }
+
+    pub fn put_raw(&mut self, seq: MessageSeq, raw: &[u8]) -> Result<()> {
+        self.txn.open_table(RAW)?.insert(seq, raw)?;
+        Ok(())
+    }
+
+    pub fn remove_raw(&mut self, seq: MessageSeq) -> Result<()> {
+        self.txn.open_table(RAW)?.remove(seq)?;
+        Ok(())
+    }
+
+    pub fn raw(&mut self, seq: MessageSeq) -> Result<Option<Vec<u8>>> {
+        let t = self.txn.open_table(RAW)?;
+        Ok(t.get(seq)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores a message record and links it to its ticket, if any.
+    pub fn put_message(&mut self, m: &MessageRecord) -> Result<()> {
+        self.txn
+            .open_table(MESSAGES)?
+            .insert(m.seq, enc(m).as_slice())?;
+        if let Some(t) = m.ticket {
+            self.txn.open_multimap_table(TICKET_MESSAGES)?.insert(t, m.seq)?;
+        }
+        Ok(())
+    }
+
+    pub fn message(&mut self, seq: MessageSeq) -> Result<Option<MessageRecord>> {
+        let t = self.txn.open_table(MESSAGES)?;
+        t.get(seq)?.map(|v| dec("messages", v.value())).transpose()
+    }
+
+    pub fn ticket(&mut self, id: TicketId) -> Result<Option<Ticket>> {
+        let t = self.txn.open_table(TICKETS)?;
+        t.get(id)?.map(|v| dec("tickets", v.value())).transpose()
+    }
+
+    pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
+        self.txn.open_table(TICKETS)?.insert(t.id, enc(t).as_slice())?;
+        Ok(())
+    }
+
+    /// Appends an event to a ticket (and bumps its event counter).
+    pub fn add_event(&mut self, ticket: &mut Ticket, event: Event) -> Result<()> {
+        let n = ticket.next_event;
+        ticket.next_event += 1;
+        self.txn
+            .open_table(EVENTS)?
+            .insert((ticket.id, n), enc(&event).as_slice())?;
+        Ok(())
+    }
+
+    pub fn lookup_msgid(&mut self, message_id: &str) -> Result<Option<TicketId>> {
+        let t = self.txn.open_table(MSGID_INDEX)?;
+        Ok(t.get(message_id)?.map(|v| v.value()))
+    }
+
+    pub fn index_msgid(&mut self, message_id: &str, ticket: TicketId) -> Result<()> {
+        if message_id.is_empty() || message_id.len() > 900 {
+            return Ok(());
+        }
+        let mut t = self.txn.open_table(MSGID_INDEX)?;
+        if t.get(message_id)?.is_none() {
+            t.insert(message_id, ticket)?;
+        }
+        Ok(())
+    }
+
+    /// Records a dedup key; returns the earlier message sequence if the key was known.
+    pub fn dedup(&mut self, key: &str, seq: MessageSeq) -> Result<Option<MessageSeq>> {
+        let mut t = self.txn.open_table(DEDUP)?;
+        if let Some(v) = t.get(key)? {
+            return Ok(Some(v.value()));
+        }
+        t.insert(key, seq)?;
+        Ok(None)
+    }
+
+    pub fn put_job(&mut self, job: &OutboundJob) -> Result<()> {
+        self.txn
+            .open_table(OUTBOUND)?
+            .insert(job.id, enc(job).as_slice())?;
+        Ok(())
+    }
+
+    pub fn job(&mut self, id: u64) -> Result<Option<OutboundJob>> {
+        let t = self.txn.open_table(OUTBOUND)?;
+        t.get(id)?.map(|v| dec("outbound", v.value())).transpose()
+    }
+
+    pub fn remove_job(&mut self, id: u64) -> Result<()> {
+        self.txn.open_table(OUTBOUND)?.remove(id)?;
+        Ok(())
+    }
+
+    /// Counts an acknowledgement to `addr` in the current hour window; returns false
+    /// (and counts nothing) when `max` were already sent in that window.
+    pub fn take_ack_allowance(&mut self, addr: &str, now: i64, max: u32) -> Result<bool> {
+        let mut t = self.txn.open_table(ACK_RATE)?;
+        let (start, count): (i64, u32) = match t.get(addr)? {
+            Some(v) => dec("ack_rate", v.value())?,
+            None => (now, 0),
+        };
+        let (start, count) = if now - start >= 3600 { (now, 0) } else { (start, count) };
+        if count >= max {
+            return Ok(false);
+        }
+        t.insert(addr, enc(&(start, count + 1)).as_slice())?;
+        Ok(true)
+    }
+
+    pub fn put_quarantine(&mut self, q: &QuarantineEntry) -> Result<()> {
+        self.txn
+            .open_table(QUARANTINE)?
+            .insert(q.message, enc(q).as_slice())?;
+        Ok(())
+    }
+}
