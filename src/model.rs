@@ -161,3 +161,34 @@ pub struct QuarantineEntry {
     pub from: String,
     pub subject: String,
 }
+
+/// How far IMAP intake has got in one folder: every message with a UID up to
+/// `uid` (under this UIDVALIDITY) is durably stored or quarantined. Written in
+/// the same transaction as the messages it covers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImapCursor {
+    /// Account and folder, see `ImapConfig::cursor_key`.
+    pub key: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// The stored state of one polled folder.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImapFolderState {
+    pub uidvalidity: u32,
+    /// Highest UID stored (or quarantined); fetching resumes above it.
+    pub last_uid: u32,
+    /// Highest UID whose `after` action (seen/move/delete) is known to be done;
+    /// UIDs in `acted_uid+1..=last_uid` still need it after a crash.
+    pub acted_uid: u32,
+}
+
+/// What one IMAP commit adds besides the messages: the new cursor and the
+/// quarantine entries of messages too large to fetch (they have no raw bytes;
+/// the store gives each a message sequence of its own).
+#[derive(Debug, Clone)]
+pub struct ImapCommit {
+    pub cursor: ImapCursor,
+    pub quarantine: Vec<QuarantineEntry>,
+}

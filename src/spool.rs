@@ -5,7 +5,7 @@
 //! redb transaction (group commit), then answers every waiter. So one fsync
 //! serves many sessions, and nobody hears "accepted" before the commit.
 
-use crate::model::{Envelope, MessageSeq};
+use crate::model::{Envelope, ImapCommit, MessageSeq};
 use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -25,10 +25,12 @@ pub enum SpoolError {
     Closed,
 }
 
+/// One submission: its messages (and IMAP cursor) are committed together,
+/// never split across transactions.
 struct Request {
-    envelope: Envelope,
-    raw: Vec<u8>,
-    reply: oneshot::Sender<Result<MessageSeq, SpoolError>>,
+    messages: Vec<(Envelope, Vec<u8>)>,
+    imap: Option<ImapCommit>,
+    reply: oneshot::Sender<Result<Vec<MessageSeq>, SpoolError>>,
 }
 
 /// Handle for submitting messages; cheap to clone.
@@ -51,11 +53,34 @@ impl Spool {
 
     /// Commits `raw` with its envelope durably; resolves only after the commit.
     pub async fn submit(&self, envelope: Envelope, raw: Vec<u8>) -> Result<MessageSeq, SpoolError> {
+        let seqs = self.send(vec![(envelope, raw)], None).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| SpoolError::CommitFailed("no sequence number returned".into()))
+    }
+
+    /// Commits IMAP messages together with their folder's new cursor (and the
+    /// quarantine entries of messages too large to fetch) in one transaction,
+    /// still group-committed with whatever else is waiting. Resolves after the
+    /// commit: only then may the poller flag, move or delete on the server.
+    pub async fn submit_imap(
+        &self,
+        messages: Vec<(Envelope, Vec<u8>)>,
+        commit: ImapCommit,
+    ) -> Result<Vec<MessageSeq>, SpoolError> {
+        self.send(messages, Some(commit)).await
+    }
+
+    async fn send(
+        &self,
+        messages: Vec<(Envelope, Vec<u8>)>,
+        imap: Option<ImapCommit>,
+    ) -> Result<Vec<MessageSeq>, SpoolError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request {
-                envelope,
-                raw,
+                messages,
+                imap,
                 reply,
             })
             .await
@@ -67,13 +92,16 @@ impl Spool {
 fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
-        let mut bytes = first.raw.len();
+        let size = |r: &Request| r.messages.iter().map(|(_, raw)| raw.len()).sum::<usize>();
+        let mut bytes = size(&first);
+        let mut count = first.messages.len();
         batch.push(first);
         // Take whatever queued up while the previous commit ran: no added delay.
-        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        while count < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(r) => {
-                    bytes += r.raw.len();
+                    bytes += size(&r);
+                    count += r.messages.len();
                     batch.push(r);
                 }
                 Err(_) => break,
@@ -81,20 +109,24 @@ fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>)
         }
         let items: Vec<(&Envelope, &[u8])> = batch
             .iter()
-            .map(|r| (&r.envelope, r.raw.as_slice()))
+            .flat_map(|r| r.messages.iter().map(|(e, raw)| (e, raw.as_slice())))
             .collect();
-        let result = store.spool_batch(&items);
+        let imap: Vec<&ImapCommit> = batch.iter().filter_map(|r| r.imap.as_ref()).collect();
+        let result = store.spool_commit(&items, &imap);
         drop(items);
+        drop(imap);
         match result {
             Ok(seqs) => {
-                tracing::debug!(messages = batch.len(), bytes, "spool commit");
-                for (r, seq) in batch.drain(..).zip(seqs) {
-                    let _ = r.reply.send(Ok(seq));
+                tracing::debug!(messages = count, bytes, "spool commit");
+                let mut seqs = seqs.into_iter();
+                for r in batch.drain(..) {
+                    let mine: Vec<MessageSeq> = seqs.by_ref().take(r.messages.len()).collect();
+                    let _ = r.reply.send(Ok(mine));
                 }
                 committed.notify_one();
             }
             Err(e) => {
-                tracing::error!(error = %e, messages = batch.len(), "spool commit failed");
+                tracing::error!(error = %e, messages = count, "spool commit failed");
                 let err = SpoolError::CommitFailed(e.to_string());
                 for r in batch.drain(..) {
                     let _ = r.reply.send(Err(err.clone()));
@@ -140,6 +172,78 @@ mod tests {
             assert_eq!(store.raw(seq).unwrap().unwrap(), raw);
         }
         assert_eq!(store.pending_spool(1000).unwrap().len(), 200);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn imap_group_commits_messages_cursor_and_quarantine_together() {
+        use crate::model::{ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry};
+        let dir = tempdir();
+        let store = Store::open(&dir).unwrap();
+        let spool = Spool::start(store.clone(), Arc::new(Notify::new()));
+        let cursor = |uid| ImapCursor {
+            key: "u@h:143/INBOX".into(),
+            uidvalidity: 7,
+            uid,
+        };
+        let big = QuarantineEntry {
+            message: 0,
+            at: 0,
+            reason: "IMAP message 3 in INBOX is 999 bytes, above the limit".into(),
+            from: String::new(),
+            subject: String::new(),
+        };
+        let msgs = vec![(env(1), b"a".to_vec()), (env(2), b"b".to_vec())];
+        let seqs = spool
+            .submit_imap(
+                msgs,
+                ImapCommit {
+                    cursor: cursor(3),
+                    quarantine: vec![big],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(seqs.len(), 2);
+        let st = store.imap_state("u@h:143/INBOX").unwrap().unwrap();
+        assert_eq!(
+            st,
+            ImapFolderState {
+                uidvalidity: 7,
+                last_uid: 3,
+                acted_uid: 0
+            }
+        );
+        // The cursor never moves back under the same UIDVALIDITY.
+        spool
+            .submit_imap(
+                vec![],
+                ImapCommit {
+                    cursor: cursor(1),
+                    quarantine: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.imap_state("u@h:143/INBOX").unwrap().unwrap().last_uid,
+            3
+        );
+        let q = store.quarantine().unwrap();
+        assert_eq!(q.len(), 1);
+        assert!(
+            !seqs.contains(&q[0].message),
+            "quarantine entry has its own sequence"
+        );
+        store.imap_acted("u@h:143/INBOX", 7, 9).unwrap();
+        assert_eq!(
+            store
+                .imap_state("u@h:143/INBOX")
+                .unwrap()
+                .unwrap()
+                .acted_uid,
+            3
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

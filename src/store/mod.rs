@@ -40,6 +40,8 @@ const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
 const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
 /// Message sequence → JSON [`QuarantineEntry`].
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
+/// IMAP account+folder key → JSON [`ImapFolderState`]: where intake resumes.
+const IMAP_CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("imap_cursors");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -117,6 +119,7 @@ impl Store {
             tx.txn.open_table(ACK_RATE)?;
             tx.txn.open_table(QUARANTINE)?;
             tx.txn.open_table(DUPLICATES)?;
+            tx.txn.open_table(IMAP_CURSORS)?;
             Ok(())
         })?;
         Ok(store)
@@ -141,7 +144,28 @@ impl Store {
     /// Spools a batch of accepted messages in one durable commit (group commit):
     /// returns their sequence numbers in order.
     pub fn spool_batch(&self, items: &[(&Envelope, &[u8])]) -> Result<Vec<MessageSeq>> {
+        self.spool_commit(items, &[])
+    }
+
+    /// [`Store::spool_batch`] plus IMAP cursors and quarantine entries, all in
+    /// the same transaction: a message and the cursor that says "taken" are
+    /// committed together or not at all (exactly-once IMAP intake).
+    pub fn spool_commit(
+        &self,
+        items: &[(&Envelope, &[u8])],
+        imap: &[&ImapCommit],
+    ) -> Result<Vec<MessageSeq>> {
         self.write(|tx| {
+            for c in imap {
+                for q in &c.quarantine {
+                    let seq = tx.next_id("next_message")?;
+                    tx.put_quarantine(&QuarantineEntry {
+                        message: seq,
+                        ..q.clone()
+                    })?;
+                }
+                tx.advance_imap_cursor(&c.cursor)?;
+            }
             let mut seqs = Vec::with_capacity(items.len());
             let first = tx.reserve_ids("next_message", items.len() as u64)?;
             let mut raw = tx.txn.open_table(RAW)?;
@@ -315,6 +339,49 @@ impl Store {
         Ok(r.open_table(DUPLICATES)?.get(seq)?.map(|v| v.value()))
     }
 
+    /// Where IMAP intake stands in one folder (None: never polled).
+    pub fn imap_state(&self, key: &str) -> Result<Option<ImapFolderState>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(IMAP_CURSORS)?;
+        t.get(key)?
+            .map(|v| dec("imap_cursors", v.value()))
+            .transpose()
+    }
+
+    /// Starts a folder over under a new UIDVALIDITY: its old UIDs mean nothing now.
+    pub fn reset_imap_state(&self, key: &str, uidvalidity: u32) -> Result<()> {
+        self.write(|tx| {
+            let state = ImapFolderState {
+                uidvalidity,
+                last_uid: 0,
+                acted_uid: 0,
+            };
+            tx.txn
+                .open_table(IMAP_CURSORS)?
+                .insert(key, enc(&state).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Records that the `after` action is done for every UID up to `uid`.
+    pub fn imap_acted(&self, key: &str, uidvalidity: u32, uid: u32) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.txn.open_table(IMAP_CURSORS)?;
+            let state: Option<ImapFolderState> = t
+                .get(key)?
+                .map(|v| dec("imap_cursors", v.value()))
+                .transpose()?;
+            if let Some(mut s) = state
+                && s.uidvalidity == uidvalidity
+                && uid > s.acted_uid
+            {
+                s.acted_uid = uid.min(s.last_uid);
+                t.insert(key, enc(&s).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
     pub fn ticket_count(&self) -> Result<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(TICKETS)?.len()?)
@@ -470,6 +537,29 @@ impl Tx<'_> {
         }
         t.insert(addr, enc(&(start, count + 1)).as_slice())?;
         Ok(true)
+    }
+
+    /// Moves a folder's cursor forward (never back) under the same UIDVALIDITY;
+    /// a different UIDVALIDITY starts the folder's state afresh.
+    pub fn advance_imap_cursor(&mut self, c: &ImapCursor) -> Result<()> {
+        let mut t = self.txn.open_table(IMAP_CURSORS)?;
+        let old: Option<ImapFolderState> = t
+            .get(c.key.as_str())?
+            .map(|v| dec("imap_cursors", v.value()))
+            .transpose()?;
+        let new = match old {
+            Some(s) if s.uidvalidity == c.uidvalidity => ImapFolderState {
+                last_uid: s.last_uid.max(c.uid),
+                ..s
+            },
+            _ => ImapFolderState {
+                uidvalidity: c.uidvalidity,
+                last_uid: c.uid,
+                acted_uid: 0,
+            },
+        };
+        t.insert(c.key.as_str(), enc(&new).as_slice())?;
+        Ok(())
     }
 
     pub fn put_quarantine(&mut self, q: &QuarantineEntry) -> Result<()> {
