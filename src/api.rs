@@ -21,6 +21,8 @@ use tokio::sync::watch;
 pub struct ApiState {
     pub store: Store,
     pub token: String,
+    /// Live status of the IMAP pollers, shown by the health endpoint.
+    pub imap: crate::imap::ImapRegistry,
 }
 
 type Shared = Arc<ApiState>;
@@ -137,6 +139,14 @@ async fn health(State(s): State<Shared>) -> ApiResult<axum::Json<Value>> {
         "spool_pending": spool,
         "outbound_queued": outbound,
         "tickets": tickets,
+        "imap": s.imap.snapshot().iter().map(|i| json!({
+            "account": i.account,
+            "folder": i.folder,
+            "connected": i.connected,
+            "last_poll": i.last_poll.map(rfc3339),
+            "last_error": i.last_error,
+            "messages_ingested": i.messages_ingested,
+        })).collect::<Vec<_>>(),
     })))
 }
 

@@ -33,6 +33,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let committed = Arc::new(Notify::new());
     let outbound_wake = Arc::new(Notify::new());
     let spool = Spool::start(store.clone(), committed.clone());
+    let imap_status = crate::imap::ImapRegistry::default();
 
     // Bind everything before reporting ready, so a port clash fails start-up.
     let smtp = SmtpServer::bind(cfg.clone()).await?;
@@ -62,9 +63,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ApiState {
             store: store.clone(),
             token: api_token,
+            imap: imap_status.clone(),
         },
         shutdown_rx.clone(),
     ));
+    let imap = crate::imap::start(&cfg, &store, &spool, &clock, &imap_status, &shutdown_rx);
     let smtp = tokio::spawn(smtp.run(spool, shutdown_rx.clone()));
 
     tracing::info!(
@@ -84,6 +87,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "SMTP listener failed"),
         Err(e) => tracing::error!(error = %e, "SMTP listener panicked"),
         Ok(Ok(())) => {}
+    }
+    // IMAP pollers finish the batch in hand (commit, then flag) and start no new fetch.
+    for poller in imap {
+        let _ = poller.await;
     }
     let _ = processor.await;
     let _ = sender.await;

@@ -5,6 +5,7 @@
 //! (see ARCHITECTURE.md):
 //!
 //! - [`smtp`]: the SMTP listener; accepts bytes and hands them to the spool.
+//! - [`imap`]: IMAP pollers; fetch mail from existing mailboxes into the spool.
 //! - [`spool`]: group-committed durable intake; the only way mail gets in.
 //! - [`process`]: reads the spool: parse, classify, thread, store, acknowledge.
 //! - [`outbound`]: the durable outbound queue and the sender that drains it.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod imap;
 pub mod model;
 pub mod outbound;
 pub mod process;

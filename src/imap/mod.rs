@@ -1,0 +1,743 @@
+//! IMAP intake: polls existing mailboxes and feeds their mail into the same
+//! durable spool as SMTP, exactly once.
+//!
+//! One poller task per (account, folder), so one folder is never fetched twice
+//! at once and one failing account never stops another. Each poller:
+//!
+//! 1. connects (TLS, STARTTLS or — on loopback only — plain) and logs in;
+//! 2. SELECTs the folder and compares UIDVALIDITY with the stored cursor;
+//! 3. finishes the `after` action (seen/move/delete) for messages that were
+//!    stored before a crash but not yet flagged (UIDs `acted_uid+1..=last_uid`);
+//! 4. takes new mail in batches of `batch_size` UIDs above `last_uid`: sizes
+//!    first (`RFC822.SIZE`), then `BODY.PEEK[]` of the ones within the limit;
+//!    each batch is committed together with the folder's new cursor in one
+//!    spool transaction ([`Spool::submit_imap`]); too-large messages become
+//!    quarantine entries in that same transaction;
+//! 5. only after the commit applies the `after` action on the server;
+//! 6. waits in IDLE when the server has it (new mail in about a second),
+//!    else sleeps `poll_interval`; any error reconnects with exponential
+//!    backoff (1 s doubling to 5 min).
+//!
+//! # Exactly once
+//! The cursor `(uidvalidity, last_uid)` moves in the transaction that stores
+//! the messages, so a crash either left both or neither: a restart fetches
+//! exactly the UIDs above `last_uid`. The `after` action happens after the
+//! commit, so a crash in between leaves stored-but-unflagged messages; they
+//! are at or below `last_uid` and are never fetched again, only flagged,
+//! moved or deleted on the next connect (step 3).
+//!
+//! # UIDVALIDITY
+//! When a folder's UIDVALIDITY changes (the folder was deleted and recreated,
+//! or the server rebuilt its index) its old UIDs mean nothing: the poller
+//! starts the folder over from UID 1 and relies on the processor's dedup
+//! (Message-ID, else SHA-256 of the bytes) to drop what it already has. This
+//! re-downloads the folder once, but never creates a second ticket.
+
+pub mod conn;
+
+use crate::clock::Clock;
+use crate::config::{Config, ImapAfter, ImapConfig};
+use crate::model::{Envelope, ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry, Source};
+use crate::spool::{Spool, SpoolError};
+use crate::store::{Store, StoreError};
+use conn::ImapSession;
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// First reconnect delay; doubles per failed attempt.
+const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Re-issue IDLE this often: servers may drop an IDLE after 30 minutes (RFC 2177).
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+/// Longest wait for one IMAP command (or connect + login) before the
+/// connection is given up as dead.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most message bytes fetched in one round trip (and committed in one group);
+/// a batch always takes at least one message.
+const MAX_FETCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Most UIDs in one STORE/MOVE/SEARCH command during catch-up.
+const ACTION_CHUNK: usize = 1000;
+
+/// Why a poller lost its session. Every variant leads to a reconnect with
+/// backoff; they are kept apart so logs and the health API say what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("authentication: {0}")]
+    Auth(String),
+    #[error("credentials: {0}")]
+    Credentials(String),
+    #[error("IMAP: {0}")]
+    Protocol(#[from] async_imap::error::Error),
+    #[error("server sent something unusable: {0}")]
+    Unexpected(String),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
+}
+
+/// What the health API shows for one polled folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImapStatus {
+    pub account: String,
+    pub folder: String,
+    pub connected: bool,
+    /// Unix seconds of the last completed poll.
+    pub last_poll: Option<i64>,
+    pub last_error: Option<String>,
+    /// Messages committed to the spool by this poller since start.
+    pub messages_ingested: u64,
+}
+
+/// Shared, lock-protected status of every poller. Pollers write it, the API
+/// reads snapshots; cheap to clone.
+#[derive(Clone, Default)]
+pub struct ImapRegistry {
+    inner: Arc<Mutex<Vec<ImapStatus>>>,
+}
+
+impl ImapRegistry {
+    fn add(&self, account: String, folder: String) -> usize {
+        let mut v = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        v.push(ImapStatus {
+            account,
+            folder,
+            connected: false,
+            last_poll: None,
+            last_error: None,
+            messages_ingested: 0,
+        });
+        v.len() - 1
+    }
+
+    fn update(&self, i: usize, f: impl FnOnce(&mut ImapStatus)) {
+        let mut v = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = v.get_mut(i) {
+            f(s);
+        }
+    }
+
+    /// A copy of every poller's status, in config order.
+    pub fn snapshot(&self) -> Vec<ImapStatus> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Starts one poller per configured (account, folder). They stop when
+/// `shutdown` turns true: the batch in progress is committed and flagged,
+/// no new fetch starts.
+pub fn start(
+    cfg: &Arc<Config>,
+    store: &Store,
+    spool: &Spool,
+    clock: &Clock,
+    registry: &ImapRegistry,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for account in &cfg.imap {
+        for folder in &account.folders {
+            let name = account.name();
+            let slot = registry.add(name.clone(), folder.clone());
+            let poller = Poller {
+                key: account.cursor_key(folder),
+                max_size: cfg.imap_max_message_size(account),
+                account: account.clone(),
+                folder: folder.clone(),
+                name,
+                base_dir: cfg.base_dir.clone(),
+                store: store.clone(),
+                spool: spool.clone(),
+                clock: clock.clone(),
+                registry: registry.clone(),
+                slot,
+            };
+            tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+        }
+    }
+    tasks
+}
+
+/// One (account, folder): owns its connection and its cursor.
+struct Poller {
+    account: ImapConfig,
+    folder: String,
+    name: String,
+    /// Cursor table key, see `ImapConfig::cursor_key`.
+    key: String,
+    max_size: u64,
+    base_dir: PathBuf,
+    store: Store,
+    spool: Spool,
+    clock: Clock,
+    registry: ImapRegistry,
+    slot: usize,
+}
+
+/// What the server can do, read once per connection.
+struct Caps {
+    idle: bool,
+    mv: bool,
+    uidplus: bool,
+}
+
+/// Runs an IMAP step with [`COMMAND_TIMEOUT`].
+async fn t<T, E: Into<ImapError>>(
+    what: &'static str,
+    f: impl Future<Output = Result<T, E>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(ImapError::Timeout(what)),
+    }
+}
+
+/// Reads a response stream to its end, each item within [`COMMAND_TIMEOUT`].
+async fn collect<T>(
+    what: &'static str,
+    stream: impl futures_util::Stream<Item = Result<T, async_imap::error::Error>>,
+) -> Result<Vec<T>, ImapError> {
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(COMMAND_TIMEOUT, stream.try_next()).await {
+            Err(_) => return Err(ImapError::Timeout(what)),
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(None)) => return Ok(out),
+            Ok(Ok(Some(item))) => out.push(item),
+        }
+    }
+}
+
+impl Poller {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let mut healthy = false;
+            let result = self.session(&mut shutdown, &mut healthy).await;
+            self.registry.update(self.slot, |s| s.connected = false);
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    if healthy {
+                        backoff = BACKOFF_START;
+                    }
+                    warn!(account = %self.name, folder = %self.folder, error = %e,
+                        retry_in = ?backoff, "IMAP session ended");
+                    let msg = e.to_string();
+                    self.registry
+                        .update(self.slot, |s| s.last_error = Some(msg));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        debug!(account = %self.name, folder = %self.folder, "IMAP poller stopped");
+    }
+
+    /// One connection: poll, wait, poll… until shutdown (Ok) or an error.
+    async fn session(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        healthy: &mut bool,
+    ) -> Result<(), ImapError> {
+        let mut session = match tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            conn::connect(&self.account, &self.base_dir),
+        )
+        .await
+        {
+            Ok(r) => r?,
+            Err(_) => return Err(ImapError::Timeout("connect and login")),
+        };
+        let caps = t("CAPABILITY", session.capabilities()).await?;
+        let caps = Caps {
+            idle: caps.has_str("IDLE"),
+            mv: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        };
+        let mailbox = t("SELECT", session.select(&self.folder)).await?;
+        let uidvalidity = mailbox
+            .uid_validity
+            .ok_or_else(|| ImapError::Unexpected("SELECT without UIDVALIDITY".into()))?;
+        self.registry.update(self.slot, |s| {
+            s.connected = true;
+            s.last_error = None;
+        });
+        info!(account = %self.name, folder = %self.folder, uidvalidity,
+            idle = caps.idle, "IMAP connected");
+        self.check_uidvalidity(uidvalidity).await?;
+        loop {
+            let span = info_span!("imap.poll", account = %self.name, folder = %self.folder);
+            self.poll(&mut session, &caps, uidvalidity, shutdown)
+                .instrument(span)
+                .await?;
+            *healthy = true;
+            let now = self.clock.now();
+            self.registry.update(self.slot, |s| {
+                s.last_poll = Some(now);
+                s.last_error = None;
+            });
+            drain_unsolicited(&session);
+            if *shutdown.borrow() {
+                break;
+            }
+            if caps.idle {
+                session = self.idle(session, shutdown).await?;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.account.poll_interval) => {}
+                    _ = shutdown.wait_for(|s| *s) => {}
+                }
+                // NOOP lets the server tell us about new mail before we ask for it.
+                t("NOOP", session.noop()).await?;
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+        Ok(())
+    }
+
+    /// Waits in IDLE until the server reports something, [`IDLE_RENEW`]
+    /// passes, or shutdown; returns the session out of IDLE.
+    async fn idle(
+        &self,
+        session: ImapSession,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<ImapSession, ImapError> {
+        let mut handle = session.idle();
+        t("IDLE", handle.init()).await?;
+        let outcome = {
+            // The inner timeout is only a backstop: keepalives reset it.
+            let (wait, _stop) = handle.wait_with_timeout(IDLE_RENEW + Duration::from_secs(60));
+            tokio::pin!(wait);
+            tokio::select! {
+                r = &mut wait => Some(r),
+                _ = tokio::time::sleep(IDLE_RENEW) => None,
+                _ = shutdown.wait_for(|s| *s) => None,
+            }
+        };
+        match outcome {
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(r)) => debug!(folder = %self.folder, response = ?r, "IDLE woke up"),
+            None => {}
+        }
+        // A closed connection also ends the wait; DONE then fails and we reconnect.
+        t("DONE", handle.done()).await
+    }
+
+    /// Loads the folder's cursor; a changed UIDVALIDITY starts the folder over.
+    async fn check_uidvalidity(&self, uidvalidity: u32) -> Result<(), ImapError> {
+        let state = self.state().await?;
+        match state {
+            Some(s) if s.uidvalidity == uidvalidity => Ok(()),
+            Some(s) => {
+                warn!(account = %self.name, folder = %self.folder, old = s.uidvalidity,
+                    new = uidvalidity,
+                    "UIDVALIDITY changed: re-reading the folder; duplicates are dropped by Message-ID/content dedup");
+                self.blocking({
+                    let key = self.key.clone();
+                    move |store| store.reset_imap_state(&key, uidvalidity)
+                })
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn state(&self) -> Result<Option<ImapFolderState>, ImapError> {
+        let key = self.key.clone();
+        self.blocking(move |store| store.imap_state(&key)).await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ImapError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ImapError::Unexpected(format!("store task failed: {e}")))?
+            .map_err(ImapError::from)
+    }
+
+    /// Catches up pending `after` actions, then takes every new message, batch
+    /// by batch, until the folder has nothing above the cursor.
+    async fn poll(
+        &self,
+        session: &mut ImapSession,
+        caps: &Caps,
+        uidvalidity: u32,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ImapError> {
+        let state = self.state().await?.unwrap_or(ImapFolderState {
+            uidvalidity,
+            ..ImapFolderState::default()
+        });
+        if state.uidvalidity == uidvalidity && state.acted_uid < state.last_uid {
+            self.catch_up(session, caps, uidvalidity, &state).await?;
+        }
+        let mut last_uid = if state.uidvalidity == uidvalidity {
+            state.last_uid
+        } else {
+            0
+        };
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let query = format!("UID {}:*", u64::from(last_uid) + 1);
+            let found = t("UID SEARCH", session.uid_search(&query)).await?;
+            // `n:*` includes the highest UID even when it is below n.
+            let mut new: Vec<u32> = found.into_iter().filter(|u| *u > last_uid).collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            new.sort_unstable();
+            let batch_len = (self.account.batch_size as usize).min(new.len());
+            let batch = &new[..batch_len];
+            let sizes = self.sizes(session, batch).await?;
+            let mut start = 0;
+            while start < batch.len() {
+                // Bound the bytes in flight: stop a group before MAX_FETCH_BYTES.
+                let mut end = start;
+                let mut bytes = 0u64;
+                while end < batch.len() {
+                    let size = sizes.get(&batch[end]).copied().unwrap_or(0);
+                    let counted = if size > self.max_size { 0 } else { size };
+                    if end > start && bytes + counted > MAX_FETCH_BYTES {
+                        break;
+                    }
+                    bytes += counted;
+                    end += 1;
+                }
+                self.take(session, caps, uidvalidity, &batch[start..end], &sizes)
+                    .await?;
+                last_uid = batch[end - 1];
+                start = end;
+            }
+        }
+    }
+
+    /// `UID FETCH set (UID RFC822.SIZE)`: sizes before any body is downloaded.
+    async fn sizes(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<BTreeMap<u32, u64>, ImapError> {
+        let mut out = BTreeMap::new();
+        let set = uid_set(uids);
+        let what = "UID FETCH RFC822.SIZE";
+        let stream = t(what, session.uid_fetch(&set, "(UID RFC822.SIZE)")).await?;
+        for f in collect(what, stream).await? {
+            if let (Some(uid), Some(size)) = (f.uid, f.size) {
+                out.insert(uid, u64::from(size));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetches, commits (with the cursor at the group's last UID) and then
+    /// applies the `after` action to one group of UIDs.
+    async fn take(
+        &self,
+        session: &mut ImapSession,
+        caps: &Caps,
+        uidvalidity: u32,
+        uids: &[u32],
+        sizes: &BTreeMap<u32, u64>,
+    ) -> Result<(), ImapError> {
+        let Some(&last) = uids.last() else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let mut quarantine = Vec::new();
+        let mut wanted = Vec::new();
+        for &uid in uids {
+            match sizes.get(&uid) {
+                Some(&size) if size > self.max_size => {
+                    warn!(
+                        uid,
+                        size,
+                        limit = self.max_size,
+                        "IMAP message above the size limit: quarantined, not fetched"
+                    );
+                    quarantine.push(QuarantineEntry {
+                        message: 0,
+                        at: now,
+                        reason: format!(
+                            "IMAP message {uid} in {} of {} is {size} bytes, above the limit of {} bytes; left on the server",
+                            self.folder, self.name, self.max_size
+                        ),
+                        from: String::new(),
+                        subject: String::new(),
+                    });
+                }
+                _ => wanted.push(uid),
+            }
+        }
+        let mut bodies: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+        if !wanted.is_empty() {
+            let set = uid_set(&wanted);
+            let what = "UID FETCH BODY.PEEK[]";
+            let stream = t(what, session.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
+            for f in collect(what, stream).await? {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    bodies.insert(uid, body.to_vec());
+                }
+            }
+        }
+        let mut messages = Vec::with_capacity(bodies.len());
+        let mut stored = Vec::with_capacity(bodies.len());
+        for uid in &wanted {
+            match bodies.remove(uid) {
+                Some(raw) => {
+                    messages.push((self.envelope(&raw, now), raw));
+                    stored.push(*uid);
+                }
+                // Expunged by another client between SEARCH and FETCH: nothing to take.
+                None => warn!(uid, "message vanished before it could be fetched; skipped"),
+            }
+        }
+        let count = messages.len() as u64;
+        let commit = ImapCommit {
+            cursor: ImapCursor {
+                key: self.key.clone(),
+                uidvalidity,
+                uid: last,
+            },
+            quarantine,
+        };
+        self.spool.submit_imap(messages, commit).await?;
+        self.registry
+            .update(self.slot, |s| s.messages_ingested += count);
+        info!(messages = count, last_uid = last, "IMAP batch committed");
+        // Only now, with the messages durable, may the server copy change.
+        self.after(session, caps, &stored).await?;
+        let key = self.key.clone();
+        self.blocking(move |store| store.imap_acted(&key, uidvalidity, last))
+            .await
+    }
+
+    /// Finishes the `after` action for UIDs stored before a crash or a lost
+    /// connection (`acted_uid+1..=last_uid`); too-large ones stay untouched.
+    async fn catch_up(
+        &self,
+        session: &mut ImapSession,
+        caps: &Caps,
+        uidvalidity: u32,
+        state: &ImapFolderState,
+    ) -> Result<(), ImapError> {
+        if self.account.after != ImapAfter::Keep {
+            let range = format!("UID {}:{}", state.acted_uid + 1, state.last_uid);
+            let query = if self.account.after == ImapAfter::Seen {
+                format!("{range} UNSEEN")
+            } else {
+                range
+            };
+            let found = t("UID SEARCH", session.uid_search(&query)).await?;
+            let mut uids: Vec<u32> = found
+                .into_iter()
+                .filter(|u| *u > state.acted_uid && *u <= state.last_uid)
+                .collect();
+            uids.sort_unstable();
+            for chunk in uids.chunks(ACTION_CHUNK) {
+                let sizes = self.sizes(session, chunk).await?;
+                let small: Vec<u32> = chunk
+                    .iter()
+                    .copied()
+                    .filter(|u| sizes.get(u).is_none_or(|s| *s <= self.max_size))
+                    .collect();
+                info!(
+                    messages = small.len(),
+                    "finishing the after action for messages stored earlier"
+                );
+                self.after(session, caps, &small).await?;
+            }
+        }
+        let key = self.key.clone();
+        let last = state.last_uid;
+        self.blocking(move |store| store.imap_acted(&key, uidvalidity, last))
+            .await
+    }
+
+    /// Applies `after` (seen / move / delete) to stored messages.
+    async fn after(
+        &self,
+        session: &mut ImapSession,
+        caps: &Caps,
+        uids: &[u32],
+    ) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        match &self.account.after {
+            ImapAfter::Keep => Ok(()),
+            ImapAfter::Seen => store_flag(session, &set, "\\Seen").await,
+            ImapAfter::Delete => {
+                store_flag(session, &set, "\\Deleted").await?;
+                expunge(session, caps, &set).await
+            }
+            ImapAfter::Move(dest) => {
+                if let Err(e) = move_to(session, caps, &set, dest).await {
+                    // Most likely the folder does not exist ([TRYCREATE]): create it once.
+                    debug!(error = %e, dest = %dest, "move failed; creating the folder and retrying");
+                    let _ = t("CREATE", session.create(dest)).await;
+                    move_to(session, caps, &set, dest).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The envelope of a fetched message: the sender from Return-Path (the
+    /// delivering server's record of MAIL FROM, `<>` for bounces) or else
+    /// From; the recipient is the configured support mailbox.
+    fn envelope(&self, raw: &[u8], now: i64) -> Envelope {
+        Envelope {
+            mail_from: envelope_sender(raw),
+            rcpt_to: vec![self.account.mailbox.clone()],
+            received_at: now,
+            source: Source::Imap,
+            peer: format!(
+                "imap://{}:{}/{}",
+                self.account.host,
+                self.account.port(),
+                self.folder
+            ),
+            helo: String::new(),
+        }
+    }
+}
+
+async fn store_flag(session: &mut ImapSession, set: &str, flag: &str) -> Result<(), ImapError> {
+    let query = format!("+FLAGS.SILENT ({flag})");
+    let stream = t("UID STORE", session.uid_store(set, &query)).await?;
+    collect("UID STORE", stream).await.map(drop)
+}
+
+/// Removes `\Deleted` messages: only the given UIDs with UIDPLUS; without it,
+/// plain EXPUNGE (which also removes anything another client marked deleted).
+async fn expunge(session: &mut ImapSession, caps: &Caps, set: &str) -> Result<(), ImapError> {
+    if caps.uidplus {
+        let stream = t("UID EXPUNGE", session.uid_expunge(set)).await?;
+        collect("UID EXPUNGE", stream).await.map(drop)
+    } else {
+        let stream = t("EXPUNGE", session.expunge()).await?;
+        collect("EXPUNGE", stream).await.map(drop)
+    }
+}
+
+/// UID MOVE where the server has MOVE (RFC 6851), else COPY + \Deleted + EXPUNGE.
+async fn move_to(
+    session: &mut ImapSession,
+    caps: &Caps,
+    set: &str,
+    dest: &str,
+) -> Result<(), ImapError> {
+    if caps.mv {
+        t("UID MOVE", session.uid_mv(set, dest)).await
+    } else {
+        t("UID COPY", session.uid_copy(set, dest)).await?;
+        store_flag(session, set, "\\Deleted").await?;
+        expunge(session, caps, set).await
+    }
+}
+
+/// Throws away unsolicited responses (EXISTS, EXPUNGE, FETCH of flag
+/// changes): the poller asks for what it needs with UID SEARCH instead.
+fn drain_unsolicited(session: &ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+/// Compresses sorted UIDs into an IMAP sequence set: `1:3,7,9:10`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let set: BTreeSet<u32> = uids.iter().copied().collect();
+    let mut out = String::new();
+    let mut iter = set.into_iter().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&(end.wrapping_add(1))) && end < u32::MAX {
+            end += 1;
+            iter.next();
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+    }
+    out
+}
+
+/// The envelope sender recorded in a stored message: Return-Path if present
+/// (empty for `<>`), else the From address; empty if neither is readable.
+pub fn envelope_sender(raw: &[u8]) -> String {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..end]);
+    // Unfold continuation lines, then look at each header once.
+    let mut headers: Vec<String> = Vec::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            headers.push(line.to_string());
+        }
+    }
+    let value = |name: &str| {
+        headers.iter().find_map(|h| {
+            let (n, v) = h.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    };
+    if let Some(rp) = value("return-path") {
+        let addr = crate::config::bare_address(&rp);
+        return if addr.contains('@') {
+            addr.to_string()
+        } else {
+            String::new()
+        };
+    }
+    value("from")
+        .map(|f| crate::config::bare_address(&f).to_string())
+        .filter(|a| a.contains('@'))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;
