@@ -1,0 +1,430 @@
+//! IMAP intake against a real Dovecot (scripts/dovecot-up.sh) and the real
+//! postdesk binary, checked through the JSON API and a second IMAP client
+//! (Python imaplib, tests/imap_support/imap_tool.py).
+//!
+//! Needs `dovecot-imapd dovecot-core` and `python3`; without Dovecot every
+//! test here prints a loud SKIPPED notice and passes.
+
+mod imap_support;
+
+use imap_support::*;
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(90);
+
+#[test]
+fn append_100_become_100_tickets_and_a_reply_threads() {
+    if !dovecot_available("append_100_become_100_tickets_and_a_reply_threads") {
+        return;
+    }
+    let dir = scratch("append100");
+    let dov = Dovecot::start(&dir);
+    let msgs: Vec<Vec<u8>> = (1..=100).map(|i| mail("bulk", i, "")).collect();
+    dov.append("INBOX", &msgs);
+    let pd = Postdesk::start(&dir, &imap_table(dov.port, ""));
+    wait_until(LONG, "100 tickets", Some(&pd), || pd.ticket_total() == 100);
+
+    let first = pd
+        .tickets()
+        .into_iter()
+        .find(|t| t["subject"] == "bulk question 1")
+        .expect("ticket of message 1");
+    let id = first["id"].as_str().unwrap_or_default().to_string();
+    let reply = "From: Customer 1 <c1@example.org>\r\nTo: support@example.test\r\n\
+                 Subject: Re: bulk question 1\r\nMessage-ID: <bulk-reply@example.org>\r\n\
+                 In-Reply-To: <bulk-1@example.org>\r\nReferences: <bulk-1@example.org>\r\n\
+                 \r\nStill broken.\r\n";
+    dov.append("INBOX", &[reply.as_bytes().to_vec()]);
+    wait_until(Duration::from_secs(30), "reply threaded into ticket 1", Some(&pd), || {
+        pd.get(&format!("/api/v1/tickets/{id}"))["message_count"] == 2
+    });
+    assert_eq!(pd.ticket_total(), 100, "the reply made no new ticket");
+
+    let h = pd.health();
+    let imap = &h["imap"][0];
+    assert_eq!(imap["folder"], "INBOX", "{h}");
+    assert_eq!(imap["messages_ingested"], 101, "{h}");
+    assert_eq!(imap["connected"], true, "{h}");
+    assert!(imap["last_poll"].is_string(), "{h}");
+    assert!(imap["last_error"].is_null(), "{h}");
+    assert_eq!(h["status"], "ok", "existing health fields stay: {h}");
+    // after = "seen" (the default): every message gets \Seen once stored.
+    wait_until(Duration::from_secs(30), "101 messages \\Seen", Some(&pd), || {
+        dov.seen_count("INBOX") == 101
+    });
+    assert_eq!(pd.duplicates(), 0);
+}
+
+#[test]
+fn each_after_mode_does_what_it_says() {
+    if !dovecot_available("each_after_mode_does_what_it_says") {
+        return;
+    }
+    let dir = scratch("after");
+    let dov = Dovecot::start(&dir);
+    for (n, folder) in ["Keep", "Seen", "Move", "Delete"].iter().enumerate() {
+        let msgs: Vec<Vec<u8>> = (1..=3)
+            .map(|i| mail(&folder.to_lowercase(), n * 10 + i, ""))
+            .collect();
+        dov.append(folder, &msgs);
+    }
+    let tables = [
+        imap_table(dov.port, "folders = [\"Keep\"]\nafter = \"keep\""),
+        imap_table(dov.port, "folders = [\"Seen\"]\nafter = \"seen\""),
+        imap_table(dov.port, "folders = [\"Move\"]\nafter = \"move:Done\""),
+        imap_table(dov.port, "folders = [\"Delete\"]\nafter = \"delete\""),
+    ]
+    .concat();
+    let pd = Postdesk::start(&dir, &tables);
+    wait_until(LONG, "12 tickets", Some(&pd), || pd.ticket_total() == 12);
+    wait_until(Duration::from_secs(30), "after actions applied", Some(&pd), || {
+        dov.list("Seen").len() == 3
+            && dov.seen_count("Seen") == 3
+            && dov.list("Move").is_empty()
+            && dov.list("Done").len() == 3
+            && dov.list("Delete").is_empty()
+    });
+    let keep = dov.list("Keep");
+    assert_eq!(keep.len(), 3, "keep leaves the messages: {keep:?}");
+    assert_eq!(dov.seen_count("Keep"), 0, "keep does not even set \\Seen: {keep:?}");
+    // Restarting must not take the kept messages again (the cursor remembers).
+    let mut pd = pd;
+    pd.stop();
+    pd.spawn();
+    wait_until(Duration::from_secs(20), "all pollers polled after restart", Some(&pd), || {
+        let h = pd.health();
+        h["imap"].as_array().is_some_and(|a| {
+            a.len() == 4 && a.iter().all(|i| i["last_poll"].is_string())
+        })
+    });
+    assert_eq!(pd.ticket_total(), 12);
+    assert_eq!(pd.duplicates(), 0, "nothing fetched twice after restart");
+}
+
+#[test]
+fn kill_9_mid_batch_then_restart_stores_every_message_exactly_once() {
+    if !dovecot_available("kill_9_mid_batch_then_restart_stores_every_message_exactly_once") {
+        return;
+    }
+    const N: usize = 1500;
+    let dir = scratch("kill9");
+    let dov = Dovecot::start(&dir);
+    for i in 1..=N {
+        dov.drop_message("INBOX", &format!("k{i}.eml"), &mail("crash", i, ""));
+    }
+    let mut pd = Postdesk::start(&dir, &imap_table(dov.port, "batch_size = 20"));
+    let start = Instant::now();
+    let mut ingested = 0;
+    while start.elapsed() < LONG {
+        ingested = pd
+            .try_get("/api/v1/health")
+            .and_then(|(_, h)| h["imap"][0]["messages_ingested"].as_u64())
+            .unwrap_or(0);
+        if ingested >= 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    pd.kill9();
+    assert!(ingested >= 100, "postdesk took nothing before the kill");
+    if ingested as usize >= N {
+        eprintln!("note: all {N} messages were taken before the kill landed");
+    }
+    pd.spawn();
+    wait_until(LONG, "all messages stored", Some(&pd), || {
+        pd.ticket_total() as usize == N
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pd.ticket_total() as usize, N, "no extra tickets");
+    assert_eq!(
+        pd.duplicates(),
+        0,
+        "no message was fetched twice (the processor saw no duplicate)"
+    );
+    // Messages stored but not yet flagged when killed get \Seen after the restart.
+    wait_until(Duration::from_secs(30), "every message \\Seen", Some(&pd), || {
+        dov.seen_count("INBOX") == N
+    });
+}
+
+#[test]
+fn dovecot_restart_during_polling_is_survived() {
+    if !dovecot_available("dovecot_restart_during_polling_is_survived") {
+        return;
+    }
+    let dir = scratch("restart");
+    let dov = Dovecot::start(&dir);
+    for i in 1..=3 {
+        dov.drop_message("INBOX", &format!("a{i}.eml"), &mail("before", i, ""));
+    }
+    let pd = Postdesk::start(&dir, &imap_table(dov.port, ""));
+    wait_until(LONG, "3 tickets", Some(&pd), || pd.ticket_total() == 3);
+    dov.stop();
+    wait_until(Duration::from_secs(30), "health shows disconnected", Some(&pd), || {
+        pd.health()["imap"][0]["connected"] == false
+    });
+    for i in 4..=6 {
+        dov.drop_message("INBOX", &format!("a{i}.eml"), &mail("during", i, ""));
+    }
+    dov.restart();
+    for i in 7..=9 {
+        dov.drop_message("INBOX", &format!("a{i}.eml"), &mail("after", i, ""));
+    }
+    wait_until(LONG, "9 tickets after Dovecot came back", Some(&pd), || {
+        pd.ticket_total() == 9
+    });
+    let h = pd.health();
+    assert_eq!(h["imap"][0]["connected"], true, "{h}");
+    assert_eq!(h["imap"][0]["messages_ingested"], 9, "{h}");
+    assert_eq!(pd.duplicates(), 0);
+}
+
+#[test]
+fn recreated_folder_with_new_uidvalidity_makes_no_duplicates() {
+    if !dovecot_available("recreated_folder_with_new_uidvalidity_makes_no_duplicates") {
+        return;
+    }
+    let dir = scratch("uidvalidity");
+    let dov = Dovecot::start(&dir);
+    let msgs: Vec<Vec<u8>> = (1..=4).map(|i| mail("uv", i, "")).collect();
+    dov.append("Support", &msgs);
+    let before = dov.tool(&["uidvalidity", "Support"]);
+    let pd = Postdesk::start(
+        &dir,
+        &imap_table(dov.port, "folders = [\"Support\"]\nafter = \"keep\""),
+    );
+    wait_until(LONG, "4 tickets", Some(&pd), || pd.ticket_total() == 4);
+
+    dov.tool(&["delete", "Support"]);
+    let mut again = msgs.clone();
+    again.push(mail("uv", 5, ""));
+    dov.append("Support", &again);
+    let after = dov.tool(&["uidvalidity", "Support"]);
+    assert_ne!(before, after, "Dovecot gave the recreated folder a new UIDVALIDITY");
+
+    wait_until(LONG, "the new message became ticket 5", Some(&pd), || {
+        pd.ticket_total() == 5
+    });
+    wait_until(Duration::from_secs(30), "the folder was re-read", Some(&pd), || {
+        pd.health()["imap"][0]["messages_ingested"] == 9
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pd.ticket_total(), 5, "re-read messages made no tickets");
+    assert_eq!(pd.duplicates(), 4, "the 4 re-read messages were dropped as duplicates");
+    assert!(pd.log().contains("UIDVALIDITY changed"), "{}", pd.log_tail(20));
+}
+
+#[test]
+fn idle_turns_new_mail_into_a_ticket_within_seconds() {
+    if !dovecot_available("idle_turns_new_mail_into_a_ticket_within_seconds") {
+        return;
+    }
+    let dir = scratch("idle");
+    let dov = Dovecot::start(&dir);
+    // poll_interval = 300s: only IDLE can be this fast.
+    let pd = Postdesk::start(&dir, &imap_table(dov.port, ""));
+    wait_until(Duration::from_secs(20), "first poll done", Some(&pd), || {
+        pd.health()["imap"][0]["last_poll"].is_string()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    dov.drop_message("INBOX", "idle.eml", &mail("idle", 1, ""));
+    wait_until(Duration::from_secs(10), "ticket via IDLE", Some(&pd), || {
+        pd.ticket_total() == 1
+    });
+    eprintln!("IDLE: ticket {:?} after delivery", start.elapsed());
+}
+
+#[test]
+fn oversized_message_is_quarantined_and_left_on_the_server() {
+    if !dovecot_available("oversized_message_is_quarantined_and_left_on_the_server") {
+        return;
+    }
+    let dir = scratch("oversized");
+    let dov = Dovecot::start(&dir);
+    let big = mail("big", 1, &format!("X-Padding: {}\r\n", "x".repeat(8000)));
+    dov.drop_message("INBOX", "1-big.eml", &big);
+    dov.drop_message("INBOX", "2-small.eml", &mail("small", 2, ""));
+    let pd = Postdesk::start(&dir, &imap_table(dov.port, "max_message_size = 4000"));
+    wait_until(LONG, "the small message became a ticket", Some(&pd), || {
+        pd.ticket_total() == 1
+    });
+    let q = pd.get("/api/v1/quarantine");
+    assert_eq!(q["total"], 1, "{q}");
+    let reason = q["entries"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("above the limit"), "{reason}");
+    assert!(reason.contains("INBOX"), "{reason}");
+    wait_until(Duration::from_secs(20), "small one \\Seen", Some(&pd), || {
+        dov.seen_count("INBOX") == 1
+    });
+    let list = dov.list("INBOX");
+    assert_eq!(list.len(), 2, "the big one stays on the server: {list:?}");
+    // A restart neither fetches nor quarantines it again.
+    let mut pd = pd;
+    pd.stop();
+    pd.spawn();
+    wait_until(Duration::from_secs(20), "polled after restart", Some(&pd), || {
+        pd.health()["imap"][0]["last_poll"].is_string()
+    });
+    assert_eq!(pd.get("/api/v1/quarantine")["total"], 1);
+    assert_eq!(dov.seen_count("INBOX"), 1, "the big one is still unread");
+}
+
+#[test]
+fn the_same_message_in_two_folders_is_stored_once() {
+    if !dovecot_available("the_same_message_in_two_folders_is_stored_once") {
+        return;
+    }
+    let dir = scratch("twofolders");
+    let dov = Dovecot::start(&dir);
+    let m = mail("twice", 1, "");
+    dov.append("INBOX", std::slice::from_ref(&m));
+    dov.append("Archive", std::slice::from_ref(&m));
+    let pd = Postdesk::start(
+        &dir,
+        &imap_table(dov.port, "folders = [\"INBOX\", \"Archive\"]"),
+    );
+    wait_until(LONG, "both folders taken", Some(&pd), || {
+        let h = pd.health();
+        h["imap"].as_array().is_some_and(|a| {
+            a.len() == 2 && a.iter().all(|i| i["messages_ingested"] == 1)
+        })
+    });
+    wait_until(Duration::from_secs(10), "processed", Some(&pd), || {
+        pd.health()["spool_pending"] == 0
+    });
+    assert_eq!(pd.ticket_total(), 1);
+    assert_eq!(pd.duplicates(), 1);
+}
+
+#[test]
+fn the_same_message_by_smtp_and_imap_is_stored_once() {
+    if !dovecot_available("the_same_message_by_smtp_and_imap_is_stored_once") {
+        return;
+    }
+    let dir = scratch("smtpimap");
+    let dov = Dovecot::start(&dir);
+    let pd = Postdesk::start(&dir, &imap_table(dov.port, ""));
+    let m = mail("both", 1, "");
+    let path = dir.join("both.eml");
+    std::fs::write(&path, &m).expect("write message");
+    let sent = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import smtplib,sys\n\
+             s=smtplib.SMTP('127.0.0.1',int(sys.argv[1]),timeout=5)\n\
+             s.sendmail('c1@example.org',['support@example.test'],open(sys.argv[2],'rb').read())\n\
+             s.quit()",
+        )
+        .arg(pd.smtp.to_string())
+        .arg(&path)
+        .output();
+    if !sent.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "\n!!!!!!!!!! SKIPPED the_same_message_by_smtp_and_imap_is_stored_once: postdesk's SMTP \
+             listener did not accept the message on this branch (not merged yet?): {:?}\n",
+            sent.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        );
+        return;
+    }
+    dov.drop_message("INBOX", "both.eml", &m);
+    wait_until(LONG, "IMAP copy taken", Some(&pd), || {
+        pd.health()["imap"][0]["messages_ingested"] == 1
+    });
+    wait_until(Duration::from_secs(10), "processed", Some(&pd), || {
+        pd.health()["spool_pending"] == 0
+    });
+    assert_eq!(pd.ticket_total(), 1);
+    assert_eq!(pd.duplicates(), 1);
+}
+
+#[test]
+fn xoauth2_login_through_dovecot_oauth2_passdb() {
+    if !dovecot_available("xoauth2_login_through_dovecot_oauth2_passdb") {
+        return;
+    }
+    let dir = scratch("xoauth2");
+    let oauth_port = free_port();
+    let mut endpoint = std::process::Command::new("python3")
+        .arg(repo().join("tests/imap_support/oauth2_introspect.py"))
+        .arg(oauth_port.to_string())
+        .arg("good-token")
+        .arg(USER)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the token endpoint");
+    wait_until(Duration::from_secs(10), "token endpoint up", None, || {
+        std::net::TcpStream::connect(("127.0.0.1", oauth_port)).is_ok()
+    });
+    let dov = Dovecot::start_with(
+        &dir,
+        vec![(
+            "OAUTH2_INTROSPECT_URL".into(),
+            format!("http://127.0.0.1:{oauth_port}/introspect"),
+        )],
+    );
+    dov.drop_message("INBOX", "o1.eml", &mail("oauth", 1, ""));
+    let good = format!(
+        "[[imap]]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{USER}\"\n\
+         auth = \"xoauth2\"\ntoken_command = [\"echo\", \"good-token\"]\nmailbox = \"support@example.test\"\n",
+        dov.port
+    );
+    let bad = format!(
+        "[[imap]]\nname = \"bad-token\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{USER}\"\n\
+         auth = \"xoauth2\"\ntoken_command = [\"echo\", \"expired\"]\nfolders = [\"Other\"]\n\
+         mailbox = \"support@example.test\"\n",
+        dov.port
+    );
+    let pd = Postdesk::start(&dir, &format!("{good}\n{bad}"));
+    wait_until(LONG, "ticket via XOAUTH2", Some(&pd), || pd.ticket_total() == 1);
+    wait_until(Duration::from_secs(20), "bad token reported", Some(&pd), || {
+        let h = pd.health();
+        h["imap"][1]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("authentication"))
+    });
+    let h = pd.health();
+    assert_eq!(h["imap"][0]["connected"], true, "one account failing never stops another: {h}");
+    assert_eq!(h["imap"][1]["connected"], false, "{h}");
+    let _ = endpoint.kill();
+    let _ = endpoint.wait();
+}
+
+#[test]
+fn check_reports_imap_problems_with_positions() {
+    let dir = scratch("check");
+    let cfg = dir.join("config.toml");
+    let text = format!(
+        "[server]\nhostname = \"x.test\"\n\n[[mailbox]]\naddress = \"support@example.test\"\n\n\
+         [outbound]\nrelay = \"maildir:o\"\nfrom = \"support@example.test\"\n\n[web]\napi_token = \"t\"\n\n\
+         [[imap]]\nhost = \"imap.example.org\"\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n\
+         mailbox = \"support@example.test\"\nafter = \"move:\"\n"
+    );
+    std::fs::write(&cfg, &text).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .expect("run postdesk check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let line = text.lines().position(|l| l.starts_with("after")).unwrap_or(0) + 1;
+    assert!(
+        stdout.contains(&format!("config.toml:{line}:")) && stdout.contains("move:FOLDER"),
+        "{stdout}"
+    );
+
+    let fixed = text.replace("after = \"move:\"\n", "");
+    std::fs::write(&cfg, &fixed).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .expect("run postdesk check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = fixed.lines().position(|l| l.starts_with("tls")).unwrap_or(0) + 1;
+    assert!(
+        stdout.contains(&format!("config.toml:{line}:")) && stdout.contains("loopback"),
+        "{stdout}"
+    );
+}
