@@ -102,20 +102,27 @@ impl Dovecot {
     }
 
     fn up(&self) {
-        let out = Command::new("bash")
+        // Output goes to a file, not a pipe: the daemon inherits the script's
+        // stdout, so a pipe would never reach end-of-file.
+        std::fs::create_dir_all(&self.dir).expect("dovecot dir");
+        let log = self.dir.with_extension("up.log");
+        let file = std::fs::File::create(&log).expect("dovecot-up log");
+        let status = Command::new("bash")
             .arg(repo().join("scripts/dovecot-up.sh"))
             .arg(&self.dir)
             .arg(self.port.to_string())
             .arg(USER)
             .arg(PASS)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup log"))
+            .stderr(file)
+            .status()
             .expect("run scripts/dovecot-up.sh");
         assert!(
-            out.status.success(),
-            "dovecot-up.sh failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            status.success(),
+            "dovecot-up.sh failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
 
