@@ -35,9 +35,12 @@ fn append_100_become_100_tickets_and_a_reply_threads() {
                  In-Reply-To: <bulk-1@example.org>\r\nReferences: <bulk-1@example.org>\r\n\
                  \r\nStill broken.\r\n";
     dov.append("INBOX", &[reply.as_bytes().to_vec()]);
-    wait_until(Duration::from_secs(30), "reply threaded into ticket 1", Some(&pd), || {
-        pd.get(&format!("/api/v1/tickets/{id}"))["message_count"] == 2
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "reply threaded into ticket 1",
+        Some(&pd),
+        || pd.get(&format!("/api/v1/tickets/{id}"))["message_count"] == 2,
+    );
     assert_eq!(pd.ticket_total(), 100, "the reply made no new ticket");
 
     let h = pd.health();
@@ -49,9 +52,12 @@ fn append_100_become_100_tickets_and_a_reply_threads() {
     assert!(imap["last_error"].is_null(), "{h}");
     assert_eq!(h["status"], "ok", "existing health fields stay: {h}");
     // after = "seen" (the default): every message gets \Seen once stored.
-    wait_until(Duration::from_secs(30), "101 messages \\Seen", Some(&pd), || {
-        dov.seen_count("INBOX") == 101
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "101 messages \\Seen",
+        Some(&pd),
+        || dov.seen_count("INBOX") == 101,
+    );
     assert_eq!(pd.duplicates(), 0);
 }
 
@@ -77,26 +83,40 @@ fn each_after_mode_does_what_it_says() {
     .concat();
     let pd = Postdesk::start(&dir, &tables);
     wait_until(LONG, "12 tickets", Some(&pd), || pd.ticket_total() == 12);
-    wait_until(Duration::from_secs(30), "after actions applied", Some(&pd), || {
-        dov.list("Seen").len() == 3
-            && dov.seen_count("Seen") == 3
-            && dov.list("Move").is_empty()
-            && dov.list("Done").len() == 3
-            && dov.list("Delete").is_empty()
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "after actions applied",
+        Some(&pd),
+        || {
+            dov.list("Seen").len() == 3
+                && dov.seen_count("Seen") == 3
+                && dov.list("Move").is_empty()
+                && dov.list("Done").len() == 3
+                && dov.list("Delete").is_empty()
+        },
+    );
     let keep = dov.list("Keep");
     assert_eq!(keep.len(), 3, "keep leaves the messages: {keep:?}");
-    assert_eq!(dov.seen_count("Keep"), 0, "keep does not even set \\Seen: {keep:?}");
+    assert_eq!(
+        dov.seen_count("Keep"),
+        0,
+        "keep does not even set \\Seen: {keep:?}"
+    );
     // Restarting must not take the kept messages again (the cursor remembers).
     let mut pd = pd;
     pd.stop();
     pd.spawn();
-    wait_until(Duration::from_secs(20), "all pollers polled after restart", Some(&pd), || {
-        let h = pd.health();
-        h["imap"].as_array().is_some_and(|a| {
-            a.len() == 4 && a.iter().all(|i| i["last_poll"].is_string())
-        })
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "all pollers polled after restart",
+        Some(&pd),
+        || {
+            let h = pd.health();
+            h["imap"]
+                .as_array()
+                .is_some_and(|a| a.len() == 4 && a.iter().all(|i| i["last_poll"].is_string()))
+        },
+    );
     assert_eq!(pd.ticket_total(), 12);
     assert_eq!(pd.duplicates(), 0, "nothing fetched twice after restart");
 }
@@ -142,9 +162,68 @@ fn kill_9_mid_batch_then_restart_stores_every_message_exactly_once() {
         "no message was fetched twice (the processor saw no duplicate)"
     );
     // Messages stored but not yet flagged when killed get \Seen after the restart.
-    wait_until(Duration::from_secs(30), "every message \\Seen", Some(&pd), || {
-        dov.seen_count("INBOX") == N
+    wait_until(
+        Duration::from_secs(30),
+        "every message \\Seen",
+        Some(&pd),
+        || dov.seen_count("INBOX") == N,
+    );
+}
+
+#[test]
+fn crash_between_commit_and_flag_stores_once_and_flags_after_restart() {
+    if !dovecot_available("crash_between_commit_and_flag_stores_once_and_flags_after_restart") {
+        return;
+    }
+    let dir = scratch("failpoint");
+    let dov = Dovecot::start(&dir);
+    // The failpoint aborts right after the first IMAP commit, before \Seen is set.
+    let mut pd = Postdesk::start_with_env(
+        &dir,
+        &imap_table(dov.port, "batch_size = 2"),
+        &[("POSTDESK_IMAP_CRASH_AFTER_COMMIT", "1")],
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "first (empty) poll",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    for i in 1..=5 {
+        dov.drop_message("INBOX", &format!("f{i}.eml"), &mail("window", i, ""));
+    }
+    assert!(
+        pd.wait_exit(Duration::from_secs(30)).is_some(),
+        "postdesk did not abort at the failpoint\n{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.seen_count("INBOX"),
+        0,
+        "crashed before flagging anything"
+    );
+    pd.spawn();
+    wait_until(LONG, "all 5 messages stored", Some(&pd), || {
+        pd.ticket_total() == 5
     });
+    wait_until(
+        Duration::from_secs(20),
+        "every message \\Seen",
+        Some(&pd),
+        || dov.seen_count("INBOX") == 5,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pd.ticket_total(), 5);
+    assert_eq!(
+        pd.duplicates(),
+        0,
+        "the committed batch was not fetched again"
+    );
+    assert!(
+        pd.log().contains("finishing the after action"),
+        "{}",
+        pd.log_tail(20)
+    );
 }
 
 #[test]
@@ -160,9 +239,12 @@ fn dovecot_restart_during_polling_is_survived() {
     let pd = Postdesk::start(&dir, &imap_table(dov.port, ""));
     wait_until(LONG, "3 tickets", Some(&pd), || pd.ticket_total() == 3);
     dov.stop();
-    wait_until(Duration::from_secs(30), "health shows disconnected", Some(&pd), || {
-        pd.health()["imap"][0]["connected"] == false
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "health shows disconnected",
+        Some(&pd),
+        || pd.health()["imap"][0]["connected"] == false,
+    );
     for i in 4..=6 {
         dov.drop_message("INBOX", &format!("a{i}.eml"), &mail("during", i, ""));
     }
@@ -200,18 +282,32 @@ fn recreated_folder_with_new_uidvalidity_makes_no_duplicates() {
     again.push(mail("uv", 5, ""));
     dov.append("Support", &again);
     let after = dov.tool(&["uidvalidity", "Support"]);
-    assert_ne!(before, after, "Dovecot gave the recreated folder a new UIDVALIDITY");
+    assert_ne!(
+        before, after,
+        "Dovecot gave the recreated folder a new UIDVALIDITY"
+    );
 
     wait_until(LONG, "the new message became ticket 5", Some(&pd), || {
         pd.ticket_total() == 5
     });
-    wait_until(Duration::from_secs(30), "the folder was re-read", Some(&pd), || {
-        pd.health()["imap"][0]["messages_ingested"] == 9
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the folder was re-read",
+        Some(&pd),
+        || pd.health()["imap"][0]["messages_ingested"] == 9,
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(pd.ticket_total(), 5, "re-read messages made no tickets");
-    assert_eq!(pd.duplicates(), 4, "the 4 re-read messages were dropped as duplicates");
-    assert!(pd.log().contains("UIDVALIDITY changed"), "{}", pd.log_tail(20));
+    assert_eq!(
+        pd.duplicates(),
+        4,
+        "the 4 re-read messages were dropped as duplicates"
+    );
+    assert!(
+        pd.log().contains("UIDVALIDITY changed"),
+        "{}",
+        pd.log_tail(20)
+    );
 }
 
 #[test]
@@ -223,15 +319,21 @@ fn idle_turns_new_mail_into_a_ticket_within_seconds() {
     let dov = Dovecot::start(&dir);
     // poll_interval = 300s: only IDLE can be this fast.
     let pd = Postdesk::start(&dir, &imap_table(dov.port, ""));
-    wait_until(Duration::from_secs(20), "first poll done", Some(&pd), || {
-        pd.health()["imap"][0]["last_poll"].is_string()
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "first poll done",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let start = Instant::now();
     dov.drop_message("INBOX", "idle.eml", &mail("idle", 1, ""));
-    wait_until(Duration::from_secs(10), "ticket via IDLE", Some(&pd), || {
-        pd.ticket_total() == 1
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "ticket via IDLE",
+        Some(&pd),
+        || pd.ticket_total() == 1,
+    );
     eprintln!("IDLE: ticket {:?} after delivery", start.elapsed());
 }
 
@@ -254,18 +356,24 @@ fn oversized_message_is_quarantined_and_left_on_the_server() {
     let reason = q["entries"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("above the limit"), "{reason}");
     assert!(reason.contains("INBOX"), "{reason}");
-    wait_until(Duration::from_secs(20), "small one \\Seen", Some(&pd), || {
-        dov.seen_count("INBOX") == 1
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "small one \\Seen",
+        Some(&pd),
+        || dov.seen_count("INBOX") == 1,
+    );
     let list = dov.list("INBOX");
     assert_eq!(list.len(), 2, "the big one stays on the server: {list:?}");
     // A restart neither fetches nor quarantines it again.
     let mut pd = pd;
     pd.stop();
     pd.spawn();
-    wait_until(Duration::from_secs(20), "polled after restart", Some(&pd), || {
-        pd.health()["imap"][0]["last_poll"].is_string()
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "polled after restart",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
     assert_eq!(pd.get("/api/v1/quarantine")["total"], 1);
     assert_eq!(dov.seen_count("INBOX"), 1, "the big one is still unread");
 }
@@ -286,9 +394,9 @@ fn the_same_message_in_two_folders_is_stored_once() {
     );
     wait_until(LONG, "both folders taken", Some(&pd), || {
         let h = pd.health();
-        h["imap"].as_array().is_some_and(|a| {
-            a.len() == 2 && a.iter().all(|i| i["messages_ingested"] == 1)
-        })
+        h["imap"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|i| i["messages_ingested"] == 1))
     });
     wait_until(Duration::from_secs(10), "processed", Some(&pd), || {
         pd.health()["spool_pending"] == 0
@@ -376,15 +484,25 @@ fn xoauth2_login_through_dovecot_oauth2_passdb() {
         dov.port
     );
     let pd = Postdesk::start(&dir, &format!("{good}\n{bad}"));
-    wait_until(LONG, "ticket via XOAUTH2", Some(&pd), || pd.ticket_total() == 1);
-    wait_until(Duration::from_secs(20), "bad token reported", Some(&pd), || {
-        let h = pd.health();
-        h["imap"][1]["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("authentication"))
+    wait_until(LONG, "ticket via XOAUTH2", Some(&pd), || {
+        pd.ticket_total() == 1
     });
+    wait_until(
+        Duration::from_secs(20),
+        "bad token reported",
+        Some(&pd),
+        || {
+            let h = pd.health();
+            h["imap"][1]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("authentication"))
+        },
+    );
     let h = pd.health();
-    assert_eq!(h["imap"][0]["connected"], true, "one account failing never stops another: {h}");
+    assert_eq!(
+        h["imap"][0]["connected"], true,
+        "one account failing never stops another: {h}"
+    );
     assert_eq!(h["imap"][1]["connected"], false, "{h}");
     let _ = endpoint.kill();
     let _ = endpoint.wait();
@@ -394,11 +512,11 @@ fn xoauth2_login_through_dovecot_oauth2_passdb() {
 fn check_reports_imap_problems_with_positions() {
     let dir = scratch("check");
     let cfg = dir.join("config.toml");
-    let text = format!(
+    let text = String::from(
         "[server]\nhostname = \"x.test\"\n\n[[mailbox]]\naddress = \"support@example.test\"\n\n\
          [outbound]\nrelay = \"maildir:o\"\nfrom = \"support@example.test\"\n\n[web]\napi_token = \"t\"\n\n\
          [[imap]]\nhost = \"imap.example.org\"\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n\
-         mailbox = \"support@example.test\"\nafter = \"move:\"\n"
+         mailbox = \"support@example.test\"\nafter = \"move:\"\n",
     );
     std::fs::write(&cfg, &text).expect("write config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
@@ -408,7 +526,11 @@ fn check_reports_imap_problems_with_positions() {
         .expect("run postdesk check");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
-    let line = text.lines().position(|l| l.starts_with("after")).unwrap_or(0) + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("after"))
+        .unwrap_or(0)
+        + 1;
     assert!(
         stdout.contains(&format!("config.toml:{line}:")) && stdout.contains("move:FOLDER"),
         "{stdout}"
@@ -422,7 +544,11 @@ fn check_reports_imap_problems_with_positions() {
         .output()
         .expect("run postdesk check");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = fixed.lines().position(|l| l.starts_with("tls")).unwrap_or(0) + 1;
+    let line = fixed
+        .lines()
+        .position(|l| l.starts_with("tls"))
+        .unwrap_or(0)
+        + 1;
     assert!(
         stdout.contains(&format!("config.toml:{line}:")) && stdout.contains("loopback"),
         "{stdout}"

@@ -165,6 +165,7 @@ pub fn start(
                 clock: clock.clone(),
                 registry: registry.clone(),
                 slot,
+                crash_after_commit: std::env::var_os("POSTDESK_IMAP_CRASH_AFTER_COMMIT").is_some(),
             };
             tasks.push(tokio::spawn(poller.run(shutdown.clone())));
         }
@@ -186,6 +187,10 @@ struct Poller {
     clock: Clock,
     registry: ImapRegistry,
     slot: usize,
+    /// Test failpoint (env `POSTDESK_IMAP_CRASH_AFTER_COMMIT`): abort the
+    /// process right after a batch is committed and before the server is
+    /// told, the exact crash window exactly-once has to survive.
+    crash_after_commit: bool,
 }
 
 /// What the server can do, read once per connection.
@@ -534,6 +539,10 @@ impl Poller {
         self.registry
             .update(self.slot, |s| s.messages_ingested += count);
         info!(messages = count, last_uid = last, "IMAP batch committed");
+        if self.crash_after_commit {
+            tracing::error!("failpoint POSTDESK_IMAP_CRASH_AFTER_COMMIT: aborting");
+            std::process::abort();
+        }
         // Only now, with the messages durable, may the server copy change.
         self.after(session, caps, &stored).await?;
         let key = self.key.clone();

@@ -27,8 +27,29 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
+/// A scratch directory, removed when the test passes and kept (for its logs)
+/// when it fails.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A fresh scratch directory (readable by Dovecot's unprivileged processes).
-pub fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> Scratch {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -39,7 +60,7 @@ pub fn scratch(name: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     let _ = Command::new("chmod").arg("755").arg(&dir).status();
-    dir
+    Scratch(dir)
 }
 
 /// True when Dovecot can be started; prints a loud notice when it cannot.
@@ -56,7 +77,12 @@ pub fn dovecot_available(test: &str) -> bool {
 }
 
 /// Blocks until `cond` holds; panics with `what` (and the postdesk log) after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, pd: Option<&Postdesk>, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    pd: Option<&Postdesk>,
+    mut cond: impl FnMut() -> bool,
+) {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if cond() {
@@ -219,7 +245,11 @@ impl Dovecot {
                     .map(|m| {
                         let flags = m["flags"]
                             .as_array()
-                            .map(|f| f.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                            .map(|f| {
+                                f.iter()
+                                    .filter_map(|x| x.as_str().map(String::from))
+                                    .collect()
+                            })
                             .unwrap_or_default();
                         (m["uid"].as_u64().unwrap_or(0), flags)
                     })
@@ -253,6 +283,11 @@ pub struct Postdesk {
 impl Postdesk {
     /// Writes `config.toml` with `imap` appended (the `[[imap]]` tables) and starts it.
     pub fn start(dir: &Path, imap: &str) -> Postdesk {
+        Self::start_with_env(dir, imap, &[])
+    }
+
+    /// [`Postdesk::start`] with extra environment variables (failpoints).
+    pub fn start_with_env(dir: &Path, imap: &str, env: &[(&str, &str)]) -> Postdesk {
         let web = free_port();
         let smtp = free_port();
         let config = format!(
@@ -291,11 +326,16 @@ enabled = false
             smtp,
             child: None,
         };
-        pd.spawn();
+        pd.spawn_with(env);
         pd
     }
 
     pub fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    /// Starts the binary (again) with extra environment variables.
+    pub fn spawn_with(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -307,6 +347,7 @@ enabled = false
             .arg(self.dir.join("config.toml"))
             .env("POSTDESK_LOG", "info,postdesk=debug")
             .env("RUST_BACKTRACE", "0")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -314,9 +355,26 @@ enabled = false
             .expect("start postdesk");
         self.child = Some(child);
         let me: &Postdesk = self;
-        wait_until(Duration::from_secs(20), "postdesk health endpoint", Some(me), || {
-            me.try_get("/api/v1/health").is_some_and(|(s, _)| s == 200)
-        });
+        wait_until(
+            Duration::from_secs(20),
+            "postdesk health endpoint",
+            Some(me),
+            || me.try_get("/api/v1/health").is_some_and(|(s, _)| s == 200),
+        );
+    }
+
+    /// Waits for the process to exit by itself (e.g. at a failpoint).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// SIGKILL: no shutdown, no flush — a crash.
