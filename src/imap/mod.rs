@@ -41,7 +41,7 @@ use crate::model::{Envelope, ImapCommit, ImapCursor, ImapFolderState, Quarantine
 use crate::spool::{Spool, SpoolError};
 use crate::store::{Store, StoreError};
 use conn::ImapSession;
-use futures_util::TryStreamExt;
+use futures_util::{FutureExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -63,6 +63,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most message bytes fetched in one round trip (and committed in one group);
 /// a batch always takes at least one message.
 const MAX_FETCH_BYTES: u64 = 64 * 1024 * 1024;
+/// How long a session may go on after shutdown to finish the batch in hand
+/// (commit, then flag); after that it is dropped, which is safe: the cursor
+/// commit and the flagging are each atomic and the flagging is caught up later.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Most UIDs in one STORE/MOVE/SEARCH command during catch-up.
 const ACTION_CHUNK: usize = 1000;
 
@@ -236,7 +240,33 @@ impl Poller {
                 break;
             }
             let mut healthy = false;
-            let result = self.session(&mut shutdown, &mut healthy).await;
+            let outcome = {
+                let mut stop = shutdown.clone();
+                let session =
+                    std::panic::AssertUnwindSafe(self.session(&mut shutdown, &mut healthy))
+                        .catch_unwind();
+                tokio::pin!(session);
+                tokio::select! {
+                    r = &mut session => r,
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        match tokio::time::timeout(SHUTDOWN_GRACE, &mut session).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                warn!(account = %self.name, folder = %self.folder,
+                                    "IMAP session still busy at shutdown; dropped");
+                                Ok(Ok(()))
+                            }
+                        }
+                    }
+                }
+            };
+            // A panic inside the IMAP client (on a malformed server reply) ends
+            // this session only; the poller reconnects like after any error.
+            let result = outcome.unwrap_or_else(|_| {
+                Err(ImapError::Unexpected(
+                    "the IMAP client panicked on a server reply".into(),
+                ))
+            });
             self.registry.update(self.slot, |s| s.connected = false);
             match result {
                 Ok(()) => break,
