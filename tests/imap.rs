@@ -104,7 +104,11 @@ fn each_after_mode_does_what_it_says() {
     );
     // Restarting must not take the kept messages again (the cursor remembers).
     let mut pd = pd;
-    pd.stop();
+    let stopped = pd.stop();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "SIGTERM stops the pollers and the daemon cleanly: {stopped:?}"
+    );
     pd.spawn();
     wait_until(
         Duration::from_secs(20),
@@ -366,7 +370,11 @@ fn oversized_message_is_quarantined_and_left_on_the_server() {
     assert_eq!(list.len(), 2, "the big one stays on the server: {list:?}");
     // A restart neither fetches nor quarantines it again.
     let mut pd = pd;
-    pd.stop();
+    let stopped = pd.stop();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "SIGTERM stops the pollers and the daemon cleanly: {stopped:?}"
+    );
     pd.spawn();
     wait_until(
         Duration::from_secs(20),
