@@ -451,27 +451,32 @@ impl Poller {
                 return Ok(());
             }
             new.sort_unstable();
-            let batch_len = (self.account.batch_size as usize).min(new.len());
-            let batch = &new[..batch_len];
-            let sizes = self.sizes(session, batch).await?;
-            let mut start = 0;
-            while start < batch.len() {
-                // Bound the bytes in flight: stop a group before MAX_FETCH_BYTES.
-                let mut end = start;
-                let mut bytes = 0u64;
-                while end < batch.len() {
-                    let size = sizes.get(&batch[end]).copied().unwrap_or(0);
-                    let counted = if size > self.max_size { 0 } else { size };
-                    if end > start && bytes + counted > MAX_FETCH_BYTES {
-                        break;
-                    }
-                    bytes += counted;
-                    end += 1;
+            // One SEARCH, then every batch of it: a backlog of 100,000 costs
+            // one UID list in memory, never 100,000 bodies.
+            for batch in new.chunks(self.account.batch_size.max(1) as usize) {
+                if *shutdown.borrow() {
+                    return Ok(());
                 }
-                self.take(session, caps, uidvalidity, &batch[start..end], &sizes)
-                    .await?;
-                last_uid = batch[end - 1];
-                start = end;
+                let sizes = self.sizes(session, batch).await?;
+                let mut start = 0;
+                while start < batch.len() {
+                    // Bound the bytes in flight: stop a group before MAX_FETCH_BYTES.
+                    let mut end = start;
+                    let mut bytes = 0u64;
+                    while end < batch.len() {
+                        let size = sizes.get(&batch[end]).copied().unwrap_or(0);
+                        let counted = if size > self.max_size { 0 } else { size };
+                        if end > start && bytes + counted > MAX_FETCH_BYTES {
+                            break;
+                        }
+                        bytes += counted;
+                        end += 1;
+                    }
+                    self.take(session, caps, uidvalidity, &batch[start..end], &sizes)
+                        .await?;
+                    last_uid = batch[end - 1];
+                    start = end;
+                }
             }
         }
     }
