@@ -226,7 +226,13 @@ impl SmtpAttempt<'_> {
                 .await
                 .map_err(|e| classify(&format!("RCPT TO:<{rcpt}>"), e))?;
         }
-        let reply = client.data(raw).await.map_err(|e| classify("DATA", e))?;
+        // mail-send always appends CRLF.CRLF; drop the message's own final
+        // line break so the receiver gets the bytes unchanged (RFC 5321 4.1.1.4).
+        let body = raw
+            .strip_suffix(b"\r\n")
+            .or_else(|| raw.strip_suffix(b"\n"))
+            .unwrap_or(raw);
+        let reply = client.data(body).await.map_err(|e| classify("DATA", e))?;
         tracing::debug!(reply = %reply_text(&reply), "relay accepted the message");
         // The message is accepted; a failing QUIT changes nothing.
         let _ = client.quit().await;
@@ -373,4 +379,298 @@ fn maildir_deliver(
 /// Addresses go into header lines; a CR or LF in one must not start a new header.
 fn header_safe(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::testutil::{Script, Server, closed_port, tempdir};
+
+    const RAW: &[u8] = b"From: Support <support@example.test>\r\n\
+To: alice@example.net\r\n\
+Subject: Re: [#7] printer\r\n\
+Message-ID: <t7.abc@support.example.test>\r\n\
+\r\n\
+Hello Alice,\r\n\
+.this line starts with a dot\r\n\
+bye\r\n";
+
+    fn rcpts() -> Vec<String> {
+        vec!["alice@example.net".into(), "bob@example.net".into()]
+    }
+
+    fn smtp(addr: std::net::SocketAddr) -> Relay {
+        Relay::Smtp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            implicit_tls: false,
+            credentials: None,
+        }
+    }
+
+    async fn send(relay: &Relay) -> Result<(), DeliveryError> {
+        let from = "support+b7.x@example.test";
+        deliver(
+            relay,
+            "support.example.test",
+            Duration::from_secs(5),
+            from,
+            &rcpts(),
+            RAW,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn maildir_delivery_is_byte_exact() {
+        let dir = tempdir("maildir").join("outbox");
+        let relay = Relay::Maildir(dir.clone());
+        send(&relay).await.unwrap();
+        send(&relay).await.unwrap();
+
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("new"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 2, "two distinct names: {files:?}");
+        files.sort();
+        let got = std::fs::read(&files[0]).unwrap();
+        let mut want = b"Return-Path: <support+b7.x@example.test>\r\n\
+X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
+            .to_vec();
+        want.extend_from_slice(RAW);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(got, want);
+
+        let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with(".support.example.test"), "{name}");
+        assert!(!name.contains(':') && !name.contains('/'), "{name}");
+        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert!(dir.join("cur").is_dir());
+    }
+
+    #[tokio::test]
+    async fn maildir_headers_follow_lf_messages_and_cannot_be_injected() {
+        let dir = tempdir("maildir-lf");
+        let relay = Relay::Maildir(dir.clone());
+        let rcpt = vec!["a@x.test\r\nBcc: evil@x.test".to_string()];
+        deliver(
+            &relay,
+            "h",
+            Duration::from_secs(5),
+            "",
+            &rcpt,
+            b"Subject: x\n\nbody\n",
+        )
+        .await
+        .unwrap();
+        let f = std::fs::read_dir(dir.join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap(),
+            "Return-Path: <>\nX-Original-To: <a@x.testBcc: evil@x.test>\nSubject: x\n\nbody\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn maildir_io_error_is_transient() {
+        let dir = tempdir("maildir-err");
+        let file = dir.join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = send(&Relay::Maildir(file)).await.unwrap_err();
+        assert!(matches!(err, DeliveryError::Transient(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn smtp_without_starttls_delivers_byte_exact() {
+        let server = Server::start(Script::default()).await;
+        send(&smtp(server.addr)).await.unwrap();
+        let s = &server.session(0).await;
+        assert_eq!(s.mail_from.as_deref(), Some("<support+b7.x@example.test>"));
+        assert_eq!(s.rcpt_to, ["<alice@example.net>", "<bob@example.net>"]);
+        assert_eq!(s.data.as_deref(), Some(RAW));
+        assert_eq!(s.commands[0], "EHLO support.example.test");
+        assert_eq!(s.commands.last().map(String::as_str), Some("QUIT"));
+        assert!(!s.commands.iter().any(|c| c.starts_with("STARTTLS")));
+    }
+
+    #[tokio::test]
+    async fn smtp_rcpt_451_is_transient_with_reply() {
+        let server = Server::start(Script {
+            rcpt: "451 4.3.0 Mailbox temporarily unavailable",
+            ..Script::default()
+        })
+        .await;
+        let err = send(&smtp(server.addr)).await.unwrap_err();
+        match err {
+            DeliveryError::Transient(t) => assert_eq!(
+                t,
+                "RCPT TO:<alice@example.net>: 451 4.3.0 Mailbox temporarily unavailable"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Nothing was sent: the first rejection aborts before DATA.
+        assert!(server.session(0).await.data.is_none());
+    }
+
+    #[tokio::test]
+    async fn smtp_rcpt_550_is_permanent_with_reply() {
+        let server = Server::start(Script {
+            rcpt: "550 5.1.1 <alice@example.net>: Recipient address rejected",
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Permanent(t) => assert_eq!(
+                t,
+                "RCPT TO:<alice@example.net>: 550 5.1.1 <alice@example.net>: Recipient address rejected"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_data_554_is_permanent() {
+        let server = Server::start(Script {
+            data_end: "554 5.7.1 Message rejected as spam",
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Permanent(t) => {
+                assert_eq!(t, "DATA: 554 5.7.1 Message rejected as spam")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_greeting_421_is_transient() {
+        let server = Server::start(Script {
+            greeting: "421 4.3.2 Service not available, closing channel",
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Transient(t) => {
+                assert_eq!(
+                    t,
+                    "greeting: 421 4.3.2 Service not available, closing channel"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_connection_refused_is_transient() {
+        let port = closed_port().await;
+        let relay = Relay::Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            implicit_tls: false,
+            credentials: None,
+        };
+        match send(&relay).await.unwrap_err() {
+            DeliveryError::Transient(t) => {
+                assert!(
+                    t.starts_with(&format!("cannot connect to 127.0.0.1:{port}")),
+                    "{t}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_silent_server_times_out_as_transient() {
+        let server = Server::start(Script {
+            mute: true,
+            ..Script::default()
+        })
+        .await;
+        let err = deliver(
+            &smtp(server.addr),
+            "h",
+            Duration::from_millis(300),
+            "a@x.test",
+            &rcpts(),
+            RAW,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Transient(t) if t.contains("timed out") || t.contains("within")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn smtp_auth_on_loopback_and_rejected_credentials_are_transient() {
+        let ok = Server::start(Script {
+            extensions: vec!["AUTH PLAIN LOGIN"],
+            ..Script::default()
+        })
+        .await;
+        let mut relay = smtp(ok.addr);
+        if let Relay::Smtp { credentials, .. } = &mut relay {
+            *credentials = Some(("user".into(), "secret".into()));
+        }
+        send(&relay).await.unwrap();
+        assert!(
+            ok.session(0)
+                .await
+                .commands
+                .iter()
+                .any(|c| c.starts_with("AUTH PLAIN"))
+        );
+
+        let bad = Server::start(Script {
+            extensions: vec!["AUTH PLAIN"],
+            auth: "535 5.7.8 Authentication credentials invalid",
+            ..Script::default()
+        })
+        .await;
+        if let Relay::Smtp { port, .. } = &mut relay {
+            *port = bad.addr.port();
+        }
+        match send(&relay).await.unwrap_err() {
+            DeliveryError::Transient(t) => assert!(t.contains("535 5.7.8"), "{t}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_recipients_is_permanent() {
+        let dir = tempdir("norcpt");
+        let err = deliver(
+            &Relay::Maildir(dir),
+            "h",
+            Duration::from_secs(1),
+            "a@x",
+            &[],
+            RAW,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DeliveryError::Permanent(_)));
+    }
+
+    #[test]
+    fn describes_relays_without_credentials() {
+        let r = Relay::Smtp {
+            host: "mail.example.test".into(),
+            port: 465,
+            implicit_tls: true,
+            credentials: Some(("u".into(), "p".into())),
+        };
+        assert_eq!(describe(&r), "smtps://mail.example.test:465");
+    }
 }
