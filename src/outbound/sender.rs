@@ -349,3 +349,357 @@ fn human_duration(secs: i64) -> String {
         s => format!("{s}s"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Priority, Status, Ticket};
+    use crate::outbound::queue;
+    use crate::outbound::testutil::{Script, Server, tempdir};
+    use std::path::{Path, PathBuf};
+
+    fn config(relay: &str) -> Config {
+        let text = format!(
+            r#"
+[server]
+hostname = "support.example.test"
+
+[[mailbox]]
+address = "support@example.test"
+
+[outbound]
+relay = "{relay}"
+from = "Example Support <support@example.test>"
+lifetime = "1d"
+retry_initial = "60s"
+retry_max = "1h"
+timeout = "5s"
+
+[web]
+api_token = "t"
+"#
+        );
+        Config::from_str(&text, Path::new("/tmp/x/config.toml")).unwrap()
+    }
+
+    fn job(created_at: i64, attempts: u32) -> OutboundJob {
+        OutboundJob {
+            id: 1,
+            message: 1,
+            ticket: None,
+            mail_from: "a@x.test".into(),
+            rcpt_to: vec!["b@y.test".into()],
+            created_at,
+            attempts,
+            next_attempt_at: created_at,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let (i, m) = (Duration::from_secs(60), Duration::from_secs(3600));
+        let got: Vec<u64> = (1..=8).map(|a| backoff(a, i, m).as_secs()).collect();
+        assert_eq!(got, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(backoff(0, i, m).as_secs(), 60);
+        assert_eq!(backoff(u32::MAX, i, m).as_secs(), 3600);
+    }
+
+    #[test]
+    fn transient_failures_retry_until_lifetime_then_fail() {
+        let cfg = config("maildir:/tmp/x").outbound;
+        let t0 = 1_000_000;
+        let err = || Err(DeliveryError::Transient("451 later".into()));
+        assert_eq!(
+            outcome(&job(t0, 0), err(), t0, &cfg),
+            Outcome::Retry {
+                next_attempt_at: t0 + 60,
+                error: "451 later".into()
+            }
+        );
+        assert_eq!(
+            outcome(&job(t0, 2), err(), t0 + 500, &cfg),
+            Outcome::Retry {
+                next_attempt_at: t0 + 500 + 240,
+                error: "451 later".into()
+            }
+        );
+        // The last retry is pulled in to the end of the lifetime...
+        let late = t0 + 86400 - 100;
+        assert_eq!(
+            outcome(&job(t0, 20), err(), late, &cfg),
+            Outcome::Retry {
+                next_attempt_at: t0 + 86400,
+                error: "451 later".into()
+            }
+        );
+        // ...and failing then gives up.
+        match outcome(&job(t0, 21), err(), t0 + 86400, &cfg) {
+            Outcome::Failed(e) => {
+                assert!(
+                    e.starts_with("gave up after 22 attempts over 1d0h: 451 later"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let perm = Err(DeliveryError::Permanent("550 no".into()));
+        assert_eq!(
+            outcome(&job(t0, 0), perm, t0, &cfg),
+            Outcome::Failed("550 no".into())
+        );
+        assert_eq!(outcome(&job(t0, 0), Ok(()), t0, &cfg), Outcome::Delivered);
+    }
+
+    const RAW: &[u8] =
+        b"From: support@example.test\r\nTo: alice@example.net\r\nSubject: hi\r\n\r\nhello\r\n";
+
+    /// A store with ticket 1 and one job for it; returns the job id.
+    fn setup(dir: &Path, now: i64) -> (Store, u64) {
+        let store = Store::open(dir).unwrap();
+        let id = store
+            .write(|tx| {
+                tx.put_ticket(&Ticket {
+                    id: 1,
+                    subject: "printer".into(),
+                    status: Status::Open,
+                    priority: Priority::Normal,
+                    queue: "general".into(),
+                    assignee: None,
+                    requester: "alice@example.net".into(),
+                    requester_name: String::new(),
+                    participants: vec!["alice@example.net".into()],
+                    created_at: now,
+                    updated_at: now,
+                    message_count: 1,
+                    next_event: 0,
+                    last_customer_message_id: None,
+                })?;
+                tx.put_raw(7, RAW)?;
+                queue::enqueue(
+                    tx,
+                    7,
+                    Some(1),
+                    "support+b1@example.test".into(),
+                    vec!["alice@example.net".into()],
+                    now,
+                )
+            })
+            .unwrap();
+        (store, id)
+    }
+
+    struct Running {
+        shutdown: watch::Sender<bool>,
+        wake: Arc<Notify>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(cfg: Config, store: &Store, clock: &Clock) -> Running {
+        let (tx, rx) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run(
+            Arc::new(cfg),
+            store.clone(),
+            clock.clone(),
+            wake.clone(),
+            rx,
+        ));
+        Running {
+            shutdown: tx,
+            wake,
+            task,
+        }
+    }
+
+    impl Running {
+        async fn stop(self) {
+            self.shutdown.send(true).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), self.task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Polls until `f` holds (the sender works in the background).
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn events(store: &Store) -> Vec<(String, String)> {
+        store
+            .ticket_events(1)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.detail))
+            .collect()
+    }
+
+    fn maildir_files(dir: &PathBuf) -> Vec<PathBuf> {
+        std::fs::read_dir(dir.join("new"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn delivers_to_maildir_and_records_event() {
+        let dir = tempdir("sender-maildir");
+        let outbox = dir.join("outbox");
+        let clock = Clock::system();
+        let (store, id) = setup(&dir.join("data"), clock.now());
+        let running = start(
+            config(&format!("maildir:{}", outbox.display())),
+            &store,
+            &clock,
+        );
+
+        until("the job to go", || store.outbound_len().unwrap() == 0).await;
+        running.stop().await;
+
+        let files = maildir_files(&outbox);
+        assert_eq!(files.len(), 1);
+        let got = std::fs::read(&files[0]).unwrap();
+        assert!(got.ends_with(RAW));
+        assert!(got.starts_with(b"Return-Path: <support+b1@example.test>\r\n"));
+        assert!(store.write(|tx| tx.job(id)).unwrap().is_none());
+        assert_eq!(
+            events(&store),
+            [(
+                "delivered".to_string(),
+                format!("to alice@example.net via maildir:{}", outbox.display())
+            )]
+        );
+        assert_eq!(store.ticket(1).unwrap().unwrap().next_event, 1);
+    }
+
+    #[tokio::test]
+    async fn permanent_rejection_removes_job_with_event() {
+        let server = Server::start(Script {
+            rcpt: "550 5.1.1 No such user",
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-550");
+        let clock = Clock::system();
+        let (store, _) = setup(&dir, clock.now());
+        let running = start(config(&format!("smtp://{}", server.addr)), &store, &clock);
+
+        until("the job to go", || store.outbound_len().unwrap() == 0).await;
+        running.stop().await;
+        assert_eq!(
+            events(&store),
+            [(
+                "delivery_failed".to_string(),
+                "alice@example.net: RCPT TO:<alice@example.net>: 550 5.1.1 No such user"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn temporary_failure_retries_with_backoff_until_lifetime() {
+        let server = Server::start(Script {
+            rcpt: "451 4.7.1 Greylisted, try again later",
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-451");
+        let clock = Clock::system();
+        let t0 = clock.now();
+        let (store, id) = setup(&dir, t0);
+        let running = start(config(&format!("smtp://{}", server.addr)), &store, &clock);
+        let job = || store.write(|tx| tx.job(id)).unwrap();
+
+        until("the first attempt", || {
+            job().is_some_and(|j| j.attempts == 1)
+        })
+        .await;
+        let j = job().unwrap();
+        assert!(
+            j.next_attempt_at >= t0 + 60 && j.next_attempt_at <= clock.now() + 60,
+            "{j:?}"
+        );
+        assert_eq!(
+            j.last_error.as_deref(),
+            Some("RCPT TO:<alice@example.net>: 451 4.7.1 Greylisted, try again later")
+        );
+        assert!(events(&store).is_empty());
+        // Not retried before it is due.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(job().unwrap().attempts, 1);
+
+        // Time passes: the second attempt comes 60 s later, the third 120 s after that.
+        clock.advance(61);
+        running.wake.notify_one();
+        until("the second attempt", || {
+            job().is_some_and(|j| j.attempts == 2)
+        })
+        .await;
+        let j = job().unwrap();
+        assert!(j.next_attempt_at >= clock.now() + 119, "{j:?}");
+
+        // Past the lifetime (1 day) the next failure is final.
+        clock.advance(86400);
+        running.wake.notify_one();
+        until("the job to be given up", || job().is_none()).await;
+        running.stop().await;
+        let ev = events(&store);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].0, "delivery_failed");
+        assert!(ev[0].1.contains("gave up after 3 attempts"), "{ev:?}");
+        assert!(ev[0].1.contains("451 4.7.1 Greylisted"), "{ev:?}");
+        assert_eq!(server.session(2).await.rcpt_to.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_raw_message_is_a_permanent_failure() {
+        let dir = tempdir("sender-noraw");
+        let clock = Clock::system();
+        let (store, _) = setup(&dir.join("data"), clock.now());
+        store.write(|tx| tx.remove_raw(7)).unwrap();
+        let running = start(
+            config(&format!("maildir:{}", dir.join("outbox").display())),
+            &store,
+            &clock,
+        );
+        until("the job to go", || store.outbound_len().unwrap() == 0).await;
+        running.stop().await;
+        assert_eq!(
+            events(&store),
+            [(
+                "delivery_failed".to_string(),
+                "alice@example.net: message 7 is missing from the store".to_string()
+            )]
+        );
+        assert!(maildir_files(&dir.join("outbox")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_deliveries_in_flight() {
+        // A server that never answers: the attempt runs until the 5 s timeout
+        // unless shutdown abandons it; shutdown must wait and record it.
+        let server = Server::start(Script {
+            mute: true,
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-shutdown");
+        let clock = Clock::system();
+        let (store, id) = setup(&dir, clock.now());
+        let mut cfg = config(&format!("smtp://{}", server.addr));
+        cfg.outbound.timeout = Duration::from_millis(500);
+        let running = start(cfg, &store, &clock);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        running.stop().await;
+        let j = store.write(|tx| tx.job(id)).unwrap().unwrap();
+        assert_eq!(j.attempts, 1, "{j:?}");
+        assert!(j.last_error.is_some());
+    }
+}
