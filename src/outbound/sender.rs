@@ -542,7 +542,7 @@ api_token = "t"
             .collect()
     }
 
-    fn maildir_files(dir: &PathBuf) -> Vec<PathBuf> {
+    fn maildir_files(dir: &Path) -> Vec<PathBuf> {
         std::fs::read_dir(dir.join("new"))
             .map(|d| d.map(|e| e.unwrap().path()).collect())
             .unwrap_or_default()
@@ -696,7 +696,10 @@ api_token = "t"
         let mut cfg = config(&format!("smtp://{}", server.addr));
         cfg.outbound.timeout = Duration::from_millis(500);
         let running = start(cfg, &store, &clock);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        until("the attempt to connect", || {
+            server.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+        })
+        .await;
         running.stop().await;
         let j = store.write(|tx| tx.job(id)).unwrap().unwrap();
         assert_eq!(j.attempts, 1, "{j:?}");

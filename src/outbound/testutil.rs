@@ -50,6 +50,8 @@ pub struct Session {
 pub struct Server {
     pub addr: SocketAddr,
     pub sessions: Arc<Mutex<Vec<Session>>>,
+    /// Connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -65,11 +67,14 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let sessions = Arc::new(Mutex::new(Vec::new()));
         let s = sessions.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let a = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
                     return;
                 };
+                a.fetch_add(1, Ordering::SeqCst);
                 let script = script.clone();
                 let s = s.clone();
                 tokio::spawn(async move {
@@ -82,6 +87,7 @@ impl Server {
         Server {
             addr,
             sessions,
+            accepted,
             task,
         }
     }
