@@ -163,7 +163,15 @@ impl SmtpAttempt<'_> {
             let mut client = client
                 .start_tls(&tls_connector()?, self.host)
                 .await
-                .map_err(|e| classify(&format!("STARTTLS with {addr}"), e))?;
+                // Whatever the reply code, TLS trouble is about the relay, not
+                // the message: retry rather than give the message up.
+                .map_err(|e| {
+                    DeliveryError::Transient(
+                        classify(&format!("STARTTLS with {addr}"), e)
+                            .text()
+                            .to_string(),
+                    )
+                })?;
             // RFC 3207: forget what was learnt before TLS and ask again.
             let caps = client
                 .ehlo(self.helo)
@@ -566,6 +574,39 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
                 )
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_starttls_is_used_when_offered_and_its_failure_is_transient() {
+        for (reply, want) in [
+            (
+                "502 5.5.1 Not today",
+                "STARTTLS with 127.0.0.1:{port}: 502 5.5.1 Not today",
+            ),
+            // Agrees, then closes instead of doing the handshake.
+            (
+                "220 2.0.0 Ready to start TLS",
+                "STARTTLS with 127.0.0.1:{port}: ",
+            ),
+        ] {
+            let server = Server::start(Script {
+                extensions: vec!["STARTTLS", "AUTH PLAIN"],
+                starttls: reply,
+                ..Script::default()
+            })
+            .await;
+            let want = want.replace("{port}", &server.addr.port().to_string());
+            match send(&smtp(server.addr)).await.unwrap_err() {
+                DeliveryError::Transient(t) => assert!(t.starts_with(&want), "{t}"),
+                other => panic!("{other:?}"),
+            }
+            let s = server.session(0).await;
+            assert_eq!(s.commands.last().map(String::as_str), Some("STARTTLS"));
+            assert!(
+                s.mail_from.is_none(),
+                "nothing sent in clear once TLS was offered"
+            );
         }
     }
 

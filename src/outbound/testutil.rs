@@ -15,6 +15,8 @@ pub struct Script {
     /// unless a test wants it.
     pub extensions: Vec<&'static str>,
     pub auth: &'static str,
+    /// Reply to STARTTLS; after a 2xx the connection is closed (no TLS here).
+    pub starttls: &'static str,
     pub mail: &'static str,
     pub rcpt: &'static str,
     pub data_end: &'static str,
@@ -28,6 +30,7 @@ impl Default for Script {
             greeting: "220 sink.test ESMTP",
             extensions: vec!["PIPELINING", "8BITMIME"],
             auth: "235 2.7.0 Authentication successful",
+            starttls: "454 4.7.0 TLS not available",
             mail: "250 2.1.0 Ok",
             rcpt: "250 2.1.5 Ok",
             data_end: "250 2.0.0 Ok: queued as ABC123",
@@ -166,6 +169,13 @@ async fn serve(
             }
             session.data = Some(data);
             format!("{}\r\n", script.data_end)
+        } else if upper == "STARTTLS" {
+            w.write_all(format!("{}\r\n", script.starttls).as_bytes())
+                .await?;
+            if script.starttls.starts_with('2') {
+                return Ok(());
+            }
+            continue;
         } else if upper == "QUIT" {
             w.write_all(b"221 2.0.0 Bye\r\n").await?;
             return Ok(());
