@@ -688,6 +688,19 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         }
     }
 
+    /// Manual check against a real server, e.g.
+    /// `python3 -m aiosmtpd -n -l 127.0.0.1:2626` then
+    /// `POSTDESK_TEST_RELAY=127.0.0.1:2626 cargo test --lib real_smtp_sink -- --ignored`.
+    #[tokio::test]
+    #[ignore = "needs an SMTP sink named by POSTDESK_TEST_RELAY"]
+    async fn real_smtp_sink() {
+        let addr = std::env::var("POSTDESK_TEST_RELAY")
+            .unwrap()
+            .parse()
+            .unwrap();
+        send(&smtp(addr)).await.unwrap();
+    }
+
     #[tokio::test]
     async fn no_recipients_is_permanent() {
         let dir = tempdir("norcpt");
