@@ -22,6 +22,9 @@ use tracing::Instrument;
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// Pause after the store failed, before trying again.
 const STORE_RETRY: Duration = Duration::from_secs(5);
+/// How long a job whose result could not be recorded is left alone, so a
+/// failing store (disk full) does not make us redeliver it in a tight loop.
+const HOLD_UNRECORDED: i64 = 300;
 
 /// Runs until `shutdown` turns true. `wake` is notified whenever new jobs are queued.
 ///
@@ -41,10 +44,13 @@ pub async fn run(
         clock,
     });
     let limit = ctx.cfg.outbound.concurrency.max(1);
-    let mut tasks: JoinSet<()> = JoinSet::new();
+    // Each task yields whether its result reached the store.
+    let mut tasks: JoinSet<bool> = JoinSet::new();
     // Job ids with an attempt running, and which task runs which job.
     let mut in_flight: HashSet<u64> = HashSet::new();
     let mut task_jobs: HashMap<Id, u64> = HashMap::new();
+    // Job id -> unix seconds before which it is not tried again.
+    let mut held: HashMap<u64, i64> = HashMap::new();
 
     while !*shutdown.borrow() {
         // Register for wake-ups before looking at the queue, so a job queued
@@ -54,7 +60,7 @@ pub async fn run(
         notified.as_mut().enable();
 
         let idle = match ctx
-            .start_due(&mut tasks, &mut in_flight, &mut task_jobs, limit)
+            .start_due(&mut tasks, &mut in_flight, &mut task_jobs, &held, limit)
             .await
         {
             Ok(Some(next)) => {
@@ -74,7 +80,7 @@ pub async fn run(
             _ = &mut notified, if !full => {}
             _ = tokio::time::sleep(idle), if !full => {}
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                finished(done, &mut in_flight, &mut task_jobs);
+                finished(done, &mut in_flight, &mut task_jobs, &mut held, ctx.clock.now());
             }
         }
         if shutdown.has_changed().is_err() {
@@ -90,25 +96,37 @@ pub async fn run(
         );
     }
     while let Some(done) = tasks.join_next_with_id().await {
-        finished(done, &mut in_flight, &mut task_jobs);
+        finished(
+            done,
+            &mut in_flight,
+            &mut task_jobs,
+            &mut held,
+            ctx.clock.now(),
+        );
     }
 }
 
 fn finished(
-    done: Result<(Id, ()), tokio::task::JoinError>,
+    done: Result<(Id, bool), tokio::task::JoinError>,
     in_flight: &mut HashSet<u64>,
     task_jobs: &mut HashMap<Id, u64>,
+    held: &mut HashMap<u64, i64>,
+    now: i64,
 ) {
-    let id = match done {
-        Ok((id, ())) => id,
+    let (id, recorded) = match done {
+        Ok(r) => r,
         Err(e) => {
-            // The job stays queued and is tried again.
             tracing::error!(error = %e, "outbound: delivery task failed");
-            e.id()
+            (e.id(), false)
         }
     };
+    held.retain(|_, until| *until > now);
     if let Some(job) = task_jobs.remove(&id) {
         in_flight.remove(&job);
+        if !recorded {
+            // The job stays queued as it was; try it again later.
+            held.insert(job, now + HOLD_UNRECORDED);
+        }
     }
 }
 
@@ -124,16 +142,17 @@ impl Ctx {
     /// all; returns when the next not-yet-started job becomes due, if any.
     async fn start_due(
         self: &Arc<Self>,
-        tasks: &mut JoinSet<()>,
+        tasks: &mut JoinSet<bool>,
         in_flight: &mut HashSet<u64>,
         task_jobs: &mut HashMap<Id, u64>,
+        held: &HashMap<u64, i64>,
         limit: usize,
     ) -> store::Result<Option<i64>> {
         let free = limit.saturating_sub(tasks.len());
         // The head of the queue, due or not (earliest first). Jobs in flight
         // keep their past next_attempt_at until their result is recorded, so
         // look far enough to see the first job that is not in flight.
-        let want = in_flight.len() + free + 1;
+        let want = in_flight.len() + held.len() + free + 1;
         let store = self.store.clone();
         let head = tokio::task::spawn_blocking(move || store.due_jobs(i64::MAX, want))
             .await
@@ -141,7 +160,7 @@ impl Ctx {
         let now = self.clock.now();
         let mut started = 0;
         for job in head {
-            if in_flight.contains(&job.id) {
+            if in_flight.contains(&job.id) || held.get(&job.id).is_some_and(|&t| t > now) {
                 continue;
             }
             if job.next_attempt_at > now || started >= free {
@@ -162,8 +181,9 @@ impl Ctx {
         Ok(None)
     }
 
-    /// One delivery attempt, and its result recorded.
-    async fn attempt(self: Arc<Self>, job: OutboundJob) {
+    /// One delivery attempt, and its result recorded; false if the store
+    /// could not be read or written.
+    async fn attempt(self: Arc<Self>, job: OutboundJob) -> bool {
         let store = self.store.clone();
         let seq = job.message;
         let raw = tokio::task::spawn_blocking(move || store.raw(seq)).await;
@@ -185,11 +205,11 @@ impl Ctx {
             Ok(Err(e)) => {
                 // Our own trouble, not the message's: leave the job as it is.
                 tracing::error!(error = %e, message = seq, "cannot load the message to send");
-                return;
+                return false;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the message to send");
-                return;
+                return false;
             }
         };
         let now = self.clock.now();
@@ -218,9 +238,15 @@ impl Ctx {
         })
         .await;
         match recorded {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot record the delivery result"),
-            Err(e) => tracing::error!(error = %e, "cannot record the delivery result"),
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot record the delivery result");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the delivery result");
+                false
+            }
         }
     }
 
