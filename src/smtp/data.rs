@@ -48,7 +48,9 @@ impl DataReader {
     pub fn new(max_size: u64) -> DataReader {
         DataReader {
             state: State::LineStart,
-            body: Vec::with_capacity(INITIAL_CAPACITY.min(usize::try_from(max_size).unwrap_or(usize::MAX))),
+            body: Vec::with_capacity(
+                INITIAL_CAPACITY.min(usize::try_from(max_size).unwrap_or(usize::MAX)),
+            ),
             size: 0,
             max_size,
         }
@@ -136,7 +138,8 @@ impl DataReader {
         } else if room > 0 {
             // Keep what fits; the body will be refused anyway, so stop
             // growing it and just count from here on.
-            self.body.extend_from_slice(&bytes[..usize::try_from(room).unwrap_or(0)]);
+            self.body
+                .extend_from_slice(&bytes[..usize::try_from(room).unwrap_or(0)]);
         }
         self.size = self.size.saturating_add(len);
     }
@@ -189,7 +192,13 @@ mod tests {
 
     #[test]
     fn bare_lf_or_cr_dots_do_not_end() {
-        for s in [&b"x\n.\ny"[..], b"x\n.\r\ny", b"x\r.\r\ny", b"x\r\n.\ny", b"x\r.\ry"] {
+        for s in [
+            &b"x\n.\ny"[..],
+            b"x\n.\r\ny",
+            b"x\r.\r\ny",
+            b"x\r\n.\ny",
+            b"x\r.\ry",
+        ] {
             assert!(run(&[s], 100).is_none(), "{s:?} ended the message");
         }
         let (body, _, _) = run(&[b"x\r\n.\r.\r\n", b".\r\n"], 100).unwrap();

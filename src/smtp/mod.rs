@@ -51,19 +51,34 @@ impl SmtpServer {
                 .map_err(|e| anyhow::anyhow!("cannot listen for SMTP on {addr}: {e}"))?;
             listeners.push(l);
         }
-        Ok(SmtpServer { cfg, listeners, tls })
+        Ok(SmtpServer {
+            cfg,
+            listeners,
+            tls,
+        })
     }
 
     /// The addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Serves until `shutdown` turns true, then lets transactions in progress
     /// finish for up to `smtp.shutdown_grace` and answers 421 to the rest.
     /// Returns once every session has ended.
-    pub async fn run(self, spool: Spool, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let SmtpServer { cfg, listeners, tls } = self;
+    pub async fn run(
+        self,
+        spool: Spool,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let SmtpServer {
+            cfg,
+            listeners,
+            tls,
+        } = self;
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             spool,
@@ -120,7 +135,11 @@ impl SmtpServer {
 
         // Stop accepting immediately: the listening sockets close here.
         drop(listeners);
-        tracing::info!(sessions = sessions.len(), grace_secs = cfg.smtp.shutdown_grace.as_secs(), "SMTP shutting down");
+        tracing::info!(
+            sessions = sessions.len(),
+            grace_secs = cfg.smtp.shutdown_grace.as_secs(),
+            "SMTP shutting down"
+        );
         // Idle sessions close on their own (they watch `shutdown`); the rest
         // get until the grace period ends.
         let grace = tokio::time::sleep(cfg.smtp.shutdown_grace);
@@ -131,11 +150,17 @@ impl SmtpServer {
                 () = &mut grace => break,
             }
         }
-        tracing::info!(sessions = sessions.len(), "shutdown grace elapsed, closing remaining SMTP sessions");
+        tracing::info!(
+            sessions = sessions.len(),
+            "shutdown grace elapsed, closing remaining SMTP sessions"
+        );
         let _ = hard_stop_tx.send(true);
         let all_done = async { while sessions.join_next().await.is_some() {} };
         if tokio::time::timeout(STOP_TIMEOUT, all_done).await.is_err() {
-            tracing::warn!(sessions = sessions.len(), "aborting SMTP sessions that did not stop");
+            tracing::warn!(
+                sessions = sessions.len(),
+                "aborting SMTP sessions that did not stop"
+            );
             sessions.shutdown().await;
         }
         Ok(())
@@ -180,7 +205,8 @@ fn load_tls(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     if chain.is_empty() {
         anyhow::bail!("smtp.tls_cert {} holds no certificate", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(&key).with_context(|| format!("cannot read smtp.tls_key {}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key)
+        .with_context(|| format!("cannot read smtp.tls_key {}", key.display()))?;
     // An explicit provider: no dependence on (or panic about) the process default.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)

@@ -108,7 +108,13 @@ struct Session {
 /// Serves one accepted connection until it closes. Never panics on peer input;
 /// I/O errors just end the session (they are logged at debug level).
 #[tracing::instrument(name = "smtp", skip_all, fields(session = id, peer = %peer))]
-pub(super) async fn serve_connection(shared: Arc<Shared>, signals: Signals, tcp: TcpStream, peer: SocketAddr, id: u64) {
+pub(super) async fn serve_connection(
+    shared: Arc<Shared>,
+    signals: Signals,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) {
     tracing::debug!("connected");
     let hostname = shared.cfg.server.hostname.clone();
     let command_timeout = shared.cfg.smtp.command_timeout;
@@ -179,7 +185,10 @@ impl Session {
         self.errors += 1;
         if self.errors >= MAX_ERRORS {
             tracing::info!(errors = self.errors, "too many errors, closing");
-            let bye = format!("421 4.7.0 {} Too many errors, closing connection", self.hostname());
+            let bye = format!(
+                "421 4.7.0 {} Too many errors, closing connection",
+                self.hostname()
+            );
             self.reply(&bye);
             return Next::Close;
         }
@@ -194,7 +203,10 @@ impl Session {
 
     /// The command loop. Runs until the connection should close or be
     /// upgraded to TLS; the greeting (or nothing, after TLS) is in `output`.
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<End> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> std::io::Result<End> {
         loop {
             // Answer every complete command already received (PIPELINING)...
             while let Some(line) = self.next_line() {
@@ -211,7 +223,10 @@ impl Session {
                             // Anything pipelined after STARTTLS was sent in
                             // clear text and must not be executed inside the
                             // TLS session (CVE-2011-0411).
-                            tracing::info!(bytes = self.input.len(), "discarding data pipelined after STARTTLS");
+                            tracing::info!(
+                                bytes = self.input.len(),
+                                "discarding data pipelined after STARTTLS"
+                            );
                         }
                         self.input.clear();
                         self.discarding_line = false;
@@ -244,14 +259,11 @@ impl Session {
     /// tail of an over-long line instead of buffering it.
     fn take_command_bytes(&mut self, n: usize) {
         let chunk = &self.read_buf[..n];
-        if self.discarding_line {
-            match chunk.iter().position(|&b| b == b'\n') {
-                // Keep the LF: `next_line` then reports the over-long line.
-                Some(pos) => self.input.extend_from_slice(&chunk[pos..]),
-                None => return,
-            }
-        } else {
+        if !self.discarding_line {
             self.input.extend_from_slice(chunk);
+        } else if let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+            // Keep the LF: `next_line` then reports the over-long line.
+            self.input.extend_from_slice(&chunk[pos..]);
         }
     }
 
@@ -322,7 +334,9 @@ impl Session {
                 Next::Close
             }
             Request::Vrfy { .. } => {
-                self.reply("252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+                self.reply(
+                    "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery",
+                );
                 Next::Continue
             }
             Request::Expn { .. } => {
@@ -348,14 +362,18 @@ impl Session {
             ParseError::UnknownCommand => "500 5.5.1 Error: command not recognized".to_string(),
             ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
             ParseError::InvalidSenderAddress => "501 5.1.7 Bad sender address syntax".to_string(),
-            ParseError::InvalidRecipientAddress => "501 5.1.3 Bad recipient address syntax".to_string(),
-            ParseError::InvalidParameter { param } => format!("501 5.5.4 Invalid parameter {param}"),
+            ParseError::InvalidRecipientAddress => {
+                "501 5.1.3 Bad recipient address syntax".to_string()
+            }
+            ParseError::InvalidParameter { param } => {
+                format!("501 5.5.4 Invalid parameter {param}")
+            }
             ParseError::UnsupportedParameter { param } => {
                 format!("555 5.5.4 Unsupported parameter {}", printable(&param))
             }
-            ParseError::NeedsMoreData { .. } | ParseError::ResponseTooLong | ParseError::InvalidResponse { .. } => {
-                "500 5.5.2 Syntax error".to_string()
-            }
+            ParseError::NeedsMoreData { .. }
+            | ParseError::ResponseTooLong
+            | ParseError::InvalidResponse { .. } => "500 5.5.2 Syntax error".to_string(),
         };
         self.error(&line)
     }
@@ -383,7 +401,8 @@ impl Session {
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
-            self.output.extend_from_slice(format!("250{sep}{l}\r\n").as_bytes());
+            self.output
+                .extend_from_slice(format!("250{sep}{l}\r\n").as_bytes());
         }
         Next::Continue
     }
@@ -418,7 +437,11 @@ impl Session {
         let State::Mail(tx) = &mut self.state else {
             return self.error("503 5.5.1 Error: need MAIL command");
         };
-        if tx.rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(&to.address)) {
+        if tx
+            .rcpt_to
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&to.address))
+        {
             self.reply("250 2.1.5 Ok");
             return Next::Continue;
         }
@@ -463,7 +486,10 @@ impl Session {
 
     /// Receives the message after 354, stores it and answers. Returns
     /// `Some(end)` when the session must end (timeout, shutdown, EOF).
-    async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<Option<End>> {
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> std::io::Result<Option<End>> {
         let mut reader = DataReader::new(self.cfg().smtp.max_message_size);
         // Bytes pipelined behind DATA are already message content.
         let buffered = std::mem::take(&mut self.input);
@@ -501,7 +527,10 @@ impl Session {
             return Ok(None);
         };
         if reader.too_big() {
-            tracing::info!(limit = self.cfg().smtp.max_message_size, "message too big, refused");
+            tracing::info!(
+                limit = self.cfg().smtp.max_message_size,
+                "message too big, refused"
+            );
             self.reply("552 5.3.4 Message size exceeds fixed maximum message size");
             return Ok(None);
         }
@@ -531,7 +560,11 @@ impl Session {
     }
 
     /// Waits for bytes from the peer, giving up on timeout or shutdown.
-    async fn read_more<S: AsyncRead + Unpin>(&mut self, stream: &mut S, timeout: Duration) -> Input {
+    async fn read_more<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        timeout: Duration,
+    ) -> Input {
         let hostname = self.shared.cfg.server.hostname.clone();
         let idle = self.idle();
         let shutdown = &mut self.signals.shutdown;
@@ -574,7 +607,12 @@ impl Session {
         };
         match tokio::time::timeout(timeout, write).await {
             Ok(r) => r?,
-            Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "peer does not read replies")),
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "peer does not read replies",
+                ));
+            }
         }
         self.output.clear();
         Ok(())

@@ -35,7 +35,9 @@ api_token = "t"
 "#;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/tls")
+        .join(name)
 }
 
 struct Harness {
@@ -75,7 +77,10 @@ impl Harness {
     }
 
     async fn connect_raw(&self) -> Client<TcpStream> {
-        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(self.addr)).await.unwrap().unwrap();
+        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(self.addr))
+            .await
+            .unwrap()
+            .unwrap();
         Client {
             io: BufReader::new(tcp),
         }
@@ -94,13 +99,20 @@ impl Harness {
         self.shutdown.send(true).unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;
         while TcpStream::connect(self.addr).await.is_ok() {
-            assert!(tokio::time::Instant::now() < deadline, "listener still accepting after shutdown");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "listener still accepting after shutdown"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     async fn stopped(self) {
-        tokio::time::timeout(WAIT, self.server).await.expect("run() did not return").unwrap().unwrap();
+        tokio::time::timeout(WAIT, self.server)
+            .await
+            .expect("run() did not return")
+            .unwrap()
+            .unwrap();
         std::fs::remove_dir_all(self.dir).ok();
     }
 }
@@ -153,7 +165,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .await
             .expect("connection not closed")
             .ok();
-        assert!(rest.is_empty(), "unexpected bytes before close: {:?}", String::from_utf8_lossy(&rest));
+        assert!(
+            rest.is_empty(),
+            "unexpected bytes before close: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
     }
 
     /// EHLO, MAIL, RCPT, DATA up to the 354.
@@ -197,23 +213,32 @@ async fn full_transaction_is_stored_byte_exact() {
         ),
         "STARTTLS must not be offered without a certificate"
     );
-    c.ok("MAIL FROM:<alice@example.org> BODY=8BITMIME", "250 2.1.0").await;
-    c.ok("RCPT TO:<Support+T12.abc@Example.TEST>", "250 2.1.5").await;
+    c.ok("MAIL FROM:<alice@example.org> BODY=8BITMIME", "250 2.1.0")
+        .await;
+    c.ok("RCPT TO:<Support+T12.abc@Example.TEST>", "250 2.1.5")
+        .await;
     c.ok("DATA", "354").await;
-    let mut wire = b"Subject: caf\xc3\xa9\r\n\r\n..leading dot\r\n..\r\n\xff\xfe 8-bit\r\nend".to_vec();
+    let mut wire =
+        b"Subject: caf\xc3\xa9\r\n\r\n..leading dot\r\n..\r\n\xff\xfe 8-bit\r\nend".to_vec();
     wire.extend_from_slice(b"\r\n.\r\n");
     c.send(&wire).await;
     let seq = queued_seq(&c.reply().await);
     c.ok("QUIT", "221").await;
     c.expect_eof().await;
 
-    assert_eq!(h.raw(seq), b"Subject: caf\xc3\xa9\r\n\r\n.leading dot\r\n.\r\n\xff\xfe 8-bit\r\nend\r\n");
+    assert_eq!(
+        h.raw(seq),
+        b"Subject: caf\xc3\xa9\r\n\r\n.leading dot\r\n.\r\n\xff\xfe 8-bit\r\nend\r\n"
+    );
     let stored = h.stored();
     assert_eq!(stored.len(), 1);
     let (s, env) = &stored[0];
     assert_eq!(*s, seq);
     assert_eq!(env.mail_from, "alice@example.org");
-    assert_eq!(env.rcpt_to, vec!["Support+T12.abc@Example.TEST".to_string()]);
+    assert_eq!(
+        env.rcpt_to,
+        vec!["Support+T12.abc@Example.TEST".to_string()]
+    );
     assert_eq!(env.helo, "client.example.org");
     assert_eq!(env.source, Source::Smtp);
     assert!(env.peer.starts_with("127.0.0.1:"), "peer {:?}", env.peer);
@@ -286,7 +311,10 @@ async fn pipelined_commands_in_one_write() {
     assert_eq!(h.raw(second), b"two\r\n");
     let stored = h.stored();
     assert_eq!(stored.len(), 2);
-    assert_eq!(stored[0].1.rcpt_to, vec!["support@example.test", "support+2@example.test"]);
+    assert_eq!(
+        stored[0].1.rcpt_to,
+        vec!["support@example.test", "support+2@example.test"]
+    );
     assert_eq!(stored[1].1.mail_from, "bob@example.org");
     h.stopped_after_shutdown().await;
 }
@@ -320,11 +348,17 @@ async fn too_many_recipients_get_452() {
     c.ok("MAIL FROM:<alice@example.org>", "250").await;
     c.ok("RCPT TO:<support+a@example.test>", "250 2.1.5").await;
     c.ok("RCPT TO:<support+b@example.test>", "250 2.1.5").await;
-    assert_eq!(c.cmd("RCPT TO:<support+c@example.test>").await, "452 4.5.3 Too many recipients");
+    assert_eq!(
+        c.cmd("RCPT TO:<support+c@example.test>").await,
+        "452 4.5.3 Too many recipients"
+    );
     c.ok("DATA", "354").await;
     c.send("x\r\n.\r\n").await;
     let seq = queued_seq(&c.reply().await);
-    assert_eq!(h.stored()[0].1.rcpt_to, vec!["support+a@example.test", "support+b@example.test"]);
+    assert_eq!(
+        h.stored()[0].1.rcpt_to,
+        vec!["support+a@example.test", "support+b@example.test"]
+    );
     assert_eq!(h.raw(seq), b"x\r\n");
     h.stopped_after_shutdown().await;
 }
@@ -340,7 +374,8 @@ async fn declared_size_too_big_is_refused_at_mail() {
         "552 5.3.4 Message size exceeds fixed maximum message size"
     );
     // Refused MAIL opened no transaction; a fitting one is fine.
-    c.ok("MAIL FROM:<alice@example.org> SIZE=1000", "250 2.1.0").await;
+    c.ok("MAIL FROM:<alice@example.org> SIZE=1000", "250 2.1.0")
+        .await;
     drop(c);
     h.stopped_after_shutdown().await;
 }
@@ -356,10 +391,16 @@ async fn oversized_data_is_refused_and_nothing_stored() {
     }
     body.extend_from_slice(b".\r\n");
     c.send(&body).await;
-    assert_eq!(c.reply().await, "552 5.3.4 Message size exceeds fixed maximum message size");
+    assert_eq!(
+        c.reply().await,
+        "552 5.3.4 Message size exceeds fixed maximum message size"
+    );
     assert!(h.stored().is_empty());
     // The session is back to a clean state and still usable.
-    assert_eq!(c.cmd("RCPT TO:<support@example.test>").await, "503 5.5.1 Error: need MAIL command");
+    assert_eq!(
+        c.cmd("RCPT TO:<support@example.test>").await,
+        "503 5.5.1 Error: need MAIL command"
+    );
     c.ok("MAIL FROM:<alice@example.org>", "250").await;
     c.ok("RCPT TO:<support@example.test>", "250").await;
     c.ok("DATA", "354").await;
@@ -398,7 +439,11 @@ async fn smuggling_attempt(variant: &[u8], stored_variant: &[u8]) {
     // Had the smuggled commands run, their replies (250, 250, 354) would come first.
     assert_eq!(c.cmd("NOOP").await, "250 2.0.0 Ok", "variant {variant:?}");
     let stored = h.stored();
-    assert_eq!(stored.len(), 1, "variant {variant:?} produced a second message");
+    assert_eq!(
+        stored.len(),
+        1,
+        "variant {variant:?} produced a second message"
+    );
     assert_eq!(stored[0].1.mail_from, "alice@example.org");
     let mut expected = b"Subject: first\r\n\r\nfirst".to_vec();
     expected.extend_from_slice(stored_variant);
@@ -447,15 +492,27 @@ async fn smuggling_crlf_dot_cr() {
 async fn commands_out_of_sequence_get_503() {
     let h = Harness::start(|_| {}).await;
     let mut c = h.connect().await;
-    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").await, "503 5.5.1 Error: send HELO/EHLO first");
+    assert_eq!(
+        c.cmd("MAIL FROM:<alice@example.org>").await,
+        "503 5.5.1 Error: send HELO/EHLO first"
+    );
     c.ok("EHLO client.example.org", "250").await;
-    assert_eq!(c.cmd("RCPT TO:<support@example.test>").await, "503 5.5.1 Error: need MAIL command");
+    assert_eq!(
+        c.cmd("RCPT TO:<support@example.test>").await,
+        "503 5.5.1 Error: need MAIL command"
+    );
     assert_eq!(c.cmd("DATA").await, "503 5.5.1 Error: need MAIL command");
     c.ok("MAIL FROM:<alice@example.org>", "250").await;
-    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").await, "503 5.5.1 Error: nested MAIL command");
+    assert_eq!(
+        c.cmd("MAIL FROM:<alice@example.org>").await,
+        "503 5.5.1 Error: nested MAIL command"
+    );
     assert_eq!(c.cmd("DATA").await, "503 5.5.1 Error: need RCPT command");
     c.ok("RSET", "250 2.0.0").await;
-    assert_eq!(c.cmd("RCPT TO:<support@example.test>").await, "503 5.5.1 Error: need MAIL command");
+    assert_eq!(
+        c.cmd("RCPT TO:<support@example.test>").await,
+        "503 5.5.1 Error: need MAIL command"
+    );
     h.stopped_after_shutdown().await;
 }
 
@@ -468,10 +525,17 @@ async fn other_commands() {
     c.ok("EXPN staff", "502 5.5.1").await;
     c.ok("HELP", "214 2.0.0").await;
     c.ok("NOOP", "250 2.0.0").await;
-    assert_eq!(c.cmd("AUTH PLAIN AGZvbwBiYXI=").await, "502 5.5.1 Authentication not offered");
-    assert_eq!(c.cmd("FROB nicate").await, "500 5.5.1 Error: command not recognized");
+    assert_eq!(
+        c.cmd("AUTH PLAIN AGZvbwBiYXI=").await,
+        "502 5.5.1 Authentication not offered"
+    );
+    assert_eq!(
+        c.cmd("FROB nicate").await,
+        "500 5.5.1 Error: command not recognized"
+    );
     assert_eq!(c.cmd("STARTTLS").await, "454 4.7.0 TLS not available");
-    c.ok("MAIL FROM:<alice@example.org> FROB=1", "555 5.5.4").await;
+    c.ok("MAIL FROM:<alice@example.org> FROB=1", "555 5.5.4")
+        .await;
     assert_eq!(c.cmd("QUIT").await, "221 2.0.0 Bye");
     c.expect_eof().await;
     h.stopped_after_shutdown().await;
@@ -484,8 +548,14 @@ async fn too_many_errors_close_the_session() {
     for _ in 0..19 {
         c.ok("FROB", "500 5.5.1").await;
     }
-    assert_eq!(c.cmd("FROB").await, "500 5.5.1 Error: command not recognized");
-    assert_eq!(c.reply().await, format!("421 4.7.0 {HOST} Too many errors, closing connection"));
+    assert_eq!(
+        c.cmd("FROB").await,
+        "500 5.5.1 Error: command not recognized"
+    );
+    assert_eq!(
+        c.reply().await,
+        format!("421 4.7.0 {HOST} Too many errors, closing connection")
+    );
     c.expect_eof().await;
     h.stopped_after_shutdown().await;
 }
@@ -513,7 +583,10 @@ async fn idle_client_times_out_with_421() {
     let h = Harness::start(|c| c.smtp.command_timeout = Duration::from_secs(1)).await;
     let mut c = h.connect().await;
     c.ok("EHLO client.example.org", "250").await;
-    assert_eq!(c.reply().await, format!("421 4.4.2 {HOST} Timeout, closing connection"));
+    assert_eq!(
+        c.reply().await,
+        format!("421 4.4.2 {HOST} Timeout, closing connection")
+    );
     c.expect_eof().await;
     h.stopped_after_shutdown().await;
 }
@@ -524,7 +597,10 @@ async fn stalled_data_times_out_with_421_and_nothing_stored() {
     let mut c = h.connect().await;
     c.open_data().await;
     c.send("Subject: half\r\n").await;
-    assert_eq!(c.reply().await, format!("421 4.4.2 {HOST} Timeout, closing connection"));
+    assert_eq!(
+        c.reply().await,
+        format!("421 4.4.2 {HOST} Timeout, closing connection")
+    );
     c.expect_eof().await;
     assert!(h.stored().is_empty());
     h.stopped_after_shutdown().await;
@@ -535,7 +611,10 @@ async fn connection_over_limit_gets_421() {
     let h = Harness::start(|c| c.smtp.max_connections = 1).await;
     let mut first = h.connect().await;
     let mut second = h.connect_raw().await;
-    assert_eq!(second.reply().await, format!("421 4.7.0 {HOST} Too many connections, try again later"));
+    assert_eq!(
+        second.reply().await,
+        format!("421 4.7.0 {HOST} Too many connections, try again later")
+    );
     second.expect_eof().await;
     // The first session is unaffected; once it ends, its slot is free again.
     first.ok("QUIT", "221").await;
@@ -549,23 +628,30 @@ async fn connection_over_limit_gets_421() {
         }
         // The first session's task may not have released its slot yet.
         assert!(greeting.starts_with("421 4.7.0"), "{greeting}");
-        assert!(tokio::time::Instant::now() < deadline, "slot never released");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slot never released"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     h.stopped_after_shutdown().await;
 }
 
 fn tls_connector() -> tokio_rustls::TlsConnector {
-    use tokio_rustls::rustls::{self, RootCertStore, pki_types::CertificateDer, pki_types::pem::PemObject};
+    use tokio_rustls::rustls::{
+        self, RootCertStore, pki_types::CertificateDer, pki_types::pem::PemObject,
+    };
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(fixture("cert.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
@@ -581,17 +667,32 @@ async fn starttls_round_trip_discards_pipelined_commands() {
     let ehlo = c.ok("EHLO client.example.org", "250").await;
     assert!(ehlo.ends_with("\n250 STARTTLS"), "{ehlo}");
     // Commands injected behind STARTTLS in clear text must not run inside TLS.
-    c.send("STARTTLS\r\nEHLO injected.example\r\nMAIL FROM:<evil@example.org>\r\n").await;
+    c.send("STARTTLS\r\nEHLO injected.example\r\nMAIL FROM:<evil@example.org>\r\n")
+        .await;
     assert_eq!(c.reply().await, "220 2.0.0 Ready to start TLS");
     let tcp = c.io.into_inner();
     let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio::time::timeout(WAIT, tls_connector().connect(name, tcp)).await.unwrap().unwrap();
-    let mut c = Client { io: BufReader::new(tls) };
+    let tls = tokio::time::timeout(WAIT, tls_connector().connect(name, tcp))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut c = Client {
+        io: BufReader::new(tls),
+    };
     // State was reset and the injected EHLO/MAIL never ran.
-    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").await, "503 5.5.1 Error: send HELO/EHLO first");
+    assert_eq!(
+        c.cmd("MAIL FROM:<alice@example.org>").await,
+        "503 5.5.1 Error: send HELO/EHLO first"
+    );
     let ehlo = c.ok("EHLO secure.example.org", "250").await;
-    assert!(!ehlo.contains("STARTTLS"), "STARTTLS offered inside TLS: {ehlo}");
-    assert_eq!(c.cmd("STARTTLS").await, "503 5.5.1 Error: TLS already active");
+    assert!(
+        !ehlo.contains("STARTTLS"),
+        "STARTTLS offered inside TLS: {ehlo}"
+    );
+    assert_eq!(
+        c.cmd("STARTTLS").await,
+        "503 5.5.1 Error: TLS already active"
+    );
     c.ok("MAIL FROM:<alice@example.org>", "250 2.1.0").await;
     c.ok("RCPT TO:<support@example.test>", "250 2.1.5").await;
     c.ok("DATA", "354").await;
@@ -612,9 +713,15 @@ async fn shutdown_closes_idle_sessions_with_421() {
     c.ok("EHLO client.example.org", "250").await;
     let mut fresh = h.connect().await;
     h.begin_shutdown().await;
-    assert_eq!(c.reply().await, format!("421 4.3.2 {HOST} Service shutting down"));
+    assert_eq!(
+        c.reply().await,
+        format!("421 4.3.2 {HOST} Service shutting down")
+    );
     c.expect_eof().await;
-    assert_eq!(fresh.reply().await, format!("421 4.3.2 {HOST} Service shutting down"));
+    assert_eq!(
+        fresh.reply().await,
+        format!("421 4.3.2 {HOST} Service shutting down")
+    );
     fresh.expect_eof().await;
     h.stopped().await;
 }
@@ -629,9 +736,15 @@ async fn shutdown_lets_a_transaction_in_data_finish() {
     c.send("second half\r\n.\r\n").await;
     let seq = queued_seq(&c.reply().await);
     // Transaction done: now the session is idle and is closed.
-    assert_eq!(c.reply().await, format!("421 4.3.2 {HOST} Service shutting down"));
+    assert_eq!(
+        c.reply().await,
+        format!("421 4.3.2 {HOST} Service shutting down")
+    );
     c.expect_eof().await;
-    assert_eq!(h.raw(seq), b"Subject: late\r\n\r\nfirst half\r\nsecond half\r\n");
+    assert_eq!(
+        h.raw(seq),
+        b"Subject: late\r\n\r\nfirst half\r\nsecond half\r\n"
+    );
     h.stopped().await;
 }
 
@@ -645,9 +758,15 @@ async fn shutdown_grace_expiry_closes_open_transactions() {
     in_data.open_data().await;
     in_data.send("Subject: never finished\r\n").await;
     h.begin_shutdown().await;
-    assert_eq!(c.reply().await, format!("421 4.3.2 {HOST} Service shutting down"));
+    assert_eq!(
+        c.reply().await,
+        format!("421 4.3.2 {HOST} Service shutting down")
+    );
     c.expect_eof().await;
-    assert_eq!(in_data.reply().await, format!("421 4.3.2 {HOST} Service shutting down"));
+    assert_eq!(
+        in_data.reply().await,
+        format!("421 4.3.2 {HOST} Service shutting down")
+    );
     in_data.expect_eof().await;
     assert!(h.stored().is_empty());
     h.stopped().await;
