@@ -111,7 +111,7 @@ struct Session {
 pub(super) async fn serve_connection(
     shared: Arc<Shared>,
     signals: Signals,
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     id: u64,
 ) {
@@ -131,7 +131,6 @@ pub(super) async fn serve_connection(
         output: format!("220 {hostname} ESMTP postdesk\r\n").into_bytes(),
         read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
     };
-    let mut tcp = tcp;
     match session.run(&mut tcp).await {
         Ok(End::Closed) => {}
         Ok(End::StartTls) => {

@@ -348,6 +348,8 @@ async fn too_many_recipients_get_452() {
     c.ok("MAIL FROM:<alice@example.org>", "250").await;
     c.ok("RCPT TO:<support+a@example.test>", "250 2.1.5").await;
     c.ok("RCPT TO:<support+b@example.test>", "250 2.1.5").await;
+    // A repeated recipient is not counted (or stored) twice.
+    c.ok("RCPT TO:<support+a@example.test>", "250 2.1.5").await;
     assert_eq!(
         c.cmd("RCPT TO:<support+c@example.test>").await,
         "452 4.5.3 Too many recipients"
@@ -520,6 +522,7 @@ async fn commands_out_of_sequence_get_503() {
 async fn other_commands() {
     let h = Harness::start(|_| {}).await;
     let mut c = h.connect().await;
+    assert_eq!(c.cmd("EHLO").await, "501 5.5.4 Syntax: EHLO domain");
     c.ok("EHLO client.example.org", "250").await;
     c.ok("VRFY support", "252 2.5.0").await;
     c.ok("EXPN staff", "502 5.5.1").await;
