@@ -219,7 +219,13 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
 }
 
 /// `postdesk rules test`: what the rules would do with a message, changing nothing.
-pub fn rules_test(config: &std::path::Path, message: &std::path::Path) -> anyhow::Result<String> {
+/// `at` evaluates as of that instant (unix seconds) instead of now, for
+/// reproducible output of time-dependent rules and SLA deadlines.
+pub fn rules_test(
+    config: &std::path::Path,
+    message: &std::path::Path,
+    at: Option<i64>,
+) -> anyhow::Result<String> {
     use crate::process::{classify, parse};
     use crate::rules::routing::{AckChoice, Assign};
     use std::fmt::Write;
@@ -245,16 +251,21 @@ pub fn rules_test(config: &std::path::Path, message: &std::path::Path) -> anyhow
         .or(cfg.mailboxes.first());
     let sender = parsed.from.clone();
     let env = crate::model::Envelope {
-        mail_from: sender.clone(),
+        // As if the From address were the envelope sender (a `Return-Path: <>` header still counts).
+        mail_from: if sender.is_empty() {
+            "unknown@invalid".into()
+        } else {
+            sender.clone()
+        },
         rcpt_to: mailbox.map(|m| vec![m.address.clone()]).unwrap_or_default(),
-        received_at: Clock::system().now(),
+        received_at: at.unwrap_or_else(|| Clock::system().now()),
         source: crate::model::Source::Smtp,
         peer: String::new(),
         helo: String::new(),
     };
     let class = classify::classify(&parsed, &env, &cfg.server.hostname);
     let calendar = rules.default_calendar();
-    let now = Clock::system().now();
+    let now = at.unwrap_or_else(|| Clock::system().now());
     let outcome = rules.routing.evaluate(&crate::rules::routing::Facts {
         mailbox: mailbox.map_or("", |m| m.address.as_str()),
         sender: &sender,
