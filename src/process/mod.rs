@@ -118,14 +118,7 @@ impl Processor {
         });
         let now = self.clock.now();
 
-        let key = match &parsed.message_id {
-            Some(id) => format!("mid:{id}"),
-            None => format!(
-                "sha256:{}",
-                hex(ring::digest::digest(&ring::digest::SHA256, &raw).as_ref())
-            ),
-        };
-        if let Some(first) = tx.dedup(&key, seq)? {
+        if let Some(first) = self.duplicate_of(tx, seq, &parsed, &raw)? {
             info!(duplicate_of = first, "duplicate message dropped");
             tx.put_duplicate(seq, first)?;
             tx.remove_raw(seq)?;
@@ -162,14 +155,6 @@ impl Processor {
         };
 
         match class {
-            Class::OwnLoop => {
-                self.quarantine(
-                    tx,
-                    &mut record,
-                    now,
-                    "our own mail came back (X-Postdesk-Loop)",
-                )?;
-            }
             Class::Bounce => match found.matched {
                 Some(m) => {
                     let mut ticket = self.load_ticket(tx, m.ticket)?;
@@ -200,7 +185,7 @@ impl Processor {
                     )?;
                 }
             },
-            Class::Customer | Class::AutoReply | Class::List => {
+            Class::Customer | Class::AutoReply | Class::List | Class::OwnLoop => {
                 let existing = match &found.matched {
                     Some(m) => {
                         let t = self.load_ticket(tx, m.ticket)?;
@@ -373,6 +358,31 @@ impl Processor {
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, class = class.as_str(), "ticket created");
         Ok(())
+    }
+
+    /// The earlier copy of this message, if it is one. Copies share the
+    /// Message-ID and the body; the headers may differ (a copy fetched by IMAP
+    /// carries the receiving MTA's trace headers). A message that reuses a
+    /// Message-ID with another body is a different message and is kept.
+    fn duplicate_of(
+        &self,
+        tx: &mut Tx<'_>,
+        seq: MessageSeq,
+        parsed: &Parsed,
+        raw: &[u8],
+    ) -> Result<Option<MessageSeq>, StoreError> {
+        let Some(id) = &parsed.message_id else {
+            let key = format!("sha256:{}", sha256_hex(raw));
+            return tx.dedup(&key, seq);
+        };
+        let Some(first) = tx.dedup(&format!("mid:{id}"), seq)? else {
+            return Ok(None);
+        };
+        let body = sha256_hex(body_of(raw));
+        if tx.raw(first)?.is_some_and(|r| sha256_hex(body_of(&r)) == body) {
+            return Ok(Some(first));
+        }
+        tx.dedup(&format!("mid:{id}:{body}"), seq)
     }
 
     fn load_ticket(&self, tx: &mut Tx<'_>, id: TicketId) -> Result<Ticket, StoreError> {
@@ -675,6 +685,21 @@ fn truncate(mut s: String, max: usize) -> String {
         s.truncate(cut);
     }
     s
+}
+
+/// The body of a raw message: what follows the first empty line.
+fn body_of(raw: &[u8]) -> &[u8] {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => &raw[a.min(b)..],
+        (Some(a), None) | (None, Some(a)) => &raw[a..],
+        (None, None) => raw,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn hex(bytes: &[u8]) -> String {

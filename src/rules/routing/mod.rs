@@ -527,10 +527,20 @@ impl Routing {
     /// Applies the rules in order; later matches override earlier actions
     /// (tags accumulate) until a matching rule says `stop`.
     pub fn evaluate(&self, f: &Facts<'_>) -> Outcome {
+        let sender = f.sender.to_ascii_lowercase();
+        let domain = split_address(&sender)
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        let ctx = Ctx {
+            f,
+            sender,
+            domain,
+            language: std::cell::OnceCell::new(),
+        };
         let mut out = Outcome::default();
         for rule in &self.rules {
             let mut why = Vec::new();
-            if !self.eval(&rule.when, f, &mut why) {
+            if !self.eval(&rule.when, &ctx, &mut why) {
                 continue;
             }
             if why.is_empty() {
@@ -561,14 +571,14 @@ impl Routing {
         out
     }
 
-    fn eval(&self, c: &Condition, f: &Facts<'_>, why: &mut Vec<String>) -> bool {
-        let sender = f.sender.to_ascii_lowercase();
-        let domain = split_address(&sender)
-            .map(|(_, d)| d.to_string())
-            .unwrap_or_default();
-        let hit = |why: &mut Vec<String>, ok: bool, text: String| {
+    /// Whether `c` holds; pushes the reasons of what matched onto `why`
+    /// (formatted only on a match: this runs for every rule of every message).
+    fn eval(&self, c: &Condition, ctx: &Ctx<'_, '_>, why: &mut Vec<String>) -> bool {
+        let f = ctx.f;
+        let (sender, domain) = (&ctx.sender, &ctx.domain);
+        let hit = |why: &mut Vec<String>, ok: bool, text: &dyn Fn() -> String| {
             if ok {
-                why.push(text);
+                why.push(text());
             }
             ok
         };
@@ -576,58 +586,54 @@ impl Routing {
             Condition::Always => true,
             Condition::All(list) => {
                 let mut local = Vec::new();
-                let ok = list.iter().all(|c| self.eval(c, f, &mut local));
+                let ok = list.iter().all(|c| self.eval(c, ctx, &mut local));
                 if ok {
                     why.append(&mut local);
                 }
                 ok
             }
-            Condition::Any(list) => list.iter().any(|c| self.eval(c, f, why)),
+            Condition::Any(list) => list.iter().any(|c| self.eval(c, ctx, why)),
             Condition::Not(inner) => {
-                let ok = !self.eval(inner, f, &mut Vec::new());
-                hit(why, ok, "negated condition did not match".into())
+                let ok = !self.eval(inner, ctx, &mut Vec::new());
+                hit(why, ok, &|| "negated condition did not match".into())
             }
             Condition::Mailbox(list) => {
                 let ok = list.iter().any(|m| m.eq_ignore_ascii_case(f.mailbox));
-                hit(why, ok, format!("mailbox is {}", f.mailbox))
+                hit(why, ok, &|| format!("mailbox is {}", f.mailbox))
             }
             Condition::Sender(list) => {
-                hit(why, list.contains(&sender), format!("sender is {sender}"))
+                hit(why, list.contains(&sender), &|| format!("sender is {sender}"))
             }
             Condition::SenderDomain(list) => {
                 let ok = list
                     .iter()
-                    .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
-                hit(why, ok, format!("sender domain is {domain}"))
+                    .any(|d| *domain == *d || domain.ends_with(&format!(".{d}")));
+                hit(why, ok, &|| format!("sender domain is {domain}"))
             }
             Condition::Subject(r) => match r.find(f.subject) {
-                Some(m) => hit(
-                    why,
+                Some(m) => hit(why,
                     true,
-                    format!("subject matches /{}/ at {:?}", r.as_str(), m.as_str()),
+                    &|| format!("subject matches /{}/ at {:?}", r.as_str(), m.as_str()),
                 ),
                 None => false,
             },
             Condition::Body(r) => match r.find(f.body) {
-                Some(m) => hit(
-                    why,
+                Some(m) => hit(why,
                     true,
-                    format!("body matches /{}/ at {:?}", r.as_str(), m.as_str()),
+                    &|| format!("body matches /{}/ at {:?}", r.as_str(), m.as_str()),
                 ),
                 None => false,
             },
             Condition::Header(name, r) => {
                 let v = f.headers.iter().find(|(n, v)| n == name && r.is_match(v));
-                hit(
-                    why,
+                hit(why,
                     v.is_some(),
-                    format!("header {name} matches /{}/", r.as_str()),
+                    &|| format!("header {name} matches /{}/", r.as_str()),
                 )
             }
-            Condition::HasAttachment(b) => hit(
-                why,
+            Condition::HasAttachment(b) => hit(why,
                 f.attachments.is_empty() != *b,
-                format!("has attachment: {b}"),
+                &|| format!("has attachment: {b}"),
             ),
             Condition::AttachmentType(r) => {
                 let a = f
@@ -635,10 +641,9 @@ impl Routing {
                     .iter()
                     .find(|(ct, name)| r.is_match(ct) || r.is_match(name));
                 match a {
-                    Some((ct, name)) => hit(
-                        why,
+                    Some((ct, name)) => hit(why,
                         true,
-                        format!("attachment {name:?} ({ct}) matches /{}/", r.as_str()),
+                        &|| format!("attachment {name:?} ({ct}) matches /{}/", r.as_str()),
                     ),
                     None => false,
                 }
@@ -647,16 +652,15 @@ impl Routing {
                 let ok = self.lists.get(l).is_some_and(|entries| {
                     entries
                         .iter()
-                        .any(|e| e == &sender || e.strip_prefix('@').is_some_and(|d| d == domain))
+                        .any(|e| e == sender || e.strip_prefix('@').is_some_and(|d| d == *domain))
                 });
-                hit(why, ok, format!("sender is in list {l}"))
+                hit(why, ok, &|| format!("sender is in list {l}"))
             }
             Condition::BusinessHours(b) => {
                 let open = f.calendar.is_open(f.now);
-                hit(
-                    why,
+                hit(why,
                     open == *b,
-                    format!("{} business hours", if open { "within" } else { "outside" }),
+                    &|| format!("{} business hours", if open { "within" } else { "outside" }),
                 )
             }
             Condition::Hours { from, to, days } => {
@@ -669,10 +673,9 @@ impl Routing {
                     minute >= *from || minute < *to
                 };
                 let in_days = days.is_none_or(|d| d[weekday]);
-                hit(
-                    why,
+                hit(why,
                     in_hours && in_days,
-                    format!(
+                    &|| format!(
                         "local time {:02}:{:02} on {}",
                         minute / 60,
                         minute % 60,
@@ -681,15 +684,22 @@ impl Routing {
                 )
             }
             Condition::Language(lang) => {
-                let detected = detect_language(f.subject, f.body);
-                hit(
-                    why,
+                let detected = *ctx.language.get_or_init(|| detect_language(f.subject, f.body));
+                hit(why,
                     detected == Some(lang.as_str()),
-                    format!("language looks like {lang}"),
+                    &|| format!("language looks like {lang}"),
                 )
             }
         }
     }
+}
+
+/// Per-message values computed once for all rules.
+struct Ctx<'a, 'f> {
+    f: &'a Facts<'f>,
+    sender: String,
+    domain: String,
+    language: std::cell::OnceCell<Option<&'static str>>,
 }
 
 fn local_time(cal: &Calendar, ts: i64) -> Option<(usize, u32)> {
