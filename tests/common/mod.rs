@@ -209,12 +209,20 @@ impl Sink {
                 if start.elapsed() > Duration::from_secs(20) {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("aiosmtpd did not come up on port {}: {}", self.port, self.log());
+                    panic!(
+                        "aiosmtpd did not come up on port {}: {}",
+                        self.port,
+                        self.log()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             if start.elapsed() > Duration::from_secs(20) {
-                panic!("aiosmtpd keeps exiting on port {}: {}", self.port, self.log());
+                panic!(
+                    "aiosmtpd keeps exiting on port {}: {}",
+                    self.port,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -340,9 +348,21 @@ impl DaemonConfig {
             web_port,
         };
         c.set("server", "hostname", &q(HOSTNAME));
-        c.set("smtp", "listen", &format!("[{}]", q(&format!("127.0.0.1:{smtp_port}"))));
-        c.set("outbound", "relay", &q(&format!("smtp://127.0.0.1:{relay_port}")));
-        c.set("outbound", "from", &q("Example Support <support@example.test>"));
+        c.set(
+            "smtp",
+            "listen",
+            &format!("[{}]", q(&format!("127.0.0.1:{smtp_port}"))),
+        );
+        c.set(
+            "outbound",
+            "relay",
+            &q(&format!("smtp://127.0.0.1:{relay_port}")),
+        );
+        c.set(
+            "outbound",
+            "from",
+            &q("Example Support <support@example.test>"),
+        );
         c.set("outbound", "retry_initial", &q("1s"));
         c.set("outbound", "retry_max", &q("2s"));
         c.set("web", "listen", &q(&format!("127.0.0.1:{web_port}")));
@@ -377,7 +397,10 @@ impl DaemonConfig {
                     out.push_str(&format!("data_dir = {}\n", q(&data_dir.to_string_lossy())));
                 }
                 if !keys.iter().any(|(k, _)| k == "rules_dir") {
-                    out.push_str(&format!("rules_dir = {}\n", q(&rules_dir.to_string_lossy())));
+                    out.push_str(&format!(
+                        "rules_dir = {}\n",
+                        q(&rules_dir.to_string_lossy())
+                    ));
                 }
             }
             for (k, v) in keys {
@@ -385,7 +408,9 @@ impl DaemonConfig {
             }
             out.push('\n');
             if section == "smtp" {
-                out.push_str("[[mailbox]]\naddress = \"support@example.test\"\nqueue = \"general\"\n\n");
+                out.push_str(
+                    "[[mailbox]]\naddress = \"support@example.test\"\nqueue = \"general\"\n\n",
+                );
             }
         }
         out.push_str(&self.extra);
@@ -524,7 +549,10 @@ impl Daemon {
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("postdesk did not exit within 60 s of SIGTERM; log:\n{}", self.log_tail(40));
+                panic!(
+                    "postdesk did not exit within 60 s of SIGTERM; log:\n{}",
+                    self.log_tail(40)
+                );
             }
         }
     }
@@ -568,9 +596,8 @@ impl Daemon {
 
     /// GET with the given bearer token (None: no Authorization header).
     pub fn api_get_as(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
-        self.try_get(path, token).unwrap_or_else(|e| {
-            panic!("GET {path}: {e}; daemon log:\n{}", self.log_tail(40))
-        })
+        self.try_get(path, token)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}; daemon log:\n{}", self.log_tail(40)))
     }
 
     /// GET that must answer 200; returns the JSON.
@@ -632,7 +659,9 @@ impl Daemon {
 
     pub fn tickets_total(&self) -> u64 {
         let v = self.api_ok("/api/v1/tickets?limit=1000");
-        v["total"].as_u64().unwrap_or_else(|| panic!("no total: {v}"))
+        v["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no total: {v}"))
     }
 
     /// Every ticket summary, following limit/offset pages.
@@ -669,7 +698,8 @@ impl Daemon {
             "expected 250 for message from {mail_from:?}, got {r:?}; daemon log:\n{}",
             self.log_tail(30)
         );
-        r.seq.unwrap_or_else(|| panic!("250 without 'queued as <seq>': {r:?}"))
+        r.seq
+            .unwrap_or_else(|| panic!("250 without 'queued as <seq>': {r:?}"))
     }
 }
 
@@ -712,7 +742,10 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let split = find(&buf, b"\r\n\r\n").ok_or_else(|| {
-        std::io::Error::other(format!("bad HTTP response: {:?}", String::from_utf8_lossy(&buf)))
+        std::io::Error::other(format!(
+            "bad HTTP response: {:?}",
+            String::from_utf8_lossy(&buf)
+        ))
     })?;
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let mut body = buf[split + 4..].to_vec();
@@ -735,7 +768,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = find(b, b"\r\n") {
         let size_hex = String::from_utf8_lossy(&b[..nl]);
-        let size = usize::from_str_radix(size_hex.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(size_hex.split(';').next().unwrap().trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -839,8 +873,7 @@ pub fn send_batch(port: u16, jobs: &[Job]) -> Vec<SendResult> {
     let mut input = String::new();
     for j in jobs {
         input.push_str(
-            &serde_json::json!({"from": j.mail_from, "rcpts": j.rcpts, "file": j.file})
-                .to_string(),
+            &serde_json::json!({"from": j.mail_from, "rcpts": j.rcpts, "file": j.file}).to_string(),
         );
         input.push('\n');
     }
@@ -852,7 +885,11 @@ pub fn send_batch(port: u16, jobs: &[Job]) -> Vec<SendResult> {
         .lines()
         .map(|l| SendResult::from_json(serde_json::from_str(l).expect("send.py JSON line")))
         .collect();
-    assert_eq!(results.len(), jobs.len(), "send.py --batch answered fewer jobs");
+    assert_eq!(
+        results.len(),
+        jobs.len(),
+        "send.py --batch answered fewer jobs"
+    );
     results
 }
 
@@ -890,7 +927,13 @@ pub fn raw_smtp(port: u16, script: &[u8]) -> String {
 // Messages
 
 /// A simple CRLF message.
-pub fn mail(from: &str, subject: &str, message_id: &str, extra_headers: &[&str], body: &str) -> Vec<u8> {
+pub fn mail(
+    from: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &[&str],
+    body: &str,
+) -> Vec<u8> {
     let mut m = format!(
         "From: {from}\r\nTo: Support <support@example.test>\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
     );
@@ -956,7 +999,9 @@ pub fn headers(raw: &[u8], name: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|f| {
             let (k, v) = f.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
         .collect()
 }
@@ -973,7 +1018,11 @@ pub fn bare_address(v: &str) -> String {
 pub fn event_kinds(ticket: &Value) -> Vec<String> {
     ticket["events"]
         .as_array()
-        .map(|a| a.iter().filter_map(|e| e["kind"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["kind"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
