@@ -631,6 +631,22 @@ impl Daemon {
         }
     }
 
+    /// Waits until the spool is empty (every accepted message processed), whatever the
+    /// outbound queue holds.
+    pub fn wait_processed(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let (st, h) = self.api_get("/api/v1/health");
+            if st == 200 && h["spool_pending"].as_u64() == Some(0) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!("spool not empty within {timeout:?}; last health ({st}): {h}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until message `seq` is processed; returns its `/api/v1/messages/{seq}` JSON.
     pub fn wait_message(&self, seq: u64, timeout: Duration) -> Value {
         let path = format!("/api/v1/messages/{seq}");
