@@ -149,11 +149,6 @@ fn auto_replies_and_list_mail_are_stored_but_never_acknowledged() {
         ("postmaster@customer.example", &[], None),
         ("noreply@shop.example", &[], None),
         ("no-reply@shop.example", &[], None),
-        (
-            "looper@customer.example",
-            &["X-Postdesk-Loop: support.example.test"],
-            None,
-        ),
     ];
     let mut sent = Vec::new();
     for (i, (addr, extra, kind)) in cases.iter().enumerate() {
@@ -187,6 +182,34 @@ fn auto_replies_and_list_mail_are_stored_but_never_acknowledged() {
         );
     }
     assert_eq!(sink.count(), 1, "only the control message is acknowledged");
+}
+
+/// Mail carrying our loop marker (X-Postdesk-Loop) is never acknowledged; by the contract it is
+/// still stored in a ticket (only a DSN matching no ticket goes to the quarantine).
+#[test]
+fn mail_with_our_loop_marker_is_stored_in_a_ticket_not_acknowledged() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let addr = "looper@customer.example";
+    let raw = mail(
+        &format!("Looper <{addr}>"),
+        "Fwd: your ticket",
+        "<loop-1@customer.example>",
+        &["X-Postdesk-Loop: support.example.test"],
+        "Forwarded back to you.\n",
+    );
+    let seq = d.send_ok(addr, &[SUPPORT], &raw);
+    let m = d.wait_message(seq, SECS_30);
+    control_ack(&d, &sink);
+    assert!(
+        sink.messages_to(addr).is_empty(),
+        "mail with X-Postdesk-Loop was acknowledged"
+    );
+    assert_eq!(sink.count(), 1, "only the control message is acknowledged");
+    assert!(
+        m["ticket"].is_string(),
+        "mail with X-Postdesk-Loop must still make or join a ticket: {m}"
+    );
 }
 
 #[test]
