@@ -390,3 +390,72 @@ fn duplicate_message_id_is_stored_once() {
         "one acknowledgement only"
     );
 }
+
+#[test]
+fn ticket_list_is_newest_first_with_filters_and_pages() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let addr = format!("lister{i}@customer.example");
+        let raw = mail(
+            &format!("Lister {i} <{addr}>"),
+            &format!("List test {i}"),
+            &format!("<list-{i}@customer.example>"),
+            &[],
+            "Hello.\n",
+        );
+        let seq = d.send_ok(&addr, &[SUPPORT], &raw);
+        ids.push(d.ticket_of(seq));
+    }
+    d.wait_idle(SECS_60);
+    let all = d.api_ok("/api/v1/tickets");
+    assert_eq!(all["total"].as_u64(), Some(3), "{all}");
+    let listed: Vec<String> = all["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| id_string(&t["id"]))
+        .collect();
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first, "newest first");
+    for t in all["tickets"].as_array().unwrap() {
+        for f in [
+            "id",
+            "subject",
+            "status",
+            "priority",
+            "queue",
+            "assignee",
+            "requester",
+            "created_at",
+            "updated_at",
+            "message_count",
+        ] {
+            assert!(t.get(f).is_some(), "list entry lacks {f}: {t}");
+        }
+        assert!(t["id"].is_string(), "ids are strings: {t}");
+    }
+    let p1 = d.api_ok("/api/v1/tickets?limit=2&offset=0");
+    let p2 = d.api_ok("/api/v1/tickets?limit=2&offset=2");
+    assert_eq!(p1["total"].as_u64(), Some(3));
+    assert_eq!(p1["tickets"].as_array().unwrap().len(), 2);
+    assert_eq!(p2["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        id_string(&p2["tickets"][0]["id"]).as_deref(),
+        Some(ids[0].as_str())
+    );
+    let general = d.api_ok("/api/v1/tickets?queue=general");
+    assert_eq!(general["total"].as_u64(), Some(3), "{general}");
+    let other = d.api_ok("/api/v1/tickets?queue=no-such-queue");
+    assert_eq!(other["total"].as_u64(), Some(0), "{other}");
+    let status = all["tickets"][0]["status"].as_str().unwrap().to_string();
+    assert!(
+        ["new", "open", "pending", "resolved", "closed"].contains(&status.as_str()),
+        "status {status}"
+    );
+    let same = d.api_ok(&format!("/api/v1/tickets?status={status}"));
+    assert_eq!(same["total"].as_u64(), Some(3), "{same}");
+    let big = d.api_ok("/api/v1/tickets?limit=1000");
+    assert_eq!(big["tickets"].as_array().unwrap().len(), 3);
+}
