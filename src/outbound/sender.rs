@@ -495,6 +495,7 @@ api_token = "t"
                     requester: "alice@example.net".into(),
                     requester_name: String::new(),
                     participants: vec!["alice@example.net".into()],
+                    tags: Vec::new(),
                     created_at: now,
                     updated_at: now,
                     message_count: 1,
