@@ -418,6 +418,18 @@ impl DaemonConfig {
     }
 }
 
+/// Writes `cfg` into a fresh temp dir (with a copy of the repo's rules/ and a data/ path);
+/// returns the dir and the config file's path. Used by [`Daemon`] and by CLI tests.
+pub fn write_config(cfg: &DaemonConfig) -> (TempDir, PathBuf) {
+    let dir = TempDir::new("daemon");
+    let rules = dir.path.join("rules");
+    copy_dir(&repo_root().join("rules"), &rules);
+    let data = dir.path.join("data");
+    let config_path = dir.path.join("config.toml");
+    std::fs::write(&config_path, cfg.render(&data, &rules)).unwrap();
+    (dir, config_path)
+}
+
 /// A TOML basic string.
 pub fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap()
@@ -447,12 +459,7 @@ impl Daemon {
     }
 
     pub fn with_config(cfg: DaemonConfig) -> Daemon {
-        let dir = TempDir::new("daemon");
-        let rules = dir.path.join("rules");
-        copy_dir(&repo_root().join("rules"), &rules);
-        let data = dir.path.join("data");
-        let config_path = dir.path.join("config.toml");
-        std::fs::write(&config_path, cfg.render(&data, &rules)).unwrap();
+        let (dir, config_path) = write_config(&cfg);
         let mut d = Daemon {
             dir,
             config_path,
