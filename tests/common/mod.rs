@@ -6,11 +6,12 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,10 +47,45 @@ pub fn peer_script(name: &str) -> PathBuf {
     repo_root().join("tests/peers").join(name)
 }
 
-/// A free loopback port: bind port 0, read it, let it go.
+/// A free loopback port for a server. Chosen at random *below* the kernel's ephemeral range
+/// (so that the many outgoing connections the tests make cannot grab it between now and the
+/// server's bind), never handed out twice by this process, and checked by binding it.
+/// Falls back to "bind port 0, read it, let it go".
 pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let low_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (12000u32, low_ephemeral.saturating_sub(1));
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    if hi > lo + 1000 {
+        let mut x = (SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64)
+            ^ ((std::process::id() as u64) << 32)
+            ^ (COUNTER.fetch_add(1, Ordering::SeqCst) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let port = (lo + (x % u64::from(hi - lo)) as u32) as u16;
+            if given.contains(&port) {
+                continue;
+            }
+            // Bindable on 127.0.0.1, and nobody (e.g. a dual-stack [::] listener) answers there.
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() && !port_open(port) {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
+    let port = l.local_addr().unwrap().port();
+    given.insert(port);
+    port
 }
 
 pub fn port_open(port: u16) -> bool {
@@ -370,6 +406,16 @@ impl DaemonConfig {
         c
     }
 
+    /// Picks new SMTP and web ports (after a port clash at start-up).
+    pub fn repick_ports(&mut self) {
+        self.smtp_port = free_port();
+        self.web_port = free_port();
+        let smtp = format!("[{}]", q(&format!("127.0.0.1:{}", self.smtp_port)));
+        let web = q(&format!("127.0.0.1:{}", self.web_port));
+        self.set("smtp", "listen", &smtp);
+        self.set("web", "listen", &web);
+    }
+
     /// Sets (or overrides) `key = value` in `[section]`; `value` is raw TOML (quote strings
     /// with [`q`]).
     pub fn set(&mut self, section: &str, key: &str, value: &str) -> &mut Self {
@@ -443,6 +489,7 @@ pub struct Daemon {
     pub web_port: u16,
     child: Option<Child>,
     starts: usize,
+    cfg: DaemonConfig,
 }
 
 impl Daemon {
@@ -467,8 +514,24 @@ impl Daemon {
             web_port: cfg.web_port,
             child: None,
             starts: 0,
+            cfg,
         };
-        d.spawn();
+        // A port taken between choosing and binding it: choose new ones (first start only).
+        for attempt in 1.. {
+            match d.try_spawn() {
+                Ok(()) => break,
+                Err(e) if attempt < 5 && e.contains("Address already in use") => {
+                    eprintln!("harness: port clash at start-up, choosing new ports: {e}");
+                    d.cfg.repick_ports();
+                    d.smtp_port = d.cfg.smtp_port;
+                    d.web_port = d.cfg.web_port;
+                    let rules = d.dir.path.join("rules");
+                    let data = d.dir.path.join("data");
+                    std::fs::write(&d.config_path, d.cfg.render(&data, &rules)).unwrap();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         d
     }
 
@@ -495,6 +558,12 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "daemon already running");
         self.starts += 1;
         let log = std::fs::OpenOptions::new()
@@ -519,29 +588,33 @@ impl Daemon {
             .spawn()
             .expect("spawn postdesk");
         self.child = Some(child);
-        self.wait_healthy(Duration::from_secs(60));
+        self.wait_healthy(Duration::from_secs(60))
     }
 
-    fn wait_healthy(&mut self, timeout: Duration) {
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(st)) = c.try_wait()
             {
                 self.child = None;
-                panic!(
+                return Err(format!(
                     "postdesk exited during start-up ({st}); log:\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
             if let Ok((200, _)) = self.try_get("/api/v1/health", Some(API_TOKEN)) {
-                return;
+                return Ok(());
             }
             if start.elapsed() > timeout {
-                panic!(
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(format!(
                     "postdesk did not answer GET /api/v1/health with 200 within {timeout:?}; log:\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
