@@ -28,7 +28,15 @@ fi
 if ! "$VENV/bin/python3" -c 'import aiosmtpd' 2>/dev/null; then
   echo "test-deps: creating $VENV with aiosmtpd" >&2
   rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 without ensurepip: install python3-venv and use the system Python.
+    rm -rf "$VENV"
+    SUDO=
+    [[ $(id -u) -eq 0 ]] || SUDO=sudo
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends python3-venv >/dev/null
+    /usr/bin/python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
 fi
 
