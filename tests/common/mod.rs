@@ -582,6 +582,7 @@ impl Daemon {
                 "POSTDESK_LOG",
                 std::env::var("POSTDESK_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
