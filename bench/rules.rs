@@ -49,13 +49,22 @@ fn routing_rules(n: usize) -> String {
                 let _ = writeln!(t, "when = {{ subject = \"\\\\b(order|invoice){i}\\\\b\" }}");
             }
             1 => {
-                let _ = writeln!(t, "when = {{ sender_domain = [\"customer{i}.example\", \"c{i}.example\"] }}");
+                let _ = writeln!(
+                    t,
+                    "when = {{ sender_domain = [\"customer{i}.example\", \"c{i}.example\"] }}"
+                );
             }
             2 => {
-                let _ = writeln!(t, "when = {{ any = [{{ body = \"error code E{i:04}\" }}, {{ in_list = \"vip\" }}] }}");
+                let _ = writeln!(
+                    t,
+                    "when = {{ any = [{{ body = \"error code E{i:04}\" }}, {{ in_list = \"vip\" }}] }}"
+                );
             }
             3 => {
-                let _ = writeln!(t, "when = {{ header = {{ name = \"X-Customer-Id\", regex = \"^{i}$\" }} }}");
+                let _ = writeln!(
+                    t,
+                    "when = {{ header = {{ name = \"X-Customer-Id\", regex = \"^{i}$\" }} }}"
+                );
             }
             _ => {
                 let _ = writeln!(
@@ -76,10 +85,16 @@ fn bench_routing() -> String {
     let set = RuleSet::load(&dir, &["general".into()]).expect("rules load");
     let load = t0.elapsed();
     let cal = Calendar::always_open();
-    let body = "Hello,\n\nmy order did not arrive and the tracking page shows error code E0042. ".repeat(20);
+    let body = "Hello,\n\nmy order did not arrive and the tracking page shows error code E0042. "
+        .repeat(20);
     let headers = vec![("x-customer-id".to_string(), "733".to_string())];
     let messages: Vec<(String, String)> = (0..64)
-        .map(|i| (format!("customer{}@c{}.example", i, i * 15), format!("Where is my order{} / refund", i * 5)))
+        .map(|i| {
+            (
+                format!("customer{}@c{}.example", i, i * 15),
+                format!("Where is my order{} / refund", i * 5),
+            )
+        })
         .collect();
     let iterations = 20_000;
     let t0 = Instant::now();
@@ -166,7 +181,9 @@ fn bench_sla() -> String {
             .expect("write tickets");
     }
     let started = t0.elapsed();
-    let db_bytes = std::fs::metadata(dir.join("data/postdesk.redb")).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = std::fs::metadata(dir.join("data/postdesk.redb"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     // Simulate the scheduler over two weeks: it wakes at the next timer (at most every 30 s).
     let mut now = start;
     let end = start + 14 * 86400;
@@ -197,6 +214,10 @@ fn main() {
     let mut out = String::new();
     out.push_str(&bench_routing());
     out.push_str(&bench_sla());
-    let _ = writeln!(out, "peak RSS of the benchmark process: {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
+    let _ = writeln!(
+        out,
+        "peak RSS of the benchmark process: {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
     print!("{out}");
 }

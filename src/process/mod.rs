@@ -379,7 +379,10 @@ impl Processor {
             return Ok(None);
         };
         let body = sha256_hex(body_of(raw));
-        if tx.raw(first)?.is_some_and(|r| sha256_hex(body_of(&r)) == body) {
+        if tx
+            .raw(first)?
+            .is_some_and(|r| sha256_hex(body_of(&r)) == body)
+        {
             return Ok(Some(first));
         }
         tx.dedup(&format!("mid:{id}:{body}"), seq)

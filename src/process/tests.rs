@@ -295,7 +295,9 @@ fn copies_with_other_trace_headers_are_duplicates_but_reused_ids_are_kept() {
     let m = mail("ivy@example.org", "same@x", "Copy", "");
     let s1 = h.deliver("ivy@example.org", "support@example.test", &m);
     // the same message as an IMAP copy: extra trace headers on top
-    let copy = format!("Received: from mx by imap; Tue, 1 Dec 2026 10:00:00 +0000\nDelivered-To: support@example.test\n{m}");
+    let copy = format!(
+        "Received: from mx by imap; Tue, 1 Dec 2026 10:00:00 +0000\nDelivered-To: support@example.test\n{m}"
+    );
     let s2 = h.deliver("ivy@example.org", "support@example.test", &copy);
     assert_eq!(h.store.duplicate_of(s2).unwrap(), Some(s1));
     // another message that reuses the Message-ID with another body is not lost
@@ -314,9 +316,17 @@ fn our_loop_header_is_stored_without_acknowledgement() {
     let s = h.deliver(
         "looper@customer.example",
         "support@example.test",
-        &mail("looper@customer.example", "loop-1@x", "Fwd", "X-Postdesk-Loop: support.example.test"),
+        &mail(
+            "looper@customer.example",
+            "loop-1@x",
+            "Fwd",
+            "X-Postdesk-Loop: support.example.test",
+        ),
     );
     let t = h.ticket_of(s).expect("stored in a ticket");
     assert!(h.acks(t).is_empty());
-    assert_eq!(h.store.message(s).unwrap().unwrap().kind, MessageKind::System);
+    assert_eq!(
+        h.store.message(s).unwrap().unwrap().kind,
+        MessageKind::System
+    );
 }

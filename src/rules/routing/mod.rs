@@ -601,9 +601,9 @@ impl Routing {
                 let ok = list.iter().any(|m| m.eq_ignore_ascii_case(f.mailbox));
                 hit(why, ok, &|| format!("mailbox is {}", f.mailbox))
             }
-            Condition::Sender(list) => {
-                hit(why, list.contains(&sender), &|| format!("sender is {sender}"))
-            }
+            Condition::Sender(list) => hit(why, list.contains(&sender), &|| {
+                format!("sender is {sender}")
+            }),
             Condition::SenderDomain(list) => {
                 let ok = list
                     .iter()
@@ -611,40 +611,35 @@ impl Routing {
                 hit(why, ok, &|| format!("sender domain is {domain}"))
             }
             Condition::Subject(r) => match r.find(f.subject) {
-                Some(m) => hit(why,
-                    true,
-                    &|| format!("subject matches /{}/ at {:?}", r.as_str(), m.as_str()),
-                ),
+                Some(m) => hit(why, true, &|| {
+                    format!("subject matches /{}/ at {:?}", r.as_str(), m.as_str())
+                }),
                 None => false,
             },
             Condition::Body(r) => match r.find(f.body) {
-                Some(m) => hit(why,
-                    true,
-                    &|| format!("body matches /{}/ at {:?}", r.as_str(), m.as_str()),
-                ),
+                Some(m) => hit(why, true, &|| {
+                    format!("body matches /{}/ at {:?}", r.as_str(), m.as_str())
+                }),
                 None => false,
             },
             Condition::Header(name, r) => {
                 let v = f.headers.iter().find(|(n, v)| n == name && r.is_match(v));
-                hit(why,
-                    v.is_some(),
-                    &|| format!("header {name} matches /{}/", r.as_str()),
-                )
+                hit(why, v.is_some(), &|| {
+                    format!("header {name} matches /{}/", r.as_str())
+                })
             }
-            Condition::HasAttachment(b) => hit(why,
-                f.attachments.is_empty() != *b,
-                &|| format!("has attachment: {b}"),
-            ),
+            Condition::HasAttachment(b) => hit(why, f.attachments.is_empty() != *b, &|| {
+                format!("has attachment: {b}")
+            }),
             Condition::AttachmentType(r) => {
                 let a = f
                     .attachments
                     .iter()
                     .find(|(ct, name)| r.is_match(ct) || r.is_match(name));
                 match a {
-                    Some((ct, name)) => hit(why,
-                        true,
-                        &|| format!("attachment {name:?} ({ct}) matches /{}/", r.as_str()),
-                    ),
+                    Some((ct, name)) => hit(why, true, &|| {
+                        format!("attachment {name:?} ({ct}) matches /{}/", r.as_str())
+                    }),
                     None => false,
                 }
             }
@@ -658,10 +653,9 @@ impl Routing {
             }
             Condition::BusinessHours(b) => {
                 let open = f.calendar.is_open(f.now);
-                hit(why,
-                    open == *b,
-                    &|| format!("{} business hours", if open { "within" } else { "outside" }),
-                )
+                hit(why, open == *b, &|| {
+                    format!("{} business hours", if open { "within" } else { "outside" })
+                })
             }
             Condition::Hours { from, to, days } => {
                 let Some((weekday, minute)) = local_time(f.calendar, f.now) else {
@@ -673,22 +667,22 @@ impl Routing {
                     minute >= *from || minute < *to
                 };
                 let in_days = days.is_none_or(|d| d[weekday]);
-                hit(why,
-                    in_hours && in_days,
-                    &|| format!(
+                hit(why, in_hours && in_days, &|| {
+                    format!(
                         "local time {:02}:{:02} on {}",
                         minute / 60,
                         minute % 60,
                         DAYS[weekday]
-                    ),
-                )
+                    )
+                })
             }
             Condition::Language(lang) => {
-                let detected = *ctx.language.get_or_init(|| detect_language(f.subject, f.body));
-                hit(why,
-                    detected == Some(lang.as_str()),
-                    &|| format!("language looks like {lang}"),
-                )
+                let detected = *ctx
+                    .language
+                    .get_or_init(|| detect_language(f.subject, f.body));
+                hit(why, detected == Some(lang.as_str()), &|| {
+                    format!("language looks like {lang}")
+                })
             }
         }
     }
