@@ -601,7 +601,7 @@ impl Routing {
                 let ok = list.iter().any(|m| m.eq_ignore_ascii_case(f.mailbox));
                 hit(why, ok, &|| format!("mailbox is {}", f.mailbox))
             }
-            Condition::Sender(list) => hit(why, list.contains(&sender), &|| {
+            Condition::Sender(list) => hit(why, list.contains(sender), &|| {
                 format!("sender is {sender}")
             }),
             Condition::SenderDomain(list) => {
