@@ -6,7 +6,8 @@ Usage: health.py BASE_URL TOKEN MODE TIMEOUT_S [PID]
        drain  wait until spool_pending == 0 and outbound_queued == 0
        once   one request
   PID         give up early when this process has exited
-Prints the last health JSON plus "waited_s"; exit 0 on success, 1 on timeout or error.
+Prints the last health JSON plus "waited_s"; exit 0 on success, 1 on timeout or error,
+2 in drain mode when the answer has neither spool_pending nor outbound_queued.
 """
 import json
 import os
@@ -42,7 +43,10 @@ while True:
         if mode in ("ready", "once"):
             ok = last.get("status") == "ok"
         elif mode == "drain":
-            ok = last.get("spool_pending", 1) == 0 and last.get("outbound_queued", 1) == 0
+            if "spool_pending" not in last and "outbound_queued" not in last:
+                print(json.dumps(dict(last, waited_s=0, error="health has no spool_pending/outbound_queued")))
+                sys.exit(2)
+            ok = last.get("spool_pending", 0) == 0 and last.get("outbound_queued", 0) == 0
     waited = time.monotonic() - start
     if ok or mode == "once" or waited >= timeout or (pid and not alive(pid)):
         out = dict(last or {}, waited_s=round(waited, 3))

@@ -40,7 +40,7 @@ o = []
 o.append(f"# postdesk benchmark, {g('machine.date')}")
 o.append("")
 o.append(f"- machine: {g('machine.nproc')} cores ({g('machine.cpu')}), {g('machine.mem')}, {g('machine.kernel')}")
-o.append(f"- postdesk commit: {g('machine.commit')}")
+o.append(f"- commit: {g('machine.commit')}")
 o.append(f"- parameters: {g('params')}")
 for t in ("postdesk", "postfix", "smtp-sink"):
     if f"{t}.status" in R:
@@ -72,7 +72,7 @@ o.append(f"- client: {g('e2e.client')}")
 o.append(f"- **end-to-end: {g('e2e.postdesk')}**")
 o.append("")
 runs = sorted({k.split(".", 2)[2] for k in R if k.startswith(("drain.postdesk.", "rss.postdesk."))},
-              key=lambda t: (not t[0].isdigit(), t))
+              key=lambda t: (not t[0].isdigit(), [int(x) if x.isdigit() else x for x in t.split(".")]))
 rss = [num(R[k]) for k in R if k.startswith("rss.postdesk.") and num(R[k])]
 if runs:
     o.append("## postdesk per run (fresh data dir each): backlog drain after the client finished, acks, peak RSS")
@@ -101,7 +101,7 @@ def verdict(ok):
 for s in sizes:
     for n in sessions:
         pd, pf = num(R.get(f"tput.postdesk.{s}.{n}")), num(R.get(f"tput.postfix.{s}.{n}"))
-        o.append(f"| durable intake ≥ Postfix durable ({size_name(s)}, {n} sessions) | "
+        o.append(f"| durable intake ≥ Postfix durable ({size_name(s)}, {n} session{'s' if n > 1 else ''}) | "
                  f"{pd if pd is not None else '–'} vs {pf if pf is not None else '–'} msg/s | "
                  f"{verdict(None if pd is None or pf is None else pd >= pf)} |")
 fb, fa = fsync_rate("before"), fsync_rate("after")

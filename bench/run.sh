@@ -22,7 +22,7 @@ LAT_MSGS=${BENCH_LAT_MSGS:-500}           # accept-latency client: messages per 
 E2E_SECS=${BENCH_E2E_SECS:-10}            # end-to-end run length at half the max durable load
 E2E_RATE=${BENCH_E2E_RATE:-}              # offered msg/s for it (default: half of postdesk 4 KiB x 20)
 FSYNC_SECS=${BENCH_FSYNC_SECS:-5}         # each fsync probe
-DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-120} # wait this long for postdesk's backlog after a run
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}  # wait this long for postdesk's backlog after a run
 SESSIONS=${BENCH_SESSIONS:-"1 20 100"}
 SIZES=${BENCH_SIZES:-"4096 102400"}
 TARGETS=${BENCH_TARGETS:-"smtp-sink postfix postdesk"}
@@ -288,6 +288,15 @@ stop_postdesk() { # TAG: records drain time, acks, tickets and peak RSS; then st
   stop_tracked postdesk
   stop_tracked ack-sink
 }
+wait_acks() { # ACKLOG EXPECTED TIMEOUT_S: until the sink has logged EXPECTED acks (or timeout)
+  local i n=0 want=${2//[^0-9]/}
+  for i in $(seq 1 $(($3 * 5))); do
+    n=$(wc -l < "$1" 2>/dev/null || echo 0)
+    [[ $n -ge ${want:-0} ]] && return 0
+    sleep 0.2
+  done
+  log "only $n of $want acknowledgements arrived within $3 s"
+}
 run_postdesk() {
   local size sess tag
   for size in $SIZES; do for sess in $SESSIONS; do
@@ -315,6 +324,7 @@ run_postdesk() {
     echo "$r" > "$OUT/logs/e2e-client.json"
     record e2e.offered "$rate msg/s x ${E2E_SECS} s (half of ${max:-?} msg/s) over 20 sessions"
     record e2e.client "$(jfmt "$r" '{rate} msg/s accepted, accept p50 {p50_ms} / p99 {p99_ms} ms, {errors} errors')"
+    wait_acks "$PD_DIR/acks.jsonl" "$(jfmt "$r" '{ok}')" "$DRAIN_TIMEOUT"
     stop_postdesk "$tag"   # waits for the backlog to drain first
     r=$("$PY" "$HERE/e2e_match.py" "$PD_DIR/sent.jsonl" "$PD_DIR/acks.jsonl")
     echo "$r" > "$OUT/logs/e2e-match.json"
