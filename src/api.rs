@@ -1,6 +1,21 @@
-//! The JSON API (DESIGN.md, stable): health, ticket list, one ticket.
+//! The JSON API (DESIGN.md, stable): health, ticket list, one ticket, plus
+//! raw messages and the quarantine. Everything but health needs the bearer token.
+//!
+//! The store is read in `spawn_blocking` (redb reads are synchronous); the
+//! wire types here are separate from the stored records on purpose, so the
+//! on-disk format can change without changing the API.
 
-use crate::store::Store;
+use crate::clock::rfc3339;
+use crate::model::{MessageRecord, Ticket};
+use crate::store::{Store, StoreError, TicketFilter};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 pub struct ApiState {
@@ -8,12 +23,270 @@ pub struct ApiState {
     pub token: String,
 }
 
+type Shared = Arc<ApiState>;
+
 /// Serves the API on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let _ = (listener, state, shutdown);
-    todo!("api")
+    let app = router(Arc::new(state));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/tickets", get(list_tickets))
+        .route("/api/v1/tickets/{id}", get(get_ticket))
+        .route("/api/v1/messages/{seq}", get(get_message))
+        .route("/api/v1/messages/{seq}/raw", get(get_raw))
+        .route("/api/v1/quarantine", get(quarantine))
+        .with_state(state)
+}
+
+/// An API failure, rendered as `{"error": "..."}` with its status.
+enum ApiError {
+    Unauthorized,
+    NotFound(String),
+    BadRequest(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".to_string(),
+            ),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        let mut resp = (status, axum::Json(json!({ "error": msg }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store read failed");
+        ApiError::Internal(format!("storage error: {e}"))
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn authorize(headers: &HeaderMap, state: &ApiState) -> ApiResult<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim();
+    let want = state.token.as_bytes();
+    let ok = !want.is_empty()
+        && given.len() == want.len()
+        && given
+            .bytes()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Runs a blocking store read off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+async fn health(State(s): State<Shared>) -> ApiResult<axum::Json<Value>> {
+    let store = s.store.clone();
+    let (spool, outbound, tickets) = blocking(move || {
+        Ok((
+            store.spool_len()?,
+            store.outbound_len()?,
+            store.ticket_count()?,
+        ))
+    })
+    .await?;
+    Ok(axum::Json(json!({
+        "status": "ok",
+        "spool_pending": spool,
+        "outbound_queued": outbound,
+        "tickets": tickets,
+    })))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    queue: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn list_tickets(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    authorize(&headers, &s)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 10000".into(),
+        ));
+    }
+    let filter = TicketFilter {
+        status: q.status.filter(|v| !v.is_empty()),
+        queue: q.queue.filter(|v| !v.is_empty()),
+        limit,
+        offset: q.offset.unwrap_or(0),
+    };
+    let store = s.store.clone();
+    let (total, tickets) = blocking(move || store.list_tickets(&filter)).await?;
+    Ok(axum::Json(json!({
+        "total": total,
+        "tickets": tickets.iter().map(ticket_json).collect::<Vec<_>>(),
+    })))
+}
+
+fn ticket_json(t: &Ticket) -> Value {
+    json!({
+        "id": t.id.to_string(),
+        "subject": t.subject,
+        "status": t.status,
+        "priority": t.priority,
+        "queue": t.queue,
+        "assignee": t.assignee,
+        "requester": t.requester,
+        "created_at": rfc3339(t.created_at),
+        "updated_at": rfc3339(t.updated_at),
+        "message_count": t.message_count,
+    })
+}
+
+fn message_json(m: &MessageRecord) -> Value {
+    json!({
+        "seq": m.seq.to_string(),
+        "ticket": m.ticket.map(|t| t.to_string()),
+        "message_id": m.message_id,
+        "direction": m.direction,
+        "kind": m.kind,
+        "from": m.from,
+        "to": m.to,
+        "subject": m.subject,
+        "date": rfc3339(m.date),
+        "text": m.text,
+    })
+}
+
+fn parse_id(s: &str, what: &str) -> ApiResult<u64> {
+    s.trim_start_matches('#')
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no {what} {s:?}")))
+}
+
+async fn get_ticket(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    authorize(&headers, &s)?;
+    let id = parse_id(&id, "ticket")?;
+    let store = s.store.clone();
+    let found = blocking(move || {
+        let Some(t) = store.ticket(id)? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            t,
+            store.ticket_messages(id)?,
+            store.ticket_events(id)?,
+        )))
+    })
+    .await?;
+    let (t, messages, events) =
+        found.ok_or_else(|| ApiError::NotFound(format!("no ticket {id}")))?;
+    let mut v = ticket_json(&t);
+    v["participants"] = json!(t.participants);
+    v["messages"] = messages.iter().map(message_json).collect();
+    v["events"] = events
+        .iter()
+        .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail }))
+        .collect();
+    Ok(axum::Json(v))
+}
+
+async fn get_message(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    authorize(&headers, &s)?;
+    let seq = parse_id(&seq, "message")?;
+    let store = s.store.clone();
+    let (record, dup) =
+        blocking(move || Ok((store.message(seq)?, store.duplicate_of(seq)?))).await?;
+    match (record, dup) {
+        (Some(m), _) => Ok(axum::Json(message_json(&m))),
+        (None, Some(first)) => Ok(axum::Json(json!({
+            "seq": seq.to_string(),
+            "duplicate_of": first.to_string(),
+        }))),
+        (None, None) => Err(ApiError::NotFound(format!("no processed message {seq}"))),
+    }
+}
+
+async fn get_raw(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&headers, &s)?;
+    let seq = parse_id(&seq, "message")?;
+    let store = s.store.clone();
+    let raw = blocking(move || store.raw(seq))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no stored message {seq}")))?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+async fn quarantine(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    authorize(&headers, &s)?;
+    let store = s.store.clone();
+    let entries = blocking(move || store.quarantine()).await?;
+    Ok(axum::Json(json!({
+        "total": entries.len(),
+        "entries": entries.iter().map(|q| json!({
+            "seq": q.message.to_string(),
+            "at": rfc3339(q.at),
+            "reason": q.reason,
+            "from": q.from,
+            "subject": q.subject,
+        })).collect::<Vec<_>>(),
+    })))
 }

@@ -51,10 +51,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
-        + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
     (line, col)
 }
 
@@ -283,13 +282,17 @@ impl Relay {
             }
             return Ok(Relay::Maildir(base_dir.join(path)));
         }
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("relay {url:?}: expected smtp://host:port, smtps://host:port or maildir:PATH"))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("relay {url:?}: expected smtp://host:port, smtps://host:port or maildir:PATH")
+        })?;
         let implicit_tls = match scheme {
             "smtp" => false,
             "smtps" => true,
-            other => return Err(format!("relay scheme {other:?} not supported (smtp, smtps, maildir)")),
+            other => {
+                return Err(format!(
+                    "relay scheme {other:?} not supported (smtp, smtps, maildir)"
+                ));
+            }
         };
         let rest = rest.trim_end_matches('/');
         let (userinfo, hostport) = match rest.rsplit_once('@') {
@@ -367,7 +370,13 @@ impl Config {
         cfg.path = path.to_path_buf();
         cfg.base_dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let diags = cfg.validate(text);
@@ -389,7 +398,9 @@ impl Config {
                 message,
             });
         };
-        if self.server.hostname.trim().is_empty() || self.server.hostname.contains(char::is_whitespace) {
+        if self.server.hostname.trim().is_empty()
+            || self.server.hostname.contains(char::is_whitespace)
+        {
             err("hostname", "server.hostname must be a domain name".into());
         }
         if self.mailboxes.is_empty() {
@@ -397,7 +408,10 @@ impl Config {
         }
         for m in &self.mailboxes {
             if split_address(&m.address).is_none() {
-                err(&m.address, format!("mailbox address {:?} is not local@domain", m.address));
+                err(
+                    &m.address,
+                    format!("mailbox address {:?} is not local@domain", m.address),
+                );
             }
         }
         if self.smtp.listen.is_empty() {
@@ -409,34 +423,62 @@ impl Config {
             }
         }
         if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
-            err(&self.web.listen, format!("web.listen {:?} is not an IP:port address", self.web.listen));
+            err(
+                &self.web.listen,
+                format!("web.listen {:?} is not an IP:port address", self.web.listen),
+            );
         }
         if self.smtp.max_line_length < 512 {
-            err("max_line_length", "smtp.max_line_length must be at least 512 (RFC 5321)".into());
+            err(
+                "max_line_length",
+                "smtp.max_line_length must be at least 512 (RFC 5321)".into(),
+            );
         }
         if self.smtp.max_connections == 0 || self.smtp.max_recipients == 0 {
-            err("[smtp]", "smtp.max_connections and max_recipients must be at least 1".into());
+            err(
+                "[smtp]",
+                "smtp.max_connections and max_recipients must be at least 1".into(),
+            );
         }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
-            err("tls_", "smtp.tls_cert and smtp.tls_key must be set together".into());
+            err(
+                "tls_",
+                "smtp.tls_cert and smtp.tls_key must be set together".into(),
+            );
         }
         if let Err(e) = Relay::parse(&self.outbound.relay, &self.base_dir) {
             err("relay", e);
         }
         if split_address(self.from_address()).is_none() {
-            err("from", format!("outbound.from {:?} has no local@domain address", self.outbound.from));
+            err(
+                "from",
+                format!(
+                    "outbound.from {:?} has no local@domain address",
+                    self.outbound.from
+                ),
+            );
         }
         if self.outbound.concurrency == 0 {
-            err("concurrency", "outbound.concurrency must be at least 1".into());
+            err(
+                "concurrency",
+                "outbound.concurrency must be at least 1".into(),
+            );
         }
         if self.web.api_token.is_none() && self.web.api_token_file.is_none() {
-            err("[web]", "web.api_token or web.api_token_file is required".into());
+            err(
+                "[web]",
+                "web.api_token or web.api_token_file is required".into(),
+            );
         }
         out
     }
 
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -469,8 +511,9 @@ impl Config {
             .as_ref()
             .map(|p| self.resolve(p))
             .ok_or_else(|| anyhow::anyhow!("no web.api_token configured"))?;
-        let t = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("cannot read web.api_token_file {}: {e}", path.display()))?;
+        let t = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!("cannot read web.api_token_file {}: {e}", path.display())
+        })?;
         Ok(t.trim().to_string())
     }
 
@@ -527,7 +570,10 @@ api_token = "t"
         assert_eq!(c.data_dir(), Path::new("/etc/postdesk/data"));
         assert_eq!(c.smtp.max_message_size, 25 * 1024 * 1024);
         assert_eq!(c.outbound.lifetime, Duration::from_secs(5 * 86400));
-        assert_eq!(c.relay(), Relay::Maildir("/etc/postdesk/data/outbox".into()));
+        assert_eq!(
+            c.relay(),
+            Relay::Maildir("/etc/postdesk/data/outbox".into())
+        );
     }
 
     #[test]
@@ -549,9 +595,10 @@ api_token = "t"
 
     #[test]
     fn invalid_values_are_all_reported() {
-        let text = MINIMAL
-            .replace("maildir:data/outbox", "ftp://x")
-            .replace("support@example.test\"\n\n[outbound]", "nobody\"\n\n[outbound]");
+        let text = MINIMAL.replace("maildir:data/outbox", "ftp://x").replace(
+            "support@example.test\"\n\n[outbound]",
+            "nobody\"\n\n[outbound]",
+        );
         let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
         assert_eq!(e.0.len(), 2, "{e}");
         assert!(e.to_string().contains("ftp"), "{e}");
@@ -562,7 +609,12 @@ api_token = "t"
         let b = Path::new("/x");
         assert_eq!(
             Relay::parse("smtp://127.0.0.1:2626", b).unwrap(),
-            Relay::Smtp { host: "127.0.0.1".into(), port: 2626, implicit_tls: false, credentials: None }
+            Relay::Smtp {
+                host: "127.0.0.1".into(),
+                port: 2626,
+                implicit_tls: false,
+                credentials: None
+            }
         );
         assert_eq!(
             Relay::parse("smtps://u%40x:p%3Aw@mail.example.test", b).unwrap(),

@@ -22,6 +22,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let tokens = Tokens::new(&store.secret("token-hmac")?);
     let api_token = cfg.api_token()?;
+    let ack_template = if cfg.acknowledgement.enabled {
+        let path = cfg.rules_dir().join(&cfg.acknowledgement.template);
+        Some(crate::process::ack::Template::load(&path).map_err(|d| anyhow::anyhow!("{d}"))?)
+    } else {
+        None
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let committed = Arc::new(Notify::new());
@@ -39,6 +45,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store: store.clone(),
         clock: clock.clone(),
         tokens: tokens.clone(),
+        ack_template,
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
     };

@@ -50,12 +50,18 @@ fn serve(path: PathBuf) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("postdesk: not started: fix the config above (postdesk check -c {})", path.display());
+            eprintln!(
+                "postdesk: not started: fix the config above (postdesk check -c {})",
+                path.display()
+            );
             return ExitCode::from(2);
         }
     };
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("postdesk: cannot start the runtime: {e}");

@@ -53,7 +53,11 @@ impl Spool {
     pub async fn submit(&self, envelope: Envelope, raw: Vec<u8>) -> Result<MessageSeq, SpoolError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { envelope, raw, reply })
+            .send(Request {
+                envelope,
+                raw,
+                reply,
+            })
             .await
             .map_err(|_| SpoolError::Closed)?;
         rx.await.map_err(|_| SpoolError::Closed)?
@@ -75,8 +79,10 @@ fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>)
                 Err(_) => break,
             }
         }
-        let items: Vec<(&Envelope, &[u8])> =
-            batch.iter().map(|r| (&r.envelope, r.raw.as_slice())).collect();
+        let items: Vec<(&Envelope, &[u8])> = batch
+            .iter()
+            .map(|r| (&r.envelope, r.raw.as_slice()))
+            .collect();
         let result = store.spool_batch(&items);
         drop(items);
         match result {

@@ -20,8 +20,13 @@ pub struct Tokens {
 /// What a verified plus-address names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Token {
-    Reply { ticket: TicketId },
-    Bounce { ticket: TicketId, message: MessageSeq },
+    Reply {
+        ticket: TicketId,
+    },
+    Bounce {
+        ticket: TicketId,
+        message: MessageSeq,
+    },
 }
 
 impl Tokens {
@@ -38,7 +43,10 @@ impl Tokens {
 
     /// The address `recipient` should reply to for `ticket`.
     pub fn reply_address(&self, mailbox: &str, ticket: TicketId, recipient: &str) -> String {
-        let sig = self.sig(&format!("reply:{ticket}:{}", recipient.to_ascii_lowercase()));
+        let sig = self.sig(&format!(
+            "reply:{ticket}:{}",
+            recipient.to_ascii_lowercase()
+        ));
         plus(mailbox, &format!("t{ticket}.{sig}"))
     }
 
@@ -80,7 +88,11 @@ fn plus(mailbox: &str, tag: &str) -> String {
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// RFC 4648 base32, lower case, no padding (case-insensitive in addresses).
@@ -112,10 +124,16 @@ mod tests {
         let t = Tokens::new(b"secret");
         let addr = t.reply_address("support@example.test", 42, "Ann@Example.org");
         assert!(addr.starts_with("support+t42."), "{addr}");
-        assert_eq!(t.verify(&addr, "ann@example.org"), Some(Token::Reply { ticket: 42 }));
+        assert_eq!(
+            t.verify(&addr, "ann@example.org"),
+            Some(Token::Reply { ticket: 42 })
+        );
         // another sender, another ticket number, another key: all refused
         assert_eq!(t.verify(&addr, "mallory@example.org"), None);
-        assert_eq!(t.verify(&addr.replace("t42", "t43"), "ann@example.org"), None);
+        assert_eq!(
+            t.verify(&addr.replace("t42", "t43"), "ann@example.org"),
+            None
+        );
         assert_eq!(Tokens::new(b"other").verify(&addr, "ann@example.org"), None);
         // mail clients may change the case of the local part
         assert_eq!(
@@ -128,7 +146,13 @@ mod tests {
     fn bounce_token_round_trip() {
         let t = Tokens::new(b"secret");
         let addr = t.bounce_address("support@example.test", 7, 99);
-        assert_eq!(t.verify(&addr, ""), Some(Token::Bounce { ticket: 7, message: 99 }));
+        assert_eq!(
+            t.verify(&addr, ""),
+            Some(Token::Bounce {
+                ticket: 7,
+                message: 99
+            })
+        );
         assert_eq!(t.verify(&addr.replace(".99.", ".98."), ""), None);
     }
 

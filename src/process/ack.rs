@@ -25,15 +25,21 @@ pub struct Vars<'a> {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Template, Diagnostic> {
-        let text = std::fs::read_to_string(path).map_err(|e| diag(path, 1, 1, format!("cannot read template: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| diag(path, 1, 1, format!("cannot read template: {e}")))?;
         Self::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Template, Diagnostic> {
         let text = text.replace("\r\n", "\n");
-        let (head, body) = text
-            .split_once("\n\n")
-            .ok_or_else(|| diag(path, 1, 1, "expected a Subject: line, a blank line, then the body".into()))?;
+        let (head, body) = text.split_once("\n\n").ok_or_else(|| {
+            diag(
+                path,
+                1,
+                1,
+                "expected a Subject: line, a blank line, then the body".into(),
+            )
+        })?;
         let subject = head
             .lines()
             .find_map(|l| l.strip_prefix("Subject:"))
@@ -55,7 +61,10 @@ impl Template {
                     path,
                     l,
                     c,
-                    format!("unknown placeholder {{{{{name}}}}}; known: {}", PLACEHOLDERS.join(", ")),
+                    format!(
+                        "unknown placeholder {{{{{name}}}}}; known: {}",
+                        PLACEHOLDERS.join(", ")
+                    ),
                 ));
             }
             rest = start + len + 2;
@@ -114,15 +123,25 @@ mod tests {
 
     #[test]
     fn renders_placeholders() {
-        let t = Template::parse("Subject: Re: {{subject}}\n\nHello {{name}}, ticket {{ ticket }}.\n", Path::new("a.txt")).unwrap();
-        let (s, b) = t.render(&Vars { ticket: "#7", subject: "Help", name: "Ann", queue: "general" });
+        let t = Template::parse(
+            "Subject: Re: {{subject}}\n\nHello {{name}}, ticket {{ ticket }}.\n",
+            Path::new("a.txt"),
+        )
+        .unwrap();
+        let (s, b) = t.render(&Vars {
+            ticket: "#7",
+            subject: "Help",
+            name: "Ann",
+            queue: "general",
+        });
         assert_eq!(s, "Re: Help");
         assert_eq!(b, "Hello Ann, ticket #7.\n");
     }
 
     #[test]
     fn unknown_placeholder_has_position() {
-        let e = Template::parse("Subject: x\n\nline\n  {{nmae}}\n", Path::new("a.txt")).unwrap_err();
+        let e =
+            Template::parse("Subject: x\n\nline\n  {{nmae}}\n", Path::new("a.txt")).unwrap_err();
         assert_eq!((e.line, e.column), (4, 3));
         assert!(e.message.contains("nmae"));
     }

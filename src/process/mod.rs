@@ -5,14 +5,29 @@
 //! acknowledgement and removes the spool entry, all in one transaction. A
 //! crash before the commit replays the message; after it, nothing is redone.
 
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::store::Store;
-use crate::token::Tokens;
-use std::sync::Arc;
-use tokio::sync::Notify;
-
 pub mod ack;
+pub mod classify;
+pub mod parse;
+pub mod thread;
+
+use crate::clock::Clock;
+use crate::config::{Config, MailboxConfig};
+use crate::model::*;
+use crate::outbound::queue::enqueue;
+use crate::store::{Store, StoreError, Tx};
+use crate::token::Tokens;
+use ack::Template;
+use classify::Class;
+use parse::Parsed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+/// Spooled messages handled per write transaction.
+const BATCH: usize = 32;
+/// Longest visible text kept in a message record (the raw message keeps everything).
+const MAX_TEXT: usize = 256 * 1024;
 
 /// Everything the processor needs, shared with the thread that runs it.
 pub struct Processor {
@@ -20,6 +35,8 @@ pub struct Processor {
     pub store: Store,
     pub clock: Clock,
     pub tokens: Tokens,
+    /// The acknowledgement template; None when acknowledgements are disabled.
+    pub ack_template: Option<Template>,
     /// Notified by the spool after each commit.
     pub committed: Arc<Notify>,
     /// Notified after outbound jobs were queued.
@@ -27,9 +44,522 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// Processes the spool until `shutdown` is set and the spool is drained of what was there.
-    pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
-        let _ = shutdown;
-        todo!("processor")
+    /// Processes the spool until `shutdown` turns true and nothing is left to do.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        loop {
+            let worker = this.clone();
+            let done = tokio::task::spawn_blocking(move || worker.process_pending(BATCH))
+                .instrument(info_span!("process"))
+                .await;
+            match done {
+                Ok(Ok(0)) => {}
+                Ok(Ok(_)) => {
+                    this.outbound_wake.notify_one();
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    // The batch was rolled back and stays in the spool; retry later.
+                    tracing::error!(error = %e, "processing failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "processing task failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = this.committed.notified() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Processes up to `limit` spooled messages in one transaction; returns how many.
+    pub fn process_pending(&self, limit: usize) -> Result<usize, StoreError> {
+        let pending = self.store.pending_spool(limit)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        self.store.write(|tx| {
+            for (seq, env) in &pending {
+                let _span = info_span!("message", seq).entered();
+                self.process_one(tx, *seq, env)?;
+            }
+            Ok(())
+        })?;
+        Ok(pending.len())
+    }
+
+    fn process_one(
+        &self,
+        tx: &mut Tx<'_>,
+        seq: MessageSeq,
+        env: &Envelope,
+    ) -> Result<(), StoreError> {
+        tx.remove_spool(seq)?;
+        let Some(raw) = tx.raw(seq)? else {
+            warn!("spool entry without raw message; dropped entry");
+            return Ok(());
+        };
+        // mail-parser must never take the daemon down: a message it panics on is kept aside.
+        let parsed = std::panic::catch_unwind(|| parse::parse(&raw)).unwrap_or_else(|_| Parsed {
+            unparseable: true,
+            ..Parsed::default()
+        });
+        let now = self.clock.now();
+
+        let key = match &parsed.message_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!(
+                "sha256:{}",
+                hex(ring::digest::digest(&ring::digest::SHA256, &raw).as_ref())
+            ),
+        };
+        if let Some(first) = tx.dedup(&key, seq)? {
+            info!(duplicate_of = first, "duplicate message dropped");
+            tx.put_duplicate(seq, first)?;
+            tx.remove_raw(seq)?;
+            return Ok(());
+        }
+
+        let class = if parsed.unparseable {
+            Class::Customer
+        } else {
+            classify::classify(&parsed, env, &self.cfg.server.hostname)
+        };
+        let mailbox = env
+            .rcpt_to
+            .iter()
+            .find_map(|r| self.cfg.mailbox_for(r))
+            .or(self.cfg.mailboxes.first());
+        let sender = if parsed.from.is_empty() {
+            env.mail_from.to_ascii_lowercase()
+        } else {
+            parsed.from.clone()
+        };
+        let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, &sender)?;
+        let mut record = MessageRecord {
+            seq,
+            ticket: None,
+            message_id: parsed.message_id.clone().unwrap_or_default(),
+            direction: Direction::Inbound,
+            kind: class.message_kind(),
+            from: sender.clone(),
+            to: parsed.to.iter().chain(parsed.cc.iter()).cloned().collect(),
+            subject: parsed.subject.clone(),
+            date: parsed.date.filter(|d| *d > 0).unwrap_or(env.received_at),
+            text: truncate(parse::visible_text(&parsed.text), MAX_TEXT),
+        };
+
+        match class {
+            Class::OwnLoop => {
+                self.quarantine(
+                    tx,
+                    &mut record,
+                    now,
+                    "our own mail came back (X-Postdesk-Loop)",
+                )?;
+            }
+            Class::Bounce => match found.matched {
+                Some(m) => {
+                    let mut ticket = self.load_ticket(tx, m.ticket)?;
+                    let _t = info_span!("ticket", id = ticket.id).entered();
+                    self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
+                    let detail = format!(
+                        "delivery failure reported by {} ({}): {}",
+                        if sender.is_empty() { "<>" } else { &sender },
+                        m.reason,
+                        parsed
+                            .dsn_summary
+                            .clone()
+                            .unwrap_or_else(|| parsed.subject.clone())
+                    );
+                    tx.add_event(
+                        &mut ticket,
+                        event(now, "delivery_failed", "postdesk", detail),
+                    )?;
+                    tx.put_ticket(&ticket)?;
+                    info!(ticket = ticket.id, "bounce attached to its ticket");
+                }
+                None => {
+                    self.quarantine(
+                        tx,
+                        &mut record,
+                        now,
+                        "delivery status notification that matches none of our mail",
+                    )?;
+                }
+            },
+            Class::Customer | Class::AutoReply | Class::List => {
+                let existing = match &found.matched {
+                    Some(m) => {
+                        let t = self.load_ticket(tx, m.ticket)?;
+                        (t.status != Status::Closed || class != Class::Customer)
+                            .then_some((t, m.clone()))
+                    }
+                    None => None,
+                };
+                match existing {
+                    Some((mut ticket, m)) => {
+                        let _t = info_span!("ticket", id = ticket.id).entered();
+                        self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
+                        tx.add_event(
+                            &mut ticket,
+                            event(
+                                now,
+                                "message_added",
+                                &sender,
+                                format!("{} threaded by {}", class.as_str(), m.reason),
+                            ),
+                        )?;
+                        if class == Class::Customer {
+                            add_participant(&mut ticket, &sender);
+                            for cc in &parsed.cc {
+                                if self.cfg.mailbox_for(cc).is_none() {
+                                    add_participant(&mut ticket, cc);
+                                }
+                            }
+                            ticket.last_customer_message_id = parsed.message_id.clone();
+                            if matches!(
+                                ticket.status,
+                                Status::Resolved | Status::Pending | Status::Closed
+                            ) {
+                                let was = ticket.status;
+                                ticket.status = Status::Open;
+                                if was != Status::Pending {
+                                    tx.add_event(
+                                        &mut ticket,
+                                        event(
+                                            now,
+                                            "reopened",
+                                            &sender,
+                                            format!(
+                                                "customer replied to a {} ticket",
+                                                was.as_str()
+                                            ),
+                                        ),
+                                    )?;
+                                } else {
+                                    tx.add_event(
+                                        &mut ticket,
+                                        event(
+                                            now,
+                                            "status",
+                                            &sender,
+                                            "pending → open: customer replied".into(),
+                                        ),
+                                    )?;
+                                }
+                            }
+                        }
+                        tx.put_ticket(&ticket)?;
+                        info!(ticket = ticket.id, reason = %m.reason, "message threaded");
+                    }
+                    None => {
+                        let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
+                        let mut ticket = Ticket {
+                            id: tx.next_id("next_ticket")?,
+                            subject: if parsed.subject.is_empty() {
+                                "(no subject)".into()
+                            } else {
+                                parsed.subject.clone()
+                            },
+                            status: Status::New,
+                            priority: Priority::Normal,
+                            queue,
+                            assignee: None,
+                            requester: sender.clone(),
+                            requester_name: parsed.from_name.clone(),
+                            participants: Vec::new(),
+                            created_at: now,
+                            updated_at: now,
+                            message_count: 0,
+                            next_event: 0,
+                            last_customer_message_id: parsed.message_id.clone(),
+                        };
+                        let _t = info_span!("ticket", id = ticket.id).entered();
+                        add_participant(&mut ticket, &sender);
+                        for cc in &parsed.cc {
+                            if self.cfg.mailbox_for(cc).is_none() {
+                                add_participant(&mut ticket, cc);
+                            }
+                        }
+                        let why = match (&found.matched, &found.note) {
+                            (Some(m), _) => {
+                                format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
+                            }
+                            (None, Some(note)) => format!("no thread matched; {note}"),
+                            (None, None) => "no thread matched".to_string(),
+                        };
+                        tx.add_event(
+                            &mut ticket,
+                            event(
+                                now,
+                                "created",
+                                &sender,
+                                format!("{} from {sender}: {why}", class.as_str()),
+                            ),
+                        )?;
+                        self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
+                        self.acknowledge(tx, &mut ticket, &parsed, env, class, mailbox, now)?;
+                        tx.put_ticket(&ticket)?;
+                        info!(ticket = ticket.id, class = class.as_str(), "ticket created");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn load_ticket(&self, tx: &mut Tx<'_>, id: TicketId) -> Result<Ticket, StoreError> {
+        tx.ticket(id)?.ok_or_else(|| {
+            StoreError::Io(std::io::Error::other(format!(
+                "ticket {id} vanished during processing"
+            )))
+        })
+    }
+
+    /// Stores `record` as a message of `ticket` and indexes its Message-ID.
+    fn attach(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        record.ticket = Some(ticket.id);
+        tx.put_message(record)?;
+        if let Some(id) = &parsed.message_id {
+            tx.index_msgid(id, ticket.id)?;
+        }
+        ticket.message_count += 1;
+        ticket.updated_at = now;
+        Ok(())
+    }
+
+    fn quarantine(
+        &self,
+        tx: &mut Tx<'_>,
+        record: &mut MessageRecord,
+        now: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        warn!(reason, from = %record.from, "message quarantined");
+        tx.put_message(record)?;
+        tx.put_quarantine(&QuarantineEntry {
+            message: record.seq,
+            at: now,
+            reason: reason.to_string(),
+            from: record.from.clone(),
+            subject: record.subject.clone(),
+        })
+    }
+
+    /// Queues the acknowledgement of a new ticket, or records why none is sent.
+    #[allow(clippy::too_many_arguments)]
+    fn acknowledge(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        parsed: &Parsed,
+        env: &Envelope,
+        class: Class,
+        mailbox: Option<&MailboxConfig>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (Some(template), Some(mailbox)) = (&self.ack_template, mailbox) else {
+            return Ok(());
+        };
+        let ours: Vec<String> = self
+            .cfg
+            .mailboxes
+            .iter()
+            .map(|m| m.address.to_ascii_lowercase())
+            .chain(std::iter::once(
+                self.cfg.from_address().to_ascii_lowercase(),
+            ))
+            .collect();
+        let suppressed = match classify::ack_suppressed(parsed, env, class, &ours) {
+            Some(reason) => Some(reason),
+            None => {
+                let max = self.cfg.acknowledgement.max_per_address_per_hour;
+                (!tx.take_ack_allowance(&parsed.from, now, max)?).then(|| {
+                    format!(
+                        "rate limit: already {max} acknowledgements to {} this hour",
+                        parsed.from
+                    )
+                })
+            }
+        };
+        if let Some(reason) = suppressed {
+            info!(%reason, "no acknowledgement");
+            return tx.add_event(ticket, event(now, "ack_suppressed", "postdesk", reason));
+        }
+        let seq = tx.next_id("next_message")?;
+        let mail = self.render_ack(template, ticket, parsed, mailbox, seq, now);
+        tx.put_raw(seq, &mail.raw)?;
+        let record = MessageRecord {
+            seq,
+            ticket: Some(ticket.id),
+            message_id: mail.message_id.clone(),
+            direction: Direction::Outbound,
+            kind: MessageKind::Auto,
+            from: self.cfg.from_address().to_string(),
+            to: vec![parsed.from.clone()],
+            subject: mail.subject.clone(),
+            date: now,
+            text: mail.text,
+        };
+        tx.put_message(&record)?;
+        tx.index_msgid(&mail.message_id, ticket.id)?;
+        ticket.message_count += 1;
+        let bounce = self.tokens.bounce_address(&mailbox.address, ticket.id, seq);
+        enqueue(
+            tx,
+            seq,
+            Some(ticket.id),
+            bounce,
+            vec![parsed.from.clone()],
+            now,
+        )?;
+        tx.add_event(
+            ticket,
+            event(
+                now,
+                "acknowledged",
+                "postdesk",
+                format!("acknowledgement queued to {}", parsed.from),
+            ),
+        )
+    }
+
+    fn render_ack(
+        &self,
+        template: &Template,
+        ticket: &Ticket,
+        parsed: &Parsed,
+        mailbox: &MailboxConfig,
+        seq: MessageSeq,
+        now: i64,
+    ) -> RenderedMail {
+        let name = if parsed.from_name.is_empty() {
+            parsed.from.split('@').next().unwrap_or("").to_string()
+        } else {
+            parsed.from_name.clone()
+        };
+        let id = ticket.id.to_string();
+        let (subject, text) = template.render(&ack::Vars {
+            ticket: &id,
+            subject: &ticket.subject,
+            name: &name,
+            queue: &ticket.queue,
+        });
+        let message_id = our_message_id(ticket.id, seq, &self.cfg.server.hostname);
+        let from_addr = self.cfg.from_address().to_string();
+        let from_name = display_name(&self.cfg.outbound.from);
+        let reply_to = self
+            .tokens
+            .reply_address(&mailbox.address, ticket.id, &parsed.from);
+        let mut b = mail_builder::MessageBuilder::new()
+            .from((from_name, from_addr))
+            .to(parsed.from.clone())
+            .reply_to(reply_to)
+            .subject(subject.clone())
+            .message_id(message_id.clone())
+            .date(mail_builder::headers::date::Date::new(now))
+            .header(
+                "Auto-Submitted",
+                mail_builder::headers::raw::Raw::new("auto-replied"),
+            )
+            .header(
+                "X-Auto-Response-Suppress",
+                mail_builder::headers::raw::Raw::new("All"),
+            )
+            .header(
+                "Precedence",
+                mail_builder::headers::raw::Raw::new("auto_reply"),
+            )
+            .header(
+                "X-Postdesk-Loop",
+                mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
+            )
+            .text_body(text.clone());
+        if let Some(cid) = &parsed.message_id {
+            let mut refs = parsed.references.clone();
+            refs.push(cid.clone());
+            b = b.in_reply_to(cid.clone()).references(refs);
+        }
+        // Writing into a Vec cannot fail.
+        let raw = b.write_to_vec().unwrap_or_default();
+        RenderedMail {
+            raw,
+            message_id,
+            subject,
+            text,
+        }
     }
 }
+
+struct RenderedMail {
+    raw: Vec<u8>,
+    message_id: String,
+    subject: String,
+    text: String,
+}
+
+/// Our Message-IDs name the ticket, so even a reply stripped of tokens finds its way back.
+pub fn our_message_id(ticket: TicketId, seq: MessageSeq, hostname: &str) -> String {
+    let mut nonce = [0u8; 6];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+    format!("pd.t{ticket}.m{seq}.{}@{hostname}", hex(&nonce))
+}
+
+/// `"Example Support" <support@…>` → `Example Support`.
+fn display_name(from: &str) -> String {
+    let name = from.find('<').map_or("", |i| &from[..i]);
+    name.trim()
+        .trim_matches('"')
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+fn add_participant(ticket: &mut Ticket, addr: &str) {
+    let a = addr.trim().to_ascii_lowercase();
+    if !a.is_empty() && !ticket.participants.contains(&a) {
+        ticket.participants.push(a);
+    }
+}
+
+fn event(at: i64, kind: &str, actor: &str, detail: String) -> Event {
+    Event {
+        at,
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        detail,
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

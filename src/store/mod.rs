@@ -36,6 +36,8 @@ const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("dedup");
 const OUTBOUND: TableDefinition<u64, &[u8]> = TableDefinition::new("outbound");
 /// Address → JSON (window start, count) for acknowledgement rate limiting.
 const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
+/// Message sequence of a duplicate → the sequence of the message it duplicates.
+const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
 /// Message sequence → JSON [`QuarantineEntry`].
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 
@@ -114,6 +116,7 @@ impl Store {
             tx.txn.open_table(OUTBOUND)?;
             tx.txn.open_table(ACK_RATE)?;
             tx.txn.open_table(QUARANTINE)?;
+            tx.txn.open_table(DUPLICATES)?;
             Ok(())
         })?;
         Ok(store)
@@ -212,7 +215,9 @@ impl Store {
         for item in t.iter()?.rev() {
             let (_, v) = item?;
             let ticket: Ticket = dec("tickets", v.value())?;
-            if f.status.as_deref().is_some_and(|s| s != ticket.status.as_str())
+            if f.status
+                .as_deref()
+                .is_some_and(|s| s != ticket.status.as_str())
                 || f.queue.as_deref().is_some_and(|q| q != ticket.queue)
             {
                 continue;
@@ -304,6 +309,12 @@ impl Store {
         Ok(out)
     }
 
+    /// The message a duplicate was dropped in favour of.
+    pub fn duplicate_of(&self, seq: MessageSeq) -> Result<Option<MessageSeq>> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(DUPLICATES)?.get(seq)?.map(|v| v.value()))
+    }
+
     pub fn ticket_count(&self) -> Result<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(TICKETS)?.len()?)
@@ -359,7 +370,9 @@ impl Tx<'_> {
             .open_table(MESSAGES)?
             .insert(m.seq, enc(m).as_slice())?;
         if let Some(t) = m.ticket {
-            self.txn.open_multimap_table(TICKET_MESSAGES)?.insert(t, m.seq)?;
+            self.txn
+                .open_multimap_table(TICKET_MESSAGES)?
+                .insert(t, m.seq)?;
         }
         Ok(())
     }
@@ -375,7 +388,9 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
-        self.txn.open_table(TICKETS)?.insert(t.id, enc(t).as_slice())?;
+        self.txn
+            .open_table(TICKETS)?
+            .insert(t.id, enc(t).as_slice())?;
         Ok(())
     }
 
@@ -415,6 +430,11 @@ impl Tx<'_> {
         Ok(None)
     }
 
+    pub fn put_duplicate(&mut self, seq: MessageSeq, of: MessageSeq) -> Result<()> {
+        self.txn.open_table(DUPLICATES)?.insert(seq, of)?;
+        Ok(())
+    }
+
     pub fn put_job(&mut self, job: &OutboundJob) -> Result<()> {
         self.txn
             .open_table(OUTBOUND)?
@@ -440,7 +460,11 @@ impl Tx<'_> {
             Some(v) => dec("ack_rate", v.value())?,
             None => (now, 0),
         };
-        let (start, count) = if now - start >= 3600 { (now, 0) } else { (start, count) };
+        let (start, count) = if now - start >= 3600 {
+            (now, 0)
+        } else {
+            (start, count)
+        };
         if count >= max {
             return Ok(false);
         }

@@ -1,0 +1,263 @@
+//! Our view of a message: the fields later stages need, extracted once with
+//! mail-parser. Parsing never fails: a message mail-parser cannot read still
+//! yields a `Parsed` (with what the envelope tells), so nothing is dropped.
+
+use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// Without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub subject: String,
+    /// Lower-cased From address; empty when absent.
+    pub from: String,
+    pub from_name: String,
+    /// Lower-cased To and Cc addresses.
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub date: Option<i64>,
+    /// Visible text of the first text body (derived from HTML when there is no text part).
+    pub text: String,
+    /// Lower-cased (name, value) of the top-level headers that classification reads.
+    pub headers: Vec<(String, String)>,
+    /// `multipart/report` with its `report-type` (lower-cased), when the message is a report.
+    pub report_type: Option<String>,
+    /// Message-IDs found in attached messages or headers (DSNs quote our mail this way).
+    pub embedded_message_ids: Vec<String>,
+    /// Status / Diagnostic-Code lines of a delivery report, for the event detail.
+    pub dsn_summary: Option<String>,
+    /// mail-parser could not make sense of the message at all.
+    pub unparseable: bool,
+}
+
+/// Headers classification looks at.
+const INTERESTING: &[&str] = &[
+    "auto-submitted",
+    "precedence",
+    "list-id",
+    "list-unsubscribe",
+    "list-post",
+    "x-autoreply",
+    "x-autorespond",
+    "x-auto-response-suppress",
+    "x-postdesk-loop",
+    "x-failed-recipients",
+    "x-loop",
+    "feedback-id",
+    "x-mailer",
+];
+
+impl Parsed {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|(n, _)| n == name)
+    }
+}
+
+pub fn parse(raw: &[u8]) -> Parsed {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Parsed {
+            unparseable: true,
+            ..Parsed::default()
+        };
+    };
+    let mut p = Parsed {
+        message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
+        in_reply_to: id_list(msg.in_reply_to()),
+        references: id_list(msg.references()),
+        subject: msg.subject().unwrap_or("").trim().to_string(),
+        date: msg.date().map(|d| d.to_timestamp()),
+        ..Parsed::default()
+    };
+    if let Some(a) = msg.from().and_then(|a| a.first()) {
+        p.from = a.address().unwrap_or("").trim().to_ascii_lowercase();
+        p.from_name = a.name().unwrap_or("").trim().to_string();
+    }
+    p.to = addresses(msg.to());
+    p.cc = addresses(msg.cc());
+    p.text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    for (name, value) in msg.headers_raw() {
+        let lname = name.to_ascii_lowercase();
+        if INTERESTING.contains(&lname.as_str()) {
+            p.headers.push((lname, value.trim().to_string()));
+        }
+    }
+    let root = msg.root_part();
+    if let Some(ct) = root.content_type()
+        && ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    {
+        p.report_type = Some(
+            ct.attribute("report-type")
+                .unwrap_or("")
+                .to_ascii_lowercase(),
+        );
+    }
+    collect_embedded(&msg, &mut p);
+    p
+}
+
+/// Message-IDs and DSN fields from the parts of a report or forwarded message.
+fn collect_embedded(msg: &Message<'_>, p: &mut Parsed) {
+    let mut summary = Vec::new();
+    for part in msg.parts.iter().skip(1) {
+        match &part.body {
+            PartType::Message(inner) => {
+                if let Some(id) = inner.message_id() {
+                    p.embedded_message_ids.push(clean_id(id));
+                }
+            }
+            PartType::Text(text) => {
+                let ct = part
+                    .content_type()
+                    .map(|c| {
+                        format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_ascii_lowercase()
+                    })
+                    .unwrap_or_default();
+                scan_text(&ct, text, p, &mut summary);
+            }
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+                let ct = part
+                    .content_type()
+                    .map(|c| {
+                        format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_ascii_lowercase()
+                    })
+                    .unwrap_or_default();
+                if ct.contains("delivery-status") || ct.contains("rfc822") {
+                    scan_text(&ct, &String::from_utf8_lossy(bytes), p, &mut summary);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !summary.is_empty() {
+        p.dsn_summary = Some(summary.join("; "));
+    }
+}
+
+fn scan_text(ct: &str, text: &str, p: &mut Parsed, summary: &mut Vec<String>) {
+    let is_report = ct.contains("delivery-status");
+    let is_headers = ct.contains("rfc822");
+    for line in text.lines().take(500) {
+        let l = line.trim();
+        let lower = l.to_ascii_lowercase();
+        if is_report
+            && (lower.starts_with("status:")
+                || lower.starts_with("diagnostic-code:")
+                || lower.starts_with("final-recipient:"))
+            && summary.len() < 6
+        {
+            summary.push(l.chars().take(200).collect());
+        }
+        if (is_headers || is_report) && lower.starts_with("message-id:") {
+            let id = clean_id(&l["message-id:".len()..]);
+            if !id.is_empty() {
+                p.embedded_message_ids.push(id);
+            }
+        }
+    }
+}
+
+fn clean_id(s: &str) -> String {
+    s.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
+    match v.as_text_list() {
+        Some(list) => list
+            .iter()
+            .map(|s| clean_id(s))
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => v
+            .as_text()
+            .map(|s| vec![clean_id(s)])
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }
+}
+
+fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address())
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The text a human wrote, without the quoted message below it: cuts at the
+/// first attribution line ("On … wrote:") or quoted block that runs to the end.
+/// The raw original stays stored; this is only the visible text.
+pub fn visible_text(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut end = lines.len();
+    // trailing quoted lines and blank lines
+    while end > 0
+        && (lines[end - 1].trim().is_empty() || lines[end - 1].trim_start().starts_with('>'))
+    {
+        end -= 1;
+    }
+    let had_quote =
+        end < lines.len() && lines[end..].iter().any(|l| l.trim_start().starts_with('>'));
+    if had_quote && end > 0 {
+        let last = lines[end - 1].trim();
+        if last.ends_with("wrote:") || last.ends_with("a écrit :") || last.ends_with("schrieb:") {
+            end -= 1;
+        }
+    }
+    let mut out = lines[..end].join("\n");
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_threading_fields() {
+        let raw = b"From: Ann Example <Ann@Example.org>\r\nTo: support@example.test\r\nSubject: Re: Printer\r\nMessage-ID: <abc@x>\r\nIn-Reply-To: <p1@y>\r\nReferences: <p0@y>\r\n <p1@y>\r\nAuto-Submitted: no\r\n\r\nHello\r\n";
+        let p = parse(raw);
+        assert_eq!(p.message_id.as_deref(), Some("abc@x"));
+        assert_eq!(p.in_reply_to, vec!["p1@y"]);
+        assert_eq!(p.references, vec!["p0@y", "p1@y"]);
+        assert_eq!(p.from, "ann@example.org");
+        assert_eq!(p.from_name, "Ann Example");
+        assert_eq!(p.header("auto-submitted"), Some("no"));
+        assert_eq!(p.text.trim(), "Hello");
+    }
+
+    #[test]
+    fn visible_text_cuts_trailing_quote() {
+        let t =
+            "Thanks, that worked.\n\nOn Mon, 1 Jan 2024, Support wrote:\n> Try again\n> please\n";
+        assert_eq!(visible_text(t), "Thanks, that worked.");
+        assert_eq!(visible_text("No quote here\n"), "No quote here");
+    }
+
+    #[test]
+    fn garbage_still_parses() {
+        let p = parse(b"\x00\x01\x02 not a message");
+        assert!(p.message_id.is_none());
+    }
+}

@@ -1,0 +1,289 @@
+//! Pipeline tests without sockets: spool raw messages, process, inspect the store.
+//! (The end-to-end tests over SMTP with real peers live in tests/.)
+
+use super::*;
+use crate::model::Source;
+
+struct Harness {
+    store: Store,
+    processor: Processor,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const CONFIG: &str = r#"
+[server]
+hostname = "support.example.test"
+[[mailbox]]
+address = "support@example.test"
+[outbound]
+relay = "maildir:outbox"
+from = "Example Support <support@example.test>"
+[web]
+api_token = "t"
+[acknowledgement]
+max_per_address_per_hour = 2
+"#;
+
+fn harness() -> Harness {
+    let dir = std::env::temp_dir().join(format!(
+        "postdesk-process-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = Config::from_str(CONFIG, &dir.join("config.toml")).unwrap();
+    let store = Store::open(&dir.join("data")).unwrap();
+    let template = Template::parse(
+        "Subject: [#{{ticket}}] Received: {{subject}}\n\nHello {{name}}\n",
+        std::path::Path::new("ack.txt"),
+    )
+    .unwrap();
+    let processor = Processor {
+        cfg: Arc::new(cfg),
+        store: store.clone(),
+        clock: Clock::system(),
+        tokens: Tokens::new(b"k"),
+        ack_template: Some(template),
+        committed: Arc::new(Notify::new()),
+        outbound_wake: Arc::new(Notify::new()),
+    };
+    Harness {
+        store,
+        processor,
+        dir,
+    }
+}
+
+impl Harness {
+    /// Spools and processes one message; returns its sequence number.
+    fn deliver(&self, mail_from: &str, rcpt: &str, raw: &str) -> MessageSeq {
+        let env = Envelope {
+            mail_from: mail_from.into(),
+            rcpt_to: vec![rcpt.into()],
+            received_at: 1,
+            source: Source::Smtp,
+            peer: String::new(),
+            helo: String::new(),
+        };
+        let raw = raw.replace('\n', "\r\n");
+        let seq = self.store.spool_batch(&[(&env, raw.as_bytes())]).unwrap()[0];
+        assert_eq!(self.processor.process_pending(10).unwrap(), 1);
+        seq
+    }
+
+    fn ticket_of(&self, seq: MessageSeq) -> Option<TicketId> {
+        self.store.message(seq).unwrap().and_then(|m| m.ticket)
+    }
+
+    fn acks(&self, ticket: TicketId) -> Vec<MessageRecord> {
+        self.store
+            .ticket_messages(ticket)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.direction == Direction::Outbound)
+            .collect()
+    }
+}
+
+fn mail(from: &str, id: &str, subject: &str, extra: &str) -> String {
+    format!(
+        "From: {from}\nTo: support@example.test\nSubject: {subject}\nMessage-ID: <{id}>\n{extra}\nbody\n"
+    )
+}
+
+#[test]
+fn new_ticket_is_acknowledged_and_replies_thread() {
+    let h = harness();
+    let s1 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail("Ann <ann@example.org>", "a1@x", "Printer broken", ""),
+    );
+    let t = h.ticket_of(s1).expect("ticket created");
+    let acks = h.acks(t);
+    assert_eq!(acks.len(), 1);
+    assert!(
+        acks[0].subject.contains(&format!("[#{t}]")),
+        "{}",
+        acks[0].subject
+    );
+    assert_eq!(h.store.due_jobs(i64::MAX, 10).unwrap().len(), 1);
+    let raw = String::from_utf8(h.store.raw(acks[0].seq).unwrap().unwrap()).unwrap();
+    assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");
+    assert!(raw.contains("In-Reply-To: <a1@x>"), "{raw}");
+    assert!(
+        raw.contains("X-Postdesk-Loop: support.example.test"),
+        "{raw}"
+    );
+
+    // reply to our acknowledgement
+    let s2 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(
+            "ann@example.org",
+            "a2@x",
+            "Re: whatever",
+            &format!("In-Reply-To: <{}>", acks[0].message_id),
+        ),
+    );
+    assert_eq!(h.ticket_of(s2), Some(t));
+    // subject tag from the participant
+    let s3 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail("ann@example.org", "a3@x", &format!("more [#{t}]"), ""),
+    );
+    assert_eq!(h.ticket_of(s3), Some(t));
+    // subject tag from a stranger: new ticket
+    let s4 = h.deliver(
+        "eve@evil.example",
+        "support@example.test",
+        &mail("eve@evil.example", "e1@x", &format!("Re: [#{t}]"), ""),
+    );
+    assert_ne!(h.ticket_of(s4), Some(t));
+    assert!(h.ticket_of(s4).is_some());
+    let ticket = h.store.ticket(t).unwrap().unwrap();
+    assert_eq!(ticket.message_count, 4, "3 inbound + 1 acknowledgement");
+}
+
+#[test]
+fn reply_token_threads_only_for_its_recipient() {
+    let h = harness();
+    let s1 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail("ann@example.org", "b1@x", "Help", ""),
+    );
+    let t = h.ticket_of(s1).unwrap();
+    let addr = h
+        .processor
+        .tokens
+        .reply_address("support@example.test", t, "ann@example.org");
+    let s2 = h.deliver(
+        "ann@example.org",
+        &addr,
+        &mail("ann@example.org", "b2@x", "no tag", ""),
+    );
+    assert_eq!(h.ticket_of(s2), Some(t));
+    let s3 = h.deliver(
+        "eve@evil.example",
+        &addr,
+        &mail("eve@evil.example", "b3@x", "no tag", ""),
+    );
+    assert_ne!(h.ticket_of(s3), Some(t));
+}
+
+#[test]
+fn duplicates_and_auto_mail() {
+    let h = harness();
+    let m = mail("bob@example.org", "dup@x", "Once", "");
+    let s1 = h.deliver("bob@example.org", "support@example.test", &m);
+    let s2 = h.deliver("bob@example.org", "support@example.test", &m);
+    assert!(h.ticket_of(s1).is_some());
+    assert_eq!(h.store.duplicate_of(s2).unwrap(), Some(s1));
+    assert_eq!(h.store.ticket_count().unwrap(), 1);
+
+    let ooo = h.deliver(
+        "carl@example.org",
+        "support@example.test",
+        &mail(
+            "carl@example.org",
+            "o1@x",
+            "Out of office",
+            "Auto-Submitted: auto-replied",
+        ),
+    );
+    let t = h.ticket_of(ooo).unwrap();
+    assert!(h.acks(t).is_empty());
+    let events = h.store.ticket_events(t).unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "ack_suppressed"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn ack_rate_limit() {
+    let h = harness();
+    for i in 0..3 {
+        h.deliver(
+            "dan@example.org",
+            "support@example.test",
+            &mail("dan@example.org", &format!("r{i}@x"), &format!("q{i}"), ""),
+        );
+    }
+    assert_eq!(h.store.due_jobs(i64::MAX, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn bounce_of_our_mail_attaches_to_ticket() {
+    let h = harness();
+    let s1 = h.deliver(
+        "fay@example.org",
+        "support@example.test",
+        &mail("fay@example.org", "f1@x", "Hello", ""),
+    );
+    let t = h.ticket_of(s1).unwrap();
+    let job = &h.store.due_jobs(i64::MAX, 10).unwrap()[0];
+    let dsn = "From: MAILER-DAEMON@mx.example.org\nTo: support@example.test\nSubject: Undelivered Mail Returned to Sender\nMessage-ID: <dsn1@mx>\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\n\n--B\nContent-Type: text/plain\n\nsorry\n--B\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; fay@example.org\nStatus: 5.1.1\n\n--B--\n";
+    let s2 = h.deliver("", &job.mail_from, dsn);
+    assert_eq!(h.ticket_of(s2), Some(t));
+    assert_eq!(h.store.ticket_count().unwrap(), 1);
+    let events = h.store.ticket_events(t).unwrap();
+    let failed = events
+        .iter()
+        .find(|e| e.kind == "delivery_failed")
+        .expect("delivery_failed event");
+    assert!(failed.detail.contains("5.1.1"), "{}", failed.detail);
+
+    // a bounce nobody can match is quarantined, not a ticket
+    h.deliver(
+        "",
+        "support@example.test",
+        &dsn.replace("dsn1@mx", "dsn2@mx"),
+    );
+    assert_eq!(h.store.ticket_count().unwrap(), 1);
+    assert_eq!(h.store.quarantine().unwrap().len(), 1);
+}
+
+#[test]
+fn resolved_ticket_reopens_on_customer_reply() {
+    let h = harness();
+    let s1 = h.deliver(
+        "gus@example.org",
+        "support@example.test",
+        &mail("gus@example.org", "g1@x", "Hi", ""),
+    );
+    let t = h.ticket_of(s1).unwrap();
+    h.store
+        .write(|tx| {
+            let mut tk = tx.ticket(t)?.unwrap();
+            tk.status = Status::Resolved;
+            tx.put_ticket(&tk)
+        })
+        .unwrap();
+    h.deliver(
+        "gus@example.org",
+        "support@example.test",
+        &mail("gus@example.org", "g2@x", "Re: Hi", "In-Reply-To: <g1@x>"),
+    );
+    let tk = h.store.ticket(t).unwrap().unwrap();
+    assert_eq!(tk.status, Status::Open);
+    assert!(
+        h.store
+            .ticket_events(t)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "reopened")
+    );
+}

@@ -1,0 +1,133 @@
+//! Which ticket does a message belong to? In order of trust:
+//! 1. a signed plus-address (reply token, or the VERP address of our mail);
+//! 2. In-Reply-To / References naming a Message-ID we saw or sent
+//!    (for bounces also the Message-IDs quoted inside the report);
+//! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
+//! otherwise no match: a new ticket.
+
+use super::parse::Parsed;
+use crate::config::Config;
+use crate::model::{Envelope, TicketId};
+use crate::store::{StoreError, Tx};
+use crate::token::{Token, Tokens};
+use regex::Regex;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadMatch {
+    pub ticket: TicketId,
+    /// Why, in words for the ticket's event log.
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Found {
+    pub matched: Option<ThreadMatch>,
+    /// Something worth recording even though it did not match (an ignored subject tag).
+    pub note: Option<String>,
+}
+
+static SUBJECT_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[#(\d{1,18})\]").unwrap_or_else(|e| panic!("built-in regex: {e}"))
+});
+
+/// The ticket number of the first `[#N]` tag in a subject.
+pub fn subject_tag(subject: &str) -> Option<TicketId> {
+    SUBJECT_TAG
+        .captures(subject)
+        .and_then(|c| c.get(1))
+        .and_then(|m| m.as_str().parse().ok())
+}
+
+pub fn find(
+    tx: &mut Tx<'_>,
+    tokens: &Tokens,
+    cfg: &Config,
+    parsed: &Parsed,
+    env: &Envelope,
+    sender: &str,
+) -> Result<Found, StoreError> {
+    // 1. signed addresses among the recipients that are ours
+    let ours = env
+        .rcpt_to
+        .iter()
+        .chain(parsed.to.iter())
+        .chain(parsed.cc.iter())
+        .filter(|a| a.contains('+') && cfg.mailbox_for(a).is_some());
+    for addr in ours {
+        let (ticket, reason) = match tokens.verify(addr, sender) {
+            Some(Token::Reply { ticket }) => (ticket, format!("reply address {addr}")),
+            Some(Token::Bounce { ticket, message }) => {
+                (ticket, format!("bounce address of message {message}"))
+            }
+            None => continue,
+        };
+        if tx.ticket(ticket)?.is_some() {
+            return Ok(found(ticket, reason));
+        }
+    }
+    // 2. Message-IDs: the most direct parent first
+    let ids = parsed
+        .in_reply_to
+        .iter()
+        .chain(parsed.references.iter().rev())
+        .chain(parsed.embedded_message_ids.iter());
+    for id in ids {
+        if let Some(ticket) = tx.lookup_msgid(id)? {
+            let how = if parsed.in_reply_to.contains(id) {
+                "In-Reply-To"
+            } else if parsed.references.contains(id) {
+                "References"
+            } else {
+                "Message-ID quoted in the report"
+            };
+            return Ok(found(ticket, format!("{how} <{id}>")));
+        }
+    }
+    // 3. subject tag, trusted only from participants
+    if let Some(n) = subject_tag(&parsed.subject) {
+        if let Some(ticket) = tx.ticket(n)? {
+            if ticket
+                .participants
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(sender))
+            {
+                return Ok(found(
+                    n,
+                    format!("subject tag [#{n}] from participant {sender}"),
+                ));
+            }
+            return Ok(Found {
+                matched: None,
+                note: Some(format!(
+                    "subject tag [#{n}] ignored: {sender} is not a participant of #{n}"
+                )),
+            });
+        }
+        return Ok(Found {
+            matched: None,
+            note: Some(format!("subject tag [#{n}] names no ticket")),
+        });
+    }
+    Ok(Found::default())
+}
+
+fn found(ticket: TicketId, reason: String) -> Found {
+    Found {
+        matched: Some(ThreadMatch { ticket, reason }),
+        note: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_tags() {
+        assert_eq!(subject_tag("Re: [#12] Printer"), Some(12));
+        assert_eq!(subject_tag("[#12x] no"), None);
+        assert_eq!(subject_tag("Ticket #12"), None);
+        assert_eq!(subject_tag("[#99999999999999999999999]"), None);
+    }
+}
