@@ -23,6 +23,7 @@ E2E_SECS=${BENCH_E2E_SECS:-10}            # end-to-end run length at half the ma
 E2E_RATE=${BENCH_E2E_RATE:-}              # offered msg/s for it (default: half of postdesk 4 KiB x 20)
 FSYNC_SECS=${BENCH_FSYNC_SECS:-5}         # each fsync probe
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}  # wait this long for postdesk's backlog after a run
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-180}     # one smtp-source / client run is stopped after this
 SESSIONS=${BENCH_SESSIONS:-"1 20 100"}
 SIZES=${BENCH_SIZES:-"4096 102400"}
 TARGETS=${BENCH_TARGETS:-"smtp-sink postfix postdesk"}
@@ -146,7 +147,7 @@ source_run() { # TARGET PORT SIZE SESSIONS
   logf=$OUT/logs/smtp-source-$target-$size-$sess.log
   s=$(now_ns)
   # shellcheck disable=SC2086
-  timeout 600 "$SMTP_SOURCE" $SOURCE_OPTS -s "$sess" -l "$size" -m "$n" \
+  timeout "$RUN_TIMEOUT" "$SMTP_SOURCE" $SOURCE_OPTS -s "$sess" -l "$size" -m "$n" \
     -f bench@example.org -t support@example.test 127.0.0.1:"$port" > "$logf" 2>&1 || rc=$?
   e=$(now_ns)
   rate=$(awk -v m="$n" -v ns=$((e - s)) 'BEGIN{printf "%.0f", m/(ns/1e9)}')
@@ -165,7 +166,7 @@ source_run() { # TARGET PORT SIZE SESSIONS
 latency_run() { # TARGET PORT SESSIONS [TAG]
   local target=$1 port=$2 sess=$3 tag=${4:-$1-$3} r
   r=$("$PY" "$HERE/smtp_client.py" --port "$port" --sessions "$sess" --count "$LAT_MSGS" \
-        --size 4096 --tag "$tag" --log "$OUT/logs/sent-$tag.jsonl") || r='{"error":"client failed"}'
+        --size 4096 --tag "$tag" --timeout "$RUN_TIMEOUT" --log "$OUT/logs/sent-$tag.jsonl") || r='{"error":"client failed"}'
   echo "$r" > "$OUT/logs/latency-$tag.json"
   record "lat.$target.$sess" "$(jfmt "$r" '{p50_ms} / {p99_ms} ms ({rate} msg/s, {errors} errors)')"
   log "$target latency $sess sessions: $r"
@@ -320,7 +321,7 @@ run_postdesk() {
   tag=e2e
   if start_postdesk "$tag"; then
     r=$("$PY" "$HERE/smtp_client.py" --port "$PD_SMTP" --sessions 20 --count "$n" --size 4096 \
-          --rate "$rate" --tag e2e --log "$PD_DIR/sent.jsonl") || r='{"error":"client failed"}'
+          --rate "$rate" --tag e2e --timeout "$RUN_TIMEOUT" --log "$PD_DIR/sent.jsonl") || r='{"error":"client failed"}'
     echo "$r" > "$OUT/logs/e2e-client.json"
     record e2e.offered "$rate msg/s x ${E2E_SECS} s (half of ${max:-?} msg/s) over 20 sessions"
     record e2e.client "$(jfmt "$r" '{rate} msg/s accepted, accept p50 {p50_ms} / p99 {p99_ms} ms, {errors} errors')"

@@ -10,6 +10,9 @@ Usage: smtp_client.py --port P [--sessions N] [--count M] [--size BYTES] [--rate
               message i is due at start + i/rate, a session sends it when it is free and due
   --tag       goes into sender addresses and Message-IDs, unique per run
   --log       JSON lines, one per accepted message: {"mid","from","t250","lat"}
+  --timeout   stop starting new messages after this many seconds (default 300); a reply
+              that takes over 30 s counts as an error; after more than max(20, count/10)
+              errors the run stops early
 Every message has its own envelope sender c-TAG-I@example.org and Message-ID
 <bench-TAG-I@example.org>, so acknowledgements can be matched and per-address ack limits
 never apply. Accept latency = time from writing the final "." to reading the 250.
@@ -49,10 +52,13 @@ def make_message(tag, i, size):
     return mid, sender, head + body + b".\r\n"
 
 
+REPLY_TIMEOUT = 30.0
+
+
 async def reply(reader):
     lines = []
     while True:
-        line = await reader.readline()
+        line = await asyncio.wait_for(reader.readline(), REPLY_TIMEOUT)
         if not line:
             raise ConnectionError("connection closed")
         lines.append(line)
@@ -72,6 +78,10 @@ class Run:
 
     def take(self):
         if self.next >= self.a.count:
+            return None
+        if self.errors > max(20, self.a.count // 10):
+            return None  # the server is failing: stop instead of timing out message by message
+        if time.perf_counter() - self.start > self.a.timeout:
             return None
         i = self.next
         self.next += 1
@@ -183,6 +193,8 @@ def main():
     p.add_argument("--rate", type=float, default=0.0)
     p.add_argument("--tag", default=str(int(time.time())))
     p.add_argument("--log")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="stop starting new messages after this many seconds")
     a = p.parse_args()
     print(json.dumps(asyncio.run(Run(a).main())))
 
