@@ -178,6 +178,12 @@ try: print(sys.argv[2].format(**d))
 except Exception: print(d.get("error") or sys.argv[1])' "$1" "$2"
 }
 
+smtp_greets() { # PORT: a connection gets "220" within 5 s (a bound but dead listener does not)
+  python3 -c 'import socket,sys
+s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),timeout=5)
+sys.exit(0 if s.recv(512).startswith(b"220") else 1)' "$1" 2>/dev/null
+}
+
 # ---- references ----------------------------------------------------------------------------
 run_smtp_sink() {
   local port pid
@@ -268,6 +274,10 @@ EOF
     log "postdesk did not become ready: $h"; tail -20 "$PD_DIR/postdesk.log" >&2; return 1
   fi
   wait_port "$PD_SMTP" 10 "$PD_PID" || { log "postdesk SMTP port not open"; return 1; }
+  if ! smtp_greets "$PD_SMTP"; then
+    log "postdesk accepts connections on :$PD_SMTP but sends no 220 greeting within 5 s"
+    tail -20 "$PD_DIR/postdesk.log" >&2; return 1
+  fi
   log "postdesk $tag (PID $PD_PID) smtp :$PD_SMTP web :$PD_WEB, ready after $(jfmt "$h" '{waited_s}') s"
 }
 stop_postdesk() { # TAG: records drain time, acks, tickets and peak RSS; then stops both
@@ -298,18 +308,22 @@ wait_acks() { # ACKLOG EXPECTED TIMEOUT_S: until the sink has logged EXPECTED ac
   done
   log "only $n of $want acknowledgements arrived within $3 s"
 }
+postdesk_failed() { # TAG: record why, stop what runs, and leave postdesk out from here on
+  record postdesk.status "did not start or does not speak SMTP (run $1; see $PD_DIR/postdesk.log); later postdesk runs skipped"
+  stop_tracked postdesk; stop_tracked ack-sink
+}
 run_postdesk() {
   local size sess tag
   for size in $SIZES; do for sess in $SESSIONS; do
     tag=$size.$sess
-    if start_postdesk "$tag"; then source_run postdesk "$PD_SMTP" "$size" "$sess"
-    else record "tput.postdesk.$size.$sess" "FAILED (start; $PD_DIR/postdesk.log)"; fi
+    start_postdesk "$tag" || { postdesk_failed "$tag"; return 0; }
+    source_run postdesk "$PD_SMTP" "$size" "$sess"
     stop_postdesk "$tag"
   done; done
   for sess in 1 20; do
     tag=lat.$sess
-    if start_postdesk "$tag"; then latency_run postdesk "$PD_SMTP" "$sess" "postdesk-lat-$sess"
-    else record "lat.postdesk.$sess" "FAILED (start)"; fi
+    start_postdesk "$tag" || { postdesk_failed "$tag"; return 0; }
+    latency_run postdesk "$PD_SMTP" "$sess" "postdesk-lat-$sess"
     stop_postdesk "$tag"
   done
   # end-to-end: 250 -> acknowledgement at the sink, at about half the max durable load
@@ -333,7 +347,7 @@ run_postdesk() {
     record e2e.p99 "$(jfmt "$r" '{p99_ms}')"
     log "e2e: $r"
   else
-    record e2e.postdesk "FAILED (start)"; stop_postdesk "$tag"
+    postdesk_failed "$tag"
   fi
 }
 
