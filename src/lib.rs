@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod model;
 pub mod outbound;
 pub mod process;
+pub mod rules;
 pub mod smtp;
 pub mod spool;
 pub mod store;

@@ -25,6 +25,23 @@ enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Work with the rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Print what the rules would do with a message (matched rules and why,
+    /// queue, priority, tags, assignee, acknowledgement), changing nothing.
+    Test {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// The message, as a .eml file.
+        message: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +49,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
+        Command::Rules {
+            command: RulesCommand::Test { config, message },
+        } => match postdesk::daemon::rules_test(&config, &message) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("postdesk: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

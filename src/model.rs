@@ -85,6 +85,8 @@ pub struct Ticket {
     pub message_count: u64,
     /// Next per-ticket event sequence number.
     pub next_event: u64,
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Message-ID of the customer's latest message, for threading our replies.
     #[serde(default)]
     pub last_customer_message_id: Option<String>,

@@ -11,3 +11,6 @@
 pub mod queue;
 pub mod relay;
 pub mod sender;
+
+#[cfg(test)]
+mod testutil;

@@ -6,6 +6,7 @@
 //! crash before the commit replays the message; after it, nothing is redone.
 
 pub mod ack;
+pub mod assignment;
 pub mod classify;
 pub mod parse;
 pub mod thread;
@@ -14,6 +15,8 @@ use crate::clock::Clock;
 use crate::config::{Config, MailboxConfig};
 use crate::model::*;
 use crate::outbound::queue::enqueue;
+use crate::rules::RuleSet;
+use crate::rules::routing::{AckChoice, Facts, Outcome};
 use crate::store::{Store, StoreError, Tx};
 use crate::token::Tokens;
 use ack::Template;
@@ -37,6 +40,8 @@ pub struct Processor {
     pub tokens: Tokens,
     /// The acknowledgement template; None when acknowledgements are disabled.
     pub ack_template: Option<Template>,
+    /// Routing rules, agents, calendars; swapped whole on reload.
+    pub rules: Arc<crate::rules::LiveRules>,
     /// Notified by the spool after each commit.
     pub committed: Arc<Notify>,
     /// Notified after outbound jobs were queued.
@@ -280,10 +285,12 @@ impl Processor {
                             updated_at: now,
                             message_count: 0,
                             next_event: 0,
+                            tags: Vec::new(),
                             last_customer_message_id: parsed.message_id.clone(),
                         };
                         let _t = info_span!("ticket", id = ticket.id).entered();
-                        add_participant(&mut ticket, &sender);
+                        let rules = self.rules.current();
+                        let routed = self.route(&rules, &parsed, mailbox, &sender, now);
                         for cc in &parsed.cc {
                             if self.cfg.mailbox_for(cc).is_none() {
                                 add_participant(&mut ticket, cc);
@@ -306,7 +313,36 @@ impl Processor {
                             ),
                         )?;
                         self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
-                        self.acknowledge(tx, &mut ticket, &parsed, env, class, mailbox, now)?;
+                        self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
+                        let template = match &routed.acknowledgement {
+                            None => self.ack_template.as_ref().map(Ok),
+                            Some(AckChoice::None) => {
+                                Some(Err("a routing rule says no acknowledgement".to_string()))
+                            }
+                            Some(AckChoice::Template(name)) => Some(
+                                rules
+                                    .templates
+                                    .get(name)
+                                    .ok_or_else(|| format!("template {name} could not be loaded")),
+                            ),
+                        };
+                        match template {
+                            Some(Ok(t)) => self.acknowledge(
+                                tx,
+                                &mut ticket,
+                                t,
+                                &parsed,
+                                env,
+                                class,
+                                mailbox,
+                                now,
+                            )?,
+                            Some(Err(reason)) => tx.add_event(
+                                &mut ticket,
+                                event(now, "ack_suppressed", "postdesk", reason),
+                            )?,
+                            None => {}
+                        }
                         tx.put_ticket(&ticket)?;
                         info!(ticket = ticket.id, class = class.as_str(), "ticket created");
                     }
@@ -367,13 +403,14 @@ impl Processor {
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
+        template: &Template,
         parsed: &Parsed,
         env: &Envelope,
         class: Class,
         mailbox: Option<&MailboxConfig>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (Some(template), Some(mailbox)) = (&self.ack_template, mailbox) else {
+        let Some(mailbox) = mailbox else {
             return Ok(());
         };
         let ours: Vec<String> = self
@@ -503,6 +540,66 @@ impl Processor {
             subject,
             text,
         }
+    }
+}
+
+impl Processor {
+    /// Evaluates the routing rules for a new ticket's first message.
+    pub fn route(
+        &self,
+        rules: &RuleSet,
+        parsed: &Parsed,
+        mailbox: Option<&MailboxConfig>,
+        sender: &str,
+        now: i64,
+    ) -> Outcome {
+        let calendar = rules.default_calendar();
+        let facts = Facts {
+            mailbox: mailbox.map_or("", |m| m.address.as_str()),
+            sender,
+            subject: &parsed.subject,
+            body: &parsed.text,
+            headers: &parsed.headers,
+            attachments: &parsed.attachments,
+            now,
+            calendar: &calendar,
+        };
+        rules.routing.evaluate(&facts)
+    }
+
+    /// Applies a routing outcome to a new ticket and records it as an event.
+    fn apply_routing(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        rules: &RuleSet,
+        routed: &Outcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if routed.matched.is_empty() {
+            return Ok(());
+        }
+        if let Some(q) = &routed.queue {
+            ticket.queue = q.clone();
+        }
+        if let Some(p) = routed.priority {
+            ticket.priority = p;
+        }
+        for t in &routed.tags {
+            if !ticket.tags.contains(t) {
+                ticket.tags.push(t.clone());
+            }
+        }
+        if let Some(a) = &routed.assign {
+            ticket.assignee = assignment::resolve(tx, rules, a, &ticket.queue)?;
+        }
+        let detail = routed
+            .matched
+            .iter()
+            .map(|(name, why)| format!("rule {name:?} ({})", why.join("; ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tx.add_event(ticket, event(now, "routed", "rules", detail))
     }
 }
 

@@ -53,6 +53,7 @@ fn harness() -> Harness {
         clock: Clock::system(),
         tokens: Tokens::new(b"k"),
         ack_template: Some(template),
+        rules: Arc::new(crate::rules::LiveRules::default()),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
     };

@@ -472,6 +472,23 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Tickets not yet resolved, per assignee (lower-cased name). A full scan:
+    /// fine for the ticket counts of one help desk; an index can replace it later.
+    pub fn open_ticket_counts(&mut self) -> Result<std::collections::HashMap<String, usize>> {
+        let t = self.txn.open_table(TICKETS)?;
+        let mut counts = std::collections::HashMap::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let ticket: Ticket = dec("tickets", v.value())?;
+            if matches!(ticket.status, Status::New | Status::Open | Status::Pending)
+                && let Some(a) = ticket.assignee
+            {
+                *counts.entry(a.to_ascii_lowercase()).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     pub fn put_quarantine(&mut self, q: &QuarantineEntry) -> Result<()> {
         self.txn
             .open_table(QUARANTINE)?
