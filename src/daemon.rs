@@ -76,10 +76,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ApiState {
             store: store.clone(),
             token: api_token,
+            clock: clock.clone(),
         },
         shutdown_rx.clone(),
     ));
     let smtp = tokio::spawn(smtp.run(spool, shutdown_rx.clone()));
+    let sla = tokio::spawn(crate::sla::scheduler::run(
+        cfg.clone(),
+        store.clone(),
+        clock.clone(),
+        rules.clone(),
+        outbound_wake.clone(),
+        shutdown_rx.clone(),
+    ));
     let reloader = tokio::spawn(reload_rules(
         cfg.clone(),
         rules.clone(),
@@ -108,6 +117,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = sender.await;
     let _ = api.await;
     let _ = reloader.await;
+    let _ = sla.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -209,7 +219,13 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
 }
 
 /// `postdesk rules test`: what the rules would do with a message, changing nothing.
-pub fn rules_test(config: &std::path::Path, message: &std::path::Path) -> anyhow::Result<String> {
+/// `at` evaluates as of that instant (unix seconds) instead of now, for
+/// reproducible output of time-dependent rules and SLA deadlines.
+pub fn rules_test(
+    config: &std::path::Path,
+    message: &std::path::Path,
+    at: Option<i64>,
+) -> anyhow::Result<String> {
     use crate::process::{classify, parse};
     use crate::rules::routing::{AckChoice, Assign};
     use std::fmt::Write;
@@ -235,16 +251,21 @@ pub fn rules_test(config: &std::path::Path, message: &std::path::Path) -> anyhow
         .or(cfg.mailboxes.first());
     let sender = parsed.from.clone();
     let env = crate::model::Envelope {
-        mail_from: sender.clone(),
+        // As if the From address were the envelope sender (a `Return-Path: <>` header still counts).
+        mail_from: if sender.is_empty() {
+            "unknown@invalid".into()
+        } else {
+            sender.clone()
+        },
         rcpt_to: mailbox.map(|m| vec![m.address.clone()]).unwrap_or_default(),
-        received_at: Clock::system().now(),
+        received_at: at.unwrap_or_else(|| Clock::system().now()),
         source: crate::model::Source::Smtp,
         peer: String::new(),
         helo: String::new(),
     };
     let class = classify::classify(&parsed, &env, &cfg.server.hostname);
     let calendar = rules.default_calendar();
-    let now = Clock::system().now();
+    let now = at.unwrap_or_else(|| Clock::system().now());
     let outcome = rules.routing.evaluate(&crate::rules::routing::Facts {
         mailbox: mailbox.map_or("", |m| m.address.as_str()),
         sender: &sender,
@@ -318,7 +339,52 @@ pub fn rules_test(config: &std::path::Path, message: &std::path::Path) -> anyhow
         Some(Assign::Skill(s)) => format!("least loaded agent with skill {s}"),
     };
     let _ = writeln!(out, "assignee:   {assignee}");
-    let _ = writeln!(out, "sla:        no SLA policies configured");
+    let probe = crate::model::Ticket {
+        id: 0,
+        subject: parsed.subject.clone(),
+        status: crate::model::Status::New,
+        priority,
+        queue: queue.clone(),
+        assignee: None,
+        requester: sender.clone(),
+        requester_name: String::new(),
+        participants: Vec::new(),
+        created_at: now,
+        updated_at: now,
+        message_count: 0,
+        next_event: 0,
+        tags: Vec::new(),
+        sla: None,
+        last_customer_message_id: None,
+    };
+    match rules.sla.for_ticket(&probe) {
+        Some(p) if class == classify::Class::Customer => {
+            let cal = crate::sla::calendar_of(p, &rules.calendars);
+            let due = |s: Option<i64>| {
+                s.map_or("-".to_string(), |s| {
+                    crate::clock::rfc3339(cal.add_business_seconds(now, s))
+                })
+            };
+            let _ = writeln!(
+                out,
+                "sla:        policy {} (calendar {}): first response due {}, resolution due {}",
+                p.name,
+                cal.name,
+                due(p.first_response),
+                due(p.resolution)
+            );
+        }
+        Some(_) => {
+            let _ = writeln!(
+                out,
+                "sla:        none ({} gets no SLA clock)",
+                class.as_str()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "sla:        no policy applies");
+        }
+    }
     let ours: Vec<String> = cfg
         .mailboxes
         .iter()

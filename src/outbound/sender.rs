@@ -496,6 +496,7 @@ api_token = "t"
                     requester_name: String::new(),
                     participants: vec!["alice@example.net".into()],
                     tags: Vec::new(),
+                    sla: None,
                     created_at: now,
                     updated_at: now,
                     message_count: 1,

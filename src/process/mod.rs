@@ -210,145 +210,168 @@ impl Processor {
                     None => None,
                 };
                 match existing {
-                    Some((mut ticket, m)) => {
-                        let _t = info_span!("ticket", id = ticket.id).entered();
-                        self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
-                        tx.add_event(
-                            &mut ticket,
-                            event(
-                                now,
-                                "message_added",
-                                &sender,
-                                format!("{} threaded by {}", class.as_str(), m.reason),
-                            ),
-                        )?;
-                        if class == Class::Customer {
-                            add_participant(&mut ticket, &sender);
-                            for cc in &parsed.cc {
-                                if self.cfg.mailbox_for(cc).is_none() {
-                                    add_participant(&mut ticket, cc);
-                                }
-                            }
-                            ticket.last_customer_message_id = parsed.message_id.clone();
-                            if matches!(
-                                ticket.status,
-                                Status::Resolved | Status::Pending | Status::Closed
-                            ) {
-                                let was = ticket.status;
-                                ticket.status = Status::Open;
-                                if was != Status::Pending {
-                                    tx.add_event(
-                                        &mut ticket,
-                                        event(
-                                            now,
-                                            "reopened",
-                                            &sender,
-                                            format!(
-                                                "customer replied to a {} ticket",
-                                                was.as_str()
-                                            ),
-                                        ),
-                                    )?;
-                                } else {
-                                    tx.add_event(
-                                        &mut ticket,
-                                        event(
-                                            now,
-                                            "status",
-                                            &sender,
-                                            "pending → open: customer replied".into(),
-                                        ),
-                                    )?;
-                                }
-                            }
-                        }
-                        tx.put_ticket(&ticket)?;
-                        info!(ticket = ticket.id, reason = %m.reason, "message threaded");
-                    }
-                    None => {
-                        let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
-                        let mut ticket = Ticket {
-                            id: tx.next_id("next_ticket")?,
-                            subject: if parsed.subject.is_empty() {
-                                "(no subject)".into()
-                            } else {
-                                parsed.subject.clone()
-                            },
-                            status: Status::New,
-                            priority: Priority::Normal,
-                            queue,
-                            assignee: None,
-                            requester: sender.clone(),
-                            requester_name: parsed.from_name.clone(),
-                            participants: Vec::new(),
-                            created_at: now,
-                            updated_at: now,
-                            message_count: 0,
-                            next_event: 0,
-                            tags: Vec::new(),
-                            last_customer_message_id: parsed.message_id.clone(),
-                        };
-                        let _t = info_span!("ticket", id = ticket.id).entered();
-                        let rules = self.rules.current();
-                        let routed = self.route(&rules, &parsed, mailbox, &sender, now);
-                        for cc in &parsed.cc {
-                            if self.cfg.mailbox_for(cc).is_none() {
-                                add_participant(&mut ticket, cc);
-                            }
-                        }
-                        let why = match (&found.matched, &found.note) {
-                            (Some(m), _) => {
-                                format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
-                            }
-                            (None, Some(note)) => format!("no thread matched; {note}"),
-                            (None, None) => "no thread matched".to_string(),
-                        };
-                        tx.add_event(
-                            &mut ticket,
-                            event(
-                                now,
-                                "created",
-                                &sender,
-                                format!("{} from {sender}: {why}", class.as_str()),
-                            ),
-                        )?;
-                        self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
-                        self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
-                        let template = match &routed.acknowledgement {
-                            None => self.ack_template.as_ref().map(Ok),
-                            Some(AckChoice::None) => {
-                                Some(Err("a routing rule says no acknowledgement".to_string()))
-                            }
-                            Some(AckChoice::Template(name)) => Some(
-                                rules
-                                    .templates
-                                    .get(name)
-                                    .ok_or_else(|| format!("template {name} could not be loaded")),
-                            ),
-                        };
-                        match template {
-                            Some(Ok(t)) => self.acknowledge(
-                                tx,
-                                &mut ticket,
-                                t,
-                                &parsed,
-                                env,
-                                class,
-                                mailbox,
-                                now,
-                            )?,
-                            Some(Err(reason)) => tx.add_event(
-                                &mut ticket,
-                                event(now, "ack_suppressed", "postdesk", reason),
-                            )?,
-                            None => {}
-                        }
-                        tx.put_ticket(&ticket)?;
-                        info!(ticket = ticket.id, class = class.as_str(), "ticket created");
-                    }
+                    Some((ticket, m)) => self.add_to_ticket(
+                        tx,
+                        ticket,
+                        &mut record,
+                        &parsed,
+                        class,
+                        &m,
+                        &sender,
+                        now,
+                    )?,
+                    None => self.new_ticket(
+                        tx,
+                        &mut record,
+                        &parsed,
+                        env,
+                        class,
+                        mailbox,
+                        &found,
+                        &sender,
+                        now,
+                    )?,
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Adds a message to the ticket it threads into; a customer reply reopens
+    /// a resolved ticket and restarts a paused SLA clock.
+    #[allow(clippy::too_many_arguments)]
+    fn add_to_ticket(
+        &self,
+        tx: &mut Tx<'_>,
+        mut ticket: Ticket,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        class: Class,
+        m: &thread::ThreadMatch,
+        sender: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _t = info_span!("ticket", id = ticket.id).entered();
+        self.attach(tx, &mut ticket, record, parsed, now)?;
+        let detail = format!("{} threaded by {}", class.as_str(), m.reason);
+        tx.add_event(&mut ticket, event(now, "message_added", sender, detail))?;
+        if class == Class::Customer {
+            add_participant(&mut ticket, sender);
+            for cc in &parsed.cc {
+                if self.cfg.mailbox_for(cc).is_none() {
+                    add_participant(&mut ticket, cc);
+                }
+            }
+            ticket.last_customer_message_id = parsed.message_id.clone();
+            match ticket.status {
+                Status::Pending => {
+                    ticket.status = Status::Open;
+                    let detail = "pending → open: customer replied".to_string();
+                    tx.add_event(&mut ticket, event(now, "status", sender, detail))?;
+                    let rules = self.rules.current();
+                    crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
+                }
+                Status::Resolved | Status::Closed => {
+                    let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
+                    ticket.status = Status::Open;
+                    tx.add_event(&mut ticket, event(now, "reopened", sender, detail))?;
+                }
+                Status::New | Status::Open => {}
+            }
+        }
+        tx.put_ticket(&ticket)?;
+        info!(ticket = ticket.id, reason = %m.reason, "message threaded");
+        Ok(())
+    }
+
+    /// Opens a ticket for a message that threads nowhere: routing, SLA, acknowledgement.
+    #[allow(clippy::too_many_arguments)]
+    fn new_ticket(
+        &self,
+        tx: &mut Tx<'_>,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        env: &Envelope,
+        class: Class,
+        mailbox: Option<&MailboxConfig>,
+        found: &thread::Found,
+        sender: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
+        let mut ticket = Ticket {
+            id: tx.next_id("next_ticket")?,
+            subject: if parsed.subject.is_empty() {
+                "(no subject)".into()
+            } else {
+                parsed.subject.clone()
+            },
+            status: Status::New,
+            priority: Priority::Normal,
+            queue,
+            assignee: None,
+            requester: sender.to_string(),
+            requester_name: parsed.from_name.clone(),
+            participants: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            message_count: 0,
+            next_event: 0,
+            tags: Vec::new(),
+            sla: None,
+            last_customer_message_id: parsed.message_id.clone(),
+        };
+        let _t = info_span!("ticket", id = ticket.id).entered();
+        let rules = self.rules.current();
+        let routed = self.route(&rules, parsed, mailbox, sender, now);
+        add_participant(&mut ticket, sender);
+        for cc in &parsed.cc {
+            if self.cfg.mailbox_for(cc).is_none() {
+                add_participant(&mut ticket, cc);
+            }
+        }
+        let why = match (&found.matched, &found.note) {
+            (Some(m), _) => {
+                format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
+            }
+            (None, Some(note)) => format!("no thread matched; {note}"),
+            (None, None) => "no thread matched".to_string(),
+        };
+        tx.add_event(
+            &mut ticket,
+            event(
+                now,
+                "created",
+                sender,
+                format!("{} from {sender}: {why}", class.as_str()),
+            ),
+        )?;
+        self.attach(tx, &mut ticket, record, parsed, now)?;
+        self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
+        let template = match &routed.acknowledgement {
+            None => self.ack_template.as_ref().map(Ok),
+            Some(AckChoice::None) => {
+                Some(Err("a routing rule says no acknowledgement".to_string()))
+            }
+            Some(AckChoice::Template(name)) => Some(
+                rules
+                    .templates
+                    .get(name)
+                    .ok_or_else(|| format!("template {name} could not be loaded")),
+            ),
+        };
+        match template {
+            Some(Ok(t)) => {
+                self.acknowledge(tx, &mut ticket, t, parsed, env, class, mailbox, now)?
+            }
+            Some(Err(reason)) => tx.add_event(
+                &mut ticket,
+                event(now, "ack_suppressed", "postdesk", reason),
+            )?,
+            None => {}
+        }
+        tx.put_ticket(&ticket)?;
+        info!(ticket = ticket.id, class = class.as_str(), "ticket created");
         Ok(())
     }
 

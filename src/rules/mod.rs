@@ -22,6 +22,8 @@ pub struct RuleSet {
     pub agents: Agents,
     /// Named business-hours calendars (rules/calendar.toml).
     pub calendars: Vec<calendar::Calendar>,
+    /// SLA policies (rules/sla.toml).
+    pub sla: crate::sla::Policies,
     /// Acknowledgement templates named by routing rules, by file name.
     pub templates: std::collections::BTreeMap<String, crate::process::ack::Template>,
     /// Files read, for change detection.
@@ -31,6 +33,7 @@ pub struct RuleSet {
 pub const ROUTING_FILE: &str = "routing.toml";
 pub const AGENTS_FILE: &str = "agents.toml";
 pub const CALENDAR_FILE: &str = "calendar.toml";
+pub const SLA_FILE: &str = "sla.toml";
 
 impl RuleSet {
     /// Loads the rule files of `dir`; a missing file means "none of those rules".
@@ -52,6 +55,14 @@ impl RuleSet {
                 Err(mut d) => diags.append(&mut d),
             }
             set.files.push(calendar_path);
+        }
+        let sla_path = dir.join(SLA_FILE);
+        if let Some(text) = read_optional(&sla_path, &mut diags) {
+            match crate::sla::Policies::parse(&text, &sla_path, &set.calendars, &set.agents) {
+                Ok(p) => set.sla = p,
+                Err(mut d) => diags.append(&mut d),
+            }
+            set.files.push(sla_path);
         }
         let routing_path = dir.join(ROUTING_FILE);
         if let Some(text) = read_optional(&routing_path, &mut diags) {
@@ -88,7 +99,7 @@ impl RuleSet {
     /// Size and modification time of every rule file, to notice edits
     /// (including files replaced by rename, as editors and config tools do).
     pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
-        let mut paths: Vec<PathBuf> = [ROUTING_FILE, AGENTS_FILE, CALENDAR_FILE]
+        let mut paths: Vec<PathBuf> = [ROUTING_FILE, AGENTS_FILE, CALENDAR_FILE, SLA_FILE]
             .iter()
             .map(|n| dir.join(n))
             .collect();

@@ -36,6 +36,8 @@ const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("dedup");
 const OUTBOUND: TableDefinition<u64, &[u8]> = TableDefinition::new("outbound");
 /// Address → JSON (window start, count) for acknowledgement rate limiting.
 const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
+/// "{due:020}:{ticket:020}:{kind}" → nothing: SLA timers in due order.
+const SLA_TIMERS: TableDefinition<&str, ()> = TableDefinition::new("sla_timers");
 /// Message sequence of a duplicate → the sequence of the message it duplicates.
 const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
 /// Message sequence → JSON [`QuarantineEntry`].
@@ -117,6 +119,7 @@ impl Store {
             tx.txn.open_table(ACK_RATE)?;
             tx.txn.open_table(QUARANTINE)?;
             tx.txn.open_table(DUPLICATES)?;
+            tx.txn.open_table(SLA_TIMERS)?;
             Ok(())
         })?;
         Ok(store)
@@ -315,6 +318,14 @@ impl Store {
         Ok(r.open_table(DUPLICATES)?.get(seq)?.map(|v| v.value()))
     }
 
+    /// When the earliest SLA timer is due.
+    pub fn next_sla_timer(&self) -> Result<Option<i64>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SLA_TIMERS)?;
+        let first = t.iter()?.next().transpose()?;
+        Ok(first.and_then(|(k, _)| parse_sla_key(k.value()).map(|(due, _, _)| due)))
+    }
+
     pub fn ticket_count(&self) -> Result<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(TICKETS)?.len()?)
@@ -430,6 +441,52 @@ impl Tx<'_> {
         Ok(None)
     }
 
+    /// Schedules SLA timer `kind` of `ticket` at `due`.
+    pub fn add_sla_timer(&mut self, due: i64, ticket: TicketId, kind: &str) -> Result<()> {
+        self.txn
+            .open_table(SLA_TIMERS)?
+            .insert(sla_key(due, ticket, kind).as_str(), ())?;
+        Ok(())
+    }
+
+    /// Removes every SLA timer of `ticket` (a full scan of the timer table, which
+    /// holds only the timers of open tickets).
+    pub fn clear_sla_timers(&mut self, ticket: TicketId) -> Result<()> {
+        let mut t = self.txn.open_table(SLA_TIMERS)?;
+        let marker = format!(":{ticket:020}:");
+        t.retain(|k, _| !k.contains(&marker))?;
+        Ok(())
+    }
+
+    /// Takes (removes and returns) the timers due at `now`: (due, ticket, kind).
+    pub fn take_due_sla_timers(
+        &mut self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, TicketId, String)>> {
+        let mut t = self.txn.open_table(SLA_TIMERS)?;
+        let mut keys = Vec::new();
+        for item in t.iter()? {
+            let (k, _) = item?;
+            let key = k.value().to_string();
+            match parse_sla_key(&key) {
+                Some((due, _, _)) if due > now => break,
+                _ => keys.push(key),
+            }
+            if keys.len() >= limit {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for k in keys {
+            t.remove(k.as_str())?;
+            if let Some(parsed) = parse_sla_key(&k) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn put_duplicate(&mut self, seq: MessageSeq, of: MessageSeq) -> Result<()> {
         self.txn.open_table(DUPLICATES)?.insert(seq, of)?;
         Ok(())
@@ -495,4 +552,20 @@ impl Tx<'_> {
             .insert(q.message, enc(q).as_slice())?;
         Ok(())
     }
+}
+
+fn sla_key(due: i64, ticket: TicketId, kind: &str) -> String {
+    // Offset so that negative instants still sort correctly as text.
+    format!(
+        "{:020}:{ticket:020}:{kind}",
+        (due as i128 + (1i128 << 62)) as u64
+    )
+}
+
+fn parse_sla_key(k: &str) -> Option<(i64, TicketId, String)> {
+    let mut parts = k.splitn(3, ':');
+    let due: u64 = parts.next()?.parse().ok()?;
+    let ticket: TicketId = parts.next()?.parse().ok()?;
+    let kind = parts.next()?.to_string();
+    Some(((due as i128 - (1i128 << 62)) as i64, ticket, kind))
 }
