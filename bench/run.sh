@@ -268,6 +268,9 @@ api_token = "bench"
 enabled = true
 max_per_address_per_hour = 1000000
 EOF
+  if ! "$POSTDESK_BIN" check -c "$PD_DIR/config.toml" > "$PD_DIR/check.log" 2>&1; then
+    log "postdesk check rejects the bench config:"; cat "$PD_DIR/check.log" >&2; return 1
+  fi
   POSTDESK_LOG=${POSTDESK_LOG:-warn} "$POSTDESK_BIN" serve -c "$PD_DIR/config.toml" > "$PD_DIR/postdesk.log" 2>&1 &
   PD_PID=$!; track postdesk "$PD_PID" "$PD_DIR/config.toml"
   local h
