@@ -144,6 +144,8 @@ impl SmtpAttempt<'_> {
         let stream = TcpStream::connect((self.host, self.port))
             .await
             .map_err(|e| DeliveryError::Transient(format!("cannot connect to {addr}: {e}")))?;
+        // Each SMTP step is a small write waiting for a reply: no Nagle delay.
+        let _ = stream.set_nodelay(true);
         let mut client = SmtpClient {
             stream,
             timeout: self.timeout,

@@ -234,7 +234,9 @@ impl Ctx {
         let ctx = self.clone();
         let id = job.id;
         let recorded = tokio::task::spawn_blocking(move || {
-            ctx.store.write(|tx| ctx.record(tx, id, &outcome, now))
+            // Not fsynced on its own: after a crash the job is simply still
+            // queued and sent again (at-least-once), never lost.
+            ctx.store.write_lazy(|tx| ctx.record(tx, id, &outcome, now))
         })
         .await;
         match recorded {

@@ -103,6 +103,8 @@ impl SmtpServer {
                 }
                 accepted = accept_any(&listeners) => match accepted {
                     Ok((tcp, peer)) => {
+                        // Replies are small writes the client waits for: no Nagle delay.
+                        let _ = tcp.set_nodelay(true);
                         next_id += 1;
                         match permits.clone().try_acquire_owned() {
                             Ok(permit) => {

@@ -34,6 +34,8 @@ const MSGID_INDEX: TableDefinition<&str, u64> = TableDefinition::new("msgid_inde
 const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("dedup");
 /// Job id → JSON [`OutboundJob`]: the durable outbound queue.
 const OUTBOUND: TableDefinition<u64, &[u8]> = TableDefinition::new("outbound");
+/// (sortable next_attempt_at, job id) → (): the outbound queue in due order.
+const OUTBOUND_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbound_due");
 /// Address → JSON (window start, count) for acknowledgement rate limiting.
 const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
 /// "{due:020}:{ticket:020}:{kind}" → nothing: SLA timers in due order.
@@ -120,6 +122,8 @@ impl Store {
             tx.txn.open_table(QUARANTINE)?;
             tx.txn.open_table(DUPLICATES)?;
             tx.txn.open_table(SLA_TIMERS)?;
+            tx.txn.open_table(OUTBOUND_DUE)?;
+            tx.rebuild_due_index_if_needed()?;
             Ok(())
         })?;
         Ok(store)
@@ -128,6 +132,27 @@ impl Store {
     /// Runs `f` in one durable write transaction; nothing is written if it fails.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_write()?;
+        let mut tx = Tx { txn: &txn };
+        match f(&mut tx) {
+            Ok(v) => {
+                txn.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`Store::write`], but the commit becomes durable only with the next
+    /// durable commit (or is lost in a crash). For results that are safe to
+    /// redo, e.g. recording a delivery: after a crash the message is sent again.
+    pub fn write_lazy<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        if let Err(e) = txn.set_durability(redb::Durability::None) {
+            tracing::debug!(error = %e, "non-durable commit refused; committing durably");
+        }
         let mut tx = Tx { txn: &txn };
         match f(&mut tx) {
             Ok(v) => {
@@ -266,34 +291,32 @@ impl Store {
         t.get(seq)?.map(|v| dec("messages", v.value())).transpose()
     }
 
-    /// Outbound jobs due at `now`, earliest first, at most `limit`.
+    /// Outbound jobs due at `now`, earliest first, at most `limit` (a range
+    /// scan of the due index, so a long queue costs nothing per pass).
     pub fn due_jobs(&self, now: i64, limit: usize) -> Result<Vec<OutboundJob>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(OUTBOUND)?;
-        let mut due = Vec::new();
-        for item in t.iter()? {
-            let (_, v) = item?;
-            let job: OutboundJob = dec("outbound", v.value())?;
-            if job.next_attempt_at <= now {
-                due.push(job);
+        let due = r.open_table(OUTBOUND_DUE)?;
+        let jobs = r.open_table(OUTBOUND)?;
+        let mut out = Vec::new();
+        for item in due.range((0, 0)..=(sortable(now), u64::MAX))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let (_, id) = k.value();
+            if let Some(v) = jobs.get(id)? {
+                out.push(dec("outbound", v.value())?);
             }
         }
-        due.sort_by_key(|j| (j.next_attempt_at, j.id));
-        due.truncate(limit);
-        Ok(due)
+        Ok(out)
     }
 
     /// Earliest `next_attempt_at` of any queued job.
     pub fn next_job_time(&self) -> Result<Option<i64>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(OUTBOUND)?;
-        let mut min: Option<i64> = None;
-        for item in t.iter()? {
-            let (_, v) = item?;
-            let job: OutboundJob = dec("outbound", v.value())?;
-            min = Some(min.map_or(job.next_attempt_at, |m| m.min(job.next_attempt_at)));
-        }
-        Ok(min)
+        let due = r.open_table(OUTBOUND_DUE)?;
+        let first = due.iter()?.next().transpose()?;
+        Ok(first.map(|(k, _)| unsortable(k.value().0)))
     }
 
     pub fn outbound_len(&self) -> Result<u64> {
@@ -492,10 +515,19 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Inserts or updates a job, keeping the due index in step.
     pub fn put_job(&mut self, job: &OutboundJob) -> Result<()> {
-        self.txn
-            .open_table(OUTBOUND)?
-            .insert(job.id, enc(job).as_slice())?;
+        let mut jobs = self.txn.open_table(OUTBOUND)?;
+        let mut due = self.txn.open_table(OUTBOUND_DUE)?;
+        let old: Option<OutboundJob> = match jobs.get(job.id)? {
+            Some(v) => Some(dec("outbound", v.value())?),
+            None => None,
+        };
+        if let Some(old) = old {
+            due.remove((sortable(old.next_attempt_at), old.id))?;
+        }
+        jobs.insert(job.id, enc(job).as_slice())?;
+        due.insert((sortable(job.next_attempt_at), job.id), ())?;
         Ok(())
     }
 
@@ -505,7 +537,32 @@ impl Tx<'_> {
     }
 
     pub fn remove_job(&mut self, id: u64) -> Result<()> {
-        self.txn.open_table(OUTBOUND)?.remove(id)?;
+        let old: Option<OutboundJob> = match self.txn.open_table(OUTBOUND)?.remove(id)? {
+            Some(v) => Some(dec("outbound", v.value())?),
+            None => None,
+        };
+        if let Some(old) = old {
+            self.txn
+                .open_table(OUTBOUND_DUE)?
+                .remove((sortable(old.next_attempt_at), old.id))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the due index when it does not match the queue (a store
+    /// written before the index existed).
+    fn rebuild_due_index_if_needed(&mut self) -> Result<()> {
+        let jobs = self.txn.open_table(OUTBOUND)?;
+        let mut due = self.txn.open_table(OUTBOUND_DUE)?;
+        if jobs.len()? == due.len()? {
+            return Ok(());
+        }
+        due.retain(|_, _| false)?;
+        for item in jobs.iter()? {
+            let (_, v) = item?;
+            let job: OutboundJob = dec("outbound", v.value())?;
+            due.insert((sortable(job.next_attempt_at), job.id), ())?;
+        }
         Ok(())
     }
 
@@ -554,6 +611,15 @@ impl Tx<'_> {
     }
 }
 
+/// Unix seconds as a u64 that sorts like the i64.
+fn sortable(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+fn unsortable(k: u64) -> i64 {
+    (k ^ (1 << 63)) as i64
+}
+
 fn sla_key(due: i64, ticket: TicketId, kind: &str) -> String {
     // Offset so that negative instants still sort correctly as text.
     format!(
@@ -568,4 +634,57 @@ fn parse_sla_key(k: &str) -> Option<(i64, TicketId, String)> {
     let ticket: TicketId = parts.next()?.parse().ok()?;
     let kind = parts.next()?.to_string();
     Some(((due as i128 - (1i128 << 62)) as i64, ticket, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, next: i64) -> OutboundJob {
+        OutboundJob {
+            id,
+            message: id,
+            ticket: None,
+            mail_from: String::new(),
+            rcpt_to: vec!["a@example.org".into()],
+            created_at: 0,
+            attempts: 0,
+            next_attempt_at: next,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn due_index_follows_updates_and_removals() {
+        let dir = std::env::temp_dir().join(format!("postdesk-store-test-{}", std::process::id()));
+        let store = Store::open(&dir).unwrap();
+        store
+            .write(|tx| {
+                tx.put_job(&job(1, 100))?;
+                tx.put_job(&job(2, -5))?;
+                tx.put_job(&job(3, 50))
+            })
+            .unwrap();
+        let ids = |now| {
+            store
+                .due_jobs(now, 10)
+                .unwrap()
+                .iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(60), vec![2, 3]);
+        assert_eq!(store.next_job_time().unwrap(), Some(-5));
+        // a retry moves the job later; a removal takes it out of the index
+        store
+            .write(|tx| {
+                tx.put_job(&job(2, 200))?;
+                tx.remove_job(3)
+            })
+            .unwrap();
+        assert_eq!(ids(150), vec![1]);
+        assert_eq!(ids(i64::MAX), vec![1, 2]);
+        assert_eq!(store.next_job_time().unwrap(), Some(100));
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
