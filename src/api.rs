@@ -23,6 +23,7 @@ pub struct ApiState {
     pub token: String,
     /// Live status of the IMAP pollers, shown by the health endpoint.
     pub imap: crate::imap::ImapRegistry,
+    pub clock: crate::clock::Clock,
 }
 
 type Shared = Arc<ApiState>;
@@ -243,6 +244,16 @@ async fn get_ticket(
         found.ok_or_else(|| ApiError::NotFound(format!("no ticket {id}")))?;
     let mut v = ticket_json(&t);
     v["participants"] = json!(t.participants);
+    v["tags"] = json!(t.tags);
+    v["sla"] = match &t.sla {
+        Some(sla) => json!({
+            "policy": sla.policy,
+            "first_response_due": sla.first_response_due.map(rfc3339),
+            "resolution_due": sla.resolution_due.map(rfc3339),
+            "state": crate::sla::state_name(&t, s.clock.now()),
+        }),
+        None => Value::Null,
+    };
     v["messages"] = messages.iter().map(message_json).collect();
     v["events"] = events
         .iter()

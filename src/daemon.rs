@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::outbound::sender;
 use crate::process::Processor;
+use crate::rules::{LiveRules, RuleSet};
 use crate::smtp::SmtpServer;
 use crate::spool::Spool;
 use crate::store::Store;
@@ -29,6 +30,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None
     };
 
+    let rules_dir = cfg.rules_dir();
+    let rules = RuleSet::load(&rules_dir, &known_queues(&cfg)).map_err(|d| {
+        anyhow::anyhow!(
+            "invalid rules:\n{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let rules = Arc::new(LiveRules::new(rules));
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let committed = Arc::new(Notify::new());
     let outbound_wake = Arc::new(Notify::new());
@@ -47,6 +60,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         clock: clock.clone(),
         tokens: tokens.clone(),
         ack_template,
+        rules: rules.clone(),
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
     };
@@ -64,11 +78,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             store: store.clone(),
             token: api_token,
             imap: imap_status.clone(),
+            clock: clock.clone(),
         },
         shutdown_rx.clone(),
     ));
     let imap = crate::imap::start(&cfg, &store, &spool, &clock, &imap_status, &shutdown_rx);
     let smtp = tokio::spawn(smtp.run(spool, shutdown_rx.clone()));
+    let sla = tokio::spawn(crate::sla::scheduler::run(
+        cfg.clone(),
+        store.clone(),
+        clock.clone(),
+        rules.clone(),
+        outbound_wake.clone(),
+        shutdown_rx.clone(),
+    ));
+    let reloader = tokio::spawn(reload_rules(
+        cfg.clone(),
+        rules.clone(),
+        shutdown_rx.clone(),
+    ));
 
     tracing::info!(
         smtp = ?cfg.smtp.listen,
@@ -95,8 +123,59 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = processor.await;
     let _ = sender.await;
     let _ = api.await;
+    let _ = reloader.await;
+    let _ = sla.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The queues mailboxes feed; routing rules may only name these (or agents' queues).
+fn known_queues(cfg: &Config) -> Vec<String> {
+    cfg.mailboxes.iter().map(|m| m.queue.clone()).collect()
+}
+
+/// Reloads the rules on SIGHUP and when a rule file changes (checked every 2 s).
+/// A set that fails to load is logged and the working set stays in force.
+async fn reload_rules(
+    cfg: Arc<Config>,
+    rules: Arc<LiveRules>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let dir = cfg.rules_dir();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut seen = RuleSet::fingerprint(&dir);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        let forced = tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => false,
+            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = RuleSet::fingerprint(&dir);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let dir2 = dir.clone();
+        let queues = known_queues(&cfg);
+        match tokio::task::spawn_blocking(move || RuleSet::load(&dir2, &queues)).await {
+            Ok(Ok(set)) => {
+                tracing::info!(
+                    rules = set.routing.rules.len(),
+                    agents = set.agents.list.len(),
+                    "rules reloaded"
+                );
+                rules.replace(set);
+            }
+            Ok(Err(diags)) => {
+                for d in &diags {
+                    tracing::error!(problem = %d, "rules not reloaded; the previous rules stay in force");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "rules reload task failed"),
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -125,9 +204,18 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
     {
         diags.push(d);
     }
+    let rules = match RuleSet::load(&cfg.rules_dir(), &known_queues(&cfg)) {
+        Ok(r) => Some(r),
+        Err(mut d) => {
+            diags.append(&mut d);
+            None
+        }
+    };
     if diags.is_empty() {
+        let (n_rules, n_agents) =
+            rules.map_or((0, 0), |r| (r.routing.rules.len(), r.agents.list.len()));
         Ok(format!(
-            "{}: ok ({} mailbox(es), relay {})",
+            "{}: ok ({} mailbox(es), {n_rules} routing rule(s), {n_agents} agent(s), relay {})",
             path.display(),
             cfg.mailboxes.len(),
             cfg.outbound.relay
@@ -135,4 +223,196 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
     } else {
         Err(diags)
     }
+}
+
+/// `postdesk rules test`: what the rules would do with a message, changing nothing.
+/// `at` evaluates as of that instant (unix seconds) instead of now, for
+/// reproducible output of time-dependent rules and SLA deadlines.
+pub fn rules_test(
+    config: &std::path::Path,
+    message: &std::path::Path,
+    at: Option<i64>,
+) -> anyhow::Result<String> {
+    use crate::process::{classify, parse};
+    use crate::rules::routing::{AckChoice, Assign};
+    use std::fmt::Write;
+
+    let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rules = RuleSet::load(&cfg.rules_dir(), &known_queues(&cfg)).map_err(|d| {
+        anyhow::anyhow!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let raw =
+        std::fs::read(message).with_context(|| format!("cannot read {}", message.display()))?;
+    let parsed = parse::parse(&raw);
+    let mailbox = parsed
+        .to
+        .iter()
+        .chain(parsed.cc.iter())
+        .find_map(|a| cfg.mailbox_for(a))
+        .or(cfg.mailboxes.first());
+    let sender = parsed.from.clone();
+    let env = crate::model::Envelope {
+        // As if the From address were the envelope sender (a `Return-Path: <>` header still counts).
+        mail_from: if sender.is_empty() {
+            "unknown@invalid".into()
+        } else {
+            sender.clone()
+        },
+        rcpt_to: mailbox.map(|m| vec![m.address.clone()]).unwrap_or_default(),
+        received_at: at.unwrap_or_else(|| Clock::system().now()),
+        source: crate::model::Source::Smtp,
+        peer: String::new(),
+        helo: String::new(),
+    };
+    let class = classify::classify(&parsed, &env, &cfg.server.hostname);
+    let calendar = rules.default_calendar();
+    let now = at.unwrap_or_else(|| Clock::system().now());
+    let outcome = rules.routing.evaluate(&crate::rules::routing::Facts {
+        mailbox: mailbox.map_or("", |m| m.address.as_str()),
+        sender: &sender,
+        subject: &parsed.subject,
+        body: &parsed.text,
+        headers: &parsed.headers,
+        attachments: &parsed.attachments,
+        now,
+        calendar: &calendar,
+    });
+
+    let mut out = String::new();
+    let _ = writeln!(out, "message:    {}", message.display());
+    let _ = writeln!(
+        out,
+        "from:       {}",
+        if sender.is_empty() { "(none)" } else { &sender }
+    );
+    let _ = writeln!(out, "subject:    {}", parsed.subject);
+    let _ = writeln!(out, "class:      {}", class.as_str());
+    if outcome.matched.is_empty() {
+        let _ = writeln!(out, "rules:      none matched");
+    } else {
+        let _ = writeln!(out, "rules:");
+        for (name, why) in &outcome.matched {
+            let _ = writeln!(out, "  - {name}: {}", why.join("; "));
+        }
+    }
+    let queue = outcome
+        .queue
+        .clone()
+        .or(mailbox.map(|m| m.queue.clone()))
+        .unwrap_or_else(|| "general".into());
+    let _ = writeln!(out, "queue:      {queue}");
+    let priority = outcome.priority.unwrap_or(crate::model::Priority::Normal);
+    let _ = writeln!(
+        out,
+        "priority:   {}",
+        format!("{priority:?}").to_lowercase()
+    );
+    let _ = writeln!(
+        out,
+        "tags:       {}",
+        if outcome.tags.is_empty() {
+            "(none)".into()
+        } else {
+            outcome.tags.join(", ")
+        }
+    );
+    let assignee = match &outcome.assign {
+        None => "(nobody)".to_string(),
+        Some(Assign::Agent(a)) => a.clone(),
+        Some(Assign::RoundRobin) => format!(
+            "round-robin among [{}]",
+            rules
+                .agents
+                .in_queue(&queue)
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(Assign::LeastLoaded) => format!(
+            "least loaded of [{}]",
+            rules
+                .agents
+                .in_queue(&queue)
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(Assign::Skill(s)) => format!("least loaded agent with skill {s}"),
+    };
+    let _ = writeln!(out, "assignee:   {assignee}");
+    let probe = crate::model::Ticket {
+        id: 0,
+        subject: parsed.subject.clone(),
+        status: crate::model::Status::New,
+        priority,
+        queue: queue.clone(),
+        assignee: None,
+        requester: sender.clone(),
+        requester_name: String::new(),
+        participants: Vec::new(),
+        created_at: now,
+        updated_at: now,
+        message_count: 0,
+        next_event: 0,
+        tags: Vec::new(),
+        sla: None,
+        last_customer_message_id: None,
+    };
+    match rules.sla.for_ticket(&probe) {
+        Some(p) if class == classify::Class::Customer => {
+            let cal = crate::sla::calendar_of(p, &rules.calendars);
+            let due = |s: Option<i64>| {
+                s.map_or("-".to_string(), |s| {
+                    crate::clock::rfc3339(cal.add_business_seconds(now, s))
+                })
+            };
+            let _ = writeln!(
+                out,
+                "sla:        policy {} (calendar {}): first response due {}, resolution due {}",
+                p.name,
+                cal.name,
+                due(p.first_response),
+                due(p.resolution)
+            );
+        }
+        Some(_) => {
+            let _ = writeln!(
+                out,
+                "sla:        none ({} gets no SLA clock)",
+                class.as_str()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "sla:        no policy applies");
+        }
+    }
+    let ours: Vec<String> = cfg
+        .mailboxes
+        .iter()
+        .map(|m| m.address.to_ascii_lowercase())
+        .collect();
+    let ack = if !cfg.acknowledgement.enabled {
+        "no (acknowledgements disabled)".to_string()
+    } else if let Some(reason) = classify::ack_suppressed(&parsed, &env, class, &ours) {
+        format!("no ({reason})")
+    } else {
+        match &outcome.acknowledgement {
+            Some(AckChoice::None) => "no (a routing rule says no acknowledgement)".into(),
+            Some(AckChoice::Template(t)) => {
+                format!("yes, template {t} (unless the hourly limit is reached)")
+            }
+            None => format!(
+                "yes, template {} (unless the hourly limit is reached)",
+                cfg.acknowledgement.template.display()
+            ),
+        }
+    };
+    let _ = writeln!(out, "ack:        {ack}");
+    Ok(out)
 }

@@ -21,6 +21,8 @@ pub mod imap;
 pub mod model;
 pub mod outbound;
 pub mod process;
+pub mod rules;
+pub mod sla;
 pub mod smtp;
 pub mod spool;
 pub mod store;

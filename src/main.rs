@@ -25,6 +25,26 @@ enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Work with the rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Print what the rules would do with a message (matched rules and why,
+    /// queue, priority, tags, assignee, acknowledgement), changing nothing.
+    Test {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// The message, as a .eml file.
+        message: PathBuf,
+        /// Evaluate as of this time (RFC 3339, e.g. 2026-12-01T08:00:00Z) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +52,25 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
+        Command::Rules {
+            command:
+                RulesCommand::Test {
+                    config,
+                    message,
+                    at,
+                },
+        } => match parse_at(at.as_deref())
+            .and_then(|at| postdesk::daemon::rules_test(&config, &message, at))
+        {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("postdesk: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -90,4 +129,15 @@ fn check(path: PathBuf) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn parse_at(at: Option<&str>) -> anyhow::Result<Option<i64>> {
+    at.map(|s| {
+        s.parse::<jiff::Timestamp>()
+            .map(|t| t.as_second())
+            .map_err(|e| {
+                anyhow::anyhow!("--at {s:?}: expected RFC 3339 like 2026-12-01T08:00:00Z ({e})")
+            })
+    })
+    .transpose()
 }

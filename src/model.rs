@@ -85,6 +85,11 @@ pub struct Ticket {
     pub message_count: u64,
     /// Next per-ticket event sequence number.
     pub next_event: u64,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// SLA clock of the policy that applies, if any.
+    #[serde(default)]
+    pub sla: Option<SlaState>,
     /// Message-ID of the customer's latest message, for threading our replies.
     #[serde(default)]
     pub last_customer_message_id: Option<String>,
@@ -191,4 +196,22 @@ pub struct ImapFolderState {
 pub struct ImapCommit {
     pub cursor: ImapCursor,
     pub quarantine: Vec<QuarantineEntry>,
+}
+
+/// Where a ticket stands against its SLA policy. Deadlines are absolute
+/// instants (already counted in business time) so a restart needs no recomputation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlaState {
+    pub policy: String,
+    pub first_response_due: Option<i64>,
+    pub resolution_due: Option<i64>,
+    /// When the first agent response went out (the first-response target is met).
+    #[serde(default)]
+    pub first_response_at: Option<i64>,
+    /// Set while the ticket waits on the customer; the clock does not run.
+    #[serde(default)]
+    pub paused_since: Option<i64>,
+    /// Warnings and breaches already fired, e.g. "resolution:breach": each fires once.
+    #[serde(default)]
+    pub fired: Vec<String>,
 }

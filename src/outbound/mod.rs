@@ -8,6 +8,10 @@
 //!
 //! [`OutboundJob`]: crate::model::OutboundJob
 
+pub mod compose;
 pub mod queue;
 pub mod relay;
 pub mod sender;
+
+#[cfg(test)]
+mod testutil;

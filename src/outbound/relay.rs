@@ -1,7 +1,28 @@
 //! Delivery of one message through the configured relay: SMTP(S) via
 //! mail-send, or an outbox Maildir folder.
+//!
+//! The SMTP dialogue is driven step by step with mail-send's client rather
+//! than through `SmtpClientBuilder::connect`, for two reasons:
+//! - `connect()` with `implicit_tls(false)` *requires* STARTTLS and fails with
+//!   `Error::MissingStartTls` when the server does not offer it; we want
+//!   opportunistic STARTTLS (local sinks and loopback relays offer no TLS).
+//! - each reply can be attributed to the command that drew it (greeting,
+//!   `RCPT TO:<x>`, end of DATA), which makes the ticket event readable.
 
+use crate::clock::Clock;
 use crate::config::Relay;
+use mail_send::smtp::AssertReply;
+use mail_send::smtp::message::Parameters;
+use mail_send::{Credentials, SmtpClient};
+use smtp_proto::{EXT_START_TLS, EhloResponse, Response};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// How a delivery attempt ended, as the queue needs to know it.
 #[derive(Debug, thiserror::Error)]
@@ -14,15 +35,698 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
+impl DeliveryError {
+    /// The human-readable reason, without the temporary/permanent prefix.
+    pub fn text(&self) -> &str {
+        match self {
+            DeliveryError::Transient(t) | DeliveryError::Permanent(t) => t,
+        }
+    }
+}
+
 /// Delivers `raw` from `mail_from` to `rcpt_to` through `relay`.
+///
+/// All recipients succeed or the whole attempt fails: one rejected recipient
+/// aborts the transaction before DATA, so nothing is delivered twice when the
+/// job is retried.
 pub async fn deliver(
     relay: &Relay,
     helo: &str,
-    timeout: std::time::Duration,
+    timeout: Duration,
     mail_from: &str,
     rcpt_to: &[String],
     raw: &[u8],
 ) -> Result<(), DeliveryError> {
-    let _ = (relay, helo, timeout, mail_from, rcpt_to, raw);
-    todo!("relay delivery")
+    if rcpt_to.is_empty() {
+        return Err(DeliveryError::Permanent("no recipients".into()));
+    }
+    match relay {
+        Relay::Smtp {
+            host,
+            port,
+            implicit_tls,
+            credentials,
+        } => {
+            let attempt = SmtpAttempt {
+                host,
+                port: *port,
+                implicit_tls: *implicit_tls,
+                credentials: credentials.as_ref(),
+                helo,
+                timeout,
+            };
+            // mail-send bounds each command by `timeout`; this bounds the whole
+            // dialogue, so a peer trickling replies cannot hold a slot forever.
+            match tokio::time::timeout(timeout, attempt.send(mail_from, rcpt_to, raw)).await {
+                Ok(result) => result,
+                Err(_) => Err(DeliveryError::Transient(format!(
+                    "{host}:{port} did not complete the delivery within {}s",
+                    timeout.as_secs_f64()
+                ))),
+            }
+        }
+        Relay::Maildir(dir) => {
+            let dir = dir.clone();
+            let helo = helo.to_string();
+            let mail_from = mail_from.to_string();
+            let rcpt_to = rcpt_to.to_vec();
+            let raw = raw.to_vec();
+            // The Maildir name's time part is only a sorting hint; take it from
+            // the (system) clock like every other "now".
+            let now = Clock::system().now();
+            tokio::task::spawn_blocking(move || {
+                maildir_deliver(&dir, &helo, now, &mail_from, &rcpt_to, &raw)
+            })
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("maildir writer failed: {e}")))?
+            .map(|_| ())
+        }
+    }
+}
+
+/// A short description of a relay for events and logs; never shows credentials.
+pub fn describe(relay: &Relay) -> String {
+    match relay {
+        Relay::Smtp {
+            host,
+            port,
+            implicit_tls,
+            ..
+        } => {
+            let scheme = if *implicit_tls { "smtps" } else { "smtp" };
+            if host.contains(':') {
+                format!("{scheme}://[{host}]:{port}")
+            } else {
+                format!("{scheme}://{host}:{port}")
+            }
+        }
+        Relay::Maildir(dir) => format!("maildir:{}", dir.display()),
+    }
+}
+
+struct SmtpAttempt<'a> {
+    host: &'a str,
+    port: u16,
+    implicit_tls: bool,
+    credentials: Option<&'a (String, String)>,
+    helo: &'a str,
+    timeout: Duration,
+}
+
+impl SmtpAttempt<'_> {
+    async fn send(
+        &self,
+        mail_from: &str,
+        rcpt_to: &[String],
+        raw: &[u8],
+    ) -> Result<(), DeliveryError> {
+        let addr = format!("{}:{}", self.host, self.port);
+        let stream = TcpStream::connect((self.host, self.port))
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("cannot connect to {addr}: {e}")))?;
+        // Each SMTP step is a small write waiting for a reply: no Nagle delay.
+        let _ = stream.set_nodelay(true);
+        let mut client = SmtpClient {
+            stream,
+            timeout: self.timeout,
+        };
+        if self.implicit_tls {
+            let mut client = client
+                .into_tls(&tls_connector()?, self.host)
+                .await
+                .map_err(|e| classify(&format!("TLS handshake with {addr}"), e))?;
+            let caps = self.greet(&mut client).await?;
+            return self
+                .transaction(client, caps, true, mail_from, rcpt_to, raw)
+                .await;
+        }
+        let caps = self.greet(&mut client).await?;
+        if caps.has_capability(EXT_START_TLS) {
+            let mut client = client
+                .start_tls(&tls_connector()?, self.host)
+                .await
+                // Whatever the reply code, TLS trouble is about the relay, not
+                // the message: retry rather than give the message up.
+                .map_err(|e| {
+                    DeliveryError::Transient(
+                        classify(&format!("STARTTLS with {addr}"), e)
+                            .text()
+                            .to_string(),
+                    )
+                })?;
+            // RFC 3207: forget what was learnt before TLS and ask again.
+            let caps = client
+                .ehlo(self.helo)
+                .await
+                .map_err(|e| classify("EHLO after STARTTLS", e))?;
+            self.transaction(client, caps, true, mail_from, rcpt_to, raw)
+                .await
+        } else {
+            self.transaction(client, caps, false, mail_from, rcpt_to, raw)
+                .await
+        }
+    }
+
+    /// Reads the greeting and says EHLO.
+    async fn greet<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut SmtpClient<T>,
+    ) -> Result<EhloResponse<String>, DeliveryError> {
+        client
+            .read()
+            .await
+            .and_then(|r| r.assert_positive_completion())
+            .map_err(|e| classify("greeting", e))?;
+        client
+            .ehlo(self.helo)
+            .await
+            .map_err(|e| classify("EHLO", e))
+    }
+
+    async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut client: SmtpClient<T>,
+        caps: EhloResponse<String>,
+        encrypted: bool,
+        mail_from: &str,
+        rcpt_to: &[String],
+        raw: &[u8],
+    ) -> Result<(), DeliveryError> {
+        if let Some((user, pass)) = self.credentials {
+            if !encrypted && !is_loopback(self.host) {
+                return Err(DeliveryError::Transient(format!(
+                    "{} offers no STARTTLS; refusing to send the relay password unencrypted \
+                     (use smtps:// or a relay with STARTTLS)",
+                    self.host
+                )));
+            }
+            client
+                .authenticate(Credentials::new(user.as_str(), pass.as_str()), &caps)
+                .await
+                .map_err(|e| classify("AUTH", e))?;
+        }
+        let no_params = Parameters::default();
+        client
+            .mail_from(mail_from, &no_params)
+            .await
+            .map_err(|e| classify(&format!("MAIL FROM:<{mail_from}>"), e))?;
+        for rcpt in rcpt_to {
+            client
+                .rcpt_to(rcpt, &no_params)
+                .await
+                .map_err(|e| classify(&format!("RCPT TO:<{rcpt}>"), e))?;
+        }
+        // mail-send always appends CRLF.CRLF; drop the message's own final
+        // line break so the receiver gets the bytes unchanged (RFC 5321 4.1.1.4).
+        let body = raw
+            .strip_suffix(b"\r\n")
+            .or_else(|| raw.strip_suffix(b"\n"))
+            .unwrap_or(raw);
+        let reply = client.data(body).await.map_err(|e| classify("DATA", e))?;
+        tracing::debug!(reply = %reply_text(&reply), "relay accepted the message");
+        // The message is accepted; a failing QUIT changes nothing.
+        let _ = client.quit().await;
+        Ok(())
+    }
+}
+
+/// One TLS client configuration (platform certificate verifier) for all deliveries.
+fn tls_connector() -> Result<TlsConnector, DeliveryError> {
+    static CONNECTOR: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| mail_send::smtp::tls::build_tls_connector(false))
+        .clone()
+        .map_err(|e| DeliveryError::Transient(format!("TLS setup: {e}")))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `550 5.1.1 No such user`, on one line.
+fn reply_text(r: &Response<String>) -> String {
+    let mut out = r.code.to_string();
+    if r.esc[0] != 0 {
+        out.push_str(&format!(" {}.{}.{}", r.esc[0], r.esc[1], r.esc[2]));
+    }
+    let msg = r.message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !msg.is_empty() {
+        out.push(' ');
+        out.push_str(&msg);
+    }
+    out
+}
+
+/// Sorts a mail-send error into retry-or-give-up, keeping the server's reply.
+///
+/// Only a 5xx reply to the message itself is permanent. A failed AUTH (even
+/// 535) is a relay configuration problem, not the message's: it is retried so
+/// queued mail goes out once the operator fixes the credentials.
+fn classify(stage: &str, e: mail_send::Error) -> DeliveryError {
+    use mail_send::Error as E;
+    match e {
+        E::UnexpectedReply(r) => {
+            let text = format!("{stage}: {}", reply_text(&r));
+            if (500..600).contains(&r.code) {
+                DeliveryError::Permanent(text)
+            } else {
+                DeliveryError::Transient(text)
+            }
+        }
+        E::AuthenticationFailed(r) => DeliveryError::Transient(format!(
+            "{stage}: relay rejected our credentials: {}",
+            reply_text(&r)
+        )),
+        E::UnsupportedAuthMechanism => DeliveryError::Transient(format!(
+            "{stage}: relay offers no authentication method we support"
+        )),
+        E::Timeout => DeliveryError::Transient(format!("{stage}: timed out")),
+        E::UnparseableReply => {
+            DeliveryError::Transient(format!("{stage}: connection closed or unparseable reply"))
+        }
+        other => DeliveryError::Transient(format!("{stage}: {other}")),
+    }
+}
+
+/// Distinguishes Maildir names made in the same second by this process.
+static MAILDIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes the message into `dir/new` the Maildir way (tmp, fsync, rename,
+/// fsync the directory) with `Return-Path` and `X-Original-To` prepended;
+/// returns the final path.
+fn maildir_deliver(
+    dir: &Path,
+    hostname: &str,
+    now: i64,
+    mail_from: &str,
+    rcpt_to: &[String],
+    raw: &[u8],
+) -> Result<PathBuf, DeliveryError> {
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        DeliveryError::Transient(format!("{what} {}: {e}", p.display()))
+    };
+    let tmp = dir.join("tmp");
+    let new = dir.join("new");
+    for d in [&tmp, &new, &dir.join("cur")] {
+        std::fs::create_dir_all(d).map_err(|e| io("cannot create", d, e))?;
+    }
+
+    // Match the message's line endings (it should be CRLF, but be faithful).
+    let eol = match raw.iter().position(|&b| b == b'\n') {
+        Some(i) if i == 0 || raw[i - 1] != b'\r' => "\n",
+        _ => "\r\n",
+    };
+    let mut data = Vec::with_capacity(raw.len() + 128);
+    data.extend_from_slice(format!("Return-Path: <{}>{eol}", header_safe(mail_from)).as_bytes());
+    let rcpts: Vec<String> = rcpt_to
+        .iter()
+        .map(|r| format!("<{}>", header_safe(r)))
+        .collect();
+    data.extend_from_slice(format!("X-Original-To: {}{eol}", rcpts.join(", ")).as_bytes());
+    data.extend_from_slice(raw);
+
+    // Maildir names must not contain '/' or ':' (the info separator).
+    let host = hostname.replace('/', "\\057").replace(':', "\\072");
+    let pid = std::process::id();
+    let (name, mut file) = loop {
+        let n = MAILDIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{now}.P{pid}Q{n}.{host}");
+        if new.join(&name).exists() {
+            continue;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp.join(&name))
+        {
+            Ok(f) => break (name, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io("cannot create", &tmp.join(&name), e)),
+        }
+    };
+    let tmp_path = tmp.join(&name);
+    let new_path = new.join(&name);
+    let written = file.write_all(&data).and_then(|_| file.sync_all());
+    drop(file);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(io("cannot write", &tmp_path, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp_path, &new_path) {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(io("cannot move into", &new, e));
+    }
+    // The rename is only durable once the directory entry is.
+    std::fs::File::open(&new)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("cannot sync", &new, e))?;
+    Ok(new_path)
+}
+
+/// Addresses go into header lines; a CR or LF in one must not start a new header.
+fn header_safe(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::testutil::{Script, Server, closed_port, tempdir};
+
+    const RAW: &[u8] = b"From: Support <support@example.test>\r\n\
+To: alice@example.net\r\n\
+Subject: Re: [#7] printer\r\n\
+Message-ID: <t7.abc@support.example.test>\r\n\
+\r\n\
+Hello Alice,\r\n\
+.this line starts with a dot\r\n\
+bye\r\n";
+
+    fn rcpts() -> Vec<String> {
+        vec!["alice@example.net".into(), "bob@example.net".into()]
+    }
+
+    fn smtp(addr: std::net::SocketAddr) -> Relay {
+        Relay::Smtp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            implicit_tls: false,
+            credentials: None,
+        }
+    }
+
+    async fn send(relay: &Relay) -> Result<(), DeliveryError> {
+        let from = "support+b7.x@example.test";
+        deliver(
+            relay,
+            "support.example.test",
+            Duration::from_secs(5),
+            from,
+            &rcpts(),
+            RAW,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn maildir_delivery_is_byte_exact() {
+        let dir = tempdir("maildir").join("outbox");
+        let relay = Relay::Maildir(dir.clone());
+        send(&relay).await.unwrap();
+        send(&relay).await.unwrap();
+
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("new"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 2, "two distinct names: {files:?}");
+        files.sort();
+        let got = std::fs::read(&files[0]).unwrap();
+        let mut want = b"Return-Path: <support+b7.x@example.test>\r\n\
+X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
+            .to_vec();
+        want.extend_from_slice(RAW);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(got, want);
+
+        let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with(".support.example.test"), "{name}");
+        assert!(!name.contains(':') && !name.contains('/'), "{name}");
+        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert!(dir.join("cur").is_dir());
+    }
+
+    #[tokio::test]
+    async fn maildir_headers_follow_lf_messages_and_cannot_be_injected() {
+        let dir = tempdir("maildir-lf");
+        let relay = Relay::Maildir(dir.clone());
+        let rcpt = vec!["a@x.test\r\nBcc: evil@x.test".to_string()];
+        deliver(
+            &relay,
+            "h",
+            Duration::from_secs(5),
+            "",
+            &rcpt,
+            b"Subject: x\n\nbody\n",
+        )
+        .await
+        .unwrap();
+        let f = std::fs::read_dir(dir.join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap(),
+            "Return-Path: <>\nX-Original-To: <a@x.testBcc: evil@x.test>\nSubject: x\n\nbody\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn maildir_io_error_is_transient() {
+        let dir = tempdir("maildir-err");
+        let file = dir.join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = send(&Relay::Maildir(file)).await.unwrap_err();
+        assert!(matches!(err, DeliveryError::Transient(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn smtp_without_starttls_delivers_byte_exact() {
+        let server = Server::start(Script::default()).await;
+        send(&smtp(server.addr)).await.unwrap();
+        let s = &server.session(0).await;
+        assert_eq!(s.mail_from.as_deref(), Some("<support+b7.x@example.test>"));
+        assert_eq!(s.rcpt_to, ["<alice@example.net>", "<bob@example.net>"]);
+        assert_eq!(s.data.as_deref(), Some(RAW));
+        assert_eq!(s.commands[0], "EHLO support.example.test");
+        assert_eq!(s.commands.last().map(String::as_str), Some("QUIT"));
+        assert!(!s.commands.iter().any(|c| c.starts_with("STARTTLS")));
+    }
+
+    #[tokio::test]
+    async fn smtp_rcpt_451_is_transient_with_reply() {
+        let server = Server::start(Script {
+            rcpt: "451 4.3.0 Mailbox temporarily unavailable",
+            ..Script::default()
+        })
+        .await;
+        let err = send(&smtp(server.addr)).await.unwrap_err();
+        match err {
+            DeliveryError::Transient(t) => assert_eq!(
+                t,
+                "RCPT TO:<alice@example.net>: 451 4.3.0 Mailbox temporarily unavailable"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Nothing was sent: the first rejection aborts before DATA.
+        assert!(server.session(0).await.data.is_none());
+    }
+
+    #[tokio::test]
+    async fn smtp_rcpt_550_is_permanent_with_reply() {
+        let server = Server::start(Script {
+            rcpt: "550 5.1.1 <alice@example.net>: Recipient address rejected",
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Permanent(t) => assert_eq!(
+                t,
+                "RCPT TO:<alice@example.net>: 550 5.1.1 <alice@example.net>: Recipient address rejected"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_data_554_is_permanent() {
+        let server = Server::start(Script {
+            data_end: "554 5.7.1 Message rejected as spam",
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Permanent(t) => {
+                assert_eq!(t, "DATA: 554 5.7.1 Message rejected as spam")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_greeting_421_is_transient() {
+        let server = Server::start(Script {
+            greeting: "421 4.3.2 Service not available, closing channel",
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Transient(t) => {
+                assert_eq!(
+                    t,
+                    "greeting: 421 4.3.2 Service not available, closing channel"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_starttls_is_used_when_offered_and_its_failure_is_transient() {
+        for (reply, want) in [
+            (
+                "502 5.5.1 Not today",
+                "STARTTLS with 127.0.0.1:{port}: 502 5.5.1 Not today",
+            ),
+            // Agrees, then closes instead of doing the handshake.
+            (
+                "220 2.0.0 Ready to start TLS",
+                "STARTTLS with 127.0.0.1:{port}: ",
+            ),
+        ] {
+            let server = Server::start(Script {
+                extensions: vec!["STARTTLS", "AUTH PLAIN"],
+                starttls: reply,
+                ..Script::default()
+            })
+            .await;
+            let want = want.replace("{port}", &server.addr.port().to_string());
+            match send(&smtp(server.addr)).await.unwrap_err() {
+                DeliveryError::Transient(t) => assert!(t.starts_with(&want), "{t}"),
+                other => panic!("{other:?}"),
+            }
+            let s = server.session(0).await;
+            assert_eq!(s.commands.last().map(String::as_str), Some("STARTTLS"));
+            assert!(
+                s.mail_from.is_none(),
+                "nothing sent in clear once TLS was offered"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_connection_refused_is_transient() {
+        let port = closed_port().await;
+        let relay = Relay::Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            implicit_tls: false,
+            credentials: None,
+        };
+        match send(&relay).await.unwrap_err() {
+            DeliveryError::Transient(t) => {
+                assert!(
+                    t.starts_with(&format!("cannot connect to 127.0.0.1:{port}")),
+                    "{t}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_silent_server_times_out_as_transient() {
+        let server = Server::start(Script {
+            mute: true,
+            ..Script::default()
+        })
+        .await;
+        let err = deliver(
+            &smtp(server.addr),
+            "h",
+            Duration::from_millis(300),
+            "a@x.test",
+            &rcpts(),
+            RAW,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Transient(t) if t.contains("timed out") || t.contains("within")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn smtp_auth_on_loopback_and_rejected_credentials_are_transient() {
+        let ok = Server::start(Script {
+            extensions: vec!["AUTH PLAIN LOGIN"],
+            ..Script::default()
+        })
+        .await;
+        let mut relay = smtp(ok.addr);
+        if let Relay::Smtp { credentials, .. } = &mut relay {
+            *credentials = Some(("user".into(), "secret".into()));
+        }
+        send(&relay).await.unwrap();
+        assert!(
+            ok.session(0)
+                .await
+                .commands
+                .iter()
+                .any(|c| c.starts_with("AUTH PLAIN"))
+        );
+
+        let bad = Server::start(Script {
+            extensions: vec!["AUTH PLAIN"],
+            auth: "535 5.7.8 Authentication credentials invalid",
+            ..Script::default()
+        })
+        .await;
+        if let Relay::Smtp { port, .. } = &mut relay {
+            *port = bad.addr.port();
+        }
+        match send(&relay).await.unwrap_err() {
+            DeliveryError::Transient(t) => assert!(t.contains("535 5.7.8"), "{t}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Manual check against a real server, e.g.
+    /// `python3 -m aiosmtpd -n -l 127.0.0.1:2626` then
+    /// `POSTDESK_TEST_RELAY=127.0.0.1:2626 cargo test --lib real_smtp_sink -- --ignored`.
+    #[tokio::test]
+    #[ignore = "needs an SMTP sink named by POSTDESK_TEST_RELAY"]
+    async fn real_smtp_sink() {
+        let addr = std::env::var("POSTDESK_TEST_RELAY")
+            .unwrap()
+            .parse()
+            .unwrap();
+        send(&smtp(addr)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_recipients_is_permanent() {
+        let dir = tempdir("norcpt");
+        let err = deliver(
+            &Relay::Maildir(dir),
+            "h",
+            Duration::from_secs(1),
+            "a@x",
+            &[],
+            RAW,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DeliveryError::Permanent(_)));
+    }
+
+    #[test]
+    fn describes_relays_without_credentials() {
+        let r = Relay::Smtp {
+            host: "mail.example.test".into(),
+            port: 465,
+            implicit_tls: true,
+            credentials: Some(("u".into(), "p".into())),
+        };
+        assert_eq!(describe(&r), "smtps://mail.example.test:465");
+    }
 }

@@ -1,19 +1,738 @@
 //! The sender task: picks due jobs from the queue and delivers them.
+//!
+//! Delivery is **at least once**: a job is removed only after the relay has
+//! accepted the message, in a separate transaction. A crash between the
+//! relay's acceptance and that commit delivers the message once more on
+//! restart; it carries the same Message-ID, so receivers can dedupe.
 
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::store::Store;
+use crate::config::{Config, OutboundConfig, Relay};
+use crate::model::{Event, OutboundJob};
+use crate::outbound::relay::{self, DeliveryError};
+use crate::store::{self, Store, Tx};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio::task::{Id, JoinSet};
+use tracing::Instrument;
+
+/// Longest sleep between queue scans, so a changed clock or a missed wake-up
+/// is noticed.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Pause after the store failed, before trying again.
+const STORE_RETRY: Duration = Duration::from_secs(5);
+/// How long a job whose result could not be recorded is left alone, so a
+/// failing store (disk full) does not make us redeliver it in a tight loop.
+const HOLD_UNRECORDED: i64 = 300;
 
 /// Runs until `shutdown` turns true. `wake` is notified whenever new jobs are queued.
+///
+/// On shutdown no new attempts start; attempts in flight (each bounded by
+/// `outbound.timeout`) finish and their results are recorded before it returns.
 pub async fn run(
     cfg: Arc<Config>,
     store: Store,
     clock: Clock,
     wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = (cfg, store, clock, wake, shutdown);
-    todo!("outbound sender")
+    let ctx = Arc::new(Ctx {
+        relay: cfg.relay(),
+        cfg,
+        store,
+        clock,
+    });
+    let limit = ctx.cfg.outbound.concurrency.max(1);
+    // Each task yields whether its result reached the store.
+    let mut tasks: JoinSet<bool> = JoinSet::new();
+    // Job ids with an attempt running, and which task runs which job.
+    let mut in_flight: HashSet<u64> = HashSet::new();
+    let mut task_jobs: HashMap<Id, u64> = HashMap::new();
+    // Job id -> unix seconds before which it is not tried again.
+    let mut held: HashMap<u64, i64> = HashMap::new();
+
+    while !*shutdown.borrow() {
+        // Register for wake-ups before looking at the queue, so a job queued
+        // while we look is not missed (works with notify_one and notify_waiters).
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        let idle = match ctx
+            .start_due(&mut tasks, &mut in_flight, &mut task_jobs, &held, limit)
+            .await
+        {
+            Ok(Some(next)) => {
+                let secs = (next - ctx.clock.now()).max(0) as u64;
+                Duration::from_secs(secs).min(MAX_IDLE)
+            }
+            Ok(None) => MAX_IDLE,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbound queue");
+                STORE_RETRY
+            }
+        };
+        // With every slot busy only a finished attempt frees work to do.
+        let full = tasks.len() >= limit;
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = &mut notified, if !full => {}
+            _ = tokio::time::sleep(idle), if !full => {}
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                finished(done, &mut in_flight, &mut task_jobs, &mut held, ctx.clock.now());
+            }
+        }
+        if shutdown.has_changed().is_err() {
+            // The sender of the shutdown channel is gone: treat it as shutdown.
+            break;
+        }
+    }
+
+    if !tasks.is_empty() {
+        tracing::info!(
+            in_flight = tasks.len(),
+            "outbound: waiting for deliveries in progress"
+        );
+    }
+    while let Some(done) = tasks.join_next_with_id().await {
+        finished(
+            done,
+            &mut in_flight,
+            &mut task_jobs,
+            &mut held,
+            ctx.clock.now(),
+        );
+    }
+}
+
+fn finished(
+    done: Result<(Id, bool), tokio::task::JoinError>,
+    in_flight: &mut HashSet<u64>,
+    task_jobs: &mut HashMap<Id, u64>,
+    held: &mut HashMap<u64, i64>,
+    now: i64,
+) {
+    let (id, recorded) = match done {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "outbound: delivery task failed");
+            (e.id(), false)
+        }
+    };
+    held.retain(|_, until| *until > now);
+    if let Some(job) = task_jobs.remove(&id) {
+        in_flight.remove(&job);
+        if !recorded {
+            // The job stays queued as it was; try it again later.
+            held.insert(job, now + HOLD_UNRECORDED);
+        }
+    }
+}
+
+struct Ctx {
+    cfg: Arc<Config>,
+    relay: Relay,
+    store: Store,
+    clock: Clock,
+}
+
+impl Ctx {
+    /// Starts attempts for due jobs not already in flight, up to `limit` in
+    /// all; returns when the next not-yet-started job becomes due, if any.
+    async fn start_due(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<bool>,
+        in_flight: &mut HashSet<u64>,
+        task_jobs: &mut HashMap<Id, u64>,
+        held: &HashMap<u64, i64>,
+        limit: usize,
+    ) -> store::Result<Option<i64>> {
+        let free = limit.saturating_sub(tasks.len());
+        // The head of the queue, due or not (earliest first). Jobs in flight
+        // keep their past next_attempt_at until their result is recorded, so
+        // look far enough to see the first job that is not in flight.
+        let want = in_flight.len() + held.len() + free + 1;
+        let store = self.store.clone();
+        let head = tokio::task::spawn_blocking(move || store.due_jobs(i64::MAX, want))
+            .await
+            .map_err(|e| store::StoreError::Io(std::io::Error::other(e)))??;
+        let now = self.clock.now();
+        let mut started = 0;
+        for job in head {
+            if in_flight.contains(&job.id) || held.get(&job.id).is_some_and(|&t| t > now) {
+                continue;
+            }
+            if job.next_attempt_at > now || started >= free {
+                return Ok(Some(job.next_attempt_at));
+            }
+            started += 1;
+            in_flight.insert(job.id);
+            let span = tracing::info_span!(
+                "delivery",
+                job = job.id,
+                ticket = ?job.ticket,
+                attempt = job.attempts + 1
+            );
+            let job_id = job.id;
+            let handle = tasks.spawn(self.clone().attempt(job).instrument(span));
+            task_jobs.insert(handle.id(), job_id);
+        }
+        Ok(None)
+    }
+
+    /// One delivery attempt, and its result recorded; false if the store
+    /// could not be read or written.
+    async fn attempt(self: Arc<Self>, job: OutboundJob) -> bool {
+        let store = self.store.clone();
+        let seq = job.message;
+        let raw = tokio::task::spawn_blocking(move || store.raw(seq)).await;
+        let result = match raw {
+            Ok(Ok(Some(raw))) => {
+                relay::deliver(
+                    &self.relay,
+                    &self.cfg.server.hostname,
+                    self.cfg.outbound.timeout,
+                    &job.mail_from,
+                    &job.rcpt_to,
+                    &raw,
+                )
+                .await
+            }
+            Ok(Ok(None)) => Err(DeliveryError::Permanent(format!(
+                "message {seq} is missing from the store"
+            ))),
+            Ok(Err(e)) => {
+                // Our own trouble, not the message's: leave the job as it is.
+                tracing::error!(error = %e, message = seq, "cannot load the message to send");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the message to send");
+                return false;
+            }
+        };
+        let now = self.clock.now();
+        let outcome = outcome(&job, result, now, &self.cfg.outbound);
+        match &outcome {
+            Outcome::Delivered => tracing::info!(rcpt = ?job.rcpt_to, "delivered"),
+            Outcome::Retry {
+                next_attempt_at,
+                error,
+            } => tracing::warn!(
+                rcpt = ?job.rcpt_to,
+                error = %error,
+                retry_in = next_attempt_at - now,
+                "delivery failed temporarily; will retry"
+            ),
+            Outcome::Failed(error) => tracing::warn!(
+                rcpt = ?job.rcpt_to,
+                error = %error,
+                "delivery failed permanently; giving up"
+            ),
+        }
+        let ctx = self.clone();
+        let id = job.id;
+        let recorded = tokio::task::spawn_blocking(move || {
+            // Not fsynced on its own: after a crash the job is simply still
+            // queued and sent again (at-least-once), never lost.
+            ctx.store.write_lazy(|tx| ctx.record(tx, id, &outcome, now))
+        })
+        .await;
+        match recorded {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot record the delivery result");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the delivery result");
+                false
+            }
+        }
+    }
+
+    /// Applies an outcome to the job as it is now in the store (it may have
+    /// been changed or removed meanwhile), with its ticket event.
+    fn record(&self, tx: &mut Tx<'_>, id: u64, outcome: &Outcome, now: i64) -> store::Result<()> {
+        let Some(mut job) = tx.job(id)? else {
+            return Ok(());
+        };
+        let rcpts = job.rcpt_to.join(", ");
+        let event = match outcome {
+            Outcome::Delivered => {
+                tx.remove_job(id)?;
+                (
+                    "delivered",
+                    format!("to {rcpts} via {}", relay::describe(&self.relay)),
+                )
+            }
+            Outcome::Retry {
+                next_attempt_at,
+                error,
+            } => {
+                job.attempts = job.attempts.saturating_add(1);
+                job.next_attempt_at = *next_attempt_at;
+                job.last_error = Some(error.clone());
+                tx.put_job(&job)?;
+                return Ok(());
+            }
+            Outcome::Failed(error) => {
+                tx.remove_job(id)?;
+                ("delivery_failed", format!("{rcpts}: {error}"))
+            }
+        };
+        let ticket = match job.ticket {
+            Some(t) => tx.ticket(t)?,
+            None => None,
+        };
+        match ticket {
+            Some(mut ticket) => {
+                let (kind, detail) = event;
+                tx.add_event(
+                    &mut ticket,
+                    Event {
+                        at: now,
+                        kind: kind.into(),
+                        actor: "postdesk".into(),
+                        detail,
+                    },
+                )?;
+                tx.put_ticket(&ticket)?;
+            }
+            None if matches!(outcome, Outcome::Failed(_)) => {
+                tracing::warn!(job = id, detail = %event.1, "undeliverable message without a ticket");
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// What to do with a job after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    Retry { next_attempt_at: i64, error: String },
+    Failed(String),
+}
+
+/// Decides the job's fate: transient failures are retried with backoff until
+/// the job is `lifetime` old, then given up like permanent ones.
+fn outcome(
+    job: &OutboundJob,
+    result: Result<(), DeliveryError>,
+    now: i64,
+    cfg: &OutboundConfig,
+) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Delivered,
+        Err(DeliveryError::Permanent(e)) => Outcome::Failed(e),
+        Err(DeliveryError::Transient(e)) => {
+            let attempts = job.attempts.saturating_add(1);
+            match next_attempt(job.created_at, attempts, now, cfg) {
+                Some(next_attempt_at) => Outcome::Retry {
+                    next_attempt_at,
+                    error: e,
+                },
+                None => Outcome::Failed(format!(
+                    "gave up after {attempts} attempts over {}: {e}",
+                    human_duration(now - job.created_at)
+                )),
+            }
+        }
+    }
+}
+
+/// When to try again after the `attempts`-th failed attempt, or None once
+/// the job has outlived `lifetime`. The last retry is moved to the end of the
+/// lifetime rather than past it, so every job gets a final attempt then.
+fn next_attempt(created_at: i64, attempts: u32, now: i64, cfg: &OutboundConfig) -> Option<i64> {
+    let lifetime = secs(cfg.lifetime);
+    let expires = created_at.saturating_add(lifetime);
+    if now >= expires {
+        return None;
+    }
+    let delay = secs(backoff(attempts, cfg.retry_initial, cfg.retry_max)).max(1);
+    Some(now.saturating_add(delay).min(expires))
+}
+
+/// `initial * 2^(attempts-1)`, at most `max`.
+fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempts.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    initial.saturating_mul(factor).min(max)
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s >= 86400 => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Priority, Status, Ticket};
+    use crate::outbound::queue;
+    use crate::outbound::testutil::{Script, Server, tempdir};
+    use std::path::{Path, PathBuf};
+
+    fn config(relay: &str) -> Config {
+        let text = format!(
+            r#"
+[server]
+hostname = "support.example.test"
+
+[[mailbox]]
+address = "support@example.test"
+
+[outbound]
+relay = "{relay}"
+from = "Example Support <support@example.test>"
+lifetime = "1d"
+retry_initial = "60s"
+retry_max = "1h"
+timeout = "5s"
+
+[web]
+api_token = "t"
+"#
+        );
+        Config::from_str(&text, Path::new("/tmp/x/config.toml")).unwrap()
+    }
+
+    fn job(created_at: i64, attempts: u32) -> OutboundJob {
+        OutboundJob {
+            id: 1,
+            message: 1,
+            ticket: None,
+            mail_from: "a@x.test".into(),
+            rcpt_to: vec!["b@y.test".into()],
+            created_at,
+            attempts,
+            next_attempt_at: created_at,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let (i, m) = (Duration::from_secs(60), Duration::from_secs(3600));
+        let got: Vec<u64> = (1..=8).map(|a| backoff(a, i, m).as_secs()).collect();
+        assert_eq!(got, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(backoff(0, i, m).as_secs(), 60);
+        assert_eq!(backoff(u32::MAX, i, m).as_secs(), 3600);
+    }
+
+    #[test]
+    fn transient_failures_retry_until_lifetime_then_fail() {
+        let cfg = config("maildir:/tmp/x").outbound;
+        let t0 = 1_000_000;
+        let err = || Err(DeliveryError::Transient("451 later".into()));
+        assert_eq!(
+            outcome(&job(t0, 0), err(), t0, &cfg),
+            Outcome::Retry {
+                next_attempt_at: t0 + 60,
+                error: "451 later".into()
+            }
+        );
+        assert_eq!(
+            outcome(&job(t0, 2), err(), t0 + 500, &cfg),
+            Outcome::Retry {
+                next_attempt_at: t0 + 500 + 240,
+                error: "451 later".into()
+            }
+        );
+        // The last retry is pulled in to the end of the lifetime...
+        let late = t0 + 86400 - 100;
+        assert_eq!(
+            outcome(&job(t0, 20), err(), late, &cfg),
+            Outcome::Retry {
+                next_attempt_at: t0 + 86400,
+                error: "451 later".into()
+            }
+        );
+        // ...and failing then gives up.
+        match outcome(&job(t0, 21), err(), t0 + 86400, &cfg) {
+            Outcome::Failed(e) => {
+                assert!(
+                    e.starts_with("gave up after 22 attempts over 1d0h: 451 later"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let perm = Err(DeliveryError::Permanent("550 no".into()));
+        assert_eq!(
+            outcome(&job(t0, 0), perm, t0, &cfg),
+            Outcome::Failed("550 no".into())
+        );
+        assert_eq!(outcome(&job(t0, 0), Ok(()), t0, &cfg), Outcome::Delivered);
+    }
+
+    const RAW: &[u8] =
+        b"From: support@example.test\r\nTo: alice@example.net\r\nSubject: hi\r\n\r\nhello\r\n";
+
+    /// A store with ticket 1 and one job for it; returns the job id.
+    fn setup(dir: &Path, now: i64) -> (Store, u64) {
+        let store = Store::open(dir).unwrap();
+        let id = store
+            .write(|tx| {
+                tx.put_ticket(&Ticket {
+                    id: 1,
+                    subject: "printer".into(),
+                    status: Status::Open,
+                    priority: Priority::Normal,
+                    queue: "general".into(),
+                    assignee: None,
+                    requester: "alice@example.net".into(),
+                    requester_name: String::new(),
+                    participants: vec!["alice@example.net".into()],
+                    tags: Vec::new(),
+                    sla: None,
+                    created_at: now,
+                    updated_at: now,
+                    message_count: 1,
+                    next_event: 0,
+                    last_customer_message_id: None,
+                })?;
+                tx.put_raw(7, RAW)?;
+                queue::enqueue(
+                    tx,
+                    7,
+                    Some(1),
+                    "support+b1@example.test".into(),
+                    vec!["alice@example.net".into()],
+                    now,
+                )
+            })
+            .unwrap();
+        (store, id)
+    }
+
+    struct Running {
+        shutdown: watch::Sender<bool>,
+        wake: Arc<Notify>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(cfg: Config, store: &Store, clock: &Clock) -> Running {
+        let (tx, rx) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run(
+            Arc::new(cfg),
+            store.clone(),
+            clock.clone(),
+            wake.clone(),
+            rx,
+        ));
+        Running {
+            shutdown: tx,
+            wake,
+            task,
+        }
+    }
+
+    impl Running {
+        async fn stop(self) {
+            self.shutdown.send(true).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), self.task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Polls until `f` holds (the sender works in the background).
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn events(store: &Store) -> Vec<(String, String)> {
+        store
+            .ticket_events(1)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.detail))
+            .collect()
+    }
+
+    fn maildir_files(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir.join("new"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn delivers_to_maildir_and_records_event() {
+        let dir = tempdir("sender-maildir");
+        let outbox = dir.join("outbox");
+        let clock = Clock::system();
+        let (store, id) = setup(&dir.join("data"), clock.now());
+        let running = start(
+            config(&format!("maildir:{}", outbox.display())),
+            &store,
+            &clock,
+        );
+
+        until("the job to go", || store.outbound_len().unwrap() == 0).await;
+        running.stop().await;
+
+        let files = maildir_files(&outbox);
+        assert_eq!(files.len(), 1);
+        let got = std::fs::read(&files[0]).unwrap();
+        assert!(got.ends_with(RAW));
+        assert!(got.starts_with(b"Return-Path: <support+b1@example.test>\r\n"));
+        assert!(store.write(|tx| tx.job(id)).unwrap().is_none());
+        assert_eq!(
+            events(&store),
+            [(
+                "delivered".to_string(),
+                format!("to alice@example.net via maildir:{}", outbox.display())
+            )]
+        );
+        assert_eq!(store.ticket(1).unwrap().unwrap().next_event, 1);
+    }
+
+    #[tokio::test]
+    async fn permanent_rejection_removes_job_with_event() {
+        let server = Server::start(Script {
+            rcpt: "550 5.1.1 No such user",
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-550");
+        let clock = Clock::system();
+        let (store, _) = setup(&dir, clock.now());
+        let running = start(config(&format!("smtp://{}", server.addr)), &store, &clock);
+
+        until("the job to go", || store.outbound_len().unwrap() == 0).await;
+        running.stop().await;
+        assert_eq!(
+            events(&store),
+            [(
+                "delivery_failed".to_string(),
+                "alice@example.net: RCPT TO:<alice@example.net>: 550 5.1.1 No such user"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn temporary_failure_retries_with_backoff_until_lifetime() {
+        let server = Server::start(Script {
+            rcpt: "451 4.7.1 Greylisted, try again later",
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-451");
+        let clock = Clock::system();
+        let t0 = clock.now();
+        let (store, id) = setup(&dir, t0);
+        let running = start(config(&format!("smtp://{}", server.addr)), &store, &clock);
+        let job = || store.write(|tx| tx.job(id)).unwrap();
+
+        until("the first attempt", || {
+            job().is_some_and(|j| j.attempts == 1)
+        })
+        .await;
+        let j = job().unwrap();
+        assert!(
+            j.next_attempt_at >= t0 + 60 && j.next_attempt_at <= clock.now() + 60,
+            "{j:?}"
+        );
+        assert_eq!(
+            j.last_error.as_deref(),
+            Some("RCPT TO:<alice@example.net>: 451 4.7.1 Greylisted, try again later")
+        );
+        assert!(events(&store).is_empty());
+        // Not retried before it is due.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(job().unwrap().attempts, 1);
+
+        // Time passes: the second attempt comes 60 s later, the third 120 s after that.
+        clock.advance(61);
+        running.wake.notify_one();
+        until("the second attempt", || {
+            job().is_some_and(|j| j.attempts == 2)
+        })
+        .await;
+        let j = job().unwrap();
+        assert!(j.next_attempt_at >= clock.now() + 119, "{j:?}");
+
+        // Past the lifetime (1 day) the next failure is final.
+        clock.advance(86400);
+        running.wake.notify_one();
+        until("the job to be given up", || job().is_none()).await;
+        running.stop().await;
+        let ev = events(&store);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].0, "delivery_failed");
+        assert!(ev[0].1.contains("gave up after 3 attempts"), "{ev:?}");
+        assert!(ev[0].1.contains("451 4.7.1 Greylisted"), "{ev:?}");
+        assert_eq!(server.session(2).await.rcpt_to.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_raw_message_is_a_permanent_failure() {
+        let dir = tempdir("sender-noraw");
+        let clock = Clock::system();
+        let (store, _) = setup(&dir.join("data"), clock.now());
+        store.write(|tx| tx.remove_raw(7)).unwrap();
+        let running = start(
+            config(&format!("maildir:{}", dir.join("outbox").display())),
+            &store,
+            &clock,
+        );
+        until("the job to go", || store.outbound_len().unwrap() == 0).await;
+        running.stop().await;
+        assert_eq!(
+            events(&store),
+            [(
+                "delivery_failed".to_string(),
+                "alice@example.net: message 7 is missing from the store".to_string()
+            )]
+        );
+        assert!(maildir_files(&dir.join("outbox")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_deliveries_in_flight() {
+        // A server that never answers: the attempt runs until the 5 s timeout
+        // unless shutdown abandons it; shutdown must wait and record it.
+        let server = Server::start(Script {
+            mute: true,
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-shutdown");
+        let clock = Clock::system();
+        let (store, id) = setup(&dir, clock.now());
+        let mut cfg = config(&format!("smtp://{}", server.addr));
+        cfg.outbound.timeout = Duration::from_millis(500);
+        let running = start(cfg, &store, &clock);
+        until("the attempt to connect", || {
+            server.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+        })
+        .await;
+        running.stop().await;
+        let j = store.write(|tx| tx.job(id)).unwrap().unwrap();
+        assert_eq!(j.attempts, 1, "{j:?}");
+        assert!(j.last_error.is_some());
+    }
 }

@@ -6,6 +6,7 @@
 //! crash before the commit replays the message; after it, nothing is redone.
 
 pub mod ack;
+pub mod assignment;
 pub mod classify;
 pub mod parse;
 pub mod thread;
@@ -14,6 +15,8 @@ use crate::clock::Clock;
 use crate::config::{Config, MailboxConfig};
 use crate::model::*;
 use crate::outbound::queue::enqueue;
+use crate::rules::RuleSet;
+use crate::rules::routing::{AckChoice, Facts, Outcome};
 use crate::store::{Store, StoreError, Tx};
 use crate::token::Tokens;
 use ack::Template;
@@ -37,6 +40,8 @@ pub struct Processor {
     pub tokens: Tokens,
     /// The acknowledgement template; None when acknowledgements are disabled.
     pub ack_template: Option<Template>,
+    /// Routing rules, agents, calendars; swapped whole on reload.
+    pub rules: Arc<crate::rules::LiveRules>,
     /// Notified by the spool after each commit.
     pub committed: Arc<Notify>,
     /// Notified after outbound jobs were queued.
@@ -113,14 +118,7 @@ impl Processor {
         });
         let now = self.clock.now();
 
-        let key = match &parsed.message_id {
-            Some(id) => format!("mid:{id}"),
-            None => format!(
-                "sha256:{}",
-                hex(ring::digest::digest(&ring::digest::SHA256, &raw).as_ref())
-            ),
-        };
-        if let Some(first) = tx.dedup(&key, seq)? {
+        if let Some(first) = self.duplicate_of(tx, seq, &parsed, &raw)? {
             info!(duplicate_of = first, "duplicate message dropped");
             tx.put_duplicate(seq, first)?;
             tx.remove_raw(seq)?;
@@ -157,14 +155,6 @@ impl Processor {
         };
 
         match class {
-            Class::OwnLoop => {
-                self.quarantine(
-                    tx,
-                    &mut record,
-                    now,
-                    "our own mail came back (X-Postdesk-Loop)",
-                )?;
-            }
             Class::Bounce => match found.matched {
                 Some(m) => {
                     let mut ticket = self.load_ticket(tx, m.ticket)?;
@@ -195,7 +185,7 @@ impl Processor {
                     )?;
                 }
             },
-            Class::Customer | Class::AutoReply | Class::List => {
+            Class::Customer | Class::AutoReply | Class::List | Class::OwnLoop => {
                 let existing = match &found.matched {
                     Some(m) => {
                         let t = self.load_ticket(tx, m.ticket)?;
@@ -205,115 +195,197 @@ impl Processor {
                     None => None,
                 };
                 match existing {
-                    Some((mut ticket, m)) => {
-                        let _t = info_span!("ticket", id = ticket.id).entered();
-                        self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
-                        tx.add_event(
-                            &mut ticket,
-                            event(
-                                now,
-                                "message_added",
-                                &sender,
-                                format!("{} threaded by {}", class.as_str(), m.reason),
-                            ),
-                        )?;
-                        if class == Class::Customer {
-                            add_participant(&mut ticket, &sender);
-                            for cc in &parsed.cc {
-                                if self.cfg.mailbox_for(cc).is_none() {
-                                    add_participant(&mut ticket, cc);
-                                }
-                            }
-                            ticket.last_customer_message_id = parsed.message_id.clone();
-                            if matches!(
-                                ticket.status,
-                                Status::Resolved | Status::Pending | Status::Closed
-                            ) {
-                                let was = ticket.status;
-                                ticket.status = Status::Open;
-                                if was != Status::Pending {
-                                    tx.add_event(
-                                        &mut ticket,
-                                        event(
-                                            now,
-                                            "reopened",
-                                            &sender,
-                                            format!(
-                                                "customer replied to a {} ticket",
-                                                was.as_str()
-                                            ),
-                                        ),
-                                    )?;
-                                } else {
-                                    tx.add_event(
-                                        &mut ticket,
-                                        event(
-                                            now,
-                                            "status",
-                                            &sender,
-                                            "pending → open: customer replied".into(),
-                                        ),
-                                    )?;
-                                }
-                            }
-                        }
-                        tx.put_ticket(&ticket)?;
-                        info!(ticket = ticket.id, reason = %m.reason, "message threaded");
-                    }
-                    None => {
-                        let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
-                        let mut ticket = Ticket {
-                            id: tx.next_id("next_ticket")?,
-                            subject: if parsed.subject.is_empty() {
-                                "(no subject)".into()
-                            } else {
-                                parsed.subject.clone()
-                            },
-                            status: Status::New,
-                            priority: Priority::Normal,
-                            queue,
-                            assignee: None,
-                            requester: sender.clone(),
-                            requester_name: parsed.from_name.clone(),
-                            participants: Vec::new(),
-                            created_at: now,
-                            updated_at: now,
-                            message_count: 0,
-                            next_event: 0,
-                            last_customer_message_id: parsed.message_id.clone(),
-                        };
-                        let _t = info_span!("ticket", id = ticket.id).entered();
-                        add_participant(&mut ticket, &sender);
-                        for cc in &parsed.cc {
-                            if self.cfg.mailbox_for(cc).is_none() {
-                                add_participant(&mut ticket, cc);
-                            }
-                        }
-                        let why = match (&found.matched, &found.note) {
-                            (Some(m), _) => {
-                                format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
-                            }
-                            (None, Some(note)) => format!("no thread matched; {note}"),
-                            (None, None) => "no thread matched".to_string(),
-                        };
-                        tx.add_event(
-                            &mut ticket,
-                            event(
-                                now,
-                                "created",
-                                &sender,
-                                format!("{} from {sender}: {why}", class.as_str()),
-                            ),
-                        )?;
-                        self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
-                        self.acknowledge(tx, &mut ticket, &parsed, env, class, mailbox, now)?;
-                        tx.put_ticket(&ticket)?;
-                        info!(ticket = ticket.id, class = class.as_str(), "ticket created");
-                    }
+                    Some((ticket, m)) => self.add_to_ticket(
+                        tx,
+                        ticket,
+                        &mut record,
+                        &parsed,
+                        class,
+                        &m,
+                        &sender,
+                        now,
+                    )?,
+                    None => self.new_ticket(
+                        tx,
+                        &mut record,
+                        &parsed,
+                        env,
+                        class,
+                        mailbox,
+                        &found,
+                        &sender,
+                        now,
+                    )?,
                 }
             }
         }
         Ok(())
+    }
+
+    /// Adds a message to the ticket it threads into; a customer reply reopens
+    /// a resolved ticket and restarts a paused SLA clock.
+    #[allow(clippy::too_many_arguments)]
+    fn add_to_ticket(
+        &self,
+        tx: &mut Tx<'_>,
+        mut ticket: Ticket,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        class: Class,
+        m: &thread::ThreadMatch,
+        sender: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _t = info_span!("ticket", id = ticket.id).entered();
+        self.attach(tx, &mut ticket, record, parsed, now)?;
+        let detail = format!("{} threaded by {}", class.as_str(), m.reason);
+        tx.add_event(&mut ticket, event(now, "message_added", sender, detail))?;
+        if class == Class::Customer {
+            add_participant(&mut ticket, sender);
+            for cc in &parsed.cc {
+                if self.cfg.mailbox_for(cc).is_none() {
+                    add_participant(&mut ticket, cc);
+                }
+            }
+            ticket.last_customer_message_id = parsed.message_id.clone();
+            match ticket.status {
+                Status::Pending => {
+                    ticket.status = Status::Open;
+                    let detail = "pending → open: customer replied".to_string();
+                    tx.add_event(&mut ticket, event(now, "status", sender, detail))?;
+                    let rules = self.rules.current();
+                    crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
+                }
+                Status::Resolved | Status::Closed => {
+                    let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
+                    ticket.status = Status::Open;
+                    tx.add_event(&mut ticket, event(now, "reopened", sender, detail))?;
+                }
+                Status::New | Status::Open => {}
+            }
+        }
+        tx.put_ticket(&ticket)?;
+        info!(ticket = ticket.id, reason = %m.reason, "message threaded");
+        Ok(())
+    }
+
+    /// Opens a ticket for a message that threads nowhere: routing, SLA, acknowledgement.
+    #[allow(clippy::too_many_arguments)]
+    fn new_ticket(
+        &self,
+        tx: &mut Tx<'_>,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        env: &Envelope,
+        class: Class,
+        mailbox: Option<&MailboxConfig>,
+        found: &thread::Found,
+        sender: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
+        let mut ticket = Ticket {
+            id: tx.next_id("next_ticket")?,
+            subject: if parsed.subject.is_empty() {
+                "(no subject)".into()
+            } else {
+                parsed.subject.clone()
+            },
+            status: Status::New,
+            priority: Priority::Normal,
+            queue,
+            assignee: None,
+            requester: sender.to_string(),
+            requester_name: parsed.from_name.clone(),
+            participants: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            message_count: 0,
+            next_event: 0,
+            tags: Vec::new(),
+            sla: None,
+            last_customer_message_id: parsed.message_id.clone(),
+        };
+        let _t = info_span!("ticket", id = ticket.id).entered();
+        let rules = self.rules.current();
+        let routed = self.route(&rules, parsed, mailbox, sender, now);
+        add_participant(&mut ticket, sender);
+        for cc in &parsed.cc {
+            if self.cfg.mailbox_for(cc).is_none() {
+                add_participant(&mut ticket, cc);
+            }
+        }
+        let why = match (&found.matched, &found.note) {
+            (Some(m), _) => {
+                format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
+            }
+            (None, Some(note)) => format!("no thread matched; {note}"),
+            (None, None) => "no thread matched".to_string(),
+        };
+        tx.add_event(
+            &mut ticket,
+            event(
+                now,
+                "created",
+                sender,
+                format!("{} from {sender}: {why}", class.as_str()),
+            ),
+        )?;
+        self.attach(tx, &mut ticket, record, parsed, now)?;
+        self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
+        let template = match &routed.acknowledgement {
+            None => self.ack_template.as_ref().map(Ok),
+            Some(AckChoice::None) => {
+                Some(Err("a routing rule says no acknowledgement".to_string()))
+            }
+            Some(AckChoice::Template(name)) => Some(
+                rules
+                    .templates
+                    .get(name)
+                    .ok_or_else(|| format!("template {name} could not be loaded")),
+            ),
+        };
+        match template {
+            Some(Ok(t)) => {
+                self.acknowledge(tx, &mut ticket, t, parsed, env, class, mailbox, now)?
+            }
+            Some(Err(reason)) => tx.add_event(
+                &mut ticket,
+                event(now, "ack_suppressed", "postdesk", reason),
+            )?,
+            None => {}
+        }
+        tx.put_ticket(&ticket)?;
+        info!(ticket = ticket.id, class = class.as_str(), "ticket created");
+        Ok(())
+    }
+
+    /// The earlier copy of this message, if it is one. Copies share the
+    /// Message-ID and the body; the headers may differ (a copy fetched by IMAP
+    /// carries the receiving MTA's trace headers). A message that reuses a
+    /// Message-ID with another body is a different message and is kept.
+    fn duplicate_of(
+        &self,
+        tx: &mut Tx<'_>,
+        seq: MessageSeq,
+        parsed: &Parsed,
+        raw: &[u8],
+    ) -> Result<Option<MessageSeq>, StoreError> {
+        let Some(id) = &parsed.message_id else {
+            let key = format!("sha256:{}", sha256_hex(raw));
+            return tx.dedup(&key, seq);
+        };
+        let Some(first) = tx.dedup(&format!("mid:{id}"), seq)? else {
+            return Ok(None);
+        };
+        let body = sha256_hex(body_of(raw));
+        if tx
+            .raw(first)?
+            .is_some_and(|r| sha256_hex(body_of(&r)) == body)
+        {
+            return Ok(Some(first));
+        }
+        tx.dedup(&format!("mid:{id}:{body}"), seq)
     }
 
     fn load_ticket(&self, tx: &mut Tx<'_>, id: TicketId) -> Result<Ticket, StoreError> {
@@ -367,13 +439,14 @@ impl Processor {
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
+        template: &Template,
         parsed: &Parsed,
         env: &Envelope,
         class: Class,
         mailbox: Option<&MailboxConfig>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (Some(template), Some(mailbox)) = (&self.ack_template, mailbox) else {
+        let Some(mailbox) = mailbox else {
             return Ok(());
         };
         let ours: Vec<String> = self
@@ -506,6 +579,66 @@ impl Processor {
     }
 }
 
+impl Processor {
+    /// Evaluates the routing rules for a new ticket's first message.
+    pub fn route(
+        &self,
+        rules: &RuleSet,
+        parsed: &Parsed,
+        mailbox: Option<&MailboxConfig>,
+        sender: &str,
+        now: i64,
+    ) -> Outcome {
+        let calendar = rules.default_calendar();
+        let facts = Facts {
+            mailbox: mailbox.map_or("", |m| m.address.as_str()),
+            sender,
+            subject: &parsed.subject,
+            body: &parsed.text,
+            headers: &parsed.headers,
+            attachments: &parsed.attachments,
+            now,
+            calendar: &calendar,
+        };
+        rules.routing.evaluate(&facts)
+    }
+
+    /// Applies a routing outcome to a new ticket and records it as an event.
+    fn apply_routing(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        rules: &RuleSet,
+        routed: &Outcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if routed.matched.is_empty() {
+            return Ok(());
+        }
+        if let Some(q) = &routed.queue {
+            ticket.queue = q.clone();
+        }
+        if let Some(p) = routed.priority {
+            ticket.priority = p;
+        }
+        for t in &routed.tags {
+            if !ticket.tags.contains(t) {
+                ticket.tags.push(t.clone());
+            }
+        }
+        if let Some(a) = &routed.assign {
+            ticket.assignee = assignment::resolve(tx, rules, a, &ticket.queue)?;
+        }
+        let detail = routed
+            .matched
+            .iter()
+            .map(|(name, why)| format!("rule {name:?} ({})", why.join("; ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tx.add_event(ticket, event(now, "routed", "rules", detail))
+    }
+}
+
 struct RenderedMail {
     raw: Vec<u8>,
     message_id: String,
@@ -555,6 +688,21 @@ fn truncate(mut s: String, max: usize) -> String {
         s.truncate(cut);
     }
     s
+}
+
+/// The body of a raw message: what follows the first empty line.
+fn body_of(raw: &[u8]) -> &[u8] {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => &raw[a.min(b)..],
+        (Some(a), None) | (None, Some(a)) => &raw[a..],
+        (None, None) => raw,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn hex(bytes: &[u8]) -> String {

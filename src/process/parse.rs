@@ -20,8 +20,10 @@ pub struct Parsed {
     pub date: Option<i64>,
     /// Visible text of the first text body (derived from HTML when there is no text part).
     pub text: String,
-    /// Lower-cased (name, value) of the top-level headers that classification reads.
+    /// Top-level headers as (lower-cased name, raw value), in order; bounded in number and size.
     pub headers: Vec<(String, String)>,
+    /// Attachments as (lower-cased content type, file name).
+    pub attachments: Vec<(String, String)>,
     /// `multipart/report` with its `report-type` (lower-cased), when the message is a report.
     pub report_type: Option<String>,
     /// Message-IDs found in attached messages or headers (DSNs quote our mail this way).
@@ -32,22 +34,9 @@ pub struct Parsed {
     pub unparseable: bool,
 }
 
-/// Headers classification looks at.
-const INTERESTING: &[&str] = &[
-    "auto-submitted",
-    "precedence",
-    "list-id",
-    "list-unsubscribe",
-    "list-post",
-    "x-autoreply",
-    "x-autorespond",
-    "x-auto-response-suppress",
-    "x-postdesk-loop",
-    "x-failed-recipients",
-    "x-loop",
-    "feedback-id",
-    "x-mailer",
-];
+/// At most this many headers, each at most this long, are kept for rules.
+const MAX_HEADERS: usize = 256;
+const MAX_HEADER_VALUE: usize = 8192;
 
 impl Parsed {
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -84,11 +73,22 @@ pub fn parse(raw: &[u8]) -> Parsed {
     p.to = addresses(msg.to());
     p.cc = addresses(msg.cc());
     p.text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    for (name, value) in msg.headers_raw() {
-        let lname = name.to_ascii_lowercase();
-        if INTERESTING.contains(&lname.as_str()) {
-            p.headers.push((lname, value.trim().to_string()));
+    for (name, value) in msg.headers_raw().take(MAX_HEADERS) {
+        let value = value.trim();
+        let mut cut = value.len().min(MAX_HEADER_VALUE);
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
         }
+        p.headers
+            .push((name.to_ascii_lowercase(), value[..cut].to_string()));
+    }
+    for a in msg.attachments() {
+        let ct = a
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_ascii_lowercase())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        p.attachments
+            .push((ct, a.attachment_name().unwrap_or("").to_string()));
     }
     let root = msg.root_part();
     if let Some(ct) = root.content_type()

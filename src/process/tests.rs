@@ -53,6 +53,7 @@ fn harness() -> Harness {
         clock: Clock::system(),
         tokens: Tokens::new(b"k"),
         ack_template: Some(template),
+        rules: Arc::new(crate::rules::LiveRules::default()),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
     };
@@ -285,5 +286,47 @@ fn resolved_ticket_reopens_on_customer_reply() {
             .unwrap()
             .iter()
             .any(|e| e.kind == "reopened")
+    );
+}
+
+#[test]
+fn copies_with_other_trace_headers_are_duplicates_but_reused_ids_are_kept() {
+    let h = harness();
+    let m = mail("ivy@example.org", "same@x", "Copy", "");
+    let s1 = h.deliver("ivy@example.org", "support@example.test", &m);
+    // the same message as an IMAP copy: extra trace headers on top
+    let copy = format!(
+        "Received: from mx by imap; Tue, 1 Dec 2026 10:00:00 +0000\nDelivered-To: support@example.test\n{m}"
+    );
+    let s2 = h.deliver("ivy@example.org", "support@example.test", &copy);
+    assert_eq!(h.store.duplicate_of(s2).unwrap(), Some(s1));
+    // another message that reuses the Message-ID with another body is not lost
+    let other = m.replace("\nbody\n", "\nsomething else entirely\n");
+    let s3 = h.deliver("ivy@example.org", "support@example.test", &other);
+    assert_eq!(h.store.duplicate_of(s3).unwrap(), None);
+    assert!(h.ticket_of(s3).is_some());
+    // and its own second copy is a duplicate of it
+    let s4 = h.deliver("ivy@example.org", "support@example.test", &other);
+    assert_eq!(h.store.duplicate_of(s4).unwrap(), Some(s3));
+}
+
+#[test]
+fn our_loop_header_is_stored_without_acknowledgement() {
+    let h = harness();
+    let s = h.deliver(
+        "looper@customer.example",
+        "support@example.test",
+        &mail(
+            "looper@customer.example",
+            "loop-1@x",
+            "Fwd",
+            "X-Postdesk-Loop: support.example.test",
+        ),
+    );
+    let t = h.ticket_of(s).expect("stored in a ticket");
+    assert!(h.acks(t).is_empty());
+    assert_eq!(
+        h.store.message(s).unwrap().unwrap().kind,
+        MessageKind::System
     );
 }

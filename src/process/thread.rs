@@ -3,7 +3,8 @@
 //! 2. In-Reply-To / References naming a Message-ID we saw or sent
 //!    (for bounces also the Message-IDs quoted inside the report);
 //! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
-//! otherwise no match: a new ticket.
+//!
+//! Otherwise no match: a new ticket.
 
 use super::parse::Parsed;
 use crate::config::Config;

@@ -1,34 +1,221 @@
 //! SMTP listener (RFC 5321). Accepts mail for configured mailboxes only and
 //! answers 250 only after the spool has committed the message.
+//!
+//! - this file: listening sockets, TLS setup, the accept loop, the connection
+//!   limit and the two-stage graceful shutdown;
+//! - [`session`]: the per-connection command state machine;
+//! - [`data`]: the DATA reader (end-of-data detection, dot-unstuffing, size cap).
+
+mod data;
+mod session;
+#[cfg(test)]
+mod tests;
 
 use crate::config::Config;
 use crate::spool::Spool;
+use anyhow::Context;
+use session::{Shared, Signals};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+/// After the hard stop every session has been told to close; one that is
+/// still stuck (e.g. inside a TLS handshake) after this long is aborted.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long we try to tell a refused connection why, before dropping it.
+const REFUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bound listening sockets, ready to serve.
 pub struct SmtpServer {
     cfg: Arc<Config>,
-    listeners: Vec<tokio::net::TcpListener>,
+    listeners: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
 }
 
 impl SmtpServer {
-    /// Binds every `smtp.listen` address (so a port clash fails start-up, before we report ready).
+    /// Binds every `smtp.listen` address (so a port clash fails start-up, before we report ready)
+    /// and loads the STARTTLS certificate if one is configured (so a bad one fails start-up too).
     pub async fn bind(cfg: Arc<Config>) -> anyhow::Result<SmtpServer> {
+        let tls = load_tls(&cfg)?;
         let mut listeners = Vec::new();
         for addr in &cfg.smtp.listen {
-            let l = tokio::net::TcpListener::bind(addr)
+            let l = TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for SMTP on {addr}: {e}"))?;
             listeners.push(l);
         }
-        Ok(SmtpServer { cfg, listeners })
+        Ok(SmtpServer {
+            cfg,
+            listeners,
+            tls,
+        })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Serves until `shutdown` turns true, then lets transactions in progress
     /// finish for up to `smtp.shutdown_grace` and answers 421 to the rest.
-    pub async fn run(self, spool: Spool, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let _ = (self.cfg, self.listeners, spool, shutdown);
-        todo!("SMTP session loop")
+    /// Returns once every session has ended.
+    pub async fn run(
+        self,
+        spool: Spool,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let SmtpServer {
+            cfg,
+            listeners,
+            tls,
+        } = self;
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            spool,
+            tls,
+        });
+        let (hard_stop_tx, hard_stop) = watch::channel(false);
+        let signals = Signals {
+            shutdown: shutdown.clone(),
+            hard_stop,
+        };
+        let permits = Arc::new(Semaphore::new(cfg.smtp.max_connections));
+        let mut sessions = JoinSet::new();
+        let mut next_id: u64 = 0;
+
+        loop {
+            tokio::select! {
+                ok = async { shutdown.wait_for(|&v| v).await.is_ok() } => {
+                    if !ok {
+                        tracing::warn!("shutdown signal sender dropped; stopping SMTP");
+                    }
+                    break;
+                }
+                accepted = accept_any(&listeners) => match accepted {
+                    Ok((tcp, peer)) => {
+                        // Replies are small writes the client waits for: no Nagle delay.
+                        let _ = tcp.set_nodelay(true);
+                        next_id += 1;
+                        match permits.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let shared = shared.clone();
+                                let signals = signals.clone();
+                                sessions.spawn(async move {
+                                    session::serve_connection(shared, signals, tcp, peer, next_id).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => {
+                                tracing::warn!(%peer, limit = cfg.smtp.max_connections, "too many connections, refusing");
+                                sessions.spawn(refuse(tcp, cfg.server.hostname.clone()));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // E.g. EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(joined) = sessions.join_next(), if !sessions.is_empty() => {
+                    if let Err(e) = joined && e.is_panic() {
+                        tracing::error!(error = %e, "SMTP session panicked");
+                    }
+                }
+            }
+        }
+
+        // Stop accepting immediately: the listening sockets close here.
+        drop(listeners);
+        tracing::info!(
+            sessions = sessions.len(),
+            grace_secs = cfg.smtp.shutdown_grace.as_secs(),
+            "SMTP shutting down"
+        );
+        // Idle sessions close on their own (they watch `shutdown`); the rest
+        // get until the grace period ends.
+        let grace = tokio::time::sleep(cfg.smtp.shutdown_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                joined = sessions.join_next() => if joined.is_none() { return Ok(()) },
+                () = &mut grace => break,
+            }
+        }
+        tracing::info!(
+            sessions = sessions.len(),
+            "shutdown grace elapsed, closing remaining SMTP sessions"
+        );
+        let _ = hard_stop_tx.send(true);
+        let all_done = async { while sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_TIMEOUT, all_done).await.is_err() {
+            tracing::warn!(
+                sessions = sessions.len(),
+                "aborting SMTP sessions that did not stop"
+            );
+            sessions.shutdown().await;
+        }
+        Ok(())
     }
+}
+
+/// Accepts from whichever listener has a connection ready.
+async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for l in listeners {
+            if let Poll::Ready(r) = l.poll_accept(cx) {
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Tells a connection over the limit to come back later, then closes it.
+async fn refuse(mut tcp: TcpStream, hostname: String) {
+    let line = format!("421 4.7.0 {hostname} Too many connections, try again later\r\n");
+    let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
+        tcp.write_all(line.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
+}
+
+/// Builds the STARTTLS acceptor from `smtp.tls_cert`/`tls_key` (PEM), if set.
+fn load_tls(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let (Some(cert), Some(key)) = (&cfg.smtp.tls_cert, &cfg.smtp.tls_key) else {
+        return Ok(None);
+    };
+    let (cert, key) = (cfg.resolve(cert), cfg.resolve(key));
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read smtp.tls_cert {}", cert.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!("smtp.tls_cert {} holds no certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&key)
+        .with_context(|| format!("cannot read smtp.tls_key {}", key.display()))?;
+    // An explicit provider: no dependence on (or panic about) the process default.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS provider does not support the default protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("smtp.tls_cert and smtp.tls_key do not form a usable TLS identity")?;
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }

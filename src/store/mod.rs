@@ -34,8 +34,12 @@ const MSGID_INDEX: TableDefinition<&str, u64> = TableDefinition::new("msgid_inde
 const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("dedup");
 /// Job id → JSON [`OutboundJob`]: the durable outbound queue.
 const OUTBOUND: TableDefinition<u64, &[u8]> = TableDefinition::new("outbound");
+/// (sortable next_attempt_at, job id) → (): the outbound queue in due order.
+const OUTBOUND_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbound_due");
 /// Address → JSON (window start, count) for acknowledgement rate limiting.
 const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
+/// "{due:020}:{ticket:020}:{kind}" → nothing: SLA timers in due order.
+const SLA_TIMERS: TableDefinition<&str, ()> = TableDefinition::new("sla_timers");
 /// Message sequence of a duplicate → the sequence of the message it duplicates.
 const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
 /// Message sequence → JSON [`QuarantineEntry`].
@@ -120,6 +124,9 @@ impl Store {
             tx.txn.open_table(QUARANTINE)?;
             tx.txn.open_table(DUPLICATES)?;
             tx.txn.open_table(IMAP_CURSORS)?;
+            tx.txn.open_table(SLA_TIMERS)?;
+            tx.txn.open_table(OUTBOUND_DUE)?;
+            tx.rebuild_due_index_if_needed()?;
             Ok(())
         })?;
         Ok(store)
@@ -128,6 +135,27 @@ impl Store {
     /// Runs `f` in one durable write transaction; nothing is written if it fails.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_write()?;
+        let mut tx = Tx { txn: &txn };
+        match f(&mut tx) {
+            Ok(v) => {
+                txn.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`Store::write`], but the commit becomes durable only with the next
+    /// durable commit (or is lost in a crash). For results that are safe to
+    /// redo, e.g. recording a delivery: after a crash the message is sent again.
+    pub fn write_lazy<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        if let Err(e) = txn.set_durability(redb::Durability::None) {
+            tracing::debug!(error = %e, "non-durable commit refused; committing durably");
+        }
         let mut tx = Tx { txn: &txn };
         match f(&mut tx) {
             Ok(v) => {
@@ -287,34 +315,32 @@ impl Store {
         t.get(seq)?.map(|v| dec("messages", v.value())).transpose()
     }
 
-    /// Outbound jobs due at `now`, earliest first, at most `limit`.
+    /// Outbound jobs due at `now`, earliest first, at most `limit` (a range
+    /// scan of the due index, so a long queue costs nothing per pass).
     pub fn due_jobs(&self, now: i64, limit: usize) -> Result<Vec<OutboundJob>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(OUTBOUND)?;
-        let mut due = Vec::new();
-        for item in t.iter()? {
-            let (_, v) = item?;
-            let job: OutboundJob = dec("outbound", v.value())?;
-            if job.next_attempt_at <= now {
-                due.push(job);
+        let due = r.open_table(OUTBOUND_DUE)?;
+        let jobs = r.open_table(OUTBOUND)?;
+        let mut out = Vec::new();
+        for item in due.range((0, 0)..=(sortable(now), u64::MAX))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let (_, id) = k.value();
+            if let Some(v) = jobs.get(id)? {
+                out.push(dec("outbound", v.value())?);
             }
         }
-        due.sort_by_key(|j| (j.next_attempt_at, j.id));
-        due.truncate(limit);
-        Ok(due)
+        Ok(out)
     }
 
     /// Earliest `next_attempt_at` of any queued job.
     pub fn next_job_time(&self) -> Result<Option<i64>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(OUTBOUND)?;
-        let mut min: Option<i64> = None;
-        for item in t.iter()? {
-            let (_, v) = item?;
-            let job: OutboundJob = dec("outbound", v.value())?;
-            min = Some(min.map_or(job.next_attempt_at, |m| m.min(job.next_attempt_at)));
-        }
-        Ok(min)
+        let due = r.open_table(OUTBOUND_DUE)?;
+        let first = due.iter()?.next().transpose()?;
+        Ok(first.map(|(k, _)| unsortable(k.value().0)))
     }
 
     pub fn outbound_len(&self) -> Result<u64> {
@@ -380,6 +406,14 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// When the earliest SLA timer is due.
+    pub fn next_sla_timer(&self) -> Result<Option<i64>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SLA_TIMERS)?;
+        let first = t.iter()?.next().transpose()?;
+        Ok(first.and_then(|(k, _)| parse_sla_key(k.value()).map(|(due, _, _)| due)))
     }
 
     pub fn ticket_count(&self) -> Result<u64> {
@@ -497,15 +531,70 @@ impl Tx<'_> {
         Ok(None)
     }
 
+    /// Schedules SLA timer `kind` of `ticket` at `due`.
+    pub fn add_sla_timer(&mut self, due: i64, ticket: TicketId, kind: &str) -> Result<()> {
+        self.txn
+            .open_table(SLA_TIMERS)?
+            .insert(sla_key(due, ticket, kind).as_str(), ())?;
+        Ok(())
+    }
+
+    /// Removes every SLA timer of `ticket` (a full scan of the timer table, which
+    /// holds only the timers of open tickets).
+    pub fn clear_sla_timers(&mut self, ticket: TicketId) -> Result<()> {
+        let mut t = self.txn.open_table(SLA_TIMERS)?;
+        let marker = format!(":{ticket:020}:");
+        t.retain(|k, _| !k.contains(&marker))?;
+        Ok(())
+    }
+
+    /// Takes (removes and returns) the timers due at `now`: (due, ticket, kind).
+    pub fn take_due_sla_timers(
+        &mut self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, TicketId, String)>> {
+        let mut t = self.txn.open_table(SLA_TIMERS)?;
+        let mut keys = Vec::new();
+        for item in t.iter()? {
+            let (k, _) = item?;
+            let key = k.value().to_string();
+            match parse_sla_key(&key) {
+                Some((due, _, _)) if due > now => break,
+                _ => keys.push(key),
+            }
+            if keys.len() >= limit {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for k in keys {
+            t.remove(k.as_str())?;
+            if let Some(parsed) = parse_sla_key(&k) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn put_duplicate(&mut self, seq: MessageSeq, of: MessageSeq) -> Result<()> {
         self.txn.open_table(DUPLICATES)?.insert(seq, of)?;
         Ok(())
     }
 
+    /// Inserts or updates a job, keeping the due index in step.
     pub fn put_job(&mut self, job: &OutboundJob) -> Result<()> {
-        self.txn
-            .open_table(OUTBOUND)?
-            .insert(job.id, enc(job).as_slice())?;
+        let mut jobs = self.txn.open_table(OUTBOUND)?;
+        let mut due = self.txn.open_table(OUTBOUND_DUE)?;
+        let old: Option<OutboundJob> = match jobs.get(job.id)? {
+            Some(v) => Some(dec("outbound", v.value())?),
+            None => None,
+        };
+        if let Some(old) = old {
+            due.remove((sortable(old.next_attempt_at), old.id))?;
+        }
+        jobs.insert(job.id, enc(job).as_slice())?;
+        due.insert((sortable(job.next_attempt_at), job.id), ())?;
         Ok(())
     }
 
@@ -515,7 +604,32 @@ impl Tx<'_> {
     }
 
     pub fn remove_job(&mut self, id: u64) -> Result<()> {
-        self.txn.open_table(OUTBOUND)?.remove(id)?;
+        let old: Option<OutboundJob> = match self.txn.open_table(OUTBOUND)?.remove(id)? {
+            Some(v) => Some(dec("outbound", v.value())?),
+            None => None,
+        };
+        if let Some(old) = old {
+            self.txn
+                .open_table(OUTBOUND_DUE)?
+                .remove((sortable(old.next_attempt_at), old.id))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the due index when it does not match the queue (a store
+    /// written before the index existed).
+    fn rebuild_due_index_if_needed(&mut self) -> Result<()> {
+        let jobs = self.txn.open_table(OUTBOUND)?;
+        let mut due = self.txn.open_table(OUTBOUND_DUE)?;
+        if jobs.len()? == due.len()? {
+            return Ok(());
+        }
+        due.retain(|_, _| false)?;
+        for item in jobs.iter()? {
+            let (_, v) = item?;
+            let job: OutboundJob = dec("outbound", v.value())?;
+            due.insert((sortable(job.next_attempt_at), job.id), ())?;
+        }
         Ok(())
     }
 
@@ -562,10 +676,105 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Tickets not yet resolved, per assignee (lower-cased name). A full scan:
+    /// fine for the ticket counts of one help desk; an index can replace it later.
+    pub fn open_ticket_counts(&mut self) -> Result<std::collections::HashMap<String, usize>> {
+        let t = self.txn.open_table(TICKETS)?;
+        let mut counts = std::collections::HashMap::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let ticket: Ticket = dec("tickets", v.value())?;
+            if matches!(ticket.status, Status::New | Status::Open | Status::Pending)
+                && let Some(a) = ticket.assignee
+            {
+                *counts.entry(a.to_ascii_lowercase()).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     pub fn put_quarantine(&mut self, q: &QuarantineEntry) -> Result<()> {
         self.txn
             .open_table(QUARANTINE)?
             .insert(q.message, enc(q).as_slice())?;
         Ok(())
+    }
+}
+
+/// Unix seconds as a u64 that sorts like the i64.
+fn sortable(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+fn unsortable(k: u64) -> i64 {
+    (k ^ (1 << 63)) as i64
+}
+
+fn sla_key(due: i64, ticket: TicketId, kind: &str) -> String {
+    // Offset so that negative instants still sort correctly as text.
+    format!(
+        "{:020}:{ticket:020}:{kind}",
+        (due as i128 + (1i128 << 62)) as u64
+    )
+}
+
+fn parse_sla_key(k: &str) -> Option<(i64, TicketId, String)> {
+    let mut parts = k.splitn(3, ':');
+    let due: u64 = parts.next()?.parse().ok()?;
+    let ticket: TicketId = parts.next()?.parse().ok()?;
+    let kind = parts.next()?.to_string();
+    Some(((due as i128 - (1i128 << 62)) as i64, ticket, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, next: i64) -> OutboundJob {
+        OutboundJob {
+            id,
+            message: id,
+            ticket: None,
+            mail_from: String::new(),
+            rcpt_to: vec!["a@example.org".into()],
+            created_at: 0,
+            attempts: 0,
+            next_attempt_at: next,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn due_index_follows_updates_and_removals() {
+        let dir = std::env::temp_dir().join(format!("postdesk-store-test-{}", std::process::id()));
+        let store = Store::open(&dir).unwrap();
+        store
+            .write(|tx| {
+                tx.put_job(&job(1, 100))?;
+                tx.put_job(&job(2, -5))?;
+                tx.put_job(&job(3, 50))
+            })
+            .unwrap();
+        let ids = |now| {
+            store
+                .due_jobs(now, 10)
+                .unwrap()
+                .iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(60), vec![2, 3]);
+        assert_eq!(store.next_job_time().unwrap(), Some(-5));
+        // a retry moves the job later; a removal takes it out of the index
+        store
+            .write(|tx| {
+                tx.put_job(&job(2, 200))?;
+                tx.remove_job(3)
+            })
+            .unwrap();
+        assert_eq!(ids(150), vec![1]);
+        assert_eq!(ids(i64::MAX), vec![1, 2]);
+        assert_eq!(store.next_job_time().unwrap(), Some(100));
+        std::fs::remove_dir_all(dir).ok();
     }
 }

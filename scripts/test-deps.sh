@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test-deps.sh — install what the integration tests need, only when it is missing.
+#
+#   Debian packages: swaks (a real SMTP client used by some tests)
+#   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
+#
+# Idempotent and fast when everything is present. Runs as root on CI (no sudo);
+# as a non-root user it uses sudo for apt-get when available.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$ROOT/.venv-test"
+PYTHON=${PYTHON:-python3}
+
+APT_PACKAGES=(swaks)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=
+  [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  echo "test-deps: installing ${missing[*]}" >&2
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! "$VENV/bin/python3" -c 'import aiosmtpd' 2>/dev/null; then
+  echo "test-deps: creating $VENV with aiosmtpd" >&2
+  rm -rf "$VENV"
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 without ensurepip: install python3-venv and use the system Python.
+    rm -rf "$VENV"
+    SUDO=
+    [[ $(id -u) -eq 0 ]] || SUDO=sudo
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends python3-venv >/dev/null
+    /usr/bin/python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
+fi
+
+command -v swaks >/dev/null || { echo "test-deps: swaks missing after install" >&2; exit 1; }
+"$VENV/bin/python3" -c 'import aiosmtpd' || { echo "test-deps: aiosmtpd missing in $VENV" >&2; exit 1; }

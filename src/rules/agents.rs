@@ -1,0 +1,156 @@
+//! rules/agents.toml: who the agents are.
+//!
+//! ```toml
+//! [[agent]]
+//! name = "alice"
+//! address = "alice@example.test"
+//! alternates = ["alice@home.example"]
+//! queues = ["general", "billing"]
+//! skills = ["printers"]
+//! ```
+
+use super::{diag_at, toml_diag};
+use crate::config::{Diagnostic, split_address};
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub name: String,
+    pub address: String,
+    pub alternates: Vec<String>,
+    pub queues: Vec<String>,
+    pub skills: Vec<String>,
+}
+
+impl Agent {
+    /// Whether `addr` is one of this agent's addresses.
+    pub fn has_address(&self, addr: &str) -> bool {
+        self.address.eq_ignore_ascii_case(addr)
+            || self.alternates.iter().any(|a| a.eq_ignore_ascii_case(addr))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Agents {
+    pub list: Vec<Agent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    agent: Vec<AgentSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSpec {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    alternates: Vec<Spanned<String>>,
+    #[serde(default)]
+    queues: Vec<String>,
+    #[serde(default)]
+    skills: Vec<String>,
+}
+
+impl Agents {
+    pub fn parse(text: &str, path: &Path) -> Result<Agents, Vec<Diagnostic>> {
+        let file: File = toml::from_str(text).map_err(|e| vec![toml_diag(path, text, &e)])?;
+        let mut diags = Vec::new();
+        let mut list: Vec<Agent> = Vec::new();
+        for spec in file.agent {
+            let name = spec.name.get_ref().trim().to_string();
+            if name.is_empty() || name.contains(char::is_whitespace) || name == "me" {
+                diags.push(diag_at(
+                    path,
+                    text,
+                    spec.name.span().start,
+                    format!("agent name {name:?} must be one word (and not \"me\")"),
+                ));
+            }
+            if list.iter().any(|a| a.name.eq_ignore_ascii_case(&name)) {
+                diags.push(diag_at(
+                    path,
+                    text,
+                    spec.name.span().start,
+                    format!("agent {name:?} is defined twice"),
+                ));
+            }
+            let mut addresses = vec![&spec.address];
+            addresses.extend(spec.alternates.iter());
+            for a in &addresses {
+                if split_address(a.get_ref()).is_none() {
+                    diags.push(diag_at(
+                        path,
+                        text,
+                        a.span().start,
+                        format!("{:?} is not an address (local@domain)", a.get_ref()),
+                    ));
+                } else if list.iter().any(|x| x.has_address(a.get_ref())) {
+                    diags.push(diag_at(
+                        path,
+                        text,
+                        a.span().start,
+                        format!("address {:?} already belongs to another agent", a.get_ref()),
+                    ));
+                }
+            }
+            list.push(Agent {
+                name,
+                address: spec.address.get_ref().to_ascii_lowercase(),
+                alternates: spec
+                    .alternates
+                    .iter()
+                    .map(|a| a.get_ref().to_ascii_lowercase())
+                    .collect(),
+                queues: spec.queues,
+                skills: spec.skills,
+            });
+        }
+        if diags.is_empty() {
+            Ok(Agents { list })
+        } else {
+            Err(diags)
+        }
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Agent> {
+        self.list.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn by_address(&self, addr: &str) -> Option<&Agent> {
+        self.list.iter().find(|a| a.has_address(addr))
+    }
+
+    /// Agents serving `queue`, in file order.
+    pub fn in_queue<'a>(&'a self, queue: &'a str) -> impl Iterator<Item = &'a Agent> + 'a {
+        self.list
+            .iter()
+            .filter(move |a| a.queues.iter().any(|q| q == queue))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_reports_positions() {
+        let ok = "[[agent]]\nname = \"alice\"\naddress = \"alice@example.test\"\nqueues = [\"general\"]\n";
+        let a = Agents::parse(ok, Path::new("agents.toml")).unwrap();
+        assert_eq!(
+            a.by_address("ALICE@example.test").map(|a| a.name.as_str()),
+            Some("alice")
+        );
+        let bad = "[[agent]]\nname = \"bob\"\naddress = \"not-an-address\"\n";
+        let e = Agents::parse(bad, Path::new("agents.toml")).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (3, 11), "{}", e[0]);
+        let unknown = "[[agent]]\nname = \"bob\"\naddress = \"b@x.test\"\nqueue = [\"x\"]\n";
+        let e = Agents::parse(unknown, Path::new("agents.toml")).unwrap_err();
+        assert_eq!(e[0].line, 4, "{}", e[0]);
+    }
+}

@@ -1,0 +1,431 @@
+//! Service-level targets: policies from rules/sla.toml, deadlines counted in
+//! business time, and a scheduler that fires each warning and breach once.
+//!
+//! ```toml
+//! [[policy]]
+//! name = "urgent"
+//! priorities = ["urgent"]          # and/or queues = ["billing"]; first match wins
+//! first_response = "1h"            # business time of the calendar
+//! resolution = "8h"
+//! calendar = "default"             # rules/calendar.toml; "always" = 24/7
+//! warn_at = 0.8                    # share of the target
+//! on_warning = [{ notify = "assignee" }]
+//! on_breach = [{ notify = "agent:alice" }, { raise_priority = true }, { reassign = "least-loaded" }, { tag = "sla-breached" }]
+//! ```
+//!
+//! Deadlines are stored as instants on the ticket and as timers in the store,
+//! so nothing is recomputed on restart and timers that fell due while the
+//! daemon was down fire on the next scheduler pass (catch-up).
+
+pub mod scheduler;
+
+use crate::config::{Diagnostic, parse_duration};
+use crate::model::{Priority, SlaState, Ticket, TicketId};
+use crate::rules::calendar::Calendar;
+use crate::rules::routing::Assign;
+use crate::rules::{diag_at, toml_diag};
+use crate::store::{StoreError, Tx};
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+pub const FIRST_RESPONSE: &str = "first_response";
+pub const RESOLUTION: &str = "resolution";
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub priorities: Vec<Priority>,
+    pub queues: Vec<String>,
+    pub first_response: Option<i64>,
+    pub resolution: Option<i64>,
+    pub calendar: String,
+    pub warn_at: f64,
+    pub on_warning: Vec<Action>,
+    pub on_breach: Vec<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Mail the assignee (or, without one, nobody), an agent, or an address.
+    Notify(Target),
+    RaisePriority,
+    Reassign(Assign),
+    Tag(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Assignee,
+    Agent(String),
+    Address(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub list: Vec<Policy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    policy: Vec<PolicySpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySpec {
+    name: Spanned<String>,
+    #[serde(default)]
+    priorities: Vec<Spanned<String>>,
+    #[serde(default)]
+    queues: Vec<String>,
+    first_response: Option<Spanned<String>>,
+    resolution: Option<Spanned<String>>,
+    calendar: Option<Spanned<String>>,
+    warn_at: Option<Spanned<f64>>,
+    #[serde(default)]
+    on_warning: Vec<Spanned<ActionSpec>>,
+    #[serde(default)]
+    on_breach: Vec<Spanned<ActionSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionSpec {
+    notify: Option<String>,
+    raise_priority: Option<bool>,
+    reassign: Option<String>,
+    tag: Option<String>,
+}
+
+fn parse_priority(s: &str) -> Option<Priority> {
+    match s.to_ascii_lowercase().as_str() {
+        "low" => Some(Priority::Low),
+        "normal" => Some(Priority::Normal),
+        "high" => Some(Priority::High),
+        "urgent" => Some(Priority::Urgent),
+        _ => None,
+    }
+}
+
+impl Policies {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        calendars: &[Calendar],
+        agents: &crate::rules::Agents,
+    ) -> Result<Policies, Vec<Diagnostic>> {
+        let file: File = toml::from_str(text).map_err(|e| vec![toml_diag(path, text, &e)])?;
+        let mut diags = Vec::new();
+        let mut list = Vec::new();
+        for spec in file.policy {
+            let mut err = |at: usize, m: String| diags.push(diag_at(path, text, at, m));
+            let mut priorities = Vec::new();
+            for p in &spec.priorities {
+                match parse_priority(p.get_ref()) {
+                    Some(v) => priorities.push(v),
+                    None => err(
+                        p.span().start,
+                        format!(
+                            "priority {:?}: use low, normal, high or urgent",
+                            p.get_ref()
+                        ),
+                    ),
+                }
+            }
+            let mut duration = |d: &Option<Spanned<String>>| -> Option<i64> {
+                let d = d.as_ref()?;
+                match parse_duration(d.get_ref()) {
+                    Ok(v) if !v.is_zero() => Some(v.as_secs() as i64),
+                    Ok(_) => {
+                        err(d.span().start, "a target must be longer than zero".into());
+                        None
+                    }
+                    Err(e) => {
+                        err(d.span().start, e);
+                        None
+                    }
+                }
+            };
+            let first_response = duration(&spec.first_response);
+            let resolution = duration(&spec.resolution);
+            if spec.first_response.is_none() && spec.resolution.is_none() {
+                err(
+                    spec.name.span().start,
+                    "a policy needs first_response and/or resolution".into(),
+                );
+            }
+            let calendar = spec
+                .calendar
+                .as_ref()
+                .map_or("default".to_string(), |c| c.get_ref().clone());
+            if let Some(c) = &spec.calendar
+                && c.get_ref() != "always"
+                && !calendars.iter().any(|k| &k.name == c.get_ref())
+            {
+                err(
+                    c.span().start,
+                    format!(
+                        "no calendar {:?} in calendar.toml (or use \"always\")",
+                        c.get_ref()
+                    ),
+                );
+            }
+            let warn_at = spec.warn_at.as_ref().map_or(0.8, |w| *w.get_ref());
+            if let Some(w) = &spec.warn_at
+                && !(*w.get_ref() > 0.0 && *w.get_ref() < 1.0)
+            {
+                err(
+                    w.span().start,
+                    "warn_at must be between 0 and 1 (a share of the target)".into(),
+                );
+            }
+            let mut actions = |specs: &[Spanned<ActionSpec>]| -> Vec<Action> {
+                let mut out = Vec::new();
+                for a in specs {
+                    let at = a.span().start;
+                    let s = a.get_ref();
+                    let mut n = 0;
+                    if let Some(t) = &s.notify {
+                        n += 1;
+                        let target = if t == "assignee" {
+                            Some(Target::Assignee)
+                        } else if let Some(name) = t.strip_prefix("agent:") {
+                            agents.by_name(name).map(|a| Target::Agent(a.name.clone()))
+                        } else if t.contains('@') {
+                            Some(Target::Address(t.clone()))
+                        } else {
+                            None
+                        };
+                        match target {
+                            Some(t) => out.push(Action::Notify(t)),
+                            None => err(
+                                at,
+                                format!(
+                                    "notify {t:?}: use \"assignee\", \"agent:NAME\" of agents.toml, or an address"
+                                ),
+                            ),
+                        }
+                    }
+                    if s.raise_priority == Some(true) {
+                        n += 1;
+                        out.push(Action::RaisePriority);
+                    }
+                    if let Some(r) = &s.reassign {
+                        n += 1;
+                        let assign = match r.as_str() {
+                            "round-robin" => Some(Assign::RoundRobin),
+                            "least-loaded" => Some(Assign::LeastLoaded),
+                            s if s.starts_with("skill:") => Some(Assign::Skill(s[6..].to_string())),
+                            name => agents.by_name(name).map(|a| Assign::Agent(a.name.clone())),
+                        };
+                        match assign {
+                            Some(a) => out.push(Action::Reassign(a)),
+                            None => err(
+                                at,
+                                format!(
+                                    "reassign {r:?}: no such agent (or round-robin, least-loaded, skill:NAME)"
+                                ),
+                            ),
+                        }
+                    }
+                    if let Some(t) = &s.tag {
+                        n += 1;
+                        out.push(Action::Tag(t.clone()));
+                    }
+                    if n != 1 {
+                        err(
+                            at,
+                            "each action is one of notify, raise_priority, reassign, tag".into(),
+                        );
+                    }
+                }
+                out
+            };
+            let on_warning = actions(&spec.on_warning);
+            let on_breach = actions(&spec.on_breach);
+            list.push(Policy {
+                name: spec.name.into_inner(),
+                priorities,
+                queues: spec.queues,
+                first_response,
+                resolution,
+                calendar,
+                warn_at,
+                on_warning,
+                on_breach,
+            });
+        }
+        if diags.is_empty() {
+            Ok(Policies { list })
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// The first policy whose priorities and queues (each empty = any) fit the ticket.
+    pub fn for_ticket(&self, t: &Ticket) -> Option<&Policy> {
+        self.list.iter().find(|p| {
+            (p.priorities.is_empty() || p.priorities.contains(&t.priority))
+                && (p.queues.is_empty() || p.queues.contains(&t.queue))
+        })
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Policy> {
+        self.list.iter().find(|p| p.name == name)
+    }
+}
+
+/// The calendar a policy counts in.
+pub fn calendar_of<'a>(
+    policy: &Policy,
+    calendars: &'a [Calendar],
+) -> std::borrow::Cow<'a, Calendar> {
+    match calendars.iter().find(|c| c.name == policy.calendar) {
+        Some(c) => std::borrow::Cow::Borrowed(c),
+        None => std::borrow::Cow::Owned(Calendar::always_open()),
+    }
+}
+
+/// Starts the SLA clock of a new ticket (after routing set its priority and queue).
+pub fn start(
+    tx: &mut Tx<'_>,
+    ticket: &mut Ticket,
+    policies: &Policies,
+    calendars: &[Calendar],
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(policy) = policies.for_ticket(ticket) else {
+        return Ok(());
+    };
+    let cal = calendar_of(policy, calendars);
+    let state = SlaState {
+        policy: policy.name.clone(),
+        first_response_due: policy
+            .first_response
+            .map(|s| cal.add_business_seconds(now, s)),
+        resolution_due: policy.resolution.map(|s| cal.add_business_seconds(now, s)),
+        ..SlaState::default()
+    };
+    schedule(tx, ticket.id, &state, policy, &cal, now)?;
+    ticket.sla = Some(state);
+    Ok(())
+}
+
+/// Inserts the warning and breach timers still ahead for `state`.
+fn schedule(
+    tx: &mut Tx<'_>,
+    id: TicketId,
+    state: &SlaState,
+    policy: &Policy,
+    cal: &Calendar,
+    now: i64,
+) -> Result<(), StoreError> {
+    let targets = [
+        (
+            FIRST_RESPONSE,
+            state.first_response_due,
+            policy.first_response,
+            state.first_response_at.is_some(),
+        ),
+        (RESOLUTION, state.resolution_due, policy.resolution, false),
+    ];
+    for (what, due, target, met) in targets {
+        let (Some(due), Some(target), false) = (due, target, met) else {
+            continue;
+        };
+        // The warning comes when (1 - warn_at) of the target is left, in business time.
+        let left = ((1.0 - policy.warn_at) * target as f64) as i64;
+        let warn =
+            cal.add_business_seconds(now, (cal.business_seconds_between(now, due) - left).max(0));
+        let warn_kind = format!("{what}:warning");
+        if !state.fired.contains(&warn_kind) && warn < due {
+            tx.add_sla_timer(warn, id, &warn_kind)?;
+        }
+        let breach_kind = format!("{what}:breach");
+        if !state.fired.contains(&breach_kind) {
+            tx.add_sla_timer(due, id, &breach_kind)?;
+        }
+    }
+    Ok(())
+}
+
+/// The ticket now waits on the customer: stop the clock.
+pub fn pause(tx: &mut Tx<'_>, ticket: &mut Ticket, now: i64) -> Result<(), StoreError> {
+    if let Some(state) = ticket.sla.as_mut()
+        && state.paused_since.is_none()
+    {
+        state.paused_since = Some(now);
+        tx.clear_sla_timers(ticket.id)?;
+    }
+    Ok(())
+}
+
+/// The customer answered: restart the clock, moving the deadlines by the
+/// business time that passed while paused.
+pub fn resume(
+    tx: &mut Tx<'_>,
+    ticket: &mut Ticket,
+    policies: &Policies,
+    calendars: &[Calendar],
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(state) = ticket.sla.as_mut() else {
+        return Ok(());
+    };
+    let Some(since) = state.paused_since.take() else {
+        return Ok(());
+    };
+    let Some(policy) = policies.by_name(&state.policy) else {
+        return Ok(());
+    };
+    let cal = calendar_of(policy, calendars);
+    let shift = |due: Option<i64>| {
+        due.map(|d| cal.add_business_seconds(now, cal.business_seconds_between(since, d)))
+    };
+    state.first_response_due = shift(state.first_response_due);
+    state.resolution_due = shift(state.resolution_due);
+    let state = state.clone();
+    tx.clear_sla_timers(ticket.id)?;
+    schedule(tx, ticket.id, &state, policy, &cal, now)
+}
+
+/// The ticket is resolved or closed: nothing more can breach.
+pub fn stop(tx: &mut Tx<'_>, ticket: &mut Ticket) -> Result<(), StoreError> {
+    if ticket.sla.is_some() {
+        tx.clear_sla_timers(ticket.id)?;
+    }
+    Ok(())
+}
+
+/// What the API shows: "ok", "warning", "breached", "paused" or "met".
+pub fn state_name(ticket: &Ticket, now: i64) -> &'static str {
+    let Some(s) = &ticket.sla else { return "none" };
+    let resolved = matches!(
+        ticket.status,
+        crate::model::Status::Resolved | crate::model::Status::Closed
+    );
+    // A resolved ticket keeps only the breaches that fired before it was resolved.
+    let running = !resolved && s.paused_since.is_none();
+    let breached = s.fired.iter().any(|f| f.ends_with(":breach"))
+        || (running && s.resolution_due.is_some_and(|d| d <= now))
+        || (running
+            && s.first_response_at.is_none()
+            && s.first_response_due.is_some_and(|d| d <= now));
+    if breached {
+        "breached"
+    } else if resolved {
+        "met"
+    } else if s.paused_since.is_some() {
+        "paused"
+    } else if s.fired.iter().any(|f| f.ends_with(":warning")) {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Fires SLA warnings and breaches when their timers fall due, each once.
+//!
+//! A timer is removed in the same transaction that records its event and
+//! applies its actions, so a crash either fires it later or has fired it.
+
+use super::{Action, FIRST_RESPONSE, Target};
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::model::{Event, Priority, Status, Ticket};
+use crate::outbound::compose;
+use crate::process::assignment;
+use crate::rules::{LiveRules, RuleSet};
+use crate::store::{Store, StoreError, Tx};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Timers handled per transaction.
+const BATCH: usize = 256;
+
+/// Fires every timer due at `now`; returns how many fired an event.
+pub fn fire_due(
+    store: &Store,
+    cfg: &Config,
+    rules: &RuleSet,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut fired = 0;
+    loop {
+        let (n, more) = store.write(|tx| {
+            let due = tx.take_due_sla_timers(now, BATCH)?;
+            let more = due.len() == BATCH;
+            let mut n = 0;
+            for (at, ticket, kind) in due {
+                if fire_one(tx, cfg, rules, ticket, &kind, at, now)? {
+                    n += 1;
+                }
+            }
+            Ok((n, more))
+        })?;
+        fired += n;
+        if !more {
+            return Ok(fired);
+        }
+    }
+}
+
+fn fire_one(
+    tx: &mut Tx<'_>,
+    cfg: &Config,
+    rules: &RuleSet,
+    id: u64,
+    kind: &str,
+    due: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(mut ticket) = tx.ticket(id)? else {
+        return Ok(false);
+    };
+    let Some(state) = ticket.sla.clone() else {
+        return Ok(false);
+    };
+    let (what, level) = kind.split_once(':').unwrap_or((kind, "breach"));
+    let met = matches!(ticket.status, Status::Resolved | Status::Closed)
+        || (what == FIRST_RESPONSE && state.first_response_at.is_some());
+    if met || state.paused_since.is_some() || state.fired.iter().any(|f| f == kind) {
+        return Ok(false);
+    }
+    let Some(policy) = rules.sla.by_name(&state.policy) else {
+        return Ok(false);
+    };
+    let target_due = if what == FIRST_RESPONSE {
+        state.first_response_due
+    } else {
+        state.resolution_due
+    };
+    let label = what.replace('_', " ");
+    let detail = match level {
+        "warning" => format!(
+            "{label} due {} (policy {}): warning",
+            target_due.map_or("?".into(), rfc3339),
+            policy.name
+        ),
+        _ => format!(
+            "{label} overdue since {} (policy {})",
+            rfc3339(due),
+            policy.name
+        ),
+    };
+    if let Some(s) = ticket.sla.as_mut() {
+        s.fired.push(kind.to_string());
+    }
+    let kind_name = if level == "warning" {
+        "sla_warning"
+    } else {
+        "sla_breach"
+    };
+    tx.add_event(&mut ticket, event(now, kind_name, &detail))?;
+    let actions = if level == "warning" {
+        &policy.on_warning
+    } else {
+        &policy.on_breach
+    };
+    for action in actions {
+        apply(tx, cfg, rules, &mut ticket, action, &detail, now)?;
+    }
+    tx.put_ticket(&ticket)?;
+    tracing::info!(ticket = id, kind, "SLA {kind_name}");
+    Ok(true)
+}
+
+fn apply(
+    tx: &mut Tx<'_>,
+    cfg: &Config,
+    rules: &RuleSet,
+    ticket: &mut Ticket,
+    action: &Action,
+    detail: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    match action {
+        Action::RaisePriority => {
+            let next = match ticket.priority {
+                Priority::Low => Priority::Normal,
+                Priority::Normal => Priority::High,
+                Priority::High | Priority::Urgent => Priority::Urgent,
+            };
+            if next != ticket.priority {
+                ticket.priority = next;
+                tx.add_event(
+                    ticket,
+                    event(
+                        now,
+                        "priority",
+                        &format!("raised to {next:?} by the SLA policy").to_lowercase(),
+                    ),
+                )?;
+            }
+        }
+        Action::Tag(t) => {
+            if !ticket.tags.contains(t) {
+                ticket.tags.push(t.clone());
+            }
+        }
+        Action::Reassign(a) => {
+            let to = assignment::resolve(tx, rules, a, &ticket.queue)?;
+            if to.is_some() && to != ticket.assignee {
+                ticket.assignee = to.clone();
+                tx.add_event(
+                    ticket,
+                    event(
+                        now,
+                        "assigned",
+                        &format!("reassigned to {} by the SLA policy", to.unwrap_or_default()),
+                    ),
+                )?;
+            }
+        }
+        Action::Notify(target) => {
+            let address = match target {
+                Target::Assignee => ticket
+                    .assignee
+                    .as_deref()
+                    .and_then(|n| rules.agents.by_name(n))
+                    .map(|a| a.address.clone()),
+                Target::Agent(n) => rules.agents.by_name(n).map(|a| a.address.clone()),
+                Target::Address(a) => Some(a.clone()),
+            };
+            match address {
+                Some(to) => {
+                    let subject = format!("[#{}] SLA: {detail}", ticket.id);
+                    let body = format!(
+                        "Ticket #{} \"{}\" ({}, {}, queue {}):\n\n{detail}\n",
+                        ticket.id,
+                        ticket.subject,
+                        ticket.status.as_str(),
+                        format!("{:?}", ticket.priority).to_lowercase(),
+                        ticket.queue
+                    );
+                    compose::queue_notice(tx, cfg, ticket, &to, &subject, &body, now)?;
+                }
+                None => tx.add_event(
+                    ticket,
+                    event(now, "sla_notify_skipped", "nobody to notify (no assignee)"),
+                )?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn event(at: i64, kind: &str, detail: &str) -> Event {
+    Event {
+        at,
+        kind: kind.to_string(),
+        actor: "sla".into(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Runs the scheduler until shutdown: fires due timers (catching up on start),
+/// then sleeps until the next timer, a wake-up, or at most 30 s.
+pub async fn run(
+    cfg: Arc<Config>,
+    store: Store,
+    clock: Clock,
+    rules: Arc<LiveRules>,
+    outbound_wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (s, c, r, now) = (store.clone(), cfg.clone(), rules.current(), clock.now());
+        match tokio::task::spawn_blocking(move || fire_due(&s, &c, &r, now)).await {
+            Ok(Ok(n)) if n > 0 => outbound_wake.notify_one(),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "SLA timers failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "SLA task failed; will retry"),
+        }
+        let wait = match store.next_sla_timer() {
+            Ok(Some(due)) => (due - clock.now()).clamp(0, 30),
+            _ => 30,
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(wait as u64).max(Duration::from_millis(200))) => {}
+        }
+    }
+}

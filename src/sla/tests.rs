@@ -1,0 +1,269 @@
+//! SLA with an injected clock: deadlines in business time, warnings and
+//! breaches firing once, pause/resume, catch-up after a restart.
+
+use super::*;
+use crate::config::Config;
+use crate::model::Status;
+use crate::rules::RuleSet;
+use crate::store::Store;
+use std::path::PathBuf;
+
+const CALENDAR: &str = r#"
+[default]
+timezone = "Europe/Berlin"
+hours = { mon = "09:00-17:00", tue = "09:00-17:00", wed = "09:00-17:00", thu = "09:00-17:00", fri = "09:00-17:00" }
+holidays = ["2026-12-25"]
+"#;
+
+const AGENTS: &str = "[[agent]]\nname = \"alice\"\naddress = \"alice@example.test\"\nqueues = [\"general\"]\n[[agent]]\nname = \"lead\"\naddress = \"lead@example.test\"\n";
+
+const SLA: &str = r#"
+[[policy]]
+name = "normal"
+priorities = ["normal"]
+first_response = "4h"
+resolution = "16h"
+warn_at = 0.75
+on_warning = [{ notify = "assignee" }]
+on_breach = [{ notify = "agent:lead" }, { raise_priority = true }, { tag = "sla-breached" }]
+"#;
+
+const CONFIG: &str = r#"
+[server]
+hostname = "support.example.test"
+[[mailbox]]
+address = "support@example.test"
+[outbound]
+relay = "maildir:outbox"
+from = "Example Support <support@example.test>"
+[web]
+api_token = "t"
+"#;
+
+struct Env {
+    dir: PathBuf,
+    cfg: Config,
+    rules: RuleSet,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn env() -> Env {
+    let dir = std::env::temp_dir().join(format!(
+        "postdesk-sla-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let rules_dir = dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    std::fs::write(rules_dir.join("calendar.toml"), CALENDAR).unwrap();
+    std::fs::write(rules_dir.join("agents.toml"), AGENTS).unwrap();
+    std::fs::write(rules_dir.join("sla.toml"), SLA).unwrap();
+    let cfg = Config::from_str(CONFIG, &dir.join("config.toml")).unwrap();
+    let rules = RuleSet::load(&rules_dir, &["general".into()]).unwrap();
+    Env { dir, cfg, rules }
+}
+
+fn ts(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+fn ticket(id: u64, now: i64) -> Ticket {
+    Ticket {
+        id,
+        subject: "Printer".into(),
+        status: Status::New,
+        priority: Priority::Normal,
+        queue: "general".into(),
+        assignee: Some("alice".into()),
+        requester: "ann@example.org".into(),
+        requester_name: String::new(),
+        participants: vec!["ann@example.org".into()],
+        created_at: now,
+        updated_at: now,
+        message_count: 1,
+        next_event: 0,
+        tags: Vec::new(),
+        sla: None,
+        last_customer_message_id: None,
+    }
+}
+
+fn open_ticket(store: &Store, e: &Env, now: i64) -> Ticket {
+    store
+        .write(|tx| {
+            let mut t = ticket(1, now);
+            start(tx, &mut t, &e.rules.sla, &e.rules.calendars, now)?;
+            tx.put_ticket(&t)?;
+            Ok(t)
+        })
+        .unwrap()
+}
+
+fn kinds(store: &Store) -> Vec<String> {
+    store
+        .ticket_events(1)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[test]
+fn deadlines_count_business_time_across_a_weekend() {
+    let e = env();
+    let store = Store::open(&e.dir.join("data")).unwrap();
+    // Friday 2026-11-27 15:00 local (14:00Z): 2h left today, 2h on Monday.
+    let t = open_ticket(&store, &e, ts("2026-11-27T14:00:00Z"));
+    let s = t.sla.unwrap();
+    assert_eq!(s.policy, "normal");
+    assert_eq!(s.first_response_due, Some(ts("2026-11-30T10:00:00Z"))); // Monday 11:00 local
+    // 16h = 2h Fri + 8h Mon + 6h Tue → Tuesday 15:00 local
+    assert_eq!(s.resolution_due, Some(ts("2026-12-01T14:00:00Z")));
+}
+
+#[test]
+fn warning_then_breach_each_fire_once_even_across_restart() {
+    let e = env();
+    let data = e.dir.join("data");
+    let start_at = ts("2026-12-01T08:00:00Z"); // Tuesday 09:00 local
+    {
+        let store = Store::open(&data).unwrap();
+        open_ticket(&store, &e, start_at);
+        // 2h in: nothing due yet
+        assert_eq!(
+            scheduler::fire_due(&store, &e.cfg, &e.rules, start_at + 2 * 3600).unwrap(),
+            0
+        );
+        // 3h in: first-response warning (75% of 4h)
+        assert_eq!(
+            scheduler::fire_due(&store, &e.cfg, &e.rules, start_at + 3 * 3600).unwrap(),
+            1
+        );
+        assert_eq!(
+            scheduler::fire_due(&store, &e.cfg, &e.rules, start_at + 3 * 3600 + 60).unwrap(),
+            0
+        );
+        assert_eq!(kinds(&store), vec!["sla_warning"]);
+        // the warning mailed the assignee
+        let jobs = store.due_jobs(i64::MAX, 10).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].rcpt_to, vec!["alice@example.test"]);
+    } // "daemon stops"
+    // The daemon was down across the first-response deadline (13:00 local).
+    let store = Store::open(&data).unwrap();
+    let later = ts("2026-12-01T15:00:00Z"); // 16:00 local
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, later).unwrap(),
+        1,
+        "catch-up fires the breach"
+    );
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, later + 60).unwrap(),
+        0,
+        "once only"
+    );
+    let k = kinds(&store);
+    assert!(k.contains(&"sla_breach".to_string()), "{k:?}");
+    let t = store.ticket(1).unwrap().unwrap();
+    assert_eq!(t.priority, Priority::High, "breach raised the priority");
+    assert!(t.tags.contains(&"sla-breached".to_string()));
+    assert_eq!(state_name(&t, later), "breached");
+    let jobs = store.due_jobs(i64::MAX, 10).unwrap();
+    assert!(
+        jobs.iter().any(|j| j.rcpt_to == vec!["lead@example.test"]),
+        "{jobs:?}"
+    );
+}
+
+#[test]
+fn pause_stops_the_clock_and_resume_moves_deadlines() {
+    let e = env();
+    let store = Store::open(&e.dir.join("data")).unwrap();
+    let start_at = ts("2026-12-01T08:00:00Z"); // Tuesday 09:00 local
+    let t = open_ticket(&store, &e, start_at);
+    let first_due = t.sla.as_ref().unwrap().first_response_due.unwrap();
+    assert_eq!(first_due, ts("2026-12-01T12:00:00Z"));
+    // pending after 1h, for 2 business hours
+    store
+        .write(|tx| {
+            let mut t = tx.ticket(1)?.unwrap();
+            pause(tx, &mut t, start_at + 3600)?;
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+    // nothing fires while paused, even past the original deadline
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, first_due + 60).unwrap(),
+        0
+    );
+    assert_eq!(
+        state_name(&store.ticket(1).unwrap().unwrap(), first_due + 60),
+        "paused"
+    );
+    let resumed_at = start_at + 3 * 3600;
+    store
+        .write(|tx| {
+            let mut t = tx.ticket(1)?.unwrap();
+            resume(tx, &mut t, &e.rules.sla, &e.rules.calendars, resumed_at)?;
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+    let s = store.ticket(1).unwrap().unwrap().sla.unwrap();
+    assert_eq!(s.first_response_due, Some(first_due + 2 * 3600));
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, first_due + 60).unwrap(),
+        0
+    );
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, first_due + 2 * 3600).unwrap(),
+        2,
+        "warning and breach"
+    );
+}
+
+#[test]
+fn resolved_tickets_do_not_breach() {
+    let e = env();
+    let store = Store::open(&e.dir.join("data")).unwrap();
+    let start_at = ts("2026-12-01T08:00:00Z");
+    open_ticket(&store, &e, start_at);
+    store
+        .write(|tx| {
+            let mut t = tx.ticket(1)?.unwrap();
+            t.status = Status::Resolved;
+            stop(tx, &mut t)?;
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, start_at + 30 * 86400).unwrap(),
+        0
+    );
+    assert_eq!(
+        state_name(&store.ticket(1).unwrap().unwrap(), start_at + 30 * 86400),
+        "met"
+    );
+}
+
+#[test]
+fn invalid_policies_report_positions() {
+    let e = env();
+    let bad = "[[policy]]\nname = \"x\"\nresolution = \"8 hours\"\non_breach = [{ notify = \"agent:nobody\" }]\n";
+    let err = Policies::parse(
+        bad,
+        Path::new("sla.toml"),
+        &e.rules.calendars,
+        &e.rules.agents,
+    )
+    .unwrap_err();
+    assert_eq!((err[0].line, err[0].column), (3, 14), "{}", err[0]);
+    assert_eq!(err[1].line, 4, "{}", err[1]);
+}
