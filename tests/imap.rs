@@ -3,7 +3,8 @@
 //! (Python imaplib, tests/imap_support/imap_tool.py).
 //!
 //! Needs `dovecot-imapd dovecot-core` and `python3`; without Dovecot every
-//! test here prints a loud SKIPPED notice and passes.
+//! test here prints a loud SKIPPED notice and passes, unless
+//! `POSTDESK_REQUIRE_DOVECOT` is set (CI), which turns the skip into a failure.
 
 mod imap_support;
 

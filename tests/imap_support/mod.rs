@@ -63,11 +63,16 @@ pub fn scratch(name: &str) -> Scratch {
     Scratch(dir)
 }
 
-/// True when Dovecot can be started; prints a loud notice when it cannot.
+/// True when Dovecot can be started; prints a loud notice when it cannot
+/// (or panics when `POSTDESK_REQUIRE_DOVECOT` is set).
 pub fn dovecot_available(test: &str) -> bool {
     let bin = std::env::var("DOVECOT").unwrap_or_else(|_| "/usr/sbin/dovecot".into());
     if Path::new(&bin).exists() {
         return true;
+    }
+    // CI sets this so a missing peer fails loudly instead of passing by skipping.
+    if std::env::var_os("POSTDESK_REQUIRE_DOVECOT").is_some() {
+        panic!("{test}: Dovecot is required (POSTDESK_REQUIRE_DOVECOT) but {bin} is missing");
     }
     eprintln!(
         "\n!!!!!!!!!! SKIPPED {test}: Dovecot is not installed ({bin} missing).\n\
