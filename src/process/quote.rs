@@ -480,7 +480,7 @@ fn is_banner(t: &str) -> bool {
     }
     let inner =
         lower.trim_matches(|c: char| matches!(c, '-' | '_' | '=' | '*' | ':') || c.is_whitespace());
-    BANNERS.iter().any(|b| inner == *b)
+    BANNERS.contains(&inner)
 }
 
 /// Header names that start or belong to a quoted header block ("From: … Sent:
