@@ -284,7 +284,11 @@ fn attribution_at(lines: &[&str], kinds: &[Kind], i: usize) -> Option<usize> {
             // one-line attribution is reply text, not part of it.
             if k > 0
                 && (i + 1..=end).any(|s| {
-                    plausible_start(lines[s]) && attribution_len_exact(lines, kinds, s, end)
+                    // "On Nov 21, 2014,\nat 10:18,\nJohn <j@x> wrote:": a line
+                    // ending in a comma continues on the next one.
+                    !lines[s - 1].ends_with(',')
+                        && plausible_start(lines[s])
+                        && attribution_len_exact(lines, kinds, s, end)
                 })
             {
                 return None;

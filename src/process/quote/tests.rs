@@ -232,6 +232,16 @@ fn attribution_wrapped_over_lines() {
 }
 
 #[test]
+fn attribution_wrapped_after_commas() {
+    let t =
+        "New reply.\n\nOn Nov 21, 2014,\nat 10:18,\nJohn Doe <john@doe123.com> wrote:\n\n> Ok.\n";
+    assert_eq!(visible_text(t), "New reply.");
+    // a body line above a one-line attribution stays
+    let t = "Call me at 5\nOn Mon, 1 Jan 2024 at 10:00, Ann <a@x.org> wrote:\n> hi\n";
+    assert_eq!(visible_text(t), "Call me at 5");
+}
+
+#[test]
 fn localized_attributions() {
     for attr in [
         "Am 13.12.2017 21:11 schrieb Ann <a@x.de>:",
