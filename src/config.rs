@@ -189,7 +189,7 @@ fn default_retry_max() -> Duration {
     Duration::from_secs(3600)
 }
 fn default_concurrency() -> usize {
-    4
+    16
 }
 fn default_send_timeout() -> Duration {
     Duration::from_secs(60)

@@ -9,6 +9,7 @@ pub mod ack;
 pub mod assignment;
 pub mod classify;
 pub mod parse;
+pub mod quote;
 pub mod thread;
 
 use crate::clock::Clock;

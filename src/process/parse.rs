@@ -204,30 +204,11 @@ fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// The text a human wrote, without the quoted message below it: cuts at the
-/// first attribution line ("On … wrote:") or quoted block that runs to the end.
-/// The raw original stays stored; this is only the visible text.
+/// The text a human wrote, without quoted replies, attributions, forwarded
+/// header blocks and signatures (see [`super::quote::visible_text`]). The raw
+/// original stays stored; this is only the visible text.
 pub fn visible_text(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut end = lines.len();
-    // trailing quoted lines and blank lines
-    while end > 0
-        && (lines[end - 1].trim().is_empty() || lines[end - 1].trim_start().starts_with('>'))
-    {
-        end -= 1;
-    }
-    let had_quote =
-        end < lines.len() && lines[end..].iter().any(|l| l.trim_start().starts_with('>'));
-    if had_quote && end > 0 {
-        let last = lines[end - 1].trim();
-        if last.ends_with("wrote:") || last.ends_with("a écrit :") || last.ends_with("schrieb:") {
-            end -= 1;
-        }
-    }
-    let mut out = lines[..end].join("\n");
-    let trimmed = out.trim_end().len();
-    out.truncate(trimmed);
-    out
+    super::quote::visible_text(text)
 }
 
 #[cfg(test)]

@@ -1,0 +1,379 @@
+use super::*;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// crisp-oss/email-reply-parser's `COMMON_FIRST_FRAGMENT` (test/test.js).
+const COMMON: &str = "Fusce bibendum, quam hendrerit sagittis tempor, dui turpis tempus erat, pharetra sodales ante sem sit amet metus.\n\
+Nulla malesuada, orci non vulputate lobortis, massa felis pharetra ex, convallis consectetur ex libero eget ante.\n\
+Nam vel turpis posuere, rhoncus ligula in, venenatis orci. Duis interdum venenatis ex a rutrum.\n\
+Duis ut libero eu lectus consequat consequat ut vel lorem. Vestibulum convallis lectus urna,\n\
+et mollis ligula rutrum quis. Fusce sed odio id arcu varius aliquet nec nec nibh.";
+
+/// The issue's bar: at least this share of the corpus expectations hold.
+const REQUIRED_PASS_RATE: f64 = 0.95;
+
+#[derive(serde::Deserialize)]
+struct Expectations {
+    case: Vec<Case>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct Case {
+    file: String,
+    kind: String,
+    source: String,
+    equals: Option<String>,
+    equals_input: bool,
+    equals_file: Option<String>,
+    equals_body_minus: Option<String>,
+    equals_nows: Option<String>,
+    starts_with: Option<String>,
+    contains: Vec<String>,
+    not_contains: Vec<String>,
+    max_ms: Option<u64>,
+    smoke: bool,
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reply-stripping")
+}
+
+fn read(rel: &str) -> String {
+    let bytes = std::fs::read(corpus_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Line ends carry no meaning in the comparison (the sources trim too).
+fn norm(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+fn no_ws(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Runs one case: Ok(()) or the reason it missed.
+fn run_case(c: &Case) -> Result<(), String> {
+    let raw = read(&c.file);
+    let started = Instant::now();
+    let (input, got) = match c.kind.as_str() {
+        "text" => (raw.clone(), visible_text(&raw)),
+        "html" => (raw.clone(), visible_text_html(&raw)),
+        "eml" => {
+            let text = crate::process::parse::parse(raw.as_bytes()).text;
+            let got = visible_text(&text);
+            (text, got)
+        }
+        other => return Err(format!("unknown kind {other}")),
+    };
+    let elapsed = started.elapsed();
+    let got_n = norm(&got);
+    let short = |s: &str| -> String {
+        let s = s.replace('\n', "⏎");
+        if s.chars().count() > 160 {
+            format!("{}…", s.chars().take(160).collect::<String>())
+        } else {
+            s
+        }
+    };
+    if !input.trim().is_empty() && got.trim().is_empty() {
+        return Err("empty result for non-empty input".into());
+    }
+    if let Some(ms) = c.max_ms
+        && elapsed.as_millis() > u128::from(ms)
+    {
+        return Err(format!("took {elapsed:?}, limit {ms} ms"));
+    }
+    let mut expected: Option<String> = None;
+    if let Some(e) = &c.equals {
+        expected = Some(norm(&e.replace("{COMMON}", COMMON)));
+    }
+    if c.equals_input {
+        expected = Some(norm(&input));
+    }
+    if let Some(f) = &c.equals_file {
+        expected = Some(norm(&read(f)));
+    }
+    if let Some(f) = &c.equals_body_minus {
+        let sig = norm(&read(f));
+        let body = norm(&raw);
+        let reply = body
+            .strip_suffix(&sig)
+            .ok_or_else(|| format!("{f} is not a suffix of the body"))?;
+        expected = Some(norm(reply));
+    }
+    if let Some(e) = expected
+        && got_n != e
+    {
+        return Err(format!("expected {:?}, got {:?}", short(&e), short(&got_n)));
+    }
+    if let Some(e) = &c.equals_nows
+        && no_ws(&got) != *e
+    {
+        return Err(format!(
+            "expected (no whitespace) {e:?}, got {:?}",
+            short(&no_ws(&got))
+        ));
+    }
+    if let Some(p) = &c.starts_with
+        && !got_n.starts_with(p.as_str())
+    {
+        return Err(format!("does not start with {p:?}: {:?}", short(&got_n)));
+    }
+    for s in &c.contains {
+        if !got.contains(s.as_str()) {
+            return Err(format!("missing {s:?}: {:?}", short(&got_n)));
+        }
+    }
+    for s in &c.not_contains {
+        if got.contains(s.as_str()) {
+            return Err(format!("still contains {s:?}: {:?}", short(&got_n)));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn corpus_pass_rate() {
+    let toml_text = read("expectations.toml");
+    let exp: Expectations = toml::from_str(&toml_text).expect("expectations.toml parses");
+    let mut total = 0usize;
+    let mut passed = 0usize;
+    let mut misses = Vec::new();
+    let mut smoke_failures = Vec::new();
+    for c in &exp.case {
+        let result = run_case(c);
+        if c.smoke {
+            if let Err(e) = result {
+                smoke_failures.push(format!("{}: {e}", c.file));
+            }
+            continue;
+        }
+        total += 1;
+        match result {
+            Ok(()) => passed += 1,
+            Err(e) => misses.push(format!("{}: {e}\n      source: {}", c.file, c.source)),
+        }
+    }
+    let rate = passed as f64 / total as f64;
+    println!(
+        "reply-stripping corpus: {passed} of {total} expectations pass ({:.1}%)",
+        rate * 100.0
+    );
+    for m in &misses {
+        println!("  MISS {m}");
+    }
+    assert!(
+        smoke_failures.is_empty(),
+        "smoke inputs failed: {smoke_failures:#?}"
+    );
+    assert!(
+        rate >= REQUIRED_PASS_RATE,
+        "pass rate {passed}/{total} below {REQUIRED_PASS_RATE}"
+    );
+}
+
+/// Every file in the corpus folder is covered by a case (or is an auxiliary
+/// expected-result / sender file), so a fixture cannot be silently skipped.
+#[test]
+fn every_fixture_has_a_case() {
+    let exp: Expectations = toml::from_str(&read("expectations.toml")).expect("parses");
+    let mut listed: Vec<String> = exp.case.iter().map(|c| c.file.clone()).collect();
+    listed.extend(exp.case.iter().filter_map(|c| c.equals_file.clone()));
+    listed.extend(exp.case.iter().filter_map(|c| c.equals_body_minus.clone()));
+    let mut missing = Vec::new();
+    let mut stack = vec![corpus_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable corpus dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(corpus_dir())
+                .expect("under corpus")
+                .to_string_lossy()
+                .into_owned();
+            if rel.ends_with(".md") || rel == "expectations.toml" || rel.ends_with("_sender") {
+                continue;
+            }
+            if !listed.contains(&rel) {
+                missing.push(rel);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "fixtures without a case: {missing:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Focused unit tests, one per pattern.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cuts_trailing_quote_and_attribution() {
+    let t = "Thanks, that worked.\n\nOn Mon, 1 Jan 2024 at 10:00, Ann <a@x.org> wrote:\n> Try again\n> please\n";
+    assert_eq!(visible_text(t), "Thanks, that worked.");
+}
+
+#[test]
+fn attribution_wrapped_over_lines() {
+    let t = "Fine by me.\n\nOn Mon, 1 Jan 2024 at 10:00, Ann Example\n<ann@example.org>\nwrote:\n> hi\n";
+    assert_eq!(visible_text(t), "Fine by me.");
+    let t = "Fine by me.\n\nOn Mon, 1 Jan 2024 at 10:00, Ann <ann@example.org>\nwrote:\n\nunquoted old text\n";
+    assert_eq!(visible_text(t), "Fine by me.");
+}
+
+#[test]
+fn attribution_wrapped_after_commas() {
+    let t =
+        "New reply.\n\nOn Nov 21, 2014,\nat 10:18,\nJohn Doe <john@doe123.com> wrote:\n\n> Ok.\n";
+    assert_eq!(visible_text(t), "New reply.");
+    // a body line above a one-line attribution stays
+    let t = "Call me at 5\nOn Mon, 1 Jan 2024 at 10:00, Ann <a@x.org> wrote:\n> hi\n";
+    assert_eq!(visible_text(t), "Call me at 5");
+}
+
+#[test]
+fn localized_attributions() {
+    for attr in [
+        "Am 13.12.2017 21:11 schrieb Ann <a@x.de>:",
+        "Le lun. 15 nov. 2021 à 19:42, Ann <a@x.fr> a écrit :",
+        "El 3 ene 2024, a las 10:00, Ann <a@x.es> escribió:",
+        "Il giorno 8 dicembre 2016, Ann <a@x.it> ha scritto:",
+        "Op 12 december 2016 19:05 schreef Ann <a@x.nl>:",
+        "W dniu 2017-01-09 11:59:39 użytkownik Ann <a@x.pl> pisze:",
+        "2024年1月1日 10:00，Ann <a@x.cn> 写道：",
+        "ср, 30 апр. 2025 г. в 15:19, Ann <a@x.ru>:",
+    ] {
+        let t = format!("Reply here.\n\n{attr}\n\nOld text\n");
+        assert_eq!(visible_text(&t), "Reply here.", "{attr}");
+    }
+}
+
+#[test]
+fn prose_starting_with_on_is_kept() {
+    let t = "On the other hand, we should wait.\nOn average it works.\n";
+    assert_eq!(visible_text(t), t.trim());
+}
+
+#[test]
+fn outlook_header_blocks() {
+    let t = "Done.\n\n________________________________\nFrom: Ann <a@x.org>\nSent: Monday, 1 January 2024 10:00\nTo: Support\nSubject: Printer\n\nOld\n";
+    assert_eq!(visible_text(t), "Done.");
+    let t =
+        "Erledigt.\n\nVon: Ann <a@x.de>\nGesendet: Montag\nAn: Support\nBetreff: Drucker\n\nAlt\n";
+    assert_eq!(visible_text(t), "Erledigt.");
+    // one "From:" in prose is not a header block
+    let t = "The data comes From: our database.\nTo: be sure, check it.\n";
+    assert_eq!(visible_text(t), t.trim());
+}
+
+#[test]
+fn original_message_banners() {
+    for banner in [
+        "-----Original Message-----",
+        "----- Original Message -----",
+        "-------- Message d'origine --------",
+        "-----Ursprüngliche Nachricht-----",
+        "---------- Forwarded message ---------",
+    ] {
+        let t = format!("New text.\n\n{banner}\nHello old\n");
+        assert_eq!(visible_text(&t), "New text.", "{banner}");
+    }
+}
+
+#[test]
+fn signature_delimiter() {
+    assert_eq!(visible_text("Hi.\n\n-- \nAnn\nACME\n"), "Hi.");
+    assert_eq!(visible_text("Hi.\n--\nAnn\n"), "Hi.");
+    // a "--" inside a line is not a delimiter
+    assert_eq!(
+        visible_text("Here is a fix -- not a signature.\n"),
+        "Here is a fix -- not a signature."
+    );
+}
+
+#[test]
+fn mobile_signatures() {
+    assert_eq!(visible_text("Ok!\n\nSent from my iPhone\n"), "Ok!");
+    assert_eq!(
+        visible_text("Ok!\n\nGet Outlook for iOS<https://aka.ms/o0ukef>\n"),
+        "Ok!"
+    );
+    assert_eq!(
+        visible_text("Ok!\n\nGesendet von Outlook für Android\n"),
+        "Ok!"
+    );
+    let prose = "The notification was sent from my iPhone app.\nSent from my desk, is much easier.";
+    assert_eq!(visible_text(prose), prose);
+}
+
+#[test]
+fn inline_replies_are_kept() {
+    let t = "On Mon, 1 Jan 2024 at 10:00, Ann <a@x.org> wrote:\n> Question one?\n\nAnswer one.\n\n> Question two?\n\nAnswer two.\n";
+    assert_eq!(visible_text(t), "Answer one.\n\nAnswer two.");
+}
+
+#[test]
+fn signoff_and_contact_block() {
+    assert_eq!(
+        visible_text("Hi,\n\nIt works now.\n\nRegards,\n\nJohn Doe\nCEO @ Acme\n"),
+        "Hi,\n\nIt works now."
+    );
+    assert_eq!(
+        visible_text("It works now.\n\nGina X\ngina@example.com\n(555) 346-9947\n"),
+        "It works now."
+    );
+    // an organisation's closing line under a notice stays
+    let t = "Your domain expires soon.\n\nSincerely,\nSuper Domain Name Manager";
+    assert_eq!(visible_text(t), t);
+}
+
+#[test]
+fn code_fences_are_content() {
+    let t = "See:\n\n```\n-- \nSent from my mailer\n```\n\nThanks";
+    // (trailing whitespace at line ends is not kept)
+    assert_eq!(visible_text(t), t.replace("-- \n", "--\n"));
+}
+
+#[test]
+fn everything_quoted_returns_original() {
+    let t = "> only a quote\n> nothing else\n";
+    assert_eq!(visible_text(t), t.trim());
+    assert_eq!(visible_text(""), "");
+}
+
+#[test]
+fn huge_inputs_are_bounded() {
+    let line = format!("{}\n", ">".repeat(1000));
+    let big = format!("Top reply\n{}", line.repeat(10_000)); // 10 MB
+    let started = Instant::now();
+    let out = visible_text(&big);
+    assert_eq!(out, "Top reply");
+    assert!(started.elapsed().as_secs() < 5);
+    // a huge single line without newlines
+    let one = "a".repeat(6 << 20);
+    assert_eq!(visible_text(&one).len(), MAX_INPUT);
+}
+
+#[test]
+fn html_quote_containers() {
+    let gmail = r#"<div dir="ltr">Sounds good.</div><div class="gmail_quote">On Mon, Ann &lt;a@x&gt; wrote:<blockquote>old</blockquote></div>"#;
+    assert_eq!(visible_text_html(gmail), "Sounds good.");
+    let apple = r#"<div>Yes&nbsp;please</div><blockquote type="cite"><div>old</div></blockquote>"#;
+    assert_eq!(visible_text_html(apple), "Yes please");
+    let outlook = r#"<p>Fixed.</p><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> Ann</div><div>old</div>"#;
+    assert_eq!(visible_text_html(outlook), "Fixed.");
+    let border = r#"<p>Fixed.</p><div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"><p><b>From:</b> Ann</p></div><p>old</p>"#;
+    assert_eq!(visible_text_html(border), "Fixed.");
+    let script = "<style>p{x:1}</style><script>alert(1)</script><p>A &amp; B &#8212; &#x41;</p>";
+    assert_eq!(visible_text_html(script), "A & B — A");
+}
