@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-deps.sh — install what the integration tests need, only when it is missing.
 #
-#   Debian packages: swaks (a real SMTP client used by some tests)
+#   Debian packages: swaks (a real SMTP client used by some tests), dovecot-imapd and
+#                    dovecot-core (a private IMAP server the IMAP intake tests start)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
 #
 # Idempotent and fast when everything is present. Runs as root on CI (no sudo);
@@ -11,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.venv-test"
 PYTHON=${PYTHON:-python3}
 
-APT_PACKAGES=(swaks)
+APT_PACKAGES=(swaks dovecot-imapd dovecot-core)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -11,6 +11,6 @@ cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
 start=$(date +%s)
 status=0
-cargo test --no-fail-fast "$@" -- --test-threads="${TEST_THREADS:-2}" || status=$?
+POSTDESK_REQUIRE_DOVECOT=${POSTDESK_REQUIRE_DOVECOT:-1} cargo test --no-fail-fast "$@" -- --test-threads="${TEST_THREADS:-2}" || status=$?
 echo "scripts/test.sh: cargo test finished in $(( $(date +%s) - start ))s (exit $status)"
 exit $status
