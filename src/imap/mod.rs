@@ -40,6 +40,8 @@ use crate::config::{Config, ImapAfter, ImapConfig};
 use crate::model::{Envelope, ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry, Source};
 use crate::spool::{Spool, SpoolError};
 use crate::store::{Store, StoreError};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{Response, Status};
 use conn::ImapSession;
 use futures_util::{FutureExt, TryStreamExt};
 use serde::Serialize;
@@ -376,8 +378,24 @@ impl Poller {
         };
         match outcome {
             Some(Err(e)) => return Err(e.into()),
-            Some(Ok(r)) => debug!(folder = %self.folder, response = ?r, "IDLE woke up"),
-            None => {}
+            Some(Ok(IdleResponse::NewData(data))) => {
+                debug!(folder = %self.folder, response = ?data, "IDLE woke up");
+                // An untagged NO/BAD/BYE in IDLE means the selected folder is
+                // gone or broken (Dovecot says so when it is deleted): start
+                // over with a fresh SELECT, which also notices a new UIDVALIDITY,
+                // instead of polling a dead selection in a tight loop.
+                if let Response::Data {
+                    status: status @ (Status::No | Status::Bad | Status::Bye),
+                    outcome,
+                } = data.parsed()
+                {
+                    return Err(ImapError::Unexpected(format!(
+                        "{status:?} during IDLE: {}",
+                        outcome.information.as_deref().unwrap_or("")
+                    )));
+                }
+            }
+            Some(Ok(_)) | None => {}
         }
         // A closed connection also ends the wait; DONE then fails and we reconnect.
         t("DONE", handle.done()).await
