@@ -148,6 +148,13 @@ impl Store {
         }
     }
 
+    /// Makes every earlier [`Store::write_lazy`] commit durable (an empty
+    /// durable commit). Called on a clean stop, so a restart does not redo
+    /// deliveries that were already recorded.
+    pub fn flush(&self) -> Result<()> {
+        self.write(|_| Ok(()))
+    }
+
     /// Like [`Store::write`], but the commit becomes durable only with the next
     /// durable commit (or is lost in a crash). For results that are safe to
     /// redo, e.g. recording a delivery: after a crash the message is sent again.
@@ -191,6 +198,18 @@ impl Store {
                         message: seq,
                         ..q.clone()
                     })?;
+                }
+                for n in &c.notices {
+                    let seq = tx.next_id("next_message")?;
+                    tx.put_raw(seq, &n.raw)?;
+                    crate::outbound::queue::enqueue(
+                        tx,
+                        seq,
+                        None,
+                        n.mail_from.clone(),
+                        n.rcpt_to.clone(),
+                        n.at,
+                    )?;
                 }
                 tx.advance_imap_cursor(&c.cursor)?;
             }
