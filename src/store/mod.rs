@@ -97,6 +97,11 @@ pub struct TicketFilter {
 }
 
 /// Cheap to clone handle on the database.
+/// redb's page cache. Its default (1 GiB) would let a mail backlog grow the
+/// daemon's memory far past what small hardware has; the hot set (spool,
+/// indexes, open tickets) is much smaller, and the OS page cache holds the rest.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
@@ -106,7 +111,9 @@ impl Store {
     /// Opens (or creates) `DIR/postdesk.redb` and makes sure every table exists.
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)?;
-        let db = Database::create(data_dir.join("postdesk.redb"))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(data_dir.join("postdesk.redb"))?;
         let store = Store { db: Arc::new(db) };
         store.write(|tx| {
             tx.txn.open_table(META)?;
