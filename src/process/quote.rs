@@ -332,9 +332,16 @@ fn is_attribution(raw: &str) -> bool {
     if t.len() < 8 || t.len() > 2 * MAX_PATTERN_LINE {
         return false;
     }
+    // Every form below needs a digit, an '@' or a leading "On ": most lines
+    // of a long message have none, and are turned away without allocating.
+    let has_digit = t.bytes().any(|b| b.is_ascii_digit());
+    let has_at = t.contains('@');
+    let starts_on = t.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("on"))
+        && t[2..].starts_with(char::is_whitespace);
+    if !(has_digit || has_at || starts_on) {
+        return false;
+    }
     let lower = collapse_ws(&t.to_lowercase());
-    let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
-    let has_at = lower.contains('@');
     if ATTRIBUTION_ENDINGS.iter().any(|e| lower.ends_with(e)) {
         return has_digit || has_at || lower.starts_with("on ");
     }
