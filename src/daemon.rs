@@ -363,6 +363,8 @@ pub fn rules_test(
         tags: Vec::new(),
         sla: None,
         last_customer_message_id: None,
+        version: 0,
+        public_replies: Vec::new(),
     };
     match rules.sla.for_ticket(&probe) {
         Some(p) if class == classify::Class::Customer => {
