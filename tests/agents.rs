@@ -266,8 +266,8 @@ fn round_trip_notification_reply_relayed_to_the_customer() {
     let got_text = String::from_utf8_lossy(&got).into_owned();
     let from = header(&got, "From").unwrap();
     assert!(
-        from.contains("Agent") || from.contains("alice"),
-        "agent's name in the display name: {from}"
+        from.contains("Alice Example (Example Support)"),
+        "agent's display name (rules/agents.toml) in From: {from}"
     );
     assert_eq!(bare_address(&from), SUPPORT, "{got_text}");
     assert_eq!(bare_address(&header(&got, "To").unwrap()), customer);
@@ -665,7 +665,7 @@ fn commands_by_mail_with_transcripts() {
     let body = body_text(&got);
     assert!(body.contains("Hello Carla Customer"), "{body}");
     assert!(body.contains(&format!("ticket #{}", o.id)), "{body}");
-    assert!(body.contains("alice"), "agent name: {body}");
+    assert!(body.contains("Alice Example"), "agent name: {body}");
     assert!(!body.contains("{{"), "{body}");
     let tr = send(8, "#canned no-such-thing\n");
     assert!(body_text(&tr).contains("no canned response"));
@@ -834,4 +834,85 @@ fn agent_auto_reply_to_a_notification_is_not_posted() {
         "no notice answers automatic mail"
     );
     assert_eq!(quarantine(&d).len(), 1);
+}
+
+/// A reply written by real mutt (Debian's): `r` on the notification, the typed text above
+/// mutt's own attribution and quote, sent over SMTP to the notification's Reply-To.
+#[test]
+fn reply_written_by_mutt() {
+    for tool in ["mutt", "tmux"] {
+        assert!(
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .status()
+                .is_ok_and(|s| s.success()),
+            "{tool} is missing: run scripts/test-deps.sh"
+        );
+    }
+    let (sink, d) = start();
+    let customer = "nia@customer.example";
+    let o = open(&d, &sink, customer, "mutt-1");
+    let scratch = TempDir::new("mutt");
+    let maildir = scratch.path.join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(maildir.join("new/1.notification"), o.to(ALICE)).unwrap();
+    let body = scratch.path.join("body.txt");
+    std::fs::write(&body, "Hi Carla, your account is unlocked again.\n").unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(peer_script("mutt-reply.sh"))
+        .arg(&maildir)
+        .arg(d.smtp_port.to_string())
+        .arg(ALICE)
+        .arg(&body)
+        .arg(scratch.path.join("mutt"))
+        .output()
+        .expect("run mutt-reply.sh");
+    assert!(
+        out.status.success(),
+        "mutt-reply.sh failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = nth_to(&sink, customer, 2);
+    let text = body_text(&got);
+    assert_eq!(
+        text.trim(),
+        "Hi Carla, your account is unlocked again.",
+        "{text}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&got)
+            .to_ascii_lowercase()
+            .contains(ALICE)
+    );
+    assert_eq!(mid(&header(&got, "In-Reply-To").unwrap()), o.customer_msgid);
+    // What mutt sent is kept byte-exact: to the Reply-To, In-Reply-To the notification, with
+    // mutt's attribution and quote below the text (which the relayed reply left out).
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(agent_messages(&t).len(), 1, "{t}");
+    let sent = (1..50)
+        .find_map(|seq| {
+            let (st, m) = d.api_get(&format!("/api/v1/messages/{seq}"));
+            (st == 200 && m["from"] == ALICE && m["direction"] == "inbound")
+                .then(|| d.api_get_raw(&format!("/api/v1/messages/{seq}/raw")).1)
+        })
+        .expect("mutt's mail is stored");
+    let sent_text = String::from_utf8_lossy(&sent).into_owned();
+    assert_eq!(
+        bare_address(&header(&sent, "To").unwrap()),
+        o.token(ALICE),
+        "{sent_text}"
+    );
+    assert_eq!(
+        header(&sent, "In-Reply-To"),
+        header(o.to(ALICE), "Message-ID"),
+        "{sent_text}"
+    );
+    assert!(
+        sent_text.contains("wrote:") && sent_text.contains("\n> "),
+        "mutt quoted the notification:\n{sent_text}"
+    );
 }
