@@ -211,6 +211,7 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
             None
         }
     };
+    diags.append(&mut crate::process::canned::check_dir(&cfg.rules_dir()));
     if diags.is_empty() {
         let (n_rules, n_agents) =
             rules.map_or((0, 0), |r| (r.routing.rules.len(), r.agents.list.len()));

@@ -916,3 +916,57 @@ fn reply_written_by_mutt() {
         "mutt quoted the notification:\n{sent_text}"
     );
 }
+
+#[test]
+fn check_reports_agents_and_canned_problems_with_positions() {
+    let (dir, path) = write_config(&DaemonConfig::new(free_port()));
+    let run = || {
+        let out = std::process::Command::new(daemon_bin())
+            .args(["check", "-c", path.to_str().unwrap()])
+            .output()
+            .expect("run postdesk check");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run();
+    assert!(ok, "{out}");
+    assert!(out.contains("3 agent(s)"), "{out}");
+    let rules = dir.path.join("rules");
+    std::fs::write(
+        rules.join("agents.toml"),
+        "[[agent]]\nname = \"alice\"\naddress = \"alice@example.test\"\nqueues = [\"general\"]\n\n[[agent]]\nname = \"al ice\"\naddress = \"nope\"\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("canned/bad.txt"), "Hello {{customer}}\n").unwrap();
+    let (ok, out) = run();
+    assert!(!ok, "{out}");
+    for want in [
+        "agents.toml:7:8: agent name",
+        "agents.toml:8:11: \"nope\" is not an address",
+        "bad.txt:1:7: unknown placeholder {{customer}}",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let mut cfg = DaemonConfig::new(free_port());
+    cfg.set("agents", "comment_address", &q(SUPPORT));
+    let (_d2, p2) = write_config(&cfg);
+    let out = std::process::Command::new(daemon_bin())
+        .args(["check", "-c", p2.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        regex::Regex::new(r"config\.toml:\d+:\d+: agents.comment_address")
+            .unwrap()
+            .is_match(&text),
+        "{text}"
+    );
+}

@@ -59,8 +59,17 @@ pub enum Route {
     Comment,
 }
 
-/// Whether this message is agent mail, and by which route.
-pub fn route(cfg: &Config, tokens: &Tokens, parsed: &Parsed, env: &Envelope) -> Option<Route> {
+/// Whether this message is agent mail, and by which route. `from_agent`:
+/// the sender is one of the agents' addresses (only then does In-Reply-To a
+/// notification make agent mail; a customer answering a forwarded
+/// notification is customer mail).
+pub fn route(
+    cfg: &Config,
+    tokens: &Tokens,
+    parsed: &Parsed,
+    env: &Envelope,
+    from_agent: bool,
+) -> Option<Route> {
     let rcpts = || {
         env.rcpt_to
             .iter()
@@ -92,6 +101,9 @@ pub fn route(cfg: &Config, tokens: &Tokens, parsed: &Parsed, env: &Envelope) -> 
         }
     }
     // A reply that lost our Reply-To still answers a notification.
+    if !from_agent {
+        return None;
+    }
     for id in &parsed.in_reply_to {
         if let Some(tag) = notification_tag(id, &cfg.server.hostname)
             && let Some(Token::Agent {

@@ -39,6 +39,67 @@ pub fn render(rules_dir: &Path, name: &str, vars: &Vars<'_>) -> Result<String, S
         .to_string())
 }
 
+/// Placeholders a canned response may use.
+const KNOWN: &[&str] = &["customer_name", "ticket_id", "agent_name", "subject"];
+
+/// Problems in `rules/canned/*.txt` (unreadable files, unknown or unclosed
+/// placeholders), as `file:line:column` diagnostics for `postdesk check`.
+pub fn check_dir(rules_dir: &Path) -> Vec<crate::config::Diagnostic> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(rules_dir.join(DIR)) else {
+        return out;
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    for path in files {
+        let diag = |offset: usize, text: &str, message: String| {
+            let (line, column) = crate::config::line_col(text, offset);
+            crate::config::Diagnostic {
+                file: path.clone(),
+                line,
+                column,
+                message,
+            }
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(diag(0, "", format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let mut at = 0;
+        while let Some(i) = text[at..].find("{{") {
+            let start = at + i;
+            match text[start + 2..].find("}}") {
+                Some(j) => {
+                    let name = text[start + 2..start + 2 + j].trim();
+                    if !KNOWN.contains(&name) {
+                        out.push(diag(
+                            start,
+                            &text,
+                            format!(
+                                "unknown placeholder {{{{{name}}}}} (known: {})",
+                                KNOWN.join(", ")
+                            ),
+                        ));
+                    }
+                    at = start + 2 + j + 2;
+                }
+                None => {
+                    out.push(diag(start, &text, "unclosed {{".into()));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +125,10 @@ mod tests {
         );
         assert!(render(&dir, "nope", &v).unwrap_err().contains("nope"));
         assert!(render(&dir, "../hi", &v).is_err());
+        assert!(check_dir(&dir).is_empty());
+        std::fs::write(dir.join(DIR).join("bad.txt"), "Hi\n  {{name}}\n").unwrap();
+        let d = check_dir(&dir);
+        assert_eq!((d.len(), d[0].line, d[0].column), (1, 2, 3), "{d:?}");
         std::fs::remove_dir_all(dir).ok();
     }
 }

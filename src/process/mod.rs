@@ -168,7 +168,8 @@ impl Processor {
             text: truncate(parse::visible_text(&parsed.text), MAX_TEXT),
         };
 
-        if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env) {
+        let from_agent = self.rules.current().agents.by_address(&sender).is_some();
+        if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent) {
             return self.agent_mail(
                 tx,
                 &mut record,
