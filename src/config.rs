@@ -98,6 +98,11 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     #[serde(default = "default_rules_dir")]
     pub rules_dir: PathBuf,
+    /// The postmaster's address: told about mail postdesk had to set aside
+    /// (IMAP messages above the size limit). None: only the log and the
+    /// quarantine list say so.
+    #[serde(default)]
+    pub admin_address: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -582,6 +587,14 @@ impl Config {
             || self.server.hostname.contains(char::is_whitespace)
         {
             err("hostname", "server.hostname must be a domain name".into());
+        }
+        if let Some(admin) = &self.server.admin_address
+            && split_address(admin).is_none()
+        {
+            err(
+                admin,
+                format!("server.admin_address {admin:?} is not a mail address"),
+            );
         }
         if self.mailboxes.is_empty() {
             err("[server]", "at least one [[mailbox]] is needed: postdesk accepts mail only for configured addresses".into());

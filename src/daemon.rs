@@ -125,6 +125,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = api.await;
     let _ = reloader.await;
     let _ = sla.await;
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %e, "final commit failed: recent deliveries may be repeated after the restart");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -229,6 +229,19 @@ pub struct ImapFolderState {
 pub struct ImapCommit {
     pub cursor: ImapCursor,
     pub quarantine: Vec<QuarantineEntry>,
+    /// Mail to the postmaster about the quarantined messages, queued for
+    /// delivery in the same transaction (no notice without its entry).
+    pub notices: Vec<SystemMail>,
+}
+
+/// A finished message of ours that belongs to no ticket, ready to queue.
+#[derive(Debug, Clone)]
+pub struct SystemMail {
+    pub raw: Vec<u8>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// When it was made: the job is due from then.
+    pub at: i64,
 }
 
 /// Where a ticket stands against its SLA policy. Deadlines are absolute

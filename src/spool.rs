@@ -200,6 +200,7 @@ mod tests {
                 ImapCommit {
                     cursor: cursor(3),
                     quarantine: vec![big],
+                    notices: vec![],
                 },
             )
             .await
@@ -221,6 +222,7 @@ mod tests {
                 ImapCommit {
                     cursor: cursor(1),
                     quarantine: vec![],
+                    notices: vec![],
                 },
             )
             .await

@@ -184,7 +184,7 @@ fn constant_eq(a: &str, b: &str) -> bool {
 }
 
 /// RFC 4648 base32, lower case, no padding (case-insensitive in addresses).
-fn base32(data: &[u8]) -> String {
+pub fn base32(data: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut out = String::new();
     let mut buffer: u32 = 0;

@@ -368,6 +368,32 @@ fn oversized_message_is_quarantined_and_left_on_the_server() {
     let reason = q["entries"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("above the limit"), "{reason}");
     assert!(reason.contains("INBOX"), "{reason}");
+    let entry = &q["entries"][0];
+    assert_eq!(entry["from"], "c1@example.org", "{q}");
+    assert_eq!(entry["subject"], "big question 1", "{q}");
+    wait_until(
+        Duration::from_secs(20),
+        "the postmaster's notice in the outbox",
+        Some(&pd),
+        || {
+            pd.outbox().iter().any(|m| {
+                m.contains("To: <postmaster@example.test>")
+                    || m.contains("To: postmaster@example.test")
+            })
+        },
+    );
+    let notices: Vec<String> = pd
+        .outbox()
+        .into_iter()
+        .filter(|m| m.contains("postmaster@example.test"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice: {notices:?}");
+    assert!(notices[0].contains("big question 1"), "{}", notices[0]);
+    assert!(
+        notices[0].contains("Auto-Submitted: auto-generated"),
+        "{}",
+        notices[0]
+    );
     wait_until(
         Duration::from_secs(20),
         "small one \\Seen",
@@ -392,6 +418,12 @@ fn oversized_message_is_quarantined_and_left_on_the_server() {
     );
     assert_eq!(pd.get("/api/v1/quarantine")["total"], 1);
     assert_eq!(dov.seen_count("INBOX"), 1, "the big one is still unread");
+    let notices = pd
+        .outbox()
+        .into_iter()
+        .filter(|m| m.contains("postmaster@example.test"))
+        .count();
+    assert_eq!(notices, 1, "no second notice after the restart");
 }
 
 #[test]

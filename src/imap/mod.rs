@@ -37,11 +37,16 @@ pub mod conn;
 
 use crate::clock::Clock;
 use crate::config::{Config, ImapAfter, ImapConfig};
-use crate::model::{Envelope, ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry, Source};
+use crate::model::{
+    Envelope, ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry, Source, SystemMail,
+};
 use crate::spool::{Spool, SpoolError};
 use crate::store::{Store, StoreError};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{Response, Status};
 use conn::ImapSession;
 use futures_util::{FutureExt, TryStreamExt};
+use mail_builder::headers::raw::Raw;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -170,6 +175,9 @@ pub fn start(
                 registry: registry.clone(),
                 slot,
                 crash_after_commit: std::env::var_os("POSTDESK_IMAP_CRASH_AFTER_COMMIT").is_some(),
+                admin_address: cfg.server.admin_address.clone(),
+                from: cfg.from_address().to_string(),
+                hostname: cfg.server.hostname.clone(),
             };
             tasks.push(tokio::spawn(poller.run(shutdown.clone())));
         }
@@ -195,6 +203,11 @@ struct Poller {
     /// process right after a batch is committed and before the server is
     /// told, the exact crash window exactly-once has to survive.
     crash_after_commit: bool,
+    /// Where quarantine notices go (`server.admin_address`).
+    admin_address: Option<String>,
+    /// Our sender address and host name, for those notices.
+    from: String,
+    hostname: String,
 }
 
 /// What the server can do, read once per connection.
@@ -376,8 +389,24 @@ impl Poller {
         };
         match outcome {
             Some(Err(e)) => return Err(e.into()),
-            Some(Ok(r)) => debug!(folder = %self.folder, response = ?r, "IDLE woke up"),
-            None => {}
+            Some(Ok(IdleResponse::NewData(data))) => {
+                debug!(folder = %self.folder, response = ?data, "IDLE woke up");
+                // An untagged NO/BAD/BYE in IDLE means the selected folder is
+                // gone or broken (Dovecot says so when it is deleted): start
+                // over with a fresh SELECT, which also notices a new UIDVALIDITY,
+                // instead of polling a dead selection in a tight loop.
+                if let Response::Data {
+                    status: status @ (Status::No | Status::Bad | Status::Bye),
+                    outcome,
+                } = data.parsed()
+                {
+                    return Err(ImapError::Unexpected(format!(
+                        "{status:?} during IDLE: {}",
+                        outcome.information.as_deref().unwrap_or("")
+                    )));
+                }
+            }
+            Some(Ok(_)) | None => {}
         }
         // A closed connection also ends the wait; DONE then fails and we reconnect.
         t("DONE", handle.done()).await
@@ -513,29 +542,46 @@ impl Poller {
             return Ok(());
         };
         let now = self.clock.now();
-        let mut quarantine = Vec::new();
-        let mut wanted = Vec::new();
-        for &uid in uids {
-            match sizes.get(&uid) {
-                Some(&size) if size > self.max_size => {
-                    warn!(
-                        uid,
-                        size,
-                        limit = self.max_size,
-                        "IMAP message above the size limit: quarantined, not fetched"
-                    );
-                    quarantine.push(QuarantineEntry {
-                        message: 0,
-                        at: now,
-                        reason: format!(
-                            "IMAP message {uid} in {} of {} is {size} bytes, above the limit of {} bytes; left on the server",
-                            self.folder, self.name, self.max_size
-                        ),
-                        from: String::new(),
-                        subject: String::new(),
-                    });
+        let (too_big, wanted): (Vec<u32>, Vec<u32>) = uids
+            .iter()
+            .partition(|uid| sizes.get(uid).is_some_and(|&s| s > self.max_size));
+        let mut quarantine = Vec::with_capacity(too_big.len());
+        let mut notices = Vec::new();
+        if !too_big.is_empty() {
+            // Only the header: enough to tell the postmaster which mail it is.
+            let what = "UID FETCH BODY.PEEK[HEADER]";
+            let stream = t(
+                what,
+                session.uid_fetch(uid_set(&too_big), "(UID BODY.PEEK[HEADER])"),
+            )
+            .await?;
+            let headers: BTreeMap<u32, Vec<u8>> = collect(what, stream)
+                .await?
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.header().or(f.body())?.to_vec())))
+                .collect();
+            for &uid in &too_big {
+                let size = sizes.get(&uid).copied().unwrap_or_default();
+                let (from, subject) = headers
+                    .get(&uid)
+                    .map(|h| header_summary(h))
+                    .unwrap_or_default();
+                warn!(uid, size, limit = self.max_size, %from, %subject,
+                    "IMAP message above the size limit: quarantined, not fetched");
+                let entry = QuarantineEntry {
+                    message: 0,
+                    at: now,
+                    reason: format!(
+                        "IMAP message {uid} in {} of {} is {size} bytes, above the limit of {} bytes; left on the server",
+                        self.folder, self.name, self.max_size
+                    ),
+                    from,
+                    subject,
+                };
+                if let Some(admin) = &self.admin_address {
+                    notices.push(self.quarantine_notice(admin, uidvalidity, uid, &entry));
                 }
-                _ => wanted.push(uid),
+                quarantine.push(entry);
             }
         }
         let mut bodies: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
@@ -569,6 +615,7 @@ impl Poller {
                 uid: last,
             },
             quarantine,
+            notices,
         };
         self.spool.submit_imap(messages, commit).await?;
         self.registry
@@ -657,6 +704,55 @@ impl Poller {
         }
     }
 
+    /// The postmaster's notice about a message left on the server. Its
+    /// Message-ID names the folder and UID, so a replay makes the same mail.
+    fn quarantine_notice(
+        &self,
+        admin: &str,
+        uidvalidity: u32,
+        uid: u32,
+        entry: &QuarantineEntry,
+    ) -> SystemMail {
+        let body = format!(
+            "postdesk did not take this message from the mailbox, because it is larger\n\
+             than the configured limit (max_message_size).\n\n\
+             \x20 Account: {}\n  Folder:  {}\n  From:    {}\n  Subject: {}\n\n\
+             {}\n\n\
+             It is still on the IMAP server. Raise max_message_size for this account\n\
+             (and restart) to import it, or handle it by hand.\n",
+            self.name, self.folder, entry.from, entry.subject, entry.reason
+        );
+        let message_id = format!(
+            "quarantine.{}.{uidvalidity}.{uid}@{}",
+            crate::token::base32(self.key.as_bytes())
+                .chars()
+                .take(24)
+                .collect::<String>(),
+            self.hostname
+        );
+        let raw = mail_builder::MessageBuilder::new()
+            .from(self.from.clone())
+            .to(admin.to_string())
+            .subject(format!(
+                "[postdesk] Message too large, left on the server: {}",
+                entry.subject
+            ))
+            .message_id(message_id)
+            .date(mail_builder::headers::date::Date::new(entry.at))
+            .header("Auto-Submitted", Raw::new("auto-generated"))
+            .header("X-Auto-Response-Suppress", Raw::new("All"))
+            .header("X-Postdesk-Loop", Raw::new(self.hostname.clone()))
+            .text_body(body)
+            .write_to_vec()
+            .unwrap_or_default();
+        SystemMail {
+            raw,
+            mail_from: self.from.clone(),
+            rcpt_to: vec![admin.to_string()],
+            at: entry.at,
+        }
+    }
+
     /// The envelope of a fetched message: the sender from Return-Path (the
     /// delivering server's record of MAIL FROM, `<>` for bounces) or else
     /// From; the recipient is the configured support mailbox.
@@ -742,6 +838,20 @@ pub fn uid_set(uids: &[u32]) -> String {
 
 /// The envelope sender recorded in a stored message: Return-Path if present
 /// (empty for `<>`), else the From address; empty if neither is readable.
+/// From and Subject of a message header, decoded, for the quarantine list.
+fn header_summary(header: &[u8]) -> (String, String) {
+    let Some(msg) = mail_parser::MessageParser::new().parse_headers(header) else {
+        return Default::default();
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string();
+    (from, msg.subject().unwrap_or_default().to_string())
+}
+
 pub fn envelope_sender(raw: &[u8]) -> String {
     let end = raw
         .windows(4)

@@ -100,6 +100,11 @@ pub struct TicketFilter {
 }
 
 /// Cheap to clone handle on the database.
+/// redb's page cache. Its default (1 GiB) would let a mail backlog grow the
+/// daemon's memory far past what small hardware has; the hot set (spool,
+/// indexes, open tickets) is much smaller, and the OS page cache holds the rest.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
@@ -109,7 +114,9 @@ impl Store {
     /// Opens (or creates) `DIR/postdesk.redb` and makes sure every table exists.
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)?;
-        let db = Database::create(data_dir.join("postdesk.redb"))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(data_dir.join("postdesk.redb"))?;
         let store = Store { db: Arc::new(db) };
         store.write(|tx| {
             tx.txn.open_table(META)?;
@@ -150,6 +157,13 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Makes every earlier [`Store::write_lazy`] commit durable (an empty
+    /// durable commit). Called on a clean stop, so a restart does not redo
+    /// deliveries that were already recorded.
+    pub fn flush(&self) -> Result<()> {
+        self.write(|_| Ok(()))
     }
 
     /// Like [`Store::write`], but the commit becomes durable only with the next
@@ -195,6 +209,18 @@ impl Store {
                         message: seq,
                         ..q.clone()
                     })?;
+                }
+                for n in &c.notices {
+                    let seq = tx.next_id("next_message")?;
+                    tx.put_raw(seq, &n.raw)?;
+                    crate::outbound::queue::enqueue(
+                        tx,
+                        seq,
+                        None,
+                        n.mail_from.clone(),
+                        n.rcpt_to.clone(),
+                        n.at,
+                    )?;
                 }
                 tx.advance_imap_cursor(&c.cursor)?;
             }

@@ -300,6 +300,7 @@ impl Postdesk {
 hostname = "support.example.test"
 data_dir = "data"
 rules_dir = "{rules}"
+admin_address = "postmaster@example.test"
 
 [smtp]
 listen = ["127.0.0.1:{smtp}"]
@@ -477,6 +478,24 @@ enabled = false
             seq += 1;
         }
         dups
+    }
+}
+
+impl Postdesk {
+    /// The messages postdesk has written to its outbox (`maildir:outbox`).
+    pub fn outbox(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.join("outbox").join(sub)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if let Ok(text) = std::fs::read_to_string(e.path()) {
+                    out.push(text);
+                }
+            }
+        }
+        out
     }
 }
 
