@@ -757,6 +757,14 @@ fn second_agent_reply_is_held_and_send_releases_it() {
     let t = d.ticket(&o.id);
     assert_eq!(event_with(&t, "reply_held").len(), 1, "{t}");
     assert_eq!(agent_messages(&t).len(), 1, "{t}");
+    let held_list = t["held"].as_array().unwrap();
+    assert_eq!(held_list.len(), 1, "{t}");
+    assert_eq!(held_list[0]["agent"], "alice", "{t}");
+    let held_seq = held_list[0]["seq"].as_str().unwrap();
+    assert_eq!(
+        d.api_ok(&format!("/api/v1/messages/{held_seq}"))["kind"],
+        "held"
+    );
 
     // alice replies to the notice with #send: her reply goes out after all.
     let token = bare_address(&header(&held, "Reply-To").unwrap());
@@ -771,6 +779,7 @@ fn second_agent_reply_is_held_and_send_releases_it() {
     let t = d.ticket(&o.id);
     assert_eq!(agent_messages(&t).len(), 2, "{t}");
     assert_eq!(event_with(&t, "held_released").len(), 1, "{t}");
+    assert!(t["held"].as_array().unwrap().is_empty(), "{t}");
     // Nothing is held any more: a second #send fails.
     let raw = agent_reply(ALICE, &token, &held, "<alice-4@example.test>", "#send");
     d.send_ok(ALICE, &[&token], &raw);

@@ -446,6 +446,21 @@ impl Store {
         Ok(first.and_then(|(k, _)| parse_sla_key(k.value()).map(|(due, _, _)| due)))
     }
 
+    /// Replies held on ticket `id` by collision detection.
+    pub fn held_for_ticket(&self, id: TicketId) -> Result<Vec<HeldReply>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(HELD)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let h: HeldReply = dec("held", v.value())?;
+            if h.ticket == id {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
     /// The earliest expiry of a held agent reply.
     pub fn next_held_expiry(&self) -> Result<Option<i64>> {
         let r = self.db.begin_read()?;
