@@ -429,7 +429,7 @@ fn attachments_are_carried_to_the_customer() {
     let o = open(&d, &sink, customer, "att-1");
     let token = o.token(ALICE);
     let raw = format!(
-        "From: Alice <alice@example.test>\r\nTo: {token}\r\nSubject: Re: manual\r\nMessage-ID: <att-reply@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe manual is attached.\r\n--XX\r\nContent-Type: application/pdf; name=\"manual.pdf\"\r\nContent-Disposition: attachment; filename=\"manual.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago=\r\n--XX--\r\n"
+        "From: Alice <alice@example.test>\r\nTo: {token}\r\nSubject: Re: manual\r\nMessage-ID: <att-reply@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe manual is attached.\r\n--XX\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=\"logo.png\"\r\nContent-ID: <logo@example.test>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--XX\r\nContent-Type: application/pdf; name=\"manual.pdf\"\r\nContent-Disposition: attachment; filename=\"manual.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago=\r\n--XX--\r\n"
     );
     d.send_ok(ALICE, &[&token], raw.as_bytes());
     let got = nth_to(&sink, customer, 2);
@@ -440,9 +440,25 @@ fn attachments_are_carried_to_the_customer() {
             .contains("The manual is attached.")
     );
     let att: Vec<_> = msg.attachments().collect();
-    assert_eq!(att.len(), 1, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(
+        att.len(),
+        1,
+        "the PDF, not the inline signature logo: {}",
+        String::from_utf8_lossy(&got)
+    );
     assert_eq!(att[0].attachment_name(), Some("manual.pdf"));
     assert!(att[0].contents().starts_with(b"%PDF-1.4"));
+
+    // An attachment without any text is a reply too.
+    let raw = format!(
+        "From: Alice <alice@example.test>\r\nTo: {token}\r\nSubject: Re: manual\r\nMessage-ID: <att-only@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"YY\"\r\n\r\n--YY\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n--YY\r\nContent-Type: text/csv; name=\"log.csv\"\r\nContent-Disposition: attachment; filename=\"log.csv\"\r\n\r\na,b\r\n1,2\r\n--YY--\r\n"
+    );
+    d.send_ok(ALICE, &[&token], raw.as_bytes());
+    let got = nth_to(&sink, customer, 3);
+    let msg = MessageParser::default().parse(&got).unwrap();
+    let att: Vec<_> = msg.attachments().collect();
+    assert_eq!(att.len(), 1, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(att[0].attachment_name(), Some("log.csv"));
 }
 
 #[test]

@@ -522,6 +522,12 @@ impl Processor {
                 format!("{body}\n\n{c}")
             };
         }
+        // A reply may be an attachment alone; notes keep theirs in the raw mail.
+        let attachments = if note || parsed.attachments.is_empty() {
+            Vec::new()
+        } else {
+            super::reply::attachments_of(raw)
+        };
         let outcome = if note {
             if !rest.is_empty() || lines.is_empty() {
                 record.kind = MessageKind::Note;
@@ -541,13 +547,12 @@ impl Processor {
                 self.keep_unlisted(tx, &ticket, record, parsed)?;
                 "Nothing was sent to the customer.".to_string()
             }
-        } else if !body.is_empty() {
+        } else if !body.is_empty() || !attachments.is_empty() {
             let conflicts = seen.map_or_else(Vec::new, |v| {
                 super::collision::conflicts(&ticket, &agent.name, v)
             });
             if conflicts.is_empty() {
                 self.keep_unlisted(tx, &ticket, record, parsed)?;
-                let attachments = super::reply::attachments_of(raw);
                 let out =
                     self.send_reply(tx, rules, &mut ticket, agent, &body, &attachments, now)?;
                 format!("Your reply was sent to the customer (message {out}).")

@@ -29,12 +29,20 @@ pub struct Attachment {
 /// Most References entries we write (the oldest and the newest are kept).
 const MAX_REFERENCES: usize = 20;
 
-/// The attachments of a raw message (not its text or HTML body).
+/// The attachments of a raw message: not its text or HTML body, and not
+/// inline parts referenced by Content-ID (signature logos of the HTML body,
+/// which is not relayed).
 pub fn attachments_of(raw: &[u8]) -> Vec<Attachment> {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Vec::new();
     };
     msg.attachments()
+        .filter(|a| {
+            let inline = a
+                .content_disposition()
+                .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+            !(inline && a.content_id().is_some())
+        })
         .map(|a| Attachment {
             content_type: a
                 .content_type()
