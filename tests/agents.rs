@@ -712,6 +712,19 @@ fn comment_address_makes_internal_notes() {
         "I am an agent, honestly.\n",
     );
     d.send_ok(customer, &[COMMENT], &raw);
+    // A customer who writes to support and copies the comment address is a customer.
+    let raw = mail(
+        "Jo <jo@customer.example>",
+        &format!("Re: [#{}] more details", o.id),
+        "<comment-3@customer.example>",
+        &[
+            &format!("Cc: {COMMENT}"),
+            &format!("In-Reply-To: <{}>", o.customer_msgid),
+        ],
+        "Here are more details.\n",
+    );
+    let seq = d.send_ok(customer, &[SUPPORT, COMMENT], &raw);
+    assert_eq!(d.ticket_of(seq), o.id);
     d.wait_idle(SECS_60);
     let t = d.ticket(&o.id);
     let notes: Vec<_> = t["messages"]
@@ -722,6 +735,13 @@ fn comment_address_makes_internal_notes() {
         .collect();
     assert_eq!(notes.len(), 1, "{t}");
     assert!(notes[0]["text"].as_str().unwrap().contains("SSO outage"));
+    let customer_mail: Vec<_> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "customer")
+        .collect();
+    assert_eq!(customer_mail.len(), 2, "{t}");
     assert_eq!(sink.messages_to(customer).len(), 1, "notes are not sent");
     let q = quarantine(&d);
     assert_eq!(q.len(), 1, "{q:?}");

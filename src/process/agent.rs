@@ -61,8 +61,8 @@ pub enum Route {
 
 /// Whether this message is agent mail, and by which route. `from_agent`:
 /// the sender is one of the agents' addresses (only then does In-Reply-To a
-/// notification make agent mail; a customer answering a forwarded
-/// notification is customer mail).
+/// notification make agent mail, or a copy to the comment address of mail to
+/// the support address; a customer doing so is customer mail).
 pub fn route(
     cfg: &Config,
     tokens: &Tokens,
@@ -76,7 +76,13 @@ pub fn route(
             .chain(parsed.to.iter())
             .chain(parsed.cc.iter())
     };
-    if rcpts().any(|a| cfg.is_comment_address(a)) {
+    // A customer who also wrote to the support address (and copied the
+    // comment address by mistake) is a customer, not a failed comment.
+    let to_support = env
+        .rcpt_to
+        .iter()
+        .any(|a| cfg.mailbox_for(a).is_some() && !Tokens::is_agent_address(a));
+    if rcpts().any(|a| cfg.is_comment_address(a)) && (from_agent || !to_support) {
         return Some(Route::Comment);
     }
     for addr in rcpts() {
