@@ -8,6 +8,13 @@
 //!   opportunistic STARTTLS (local sinks and loopback relays offer no TLS).
 //! - each reply can be attributed to the command that drew it (greeting,
 //!   `RCPT TO:<x>`, end of DATA), which makes the ticket event readable.
+//!
+//! After a successful delivery the SMTP connection goes back to a
+//! [`ConnectionPool`] instead of QUIT: connecting, greeting, EHLO, STARTTLS
+//! and AUTH cost more than a small message, so reuse is what lets the queue
+//! keep up with intake. A reused connection is checked with RSET first; if
+//! that fails (the relay closed it meanwhile) a fresh one is made, so a stale
+//! connection never fails a delivery.
 
 use crate::clock::Clock;
 use crate::config::Relay;
@@ -17,12 +24,68 @@ use mail_send::{Credentials, SmtpClient};
 use smtp_proto::{EXT_START_TLS, EhloResponse, Response};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// How long an idle relay connection is kept. Well below the 5 minutes
+/// RFC 5321 (4.5.3.2.7) lets a server wait for the next command.
+const IDLE_KEEP: Duration = Duration::from_secs(30);
+
+/// Idle, authenticated SMTP connections to the relay, ready for the next
+/// transaction. Cloning shares the pool.
+#[derive(Clone, Default)]
+pub struct ConnectionPool {
+    idle: Arc<Mutex<Vec<Idle>>>,
+    /// Most connections kept idle (the sender's concurrency).
+    capacity: usize,
+}
+
+struct Idle {
+    client: Client,
+    since: Instant,
+}
+
+enum Client {
+    Plain(SmtpClient<TcpStream>),
+    Tls(Box<SmtpClient<TlsStream<TcpStream>>>),
+}
+
+impl ConnectionPool {
+    pub fn new(capacity: usize) -> ConnectionPool {
+        ConnectionPool {
+            idle: Arc::default(),
+            capacity,
+        }
+    }
+
+    /// The most recently used idle connection that is not too old.
+    fn take(&self) -> Option<Client> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|c| c.since.elapsed() < IDLE_KEEP);
+        idle.pop().map(|c| c.client)
+    }
+
+    fn put(&self, client: Client) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.capacity {
+            idle.push(Idle {
+                client,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Idle connections right now (for tests).
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
 
 /// How a delivery attempt ended, as the queue needs to know it.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +114,7 @@ impl DeliveryError {
 /// job is retried.
 pub async fn deliver(
     relay: &Relay,
+    pool: &ConnectionPool,
     helo: &str,
     timeout: Duration,
     mail_from: &str,
@@ -68,6 +132,7 @@ pub async fn deliver(
             credentials,
         } => {
             let attempt = SmtpAttempt {
+                pool,
                 host,
                 port: *port,
                 implicit_tls: *implicit_tls,
@@ -125,6 +190,7 @@ pub fn describe(relay: &Relay) -> String {
 }
 
 struct SmtpAttempt<'a> {
+    pool: &'a ConnectionPool,
     host: &'a str,
     port: u16,
     implicit_tls: bool,
@@ -140,6 +206,49 @@ impl SmtpAttempt<'_> {
         rcpt_to: &[String],
         raw: &[u8],
     ) -> Result<(), DeliveryError> {
+        while let Some(client) = self.pool.take() {
+            // RSET proves the connection still works before it carries a message;
+            // a failure only means the relay closed it while it was idle.
+            let reused = match client {
+                Client::Plain(mut c) => match c.rset().await {
+                    Ok(()) => Some(
+                        self.transaction(c, mail_from, rcpt_to, raw)
+                            .await
+                            .map(Client::Plain),
+                    ),
+                    Err(_) => None,
+                },
+                Client::Tls(mut c) => match c.rset().await {
+                    Ok(()) => Some(
+                        self.transaction(*c, mail_from, rcpt_to, raw)
+                            .await
+                            .map(|c| Client::Tls(Box::new(c))),
+                    ),
+                    Err(_) => None,
+                },
+            };
+            if let Some(result) = reused {
+                return result.map(|client| self.pool.put(client));
+            }
+        }
+        let client = self.connect().await?;
+        let client = match client {
+            Client::Plain(c) => self
+                .transaction(c, mail_from, rcpt_to, raw)
+                .await
+                .map(Client::Plain)?,
+            Client::Tls(c) => self
+                .transaction(*c, mail_from, rcpt_to, raw)
+                .await
+                .map(|c| Client::Tls(Box::new(c)))?,
+        };
+        self.pool.put(client);
+        Ok(())
+    }
+
+    /// A new connection, greeted, upgraded to TLS where possible and
+    /// authenticated: ready for MAIL FROM.
+    async fn connect(&self) -> Result<Client, DeliveryError> {
         let addr = format!("{}:{}", self.host, self.port);
         let stream = TcpStream::connect((self.host, self.port))
             .await
@@ -156,9 +265,8 @@ impl SmtpAttempt<'_> {
                 .await
                 .map_err(|e| classify(&format!("TLS handshake with {addr}"), e))?;
             let caps = self.greet(&mut client).await?;
-            return self
-                .transaction(client, caps, true, mail_from, rcpt_to, raw)
-                .await;
+            self.login(&mut client, &caps, true).await?;
+            return Ok(Client::Tls(Box::new(client)));
         }
         let caps = self.greet(&mut client).await?;
         if caps.has_capability(EXT_START_TLS) {
@@ -179,11 +287,11 @@ impl SmtpAttempt<'_> {
                 .ehlo(self.helo)
                 .await
                 .map_err(|e| classify("EHLO after STARTTLS", e))?;
-            self.transaction(client, caps, true, mail_from, rcpt_to, raw)
-                .await
+            self.login(&mut client, &caps, true).await?;
+            Ok(Client::Tls(Box::new(client)))
         } else {
-            self.transaction(client, caps, false, mail_from, rcpt_to, raw)
-                .await
+            self.login(&mut client, &caps, false).await?;
+            Ok(Client::Plain(client))
         }
     }
 
@@ -203,14 +311,13 @@ impl SmtpAttempt<'_> {
             .map_err(|e| classify("EHLO", e))
     }
 
-    async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
+    /// AUTH with the relay's credentials, if it has any (never in clear
+    /// text to a relay that is not on this host).
+    async fn login<T: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        mut client: SmtpClient<T>,
-        caps: EhloResponse<String>,
+        client: &mut SmtpClient<T>,
+        caps: &EhloResponse<String>,
         encrypted: bool,
-        mail_from: &str,
-        rcpt_to: &[String],
-        raw: &[u8],
     ) -> Result<(), DeliveryError> {
         if let Some((user, pass)) = self.credentials {
             if !encrypted && !is_loopback(self.host) {
@@ -221,10 +328,22 @@ impl SmtpAttempt<'_> {
                 )));
             }
             client
-                .authenticate(Credentials::new(user.as_str(), pass.as_str()), &caps)
+                .authenticate(Credentials::new(user.as_str(), pass.as_str()), caps)
                 .await
                 .map_err(|e| classify("AUTH", e))?;
         }
+        Ok(())
+    }
+
+    /// One mail transaction; the connection comes back for reuse when the
+    /// relay accepted the message.
+    async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut client: SmtpClient<T>,
+        mail_from: &str,
+        rcpt_to: &[String],
+        raw: &[u8],
+    ) -> Result<SmtpClient<T>, DeliveryError> {
         let no_params = Parameters::default();
         client
             .mail_from(mail_from, &no_params)
@@ -244,9 +363,7 @@ impl SmtpAttempt<'_> {
             .unwrap_or(raw);
         let reply = client.data(body).await.map_err(|e| classify("DATA", e))?;
         tracing::debug!(reply = %reply_text(&reply), "relay accepted the message");
-        // The message is accepted; a failing QUIT changes nothing.
-        let _ = client.quit().await;
-        Ok(())
+        Ok(client)
     }
 }
 
@@ -422,6 +539,7 @@ bye\r\n";
         let from = "support+b7.x@example.test";
         deliver(
             relay,
+            &ConnectionPool::new(4),
             "support.example.test",
             Duration::from_secs(5),
             from,
@@ -469,6 +587,7 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         let rcpt = vec!["a@x.test\r\nBcc: evil@x.test".to_string()];
         deliver(
             &relay,
+            &ConnectionPool::new(1),
             "h",
             Duration::from_secs(5),
             "",
@@ -507,8 +626,82 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         assert_eq!(s.rcpt_to, ["<alice@example.net>", "<bob@example.net>"]);
         assert_eq!(s.data.as_deref(), Some(RAW));
         assert_eq!(s.commands[0], "EHLO support.example.test");
-        assert_eq!(s.commands.last().map(String::as_str), Some("QUIT"));
         assert!(!s.commands.iter().any(|c| c.starts_with("STARTTLS")));
+    }
+
+    #[tokio::test]
+    async fn smtp_connection_is_reused_after_rset() {
+        let server = Server::start(Script::default()).await;
+        let relay = smtp(server.addr);
+        let pool = ConnectionPool::new(2);
+        for _ in 0..3 {
+            deliver(
+                &relay,
+                &pool,
+                "h.test",
+                Duration::from_secs(5),
+                "a@h.test",
+                &rcpts(),
+                RAW,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            pool.idle_count(),
+            1,
+            "the connection waits for the next message"
+        );
+        drop(pool);
+        let s = server.session(0).await;
+        assert_eq!(
+            server.accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for three messages"
+        );
+        let verbs: Vec<&str> = s
+            .commands
+            .iter()
+            .map(|c| c.split([' ', ':']).next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            verbs,
+            [
+                "EHLO", "MAIL", "RCPT", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "RCPT", "DATA",
+                "RSET", "MAIL", "RCPT", "RCPT", "DATA"
+            ]
+        );
+        assert_eq!(s.data.as_deref(), Some(RAW));
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_relay_closed_is_replaced() {
+        let server = Server::start(Script {
+            close_after_message: true,
+            ..Script::default()
+        })
+        .await;
+        let relay = smtp(server.addr);
+        let pool = ConnectionPool::new(2);
+        for _ in 0..2 {
+            deliver(
+                &relay,
+                &pool,
+                "h.test",
+                Duration::from_secs(5),
+                "a@h.test",
+                &rcpts(),
+                RAW,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            server.accepted.load(Ordering::SeqCst),
+            2,
+            "the closed connection failed RSET and a new one carried the message"
+        );
+        assert_eq!(server.session(1).await.data.as_deref(), Some(RAW));
     }
 
     #[tokio::test]
@@ -641,6 +834,7 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         .await;
         let err = deliver(
             &smtp(server.addr),
+            &ConnectionPool::new(1),
             "h",
             Duration::from_millis(300),
             "a@x.test",
@@ -708,6 +902,7 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         let dir = tempdir("norcpt");
         let err = deliver(
             &Relay::Maildir(dir),
+            &ConnectionPool::new(1),
             "h",
             Duration::from_secs(1),
             "a@x",

@@ -39,6 +39,7 @@ pub async fn run(
 ) {
     let ctx = Arc::new(Ctx {
         relay: cfg.relay(),
+        pool: relay::ConnectionPool::new(cfg.outbound.concurrency.max(1)),
         cfg,
         store,
         clock,
@@ -133,6 +134,8 @@ fn finished(
 struct Ctx {
     cfg: Arc<Config>,
     relay: Relay,
+    /// Idle relay connections, reused across deliveries.
+    pool: relay::ConnectionPool,
     store: Store,
     clock: Clock,
 }
@@ -191,6 +194,7 @@ impl Ctx {
             Ok(Ok(Some(raw))) => {
                 relay::deliver(
                     &self.relay,
+                    &self.pool,
                     &self.cfg.server.hostname,
                     self.cfg.outbound.timeout,
                     &job.mail_from,

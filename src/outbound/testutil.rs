@@ -22,6 +22,8 @@ pub struct Script {
     pub data_end: &'static str,
     /// Answer nothing after the greeting (to test timeouts).
     pub mute: bool,
+    /// Hang up right after accepting a message (a relay ending idle sessions).
+    pub close_after_message: bool,
 }
 
 impl Default for Script {
@@ -35,6 +37,7 @@ impl Default for Script {
             rcpt: "250 2.1.5 Ok",
             data_end: "250 2.0.0 Ok: queued as ABC123",
             mute: false,
+            close_after_message: false,
         }
     }
 }
@@ -168,6 +171,11 @@ async fn serve(
                 data.extend_from_slice(l);
             }
             session.data = Some(data);
+            if script.close_after_message {
+                w.write_all(format!("{}\r\n", script.data_end).as_bytes())
+                    .await?;
+                return Ok(());
+            }
             format!("{}\r\n", script.data_end)
         } else if upper == "STARTTLS" {
             w.write_all(format!("{}\r\n", script.starttls).as_bytes())
