@@ -172,6 +172,8 @@ fn bench_sla() -> String {
                         tags: Vec::new(),
                         sla: None,
                         last_customer_message_id: None,
+                        version: 0,
+                        public_replies: Vec::new(),
                     };
                     sla::start(tx, &mut t, &rules.sla, &rules.calendars, created)?;
                     tx.put_ticket(&t)?;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-deps.sh — install what the integration tests need, only when it is missing.
 #
-#   Debian packages: swaks (a real SMTP client used by some tests), dovecot-imapd and
+#   Debian packages: swaks (a real SMTP client used by some tests), mutt and tmux (an agent
+#                    replying with real mutt, driven through tmux), dovecot-imapd and
 #                    dovecot-core (a private IMAP server the IMAP intake tests start)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
 #
@@ -12,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.venv-test"
 PYTHON=${PYTHON:-python3}
 
-APT_PACKAGES=(swaks dovecot-imapd dovecot-core)
+APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

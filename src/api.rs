@@ -237,10 +237,11 @@ async fn get_ticket(
             t,
             store.ticket_messages(id)?,
             store.ticket_events(id)?,
+            store.held_for_ticket(id)?,
         )))
     })
     .await?;
-    let (t, messages, events) =
+    let (t, messages, events, held) =
         found.ok_or_else(|| ApiError::NotFound(format!("no ticket {id}")))?;
     let mut v = ticket_json(&t);
     v["participants"] = json!(t.participants);
@@ -255,6 +256,19 @@ async fn get_ticket(
         None => Value::Null,
     };
     v["messages"] = messages.iter().map(message_json).collect();
+    // Agent replies held by collision detection, waiting for #send or expiry.
+    v["held"] = held
+        .iter()
+        .map(|h| {
+            json!({
+                "seq": h.message.to_string(),
+                "agent": h.agent,
+                "text": h.text,
+                "at": rfc3339(h.at),
+                "expires_at": rfc3339(h.expires_at),
+            })
+        })
+        .collect();
     v["events"] = events
         .iter()
         .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail }))

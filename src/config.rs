@@ -76,6 +76,9 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub acknowledgement: AckConfig,
+    /// Agents working by mail: notifications, authentication, comments, holds.
+    #[serde(default)]
+    pub agents: AgentsConfig,
     /// Mailboxes polled over IMAP (`[[imap]]` tables); see [`ImapConfig`].
     #[serde(default, rename = "imap")]
     pub imap: Vec<ImapConfig>,
@@ -234,6 +237,35 @@ impl Default for AckConfig {
             enabled: true,
             max_per_address_per_hour: 5,
             template: "templates/acknowledgement.txt".into(),
+        }
+    }
+}
+
+/// `[agents]`: how agents work by mail (agents themselves are in rules/agents.toml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// Mail agents about new tickets and customer replies.
+    pub notify: bool,
+    /// Trust `Authentication-Results` headers only from this authserv-id (the
+    /// receiving MTA that verified DKIM/DMARC); a dkim or dmarc failure
+    /// reported by it rejects an agent's mail. Unset: the headers are ignored.
+    pub trusted_authserv_id: Option<String>,
+    /// Mail from an agent to this address is an internal note on the ticket
+    /// named by the subject tag `[#N]` (or by the message it replies to).
+    pub comment_address: Option<String>,
+    /// How long a reply held by collision detection waits for `#send`.
+    #[serde(deserialize_with = "de_duration")]
+    pub hold_expiry: Duration,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            notify: true,
+            trusted_authserv_id: None,
+            comment_address: None,
+            hold_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -631,6 +663,39 @@ impl Config {
                 "web.api_token or web.api_token_file is required".into(),
             );
         }
+        if let Some(c) = &self.agents.comment_address {
+            if split_address(c).is_none() || c.contains(['<', '>', ' ']) {
+                err(
+                    "comment_address",
+                    format!("agents.comment_address {c:?} is not local@domain"),
+                );
+            } else if self.mailbox_for(c).is_some() {
+                err(
+                    "comment_address",
+                    format!(
+                        "agents.comment_address {c:?} is also a [[mailbox]]: use its own address, e.g. support-comment@"
+                    ),
+                );
+            }
+        }
+        if self
+            .agents
+            .trusted_authserv_id
+            .as_ref()
+            .is_some_and(|a| a.trim().is_empty() || a.contains(char::is_whitespace))
+        {
+            err(
+                "trusted_authserv_id",
+                "agents.trusted_authserv_id must be one word (the authserv-id your MTA writes)"
+                    .into(),
+            );
+        }
+        if self.agents.hold_expiry < Duration::from_secs(1) {
+            err(
+                "hold_expiry",
+                "agents.hold_expiry must be at least 1s".into(),
+            );
+        }
         self.validate_imap(text, &mut out);
         out
     }
@@ -791,6 +856,54 @@ impl Config {
         Ok(t.trim().to_string())
     }
 
+    /// Whether mail for `rcpt` is accepted at RCPT: a mailbox (with or without
+    /// a `+tag`) or the agents' comment address.
+    pub fn accepts(&self, rcpt: &str) -> bool {
+        self.mailbox_for(rcpt).is_some() || self.is_comment_address(rcpt)
+    }
+
+    /// Whether `addr` is `agents.comment_address` (ignoring a `+tag` and case).
+    pub fn is_comment_address(&self, addr: &str) -> bool {
+        let Some(comment) = &self.agents.comment_address else {
+            return false;
+        };
+        match (split_address(addr), split_address(comment)) {
+            (Some((l, d)), Some((cl, cd))) => {
+                l.split('+').next().unwrap_or(l).eq_ignore_ascii_case(cl)
+                    && d.eq_ignore_ascii_case(cd)
+            }
+            _ => false,
+        }
+    }
+
+    /// The support address mail about a ticket in `queue` comes from: the
+    /// `[[mailbox]]` feeding that queue, else the first mailbox, else outbound.from.
+    pub fn support_address(&self, queue: &str) -> &str {
+        self.mailboxes
+            .iter()
+            .find(|m| m.queue == queue)
+            .or(self.mailboxes.first())
+            .map_or(self.from_address(), |m| m.address.as_str())
+    }
+
+    /// The display name of `outbound.from` ("Example Support"), or "Support".
+    pub fn from_display_name(&self) -> String {
+        let from = &self.outbound.from;
+        let name: String = from
+            .find('<')
+            .map_or("", |i| &from[..i])
+            .trim()
+            .trim_matches('"')
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        if name.is_empty() {
+            "Support".into()
+        } else {
+            name
+        }
+    }
+
     /// The mailbox an RCPT address belongs to, ignoring a `+tag` in the local part
     /// (tokenised reply and bounce addresses), case-insensitively.
     pub fn mailbox_for(&self, rcpt: &str) -> Option<&MailboxConfig> {
@@ -908,6 +1021,30 @@ api_token = "t"
         assert!(c.mailbox_for("Support+T12.abc@Example.TEST").is_some());
         assert!(c.mailbox_for("sales@example.test").is_none());
         assert!(c.mailbox_for("support@other.test").is_none());
+    }
+
+    #[test]
+    fn agents_section() {
+        let c = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert!(c.agents.notify);
+        assert_eq!(c.agents.hold_expiry, Duration::from_secs(86400));
+        assert!(!c.accepts("support-comment@example.test"));
+        let text = format!(
+            "{MINIMAL}[agents]\nnotify = false\ncomment_address = \"support-comment@example.test\"\nhold_expiry = \"2h\"\ntrusted_authserv_id = \"mx.example.test\"\n"
+        );
+        let c = Config::from_str(&text, Path::new("c.toml")).unwrap();
+        assert!(!c.agents.notify);
+        assert!(c.accepts("Support-Comment@example.test"));
+        assert!(c.is_comment_address("support-comment+x@example.test"));
+        assert!(!c.is_comment_address("support@example.test"));
+        let bad = format!("{MINIMAL}[agents]\ncomment_address = \"support@example.test\"\n");
+        let e = Config::from_str(&bad, Path::new("c.toml")).unwrap_err();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("comment_address"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.0[0].line, line, "{e}");
     }
 
     #[test]

@@ -214,6 +214,7 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
             None
         }
     };
+    diags.append(&mut crate::process::canned::check_dir(&cfg.rules_dir()));
     if diags.is_empty() {
         let (n_rules, n_agents) =
             rules.map_or((0, 0), |r| (r.routing.rules.len(), r.agents.list.len()));
@@ -366,6 +367,8 @@ pub fn rules_test(
         tags: Vec::new(),
         sla: None,
         last_customer_message_id: None,
+        version: 0,
+        public_replies: Vec::new(),
     };
     match rules.sla.for_ticket(&probe) {
         Some(p) if class == classify::Class::Customer => {

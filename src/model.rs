@@ -93,6 +93,23 @@ pub struct Ticket {
     /// Message-ID of the customer's latest message, for threading our replies.
     #[serde(default)]
     pub last_customer_message_id: Option<String>,
+    /// Bumped by every public agent reply. Agent tokens carry the version the
+    /// agent saw, so a reply written against an older version can be held
+    /// (collision detection).
+    #[serde(default)]
+    pub version: u64,
+    /// Who sent each public reply, by the version it created.
+    #[serde(default)]
+    pub public_replies: Vec<PublicReply>,
+}
+
+/// One public agent reply: the ticket version it created, its author, and
+/// the message sent to the customer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublicReply {
+    pub version: u64,
+    pub agent: String,
+    pub message: MessageSeq,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -111,6 +128,8 @@ pub enum MessageKind {
     Note,
     Auto,
     System,
+    /// An agent's reply held back because another agent answered first.
+    Held,
 }
 
 /// One message of a ticket; the raw bytes live beside it under the same sequence number.
@@ -155,6 +174,20 @@ pub struct OutboundJob {
     pub next_attempt_at: i64,
     #[serde(default)]
     pub last_error: Option<String>,
+}
+
+/// An agent's reply held by collision detection until `#send` or expiry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldReply {
+    /// The agent's message (raw bytes and record under this sequence).
+    pub message: MessageSeq,
+    pub ticket: TicketId,
+    /// Agent name.
+    pub agent: String,
+    /// The text that would go to the customer (commands and quotes removed).
+    pub text: String,
+    pub at: i64,
+    pub expires_at: i64,
 }
 
 /// A message kept aside instead of joining a ticket, with the reason.

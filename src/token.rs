@@ -4,6 +4,10 @@
 //! one recipient, so a guessed ticket number gets nobody into a ticket.
 //! Bounce (VERP) address: `support+b{ticket}.{message}.{sig}@domain`, the
 //! envelope sender of our mail, so a delivery failure finds its ticket.
+//! Agent address: `support+a{ticket}.{agent}.{version}.{sig}@domain`, the
+//! Reply-To of a notification to one agent, signed for the ticket, the agent
+//! and the ticket version the agent saw (collision detection). It only says
+//! which ticket and agent the mail claims; the From must still be that agent's.
 
 use crate::config::split_address;
 use crate::model::{MessageSeq, TicketId};
@@ -27,6 +31,20 @@ pub enum Token {
         ticket: TicketId,
         message: MessageSeq,
     },
+    Agent {
+        ticket: TicketId,
+        /// Agent name, lower-cased.
+        agent: String,
+        /// The ticket version the agent saw.
+        version: u64,
+    },
+}
+
+/// An agent tag that did not verify: what it claims, for the notice to that agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedAgent {
+    pub ticket: Option<TicketId>,
+    pub agent: String,
 }
 
 impl Tokens {
@@ -56,12 +74,69 @@ impl Tokens {
         plus(mailbox, &format!("b{ticket}.{message}.{sig}"))
     }
 
+    /// The plus-tag naming `ticket`, `agent` and the ticket `version` the agent saw.
+    pub fn agent_tag(&self, ticket: TicketId, agent: &str, version: u64) -> String {
+        let agent = agent.to_ascii_lowercase();
+        let sig = self.sig(&format!("agent:{ticket}:{agent}:{version}"));
+        format!("a{ticket}.{agent}.{version}.{sig}")
+    }
+
+    /// The address `agent` replies to about `ticket` (at `version`).
+    pub fn agent_address(
+        &self,
+        mailbox: &str,
+        ticket: TicketId,
+        agent: &str,
+        version: u64,
+    ) -> String {
+        plus(mailbox, &self.agent_tag(ticket, agent, version))
+    }
+
+    /// Whether `rcpt` carries an agent tag at all (signed or not).
+    pub fn is_agent_address(rcpt: &str) -> bool {
+        plus_tag(rcpt).is_some_and(|t| is_agent_tag(&t))
+    }
+
+    /// What an agent tag that failed verification claims (ticket and agent name).
+    pub fn claimed_agent(rcpt: &str) -> Option<ClaimedAgent> {
+        let tag = plus_tag(rcpt)?;
+        if !is_agent_tag(&tag) {
+            return None;
+        }
+        let rest = &tag[1..];
+        let (ticket, rest) = rest.split_once('.')?;
+        let agent = rest.split('.').next()?.to_string();
+        Some(ClaimedAgent {
+            ticket: ticket.parse().ok(),
+            agent,
+        })
+    }
+
     /// Verifies the plus-tag of `rcpt`; `sender` is who the mail is from (reply
     /// tokens are only valid from the recipient they were made for).
     pub fn verify(&self, rcpt: &str, sender: &str) -> Option<Token> {
-        let (local, _) = split_address(rcpt)?;
-        let (_, tag) = local.split_once('+')?;
+        self.verify_tag(&plus_tag(rcpt)?, sender)
+    }
+
+    /// Verifies a bare tag (`t…`, `b…` or `a…`, as after the `+`).
+    pub fn verify_tag(&self, tag: &str, sender: &str) -> Option<Token> {
         let tag = tag.to_ascii_lowercase();
+        if let Some(rest) = tag.strip_prefix('a') {
+            let (ticket, rest) = rest.split_once('.')?;
+            let (rest, sig) = rest.rsplit_once('.')?;
+            let (agent, version) = rest.rsplit_once('.')?;
+            let ticket: TicketId = ticket.parse().ok()?;
+            let version: u64 = version.parse().ok()?;
+            if agent.is_empty() {
+                return None;
+            }
+            let want = self.sig(&format!("agent:{ticket}:{agent}:{version}"));
+            return constant_eq(&want, sig).then(|| Token::Agent {
+                ticket,
+                agent: agent.to_string(),
+                version,
+            });
+        }
         if let Some(rest) = tag.strip_prefix('t') {
             let (ticket, sig) = rest.split_once('.')?;
             let ticket: TicketId = ticket.parse().ok()?;
@@ -78,6 +153,19 @@ impl Tokens {
         }
         None
     }
+}
+
+/// The lower-cased plus-tag of an address, if it has one.
+fn plus_tag(addr: &str) -> Option<String> {
+    let (local, _) = split_address(addr)?;
+    let (_, tag) = local.split_once('+')?;
+    Some(tag.to_ascii_lowercase())
+}
+
+/// `a` followed by a digit: an agent tag (whether or not it verifies).
+fn is_agent_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    b.len() > 1 && (b[0] == b'a' || b[0] == b'A') && b[1].is_ascii_digit()
 }
 
 fn plus(mailbox: &str, tag: &str) -> String {
@@ -154,6 +242,57 @@ mod tests {
             })
         );
         assert_eq!(t.verify(&addr.replace(".99.", ".98."), ""), None);
+    }
+
+    #[test]
+    fn agent_token_round_trip_and_forgery() {
+        let t = Tokens::new(b"secret");
+        let addr = t.agent_address("support@example.test", 42, "Alice", 3);
+        assert!(addr.starts_with("support+a42.alice.3."), "{addr}");
+        let local = addr.split('@').next().unwrap();
+        assert!(local.len() <= 64, "{addr}");
+        let want = Some(Token::Agent {
+            ticket: 42,
+            agent: "alice".into(),
+            version: 3,
+        });
+        // the sender does not matter to the token (the From check is separate)
+        assert_eq!(t.verify(&addr, "anyone@example.org"), want);
+        assert_eq!(t.verify(&addr.to_ascii_uppercase(), ""), want);
+        assert!(Tokens::is_agent_address(&addr));
+        // another ticket, agent or version, or another key: refused
+        for forged in [
+            addr.replace("a42.", "a43."),
+            addr.replace(".alice.", ".bob."),
+            addr.replace(".3.", ".4."),
+        ] {
+            assert_eq!(t.verify(&forged, ""), None, "{forged}");
+            assert!(Tokens::is_agent_address(&forged));
+        }
+        assert_eq!(Tokens::new(b"other").verify(&addr, ""), None);
+        assert_eq!(
+            Tokens::claimed_agent(&addr.replace(".3.", ".4.")),
+            Some(ClaimedAgent {
+                ticket: Some(42),
+                agent: "alice".into()
+            })
+        );
+        // the tag alone (as carried in our notification Message-IDs)
+        let tag = t.agent_tag(7, "bob", 0);
+        assert_eq!(
+            t.verify_tag(&tag, ""),
+            Some(Token::Agent {
+                ticket: 7,
+                agent: "bob".into(),
+                version: 0
+            })
+        );
+        // malformed tags never panic and never verify
+        for bad in ["a", "a1", "a1.", "a1..0.x", "ax.bob.0.sig", "a1.bob.x.sig"] {
+            assert_eq!(t.verify_tag(bad, ""), None, "{bad}");
+        }
+        assert!(!Tokens::is_agent_address("support+t1.abc@example.test"));
+        assert!(!Tokens::is_agent_address("support@example.test"));
     }
 
     #[test]

@@ -508,6 +508,8 @@ api_token = "t"
                     message_count: 1,
                     next_event: 0,
                     last_customer_message_id: None,
+                    version: 0,
+                    public_replies: Vec::new(),
                 })?;
                 tx.put_raw(7, RAW)?;
                 queue::enqueue(

@@ -6,10 +6,16 @@
 //! crash before the commit replays the message; after it, nothing is redone.
 
 pub mod ack;
+pub mod agent;
 pub mod assignment;
+pub mod canned;
 pub mod classify;
+pub mod collision;
+pub mod commands;
+pub mod notify;
 pub mod parse;
 pub mod quote;
+pub mod reply;
 pub mod thread;
 
 use crate::clock::Clock;
@@ -59,7 +65,15 @@ impl Processor {
                 .instrument(info_span!("process"))
                 .await;
             match done {
-                Ok(Ok(0)) => {}
+                Ok(Ok(0)) => {
+                    let worker = this.clone();
+                    match tokio::task::spawn_blocking(move || worker.expire_held()).await {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(_)) => this.outbound_wake.notify_one(),
+                        Ok(Err(e)) => tracing::error!(error = %e, "expiring held replies failed"),
+                        Err(e) => tracing::error!(error = %e, "held-reply task failed"),
+                    }
+                }
                 Ok(Ok(_)) => {
                     this.outbound_wake.notify_one();
                     continue;
@@ -141,7 +155,6 @@ impl Processor {
         } else {
             parsed.from.clone()
         };
-        let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, &sender)?;
         let mut record = MessageRecord {
             seq,
             ticket: None,
@@ -155,6 +168,21 @@ impl Processor {
             text: truncate(parse::visible_text(&parsed.text), MAX_TEXT),
         };
 
+        let from_agent = self.rules.current().agents.by_address(&sender).is_some();
+        if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent) {
+            return self.agent_mail(
+                tx,
+                &mut record,
+                &parsed,
+                env,
+                &raw,
+                class,
+                route,
+                &sender,
+                now,
+            );
+        }
+        let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, &sender)?;
         match class {
             Class::Bounce => match found.matched {
                 Some(m) => {
@@ -264,6 +292,18 @@ impl Processor {
                 }
                 Status::New | Status::Open => {}
             }
+            let rules = self.rules.current();
+            let text = record.text.clone();
+            self.notify_agents(
+                tx,
+                &rules,
+                &mut ticket,
+                parsed,
+                &text,
+                sender,
+                notify::Cause::CustomerReply,
+                now,
+            )?;
         }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, reason = %m.reason, "message threaded");
@@ -306,6 +346,8 @@ impl Processor {
             tags: Vec::new(),
             sla: None,
             last_customer_message_id: parsed.message_id.clone(),
+            version: 0,
+            public_replies: Vec::new(),
         };
         let _t = info_span!("ticket", id = ticket.id).entered();
         let rules = self.rules.current();
@@ -355,6 +397,19 @@ impl Processor {
                 event(now, "ack_suppressed", "postdesk", reason),
             )?,
             None => {}
+        }
+        if class == Class::Customer {
+            let text = record.text.clone();
+            self.notify_agents(
+                tx,
+                &rules,
+                &mut ticket,
+                parsed,
+                &text,
+                sender,
+                notify::Cause::NewTicket,
+                now,
+            )?;
         }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, class = class.as_str(), "ticket created");
@@ -712,3 +767,6 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod agent_tests;

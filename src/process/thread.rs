@@ -61,7 +61,8 @@ pub fn find(
             Some(Token::Bounce { ticket, message }) => {
                 (ticket, format!("bounce address of message {message}"))
             }
-            None => continue,
+            // Agent mail never gets here (the processor takes it aside first).
+            Some(Token::Agent { .. }) | None => continue,
         };
         if tx.ticket(ticket)?.is_some() {
             return Ok(found(ticket, reason));

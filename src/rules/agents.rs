@@ -18,6 +18,8 @@ use toml::Spanned;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     pub name: String,
+    /// How the agent is named to customers ("Alice Example (Example Support)"); default `name`.
+    pub display_name: String,
     pub address: String,
     pub alternates: Vec<String>,
     pub queues: Vec<String>,
@@ -48,6 +50,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct AgentSpec {
     name: Spanned<String>,
+    display_name: Option<String>,
     address: Spanned<String>,
     #[serde(default)]
     alternates: Vec<Spanned<String>>,
@@ -64,12 +67,20 @@ impl Agents {
         let mut list: Vec<Agent> = Vec::new();
         for spec in file.agent {
             let name = spec.name.get_ref().trim().to_string();
-            if name.is_empty() || name.contains(char::is_whitespace) || name == "me" {
+            // The name travels in agent reply addresses (support+a12.NAME.0.sig@…).
+            let word = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !word || name.eq_ignore_ascii_case("me") {
                 diags.push(diag_at(
                     path,
                     text,
                     spec.name.span().start,
-                    format!("agent name {name:?} must be one word (and not \"me\")"),
+                    format!(
+                        "agent name {name:?} must be one word of letters, digits, - or _ (at most 32, and not \"me\")"
+                    ),
                 ));
             }
             if list.iter().any(|a| a.name.eq_ignore_ascii_case(&name)) {
@@ -100,6 +111,11 @@ impl Agents {
                 }
             }
             list.push(Agent {
+                display_name: spec
+                    .display_name
+                    .map(|d| d.chars().filter(|c| !c.is_control()).collect::<String>())
+                    .filter(|d| !d.trim().is_empty())
+                    .unwrap_or_else(|| name.clone()),
                 name,
                 address: spec.address.get_ref().to_ascii_lowercase(),
                 alternates: spec
@@ -152,5 +168,8 @@ mod tests {
         let unknown = "[[agent]]\nname = \"bob\"\naddress = \"b@x.test\"\nqueue = [\"x\"]\n";
         let e = Agents::parse(unknown, Path::new("agents.toml")).unwrap_err();
         assert_eq!(e[0].line, 4, "{}", e[0]);
+        let dotted = "[[agent]]\nname = \"al.ice\"\naddress = \"a@x.test\"\n";
+        let e = Agents::parse(dotted, Path::new("agents.toml")).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 8), "{}", e[0]);
     }
 }

@@ -392,6 +392,16 @@ pub fn resume(
     schedule(tx, ticket.id, &state, policy, &cal, now)
 }
 
+/// An agent's first public reply went out: the first-response target is met
+/// (its timers are then skipped by the scheduler; the resolution clock runs on).
+pub fn first_response(ticket: &mut Ticket, now: i64) {
+    if let Some(state) = ticket.sla.as_mut()
+        && state.first_response_at.is_none()
+    {
+        state.first_response_at = Some(now);
+    }
+}
+
 /// The ticket is resolved or closed: nothing more can breach.
 pub fn stop(tx: &mut Tx<'_>, ticket: &mut Ticket) -> Result<(), StoreError> {
     if ticket.sla.is_some() {

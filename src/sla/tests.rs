@@ -93,6 +93,8 @@ fn ticket(id: u64, now: i64) -> Ticket {
         tags: Vec::new(),
         sla: None,
         last_customer_message_id: None,
+        version: 0,
+        public_replies: Vec::new(),
     }
 }
 

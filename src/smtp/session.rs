@@ -432,7 +432,7 @@ impl Session {
 
     fn rcpt(&mut self, to: RcptTo<Cow<'_, str>>) -> Next {
         let max = self.cfg().smtp.max_recipients;
-        let known = self.cfg().mailbox_for(&to.address).is_some();
+        let known = self.cfg().accepts(&to.address);
         let State::Mail(tx) = &mut self.state else {
             return self.error("503 5.5.1 Error: need MAIL command");
         };

@@ -7,8 +7,8 @@
 
 use crate::model::*;
 use redb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::Path;
@@ -46,6 +46,9 @@ const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates")
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 /// IMAP account+folder key → JSON [`ImapFolderState`]: where intake resumes.
 const IMAP_CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("imap_cursors");
+/// Message sequence of a held agent reply → JSON [`HeldReply`] (collision detection).
+/// Small: only replies waiting for `#send` or expiry.
+const HELD: TableDefinition<u64, &[u8]> = TableDefinition::new("held");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,6 +136,7 @@ impl Store {
             tx.txn.open_table(IMAP_CURSORS)?;
             tx.txn.open_table(SLA_TIMERS)?;
             tx.txn.open_table(OUTBOUND_DUE)?;
+            tx.txn.open_table(HELD)?;
             tx.rebuild_due_index_if_needed()?;
             Ok(())
         })?;
@@ -442,6 +446,34 @@ impl Store {
         Ok(first.and_then(|(k, _)| parse_sla_key(k.value()).map(|(due, _, _)| due)))
     }
 
+    /// Replies held on ticket `id` by collision detection.
+    pub fn held_for_ticket(&self, id: TicketId) -> Result<Vec<HeldReply>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(HELD)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let h: HeldReply = dec("held", v.value())?;
+            if h.ticket == id {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest expiry of a held agent reply.
+    pub fn next_held_expiry(&self) -> Result<Option<i64>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(HELD)?;
+        let mut next: Option<i64> = None;
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let h: HeldReply = dec("held", v.value())?;
+            next = Some(next.map_or(h.expires_at, |n| n.min(h.expires_at)));
+        }
+        Ok(next)
+    }
+
     pub fn ticket_count(&self) -> Result<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(TICKETS)?.len()?)
@@ -502,6 +534,55 @@ impl Tx<'_> {
                 .insert(t, m.seq)?;
         }
         Ok(())
+    }
+
+    /// Stores a message record that names its ticket but is not listed among
+    /// the ticket's messages: copies (an agent's mail relayed as our reply,
+    /// notifications to agents) and held replies. Raw bytes and the record stay
+    /// reachable by sequence number.
+    pub fn put_message_unlisted(&mut self, m: &MessageRecord) -> Result<()> {
+        self.txn
+            .open_table(MESSAGES)?
+            .insert(m.seq, enc(m).as_slice())?;
+        Ok(())
+    }
+
+    /// The messages listed in a ticket, oldest first.
+    pub fn ticket_messages(&mut self, id: TicketId) -> Result<Vec<MessageRecord>> {
+        let links = self.txn.open_multimap_table(TICKET_MESSAGES)?;
+        let msgs = self.txn.open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        for seq in links.get(id)? {
+            let seq = seq?.value();
+            if let Some(v) = msgs.get(seq)? {
+                out.push(dec::<MessageRecord>("messages", v.value())?);
+            }
+        }
+        out.sort_by_key(|m| m.seq);
+        Ok(out)
+    }
+
+    pub fn put_held(&mut self, h: &HeldReply) -> Result<()> {
+        self.txn
+            .open_table(HELD)?
+            .insert(h.message, enc(h).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_held(&mut self, message: MessageSeq) -> Result<()> {
+        self.txn.open_table(HELD)?.remove(message)?;
+        Ok(())
+    }
+
+    /// Every held reply (a scan of a small table), oldest first.
+    pub fn held(&mut self) -> Result<Vec<HeldReply>> {
+        let t = self.txn.open_table(HELD)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(dec("held", v.value())?);
+        }
+        Ok(out)
     }
 
     pub fn message(&mut self, seq: MessageSeq) -> Result<Option<MessageRecord>> {

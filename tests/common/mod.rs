@@ -403,6 +403,9 @@ impl DaemonConfig {
         c.set("outbound", "retry_max", &q("2s"));
         c.set("web", "listen", &q(&format!("127.0.0.1:{web_port}")));
         c.set("web", "api_token", &q(API_TOKEN));
+        // rules/ names agents; tests that want their notifications turn this on
+        // (tests/agents.rs), the others expect only the customer's mail at the sink.
+        c.set("agents", "notify", "false");
         c
     }
 

@@ -1,0 +1,906 @@
+//! Agent mail: replies, notes and commands written in an agent's own mail client.
+//!
+//! Mail is agent mail when it is sent to a signed agent address (the Reply-To
+//! of a notification), answers one of our notifications by In-Reply-To, or is
+//! sent to `agents.comment_address`. It is posted only when
+//! - the token verifies (HMAC over ticket, agent and version),
+//! - the From is one of that agent's addresses in rules/agents.toml, and
+//! - no `Authentication-Results` header of the trusted authserv-id reports a
+//!   DKIM or DMARC failure (postdesk does not verify DKIM itself).
+//!
+//! Anything else is quarantined, never dropped, and the agent the mail claims
+//! to come from gets a notice why at their configured address (rate-limited).
+//!
+//! An accepted mail: its command block is checked whole (one bad command
+//! applies nothing and sends nothing), then applied as ticket events with the
+//! agent as actor; the remaining text (quotes and signature stripped) is a
+//! note, or a public reply relayed to the customer (`reply.rs`), or held when
+//! another agent replied since the version the agent saw (`collision.rs`).
+//! When there were commands, the agent gets a transcript.
+
+use super::Processor;
+use super::canned;
+use super::classify::Class;
+use super::commands::{self, Command};
+use super::notify::priority_name;
+use super::parse::Parsed;
+use crate::config::Config;
+use crate::model::*;
+use crate::outbound::compose::{AgentMail, queue_agent_mail};
+use crate::rules::{Agent, RuleSet};
+use crate::store::{StoreError, Tx};
+use crate::token::{ClaimedAgent, Token, Tokens};
+use tracing::{info, info_span, warn};
+
+/// Notices about rejected mail one agent address gets per hour at most
+/// (a flood of forgeries must not become a flood of notices).
+const MAX_NOTICES_PER_HOUR: u32 = 20;
+
+/// What a verified agent token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub ticket: TicketId,
+    pub agent: String,
+    /// The ticket version the agent saw.
+    pub version: u64,
+}
+
+/// Why a message is agent mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To an agent address, or in reply to a notification; `claim` is None
+    /// when the signature does not verify.
+    Token {
+        via: String,
+        claim: Option<Claim>,
+        claimed: Option<ClaimedAgent>,
+    },
+    /// To the comment address.
+    Comment,
+}
+
+/// Whether this message is agent mail, and by which route. `from_agent`:
+/// the sender is one of the agents' addresses (only then does In-Reply-To a
+/// notification make agent mail, or a copy to the comment address of mail to
+/// the support address; a customer doing so is customer mail).
+pub fn route(
+    cfg: &Config,
+    tokens: &Tokens,
+    parsed: &Parsed,
+    env: &Envelope,
+    from_agent: bool,
+) -> Option<Route> {
+    let rcpts = || {
+        env.rcpt_to
+            .iter()
+            .chain(parsed.to.iter())
+            .chain(parsed.cc.iter())
+    };
+    // A customer who also wrote to the support address (and copied the
+    // comment address by mistake) is a customer, not a failed comment.
+    let to_support = env
+        .rcpt_to
+        .iter()
+        .any(|a| cfg.mailbox_for(a).is_some() && !Tokens::is_agent_address(a));
+    if rcpts().any(|a| cfg.is_comment_address(a)) && (from_agent || !to_support) {
+        return Some(Route::Comment);
+    }
+    for addr in rcpts() {
+        if cfg.mailbox_for(addr).is_some() && Tokens::is_agent_address(addr) {
+            let claim = match tokens.verify(addr, "") {
+                Some(Token::Agent {
+                    ticket,
+                    agent,
+                    version,
+                }) => Some(Claim {
+                    ticket,
+                    agent,
+                    version,
+                }),
+                _ => None,
+            };
+            return Some(Route::Token {
+                via: addr.to_ascii_lowercase(),
+                claim,
+                claimed: Tokens::claimed_agent(addr),
+            });
+        }
+    }
+    // A reply that lost our Reply-To still answers a notification.
+    if !from_agent {
+        return None;
+    }
+    for id in &parsed.in_reply_to {
+        if let Some(tag) = notification_tag(id, &cfg.server.hostname)
+            && let Some(Token::Agent {
+                ticket,
+                agent,
+                version,
+            }) = tokens.verify_tag(tag, "")
+        {
+            return Some(Route::Token {
+                via: format!("In-Reply-To <{id}>"),
+                claim: Some(Claim {
+                    ticket,
+                    agent,
+                    version,
+                }),
+                claimed: None,
+            });
+        }
+    }
+    None
+}
+
+/// The agent tag inside one of our notification Message-IDs (`pd.TAG.mSEQ@host`).
+fn notification_tag<'a>(id: &'a str, host: &str) -> Option<&'a str> {
+    let (local, domain) = id.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let rest = local.strip_prefix("pd.")?;
+    let (tag, seq) = rest.rsplit_once(".m")?;
+    (tag.starts_with('a') && seq.chars().all(|c| c.is_ascii_digit())).then_some(tag)
+}
+
+/// A DKIM or DMARC failure reported by the trusted authserv-id, in words.
+/// (DKIM: only when no signature passed; DMARC: any failure.)
+pub fn auth_failure(parsed: &Parsed, trusted: &str) -> Option<String> {
+    for (name, value) in &parsed.headers {
+        if name != "authentication-results" {
+            continue;
+        }
+        let mut parts = value.split(';');
+        let id = parts
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        if !id.eq_ignore_ascii_case(trusted) {
+            continue;
+        }
+        let (mut dkim_pass, mut dkim_fail) = (false, false);
+        for res in parts {
+            let word = res
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            match word.as_str() {
+                "dmarc=fail" => return Some(format!("{trusted} reports dmarc=fail")),
+                "dkim=pass" => dkim_pass = true,
+                "dkim=fail" => dkim_fail = true,
+                _ => {}
+            }
+        }
+        if dkim_fail && !dkim_pass {
+            return Some(format!("{trusted} reports dkim=fail"));
+        }
+    }
+    None
+}
+
+/// The result of one command, for the transcript.
+struct Done {
+    line: String,
+    result: Result<String, String>,
+}
+
+impl Processor {
+    /// Handles a message that `route` found to be agent mail.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn agent_mail(
+        &self,
+        tx: &mut Tx<'_>,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        env: &Envelope,
+        raw: &[u8],
+        class: Class,
+        route: Route,
+        sender: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let rules = self.rules.current();
+        if class != Class::Customer {
+            // An agent's vacation notice answering a notification, a bounce: never posted,
+            // and never answered (no notice, so no loop).
+            return self.quarantine(
+                tx,
+                record,
+                now,
+                &format!("{} sent to an agent address; not posted", class.as_str()),
+            );
+        }
+        let from_agent = rules.agents.by_address(sender);
+        let auth = self
+            .cfg
+            .agents
+            .trusted_authserv_id
+            .as_deref()
+            .and_then(|id| auth_failure(parsed, id));
+        match route {
+            Route::Comment => {
+                let Some(agent) = from_agent else {
+                    return self.quarantine(
+                        tx,
+                        record,
+                        now,
+                        &format!("mail to the comment address from {sender}, who is not an agent"),
+                    );
+                };
+                if let Some(why) = auth {
+                    return self.reject(tx, record, Some(agent), None, &why, now);
+                }
+                let Some(ticket) = self.comment_ticket(tx, parsed, env)? else {
+                    let why =
+                        "it names no ticket: put the ticket's tag, e.g. [#12], in the subject";
+                    return self.reject(tx, record, Some(agent), None, why, now);
+                };
+                self.apply_agent_mail(
+                    tx, &rules, record, parsed, raw, agent, ticket, None, true, now,
+                )
+            }
+            Route::Token {
+                via,
+                claim: None,
+                claimed,
+            } => {
+                let named = claimed
+                    .as_ref()
+                    .and_then(|c| rules.agents.by_name(&c.agent));
+                let ticket = match claimed.as_ref().and_then(|c| c.ticket) {
+                    Some(id) => tx.ticket(id)?,
+                    None => None,
+                };
+                let why =
+                    format!("the agent address {via} has no valid signature (altered or forged)");
+                self.reject(tx, record, named.or(from_agent), ticket, &why, now)
+            }
+            Route::Token {
+                via,
+                claim: Some(claim),
+                ..
+            } => {
+                let ticket = tx.ticket(claim.ticket)?;
+                let Some(agent) = rules.agents.by_name(&claim.agent) else {
+                    let why = format!(
+                        "{via} names agent {:?}, who is not in agents.toml",
+                        claim.agent
+                    );
+                    return self.reject(tx, record, from_agent, ticket, &why, now);
+                };
+                let Some(ticket) = ticket else {
+                    let why = format!("ticket #{} does not exist", claim.ticket);
+                    return self.reject(tx, record, Some(agent), None, &why, now);
+                };
+                if !agent.has_address(sender) {
+                    let why = format!(
+                        "it is from {}, which is not an address of agent {} (the reply address was made for {})",
+                        if sender.is_empty() {
+                            "(no sender)"
+                        } else {
+                            sender
+                        },
+                        agent.name,
+                        agent.name
+                    );
+                    return self.reject(tx, record, Some(agent), Some(ticket), &why, now);
+                }
+                if let Some(why) = auth {
+                    return self.reject(tx, record, Some(agent), Some(ticket), &why, now);
+                }
+                self.apply_agent_mail(
+                    tx,
+                    &rules,
+                    record,
+                    parsed,
+                    raw,
+                    agent,
+                    ticket,
+                    Some(claim.version),
+                    false,
+                    now,
+                )
+            }
+        }
+    }
+
+    /// Quarantines agent mail that may not be posted, records it on the ticket
+    /// it names (if any), and tells the agent it claims to be from why.
+    fn reject(
+        &self,
+        tx: &mut Tx<'_>,
+        record: &mut MessageRecord,
+        notify: Option<&Agent>,
+        ticket: Option<Ticket>,
+        why: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.quarantine(tx, record, now, &format!("agent mail not posted: {why}"))?;
+        let ticket_id = ticket.as_ref().map(|t| t.id);
+        if let Some(mut t) = ticket {
+            let detail = format!(
+                "mail from {} (message {}) not posted: {why}",
+                record.from, record.seq
+            );
+            tx.add_event(
+                &mut t,
+                super::event(now, "agent_mail_rejected", &record.from, detail),
+            )?;
+            tx.put_ticket(&t)?;
+        }
+        let Some(agent) = notify else {
+            return Ok(());
+        };
+        let key = format!("agent-notice:{}", agent.address);
+        if !tx.take_ack_allowance(&key, now, MAX_NOTICES_PER_HOUR)? {
+            warn!(agent = %agent.name, "notice rate limit reached; no notice sent");
+            return Ok(());
+        }
+        let on = ticket_id.map_or(String::new(), |t| format!(" to ticket #{t}"));
+        let body = format!(
+            "Mail sent in your name was not posted{on}.\n\n\
+             \x20 From:       {from}\n\
+             \x20 Subject:    {subject}\n\
+             \x20 Message-ID: <{mid}>\n\n\
+             Why: {why}.\n\n\
+             Nothing was sent to the customer and the ticket did not change. The mail is kept\n\
+             in postdesk's quarantine as message {seq}. If you did not send it, someone may be\n\
+             writing in your name: tell your postdesk administrator.\n",
+            from = if record.from.is_empty() {
+                "(none)"
+            } else {
+                &record.from
+            },
+            subject = record.subject,
+            mid = record.message_id,
+            seq = record.seq,
+        );
+        let support = self
+            .cfg
+            .mailboxes
+            .first()
+            .map_or(self.cfg.from_address().to_string(), |m| m.address.clone());
+        queue_agent_mail(
+            tx,
+            &self.cfg,
+            &self.tokens,
+            AgentMail {
+                ticket: ticket_id,
+                to: agent.address.clone(),
+                from_name: self.cfg.from_display_name(),
+                from_addr: support,
+                reply_to: None,
+                subject: format!("Not posted: {}", record.subject),
+                body,
+                msgid_tag: None,
+                in_reply_to: (!record.message_id.is_empty()).then(|| record.message_id.clone()),
+                references: Vec::new(),
+            },
+            now,
+        )?;
+        Ok(())
+    }
+
+    /// The ticket a mail to the comment address is about: the subject tag,
+    /// else an agent token among the recipients, else the message it answers.
+    fn comment_ticket(
+        &self,
+        tx: &mut Tx<'_>,
+        parsed: &Parsed,
+        env: &Envelope,
+    ) -> Result<Option<Ticket>, StoreError> {
+        if let Some(n) = super::thread::subject_tag(&parsed.subject)
+            && let Some(t) = tx.ticket(n)?
+        {
+            return Ok(Some(t));
+        }
+        let rcpts = env
+            .rcpt_to
+            .iter()
+            .chain(parsed.to.iter())
+            .chain(parsed.cc.iter());
+        for addr in rcpts {
+            if let Some(Token::Agent { ticket, .. }) = self.tokens.verify(addr, "")
+                && let Some(t) = tx.ticket(ticket)?
+            {
+                return Ok(Some(t));
+            }
+        }
+        for id in parsed
+            .in_reply_to
+            .iter()
+            .chain(parsed.references.iter().rev())
+        {
+            if let Some(n) = tx.lookup_msgid(id)?
+                && let Some(t) = tx.ticket(n)?
+            {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies an authenticated agent mail to `ticket`: commands, then the
+    /// text as a note, a public reply or a held reply. `seen` is the ticket
+    /// version the agent's token carries (None for the comment address).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_agent_mail(
+        &self,
+        tx: &mut Tx<'_>,
+        rules: &RuleSet,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+        raw: &[u8],
+        agent: &Agent,
+        mut ticket: Ticket,
+        seen: Option<u64>,
+        comment: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _t = info_span!("ticket", id = ticket.id).entered();
+        record.ticket = Some(ticket.id);
+        record.kind = MessageKind::Agent;
+        let (lines, rest) = commands::split(&record.text);
+        record.text = rest.clone();
+        let note = comment || lines.iter().any(|l| matches!(l.parsed, Ok(Command::Note)));
+
+        // Check every command before applying any.
+        let mut canned_text = None;
+        let mut checked = Vec::new();
+        for line in &lines {
+            let r = match &line.parsed {
+                Err(e) => Err(e.clone()),
+                Ok(cmd) => self
+                    .check(tx, rules, &ticket, agent, note, comment, cmd)
+                    .map(|canned| {
+                        if canned.is_some() {
+                            canned_text = canned;
+                        }
+                        cmd.clone()
+                    }),
+            };
+            checked.push((line.text.clone(), r));
+        }
+        if checked.iter().any(|(_, r)| r.is_err()) {
+            self.keep_unlisted(tx, &ticket, record, parsed)?;
+            let errors: Vec<String> = checked
+                .iter()
+                .filter_map(|(l, r)| r.as_ref().err().map(|e| format!("{l}: {e}")))
+                .collect();
+            tx.add_event(
+                &mut ticket,
+                super::event(
+                    now,
+                    "commands_failed",
+                    &agent.name,
+                    format!(
+                        "mail {} from {} not applied: {}",
+                        record.seq,
+                        agent.name,
+                        errors.join("; ")
+                    ),
+                ),
+            )?;
+            let done: Vec<Done> = checked
+                .into_iter()
+                .map(|(line, r)| Done {
+                    line,
+                    result: match r {
+                        Ok(_) => Err("not applied (see the error below or above)".into()),
+                        Err(e) => Err(format!("error: {e}")),
+                    },
+                })
+                .collect();
+            self.transcript(
+                tx,
+                &ticket,
+                agent,
+                record,
+                &done,
+                true,
+                "Nothing was applied and nothing was sent to the customer, because of the \
+                 error(s) above. Correct the commands and send your mail again.",
+                now,
+            )?;
+            tx.put_ticket(&ticket)?;
+            info!(ticket = ticket.id, agent = %agent.name, "agent commands failed; nothing applied");
+            return Ok(());
+        }
+
+        let mut done = Vec::new();
+        for (line, cmd) in checked {
+            let Ok(cmd) = cmd else { continue };
+            let result = self.apply(tx, rules, &mut ticket, agent, &cmd, now)?;
+            done.push(Done {
+                line,
+                result: Ok(result),
+            });
+        }
+
+        let mut body = rest.clone();
+        if let Some(c) = canned_text {
+            body = if body.is_empty() {
+                c
+            } else {
+                format!("{body}\n\n{c}")
+            };
+        }
+        // A reply may be an attachment alone; notes keep theirs in the raw mail.
+        let attachments = if note || parsed.attachments.is_empty() {
+            Vec::new()
+        } else {
+            super::reply::attachments_of(raw)
+        };
+        let outcome = if note {
+            if !rest.is_empty() || lines.is_empty() {
+                record.kind = MessageKind::Note;
+                self.attach(tx, &mut ticket, record, parsed, now)?;
+                tx.add_event(
+                    &mut ticket,
+                    super::event(
+                        now,
+                        "note",
+                        &agent.name,
+                        format!("internal note by {} (message {})", agent.name, record.seq),
+                    ),
+                )?;
+                "Your text was added to the ticket as an internal note; nothing was sent to the customer."
+                    .to_string()
+            } else {
+                self.keep_unlisted(tx, &ticket, record, parsed)?;
+                "Nothing was sent to the customer.".to_string()
+            }
+        } else if !body.is_empty() || !attachments.is_empty() {
+            let conflicts = seen.map_or_else(Vec::new, |v| {
+                super::collision::conflicts(&ticket, &agent.name, v)
+            });
+            if conflicts.is_empty() {
+                self.keep_unlisted(tx, &ticket, record, parsed)?;
+                let out =
+                    self.send_reply(tx, rules, &mut ticket, agent, &body, &attachments, now)?;
+                format!("Your reply was sent to the customer (message {out}).")
+            } else {
+                self.hold(
+                    tx,
+                    &mut ticket,
+                    record,
+                    parsed,
+                    agent,
+                    body,
+                    &conflicts,
+                    now,
+                )?;
+                "Your reply is HELD because another agent replied since you saw the ticket: \
+                 see the separate notice. Nothing was sent to the customer."
+                    .to_string()
+            }
+        } else {
+            self.keep_unlisted(tx, &ticket, record, parsed)?;
+            "Nothing was sent to the customer.".to_string()
+        };
+        if !done.is_empty() {
+            self.transcript(tx, &ticket, agent, record, &done, false, &outcome, now)?;
+        }
+        tx.put_ticket(&ticket)?;
+        info!(ticket = ticket.id, agent = %agent.name, commands = done.len(), "agent mail applied");
+        Ok(())
+    }
+
+    /// Stores the agent's own mail under the ticket without listing it among
+    /// the ticket's messages (its text is in the reply, note or events).
+    pub(super) fn keep_unlisted(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &Ticket,
+        record: &mut MessageRecord,
+        parsed: &Parsed,
+    ) -> Result<(), StoreError> {
+        record.ticket = Some(ticket.id);
+        tx.put_message_unlisted(record)?;
+        if let Some(id) = &parsed.message_id {
+            tx.index_msgid(id, ticket.id)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `cmd` can be applied; for `#canned`, its rendered text.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        tx: &mut Tx<'_>,
+        rules: &RuleSet,
+        ticket: &Ticket,
+        agent: &Agent,
+        note: bool,
+        comment: bool,
+        cmd: &Command,
+    ) -> Result<Option<String>, String> {
+        match cmd {
+            Command::Assign(n) if !n.eq_ignore_ascii_case("me") => match rules.agents.by_name(n) {
+                Some(_) => Ok(None),
+                None => Err(format!("no agent {n:?} in agents.toml")),
+            },
+            Command::Queue(q) => {
+                let known = self.known_queues(rules);
+                if known.iter().any(|k| k == q) {
+                    Ok(None)
+                } else {
+                    Err(format!(
+                        "unknown queue {q:?} (known: {})",
+                        known.join(", ")
+                    ))
+                }
+            }
+            Command::Canned(_) if comment => Err(
+                "mail to the comment address is never sent to the customer; reply to the ticket's agent address for #canned"
+                    .into(),
+            ),
+            Command::Canned(_) if note => Err("#canned sends mail to the customer: it cannot be combined with #note".into()),
+            Command::Canned(name) => {
+                let customer = if ticket.requester_name.is_empty() {
+                    ticket.requester.clone()
+                } else {
+                    ticket.requester_name.clone()
+                };
+                let id = ticket.id.to_string();
+                canned::render(
+                    &self.cfg.rules_dir(),
+                    name,
+                    &canned::Vars {
+                        customer_name: &customer,
+                        ticket_id: &id,
+                        agent_name: &agent.display_name,
+                        subject: &ticket.subject,
+                    },
+                )
+                .map(Some)
+            }
+            Command::Send => {
+                let held = tx.held().map_err(|e| format!("store: {e}"))?;
+                if held
+                    .iter()
+                    .any(|h| h.ticket == ticket.id && h.agent.eq_ignore_ascii_case(&agent.name))
+                {
+                    Ok(None)
+                } else {
+                    Err(format!("no reply of yours is held on ticket #{}", ticket.id))
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Queues known to postdesk: those of the mailboxes and of the agents.
+    fn known_queues(&self, rules: &RuleSet) -> Vec<String> {
+        let mut q: Vec<String> = self.cfg.mailboxes.iter().map(|m| m.queue.clone()).collect();
+        for a in &rules.agents.list {
+            q.extend(a.queues.iter().cloned());
+        }
+        q.sort();
+        q.dedup();
+        q
+    }
+
+    /// Applies one checked command; returns what was done, for the transcript.
+    fn apply(
+        &self,
+        tx: &mut Tx<'_>,
+        rules: &RuleSet,
+        ticket: &mut Ticket,
+        agent: &Agent,
+        cmd: &Command,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let actor = agent.name.as_str();
+        let ev = |kind: &str, detail: String| super::event(now, kind, actor, detail);
+        Ok(match cmd {
+            Command::Status(s) => {
+                let old = ticket.status;
+                if old == *s {
+                    return Ok(format!("done (the ticket was already {})", s.as_str()));
+                }
+                ticket.status = *s;
+                match s {
+                    Status::Pending => crate::sla::pause(tx, ticket, now)?,
+                    Status::Resolved | Status::Closed => crate::sla::stop(tx, ticket)?,
+                    Status::Open | Status::New => {
+                        crate::sla::resume(tx, ticket, &rules.sla, &rules.calendars, now)?
+                    }
+                }
+                let d = format!("{} → {}", old.as_str(), s.as_str());
+                tx.add_event(ticket, ev("status", format!("{d} by {actor}")))?;
+                format!("done: status {d}")
+            }
+            Command::Priority(p) => {
+                let old = ticket.priority;
+                ticket.priority = *p;
+                let d = format!("{} → {}", priority_name(old), priority_name(*p));
+                tx.add_event(ticket, ev("priority", format!("{d} by {actor}")))?;
+                format!("done: priority {d}")
+            }
+            Command::Assign(n) => {
+                let name = if n.eq_ignore_ascii_case("me") {
+                    agent.name.clone()
+                } else {
+                    rules
+                        .agents
+                        .by_name(n)
+                        .map_or_else(|| n.clone(), |a| a.name.clone())
+                };
+                let old = ticket.assignee.replace(name.clone());
+                let d = format!("{} → {name}", old.as_deref().unwrap_or("nobody"));
+                tx.add_event(ticket, ev("assigned", format!("{d} by {actor}")))?;
+                format!("done: assignee {d}")
+            }
+            Command::Queue(q) => {
+                let old = std::mem::replace(&mut ticket.queue, q.clone());
+                let d = format!("{old} → {q}");
+                tx.add_event(ticket, ev("queue", format!("{d} by {actor}")))?;
+                format!("done: queue {d}")
+            }
+            Command::Tag { add, remove } => {
+                for t in add {
+                    if !ticket.tags.contains(t) {
+                        ticket.tags.push(t.clone());
+                    }
+                }
+                ticket.tags.retain(|t| !remove.contains(t));
+                let d = format!(
+                    "{}{}",
+                    add.iter().map(|t| format!("+{t} ")).collect::<String>(),
+                    remove.iter().map(|t| format!("-{t} ")).collect::<String>()
+                );
+                let d = d.trim_end();
+                tx.add_event(ticket, ev("tags", format!("{d} by {actor}")))?;
+                format!("done: tags {d} (now: {})", ticket.tags.join(", "))
+            }
+            Command::Note => "done: this mail is an internal note".to_string(),
+            Command::Canned(n) => format!("done: canned response {n:?} added to the reply"),
+            Command::Send => {
+                let sent = self.release_held(tx, rules, ticket, agent, now)?;
+                format!(
+                    "done: held reply sent to the customer (message {})",
+                    sent.iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        })
+    }
+
+    /// Mails the agent what became of each command (as debbugs' control@ does).
+    #[allow(clippy::too_many_arguments)]
+    fn transcript(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &Ticket,
+        agent: &Agent,
+        record: &MessageRecord,
+        done: &[Done],
+        failed: bool,
+        outcome: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut body = format!(
+            "Commands in your mail \"{}\" for ticket #{}:\n\n",
+            record.subject, ticket.id
+        );
+        for d in done {
+            body.push_str(&format!("> {}\n", d.line));
+            match &d.result {
+                Ok(r) => body.push_str(&format!("{r}\n\n")),
+                Err(e) => body.push_str(&format!("{e}\n\n")),
+            }
+        }
+        body.push_str(outcome);
+        body.push_str(&format!(
+            "\n\nTicket #{} is now {}, priority {}, queue {}, assignee {}, tags: {}.\n",
+            ticket.id,
+            ticket.status.as_str(),
+            priority_name(ticket.priority),
+            ticket.queue,
+            ticket.assignee.as_deref().unwrap_or("nobody"),
+            if ticket.tags.is_empty() {
+                "none".to_string()
+            } else {
+                ticket.tags.join(", ")
+            }
+        ));
+        let support = self.cfg.support_address(&ticket.queue).to_string();
+        let subject = if failed {
+            format!("[#{}] Commands NOT applied: {}", ticket.id, record.subject)
+        } else {
+            format!("[#{}] Commands done: {}", ticket.id, record.subject)
+        };
+        queue_agent_mail(
+            tx,
+            &self.cfg,
+            &self.tokens,
+            AgentMail {
+                ticket: Some(ticket.id),
+                to: agent.address.clone(),
+                from_name: self.cfg.from_display_name(),
+                from_addr: support.clone(),
+                reply_to: Some(self.tokens.agent_address(
+                    &support,
+                    ticket.id,
+                    &agent.name,
+                    ticket.version,
+                )),
+                subject,
+                body,
+                msgid_tag: Some(
+                    self.tokens
+                        .agent_tag(ticket.id, &agent.name, ticket.version),
+                ),
+                in_reply_to: (!record.message_id.is_empty()).then(|| record.message_id.clone()),
+                references: Vec::new(),
+            },
+            now,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_tags_from_message_ids() {
+        assert_eq!(
+            notification_tag(
+                "pd.a12.mary.0.abcdef.m55@support.example.test",
+                "support.example.test"
+            ),
+            Some("a12.mary.0.abcdef")
+        );
+        assert_eq!(
+            notification_tag(
+                "pd.t12.m55.00ff@support.example.test",
+                "support.example.test"
+            ),
+            None
+        );
+        assert_eq!(
+            notification_tag(
+                "pd.a12.mary.0.abcdef.m55@elsewhere.test",
+                "support.example.test"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn authentication_results_from_the_trusted_id_only() {
+        let p = |h: &str| {
+            super::super::parse::parse(
+                format!("{h}\r\nFrom: a@example.test\r\nSubject: x\r\n\r\nb\r\n").as_bytes(),
+            )
+        };
+        let fail = p(
+            "Authentication-Results: mx.example.test;\r\n dkim=fail header.d=example.test;\r\n dmarc=pass",
+        );
+        assert!(auth_failure(&fail, "mx.example.test").is_some());
+        assert!(auth_failure(&fail, "other.test").is_none());
+        let dmarc = p(
+            "Authentication-Results: mx.example.test 1; dmarc=fail (p=reject) header.from=example.test",
+        );
+        assert!(
+            auth_failure(&dmarc, "MX.example.test")
+                .unwrap()
+                .contains("dmarc")
+        );
+        // one good signature is enough
+        let mixed = p(
+            "Authentication-Results: mx.example.test; dkim=fail; dkim=pass header.d=example.test",
+        );
+        assert!(auth_failure(&mixed, "mx.example.test").is_none());
+        let pass = p("Authentication-Results: mx.example.test; dkim=pass; dmarc=pass");
+        assert!(auth_failure(&pass, "mx.example.test").is_none());
+    }
+}

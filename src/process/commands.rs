@@ -1,0 +1,227 @@
+//! Commands by mail: lines such as `#close` or `#priority high` at the top of
+//! an agent's mail. Pure parsing; checking them against the ticket and the
+//! rules, and applying them, is `agent.rs`'s job.
+//!
+//! The command block is every line from the top that starts with `#` and a
+//! letter (blank lines in between are allowed); the first other line ends it,
+//! and everything from there on is the message. So `#123` or a `#` deeper in
+//! the text is never a command.
+
+use crate::model::{Priority, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `#open`, `#pending`, `#resolve`, `#close`.
+    Status(Status),
+    /// `#priority low|normal|high|urgent`.
+    Priority(Priority),
+    /// `#assign NAME` or `#assign me` (kept as written; resolved against agents.toml).
+    Assign(String),
+    /// `#queue NAME`.
+    Queue(String),
+    /// `#tag +a -b c` (a bare word adds).
+    Tag {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    /// `#note`: the whole message is an internal note, never sent.
+    Note,
+    /// `#canned NAME`: send rules/canned/NAME.txt (after the typed text, if any).
+    Canned(String),
+    /// `#send`: send the reply held by collision detection anyway.
+    Send,
+}
+
+/// One command line as written, and what it parsed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub text: String,
+    pub parsed: Result<Command, String>,
+}
+
+/// The command lines at the top of `text`, and the rest of the text (trimmed).
+pub fn split(text: &str) -> (Vec<Line>, String) {
+    let mut lines = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.is_empty() {
+            offset += line.len();
+            continue;
+        }
+        if !is_command_line(t) {
+            break;
+        }
+        lines.push(Line {
+            text: t.to_string(),
+            parsed: parse(t),
+        });
+        offset += line.len();
+    }
+    if lines.is_empty() {
+        return (lines, text.trim().to_string());
+    }
+    (lines, text[offset..].trim().to_string())
+}
+
+fn is_command_line(t: &str) -> bool {
+    let mut c = t.chars();
+    c.next() == Some('#') && c.next().is_some_and(|c| c.is_ascii_alphabetic())
+}
+
+/// Parses one command line (`#word args…`).
+pub fn parse(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let body = line.strip_prefix('#').unwrap_or(line);
+    let mut words = body.split_whitespace();
+    let name = words.next().unwrap_or("").to_ascii_lowercase();
+    let args: Vec<&str> = words.collect();
+    let no_args = |cmd: Command| {
+        if args.is_empty() {
+            Ok(cmd)
+        } else {
+            Err(format!("#{name} takes no argument"))
+        }
+    };
+    let one_arg = |what: &str| -> Result<String, String> {
+        match args.as_slice() {
+            [a] => Ok(a.to_string()),
+            [] => Err(format!("#{name} needs {what}")),
+            _ => Err(format!("#{name} takes one {what}, not {}", args.len())),
+        }
+    };
+    match name.as_str() {
+        "open" | "reopen" => no_args(Command::Status(Status::Open)),
+        "pending" => no_args(Command::Status(Status::Pending)),
+        "resolve" | "resolved" => no_args(Command::Status(Status::Resolved)),
+        "close" | "closed" => no_args(Command::Status(Status::Closed)),
+        "note" => no_args(Command::Note),
+        "send" => no_args(Command::Send),
+        "priority" => {
+            let p = one_arg("a priority (low, normal, high or urgent)")?;
+            match p.to_ascii_lowercase().as_str() {
+                "low" => Ok(Command::Priority(Priority::Low)),
+                "normal" => Ok(Command::Priority(Priority::Normal)),
+                "high" => Ok(Command::Priority(Priority::High)),
+                "urgent" => Ok(Command::Priority(Priority::Urgent)),
+                _ => Err(format!(
+                    "unknown priority {p:?}: use low, normal, high or urgent"
+                )),
+            }
+        }
+        "assign" => one_arg("an agent's name (or \"me\")").map(Command::Assign),
+        "queue" => one_arg("a queue name").map(Command::Queue),
+        "canned" => {
+            let n = one_arg("the name of a canned response")?;
+            if n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Ok(Command::Canned(n))
+            } else {
+                Err(format!(
+                    "canned response names are letters, digits, - and _, not {n:?}"
+                ))
+            }
+        }
+        "tag" | "tags" => {
+            if args.is_empty() {
+                return Err("#tag needs tags, e.g. #tag +vip -spam".into());
+            }
+            let (mut add, mut remove) = (Vec::new(), Vec::new());
+            for a in &args {
+                let (list, word) = match a.strip_prefix('-') {
+                    Some(w) => (&mut remove, w),
+                    None => (&mut add, a.strip_prefix('+').unwrap_or(a)),
+                };
+                if word.is_empty() {
+                    return Err(format!("empty tag in {a:?}"));
+                }
+                list.push(word.to_string());
+            }
+            Ok(Command::Tag { add, remove })
+        }
+        _ => Err(format!(
+            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #note #canned #send)"
+        )),
+    }
+}
+
+/// The short list of commands for the foot of notifications.
+pub const HINT: &str = "Commands (lines at the top of your reply): #note (internal, not sent) \
+#pending #resolve #close #open #priority low|normal|high|urgent #assign NAME|me #queue NAME \
+#tag +a -b #canned NAME";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_command() {
+        assert_eq!(parse("#close"), Ok(Command::Status(Status::Closed)));
+        assert_eq!(parse("#pending"), Ok(Command::Status(Status::Pending)));
+        assert_eq!(parse("#Open"), Ok(Command::Status(Status::Open)));
+        assert_eq!(parse("#resolve"), Ok(Command::Status(Status::Resolved)));
+        assert_eq!(
+            parse("#priority HIGH"),
+            Ok(Command::Priority(Priority::High))
+        );
+        assert_eq!(parse("#assign me"), Ok(Command::Assign("me".into())));
+        assert_eq!(parse("#assign bob"), Ok(Command::Assign("bob".into())));
+        assert_eq!(
+            parse("#queue billing"),
+            Ok(Command::Queue("billing".into()))
+        );
+        assert_eq!(
+            parse("#tag +vip -spam urgent"),
+            Ok(Command::Tag {
+                add: vec!["vip".into(), "urgent".into()],
+                remove: vec!["spam".into()]
+            })
+        );
+        assert_eq!(parse("#note"), Ok(Command::Note));
+        assert_eq!(parse("#send"), Ok(Command::Send));
+        assert_eq!(
+            parse("#canned thanks"),
+            Ok(Command::Canned("thanks".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_commands() {
+        assert!(
+            parse("#frobnicate")
+                .unwrap_err()
+                .contains("unknown command")
+        );
+        assert!(parse("#priority").is_err());
+        assert!(parse("#priority soon").unwrap_err().contains("soon"));
+        assert!(parse("#assign a b").is_err());
+        assert!(parse("#close now").is_err());
+        assert!(parse("#tag").is_err());
+        assert!(parse("#tag + -").is_err());
+        assert!(parse("#canned ../../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn splits_the_command_block_off_the_top() {
+        let (lines, rest) = split("\n#pending\n\n#priority high\nThanks, we are on it.\n#close\n");
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["#pending", "#priority high"]
+        );
+        assert_eq!(rest, "Thanks, we are on it.\n#close");
+        let (lines, rest) = split("Hello\n#close\n");
+        assert!(lines.is_empty());
+        assert_eq!(rest, "Hello\n#close");
+        let (lines, rest) = split("#close\n");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(rest, "");
+        // "#123" is text, not a command
+        let (lines, rest) = split("#123 is fixed\n");
+        assert!(lines.is_empty());
+        assert_eq!(rest, "#123 is fixed");
+        let (lines, _) = split("  #tag +a\r\n#bogus\r\n");
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].parsed.is_err());
+    }
+}

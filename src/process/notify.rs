@@ -1,0 +1,149 @@
+//! Notifications to agents: a new ticket goes to its queue's agents (or the
+//! assignee routing chose), a customer reply to the assignee (or, unassigned,
+//! the queue's agents). Each agent gets a mail of its own whose Reply-To is a
+//! signed agent address naming the ticket, the agent and the ticket version
+//! the agent saw; pressing Reply is all it takes to answer the customer.
+//!
+//! Queued in the transaction that stores the customer's message, so a
+//! notification goes out if and only if the message was taken in.
+
+use super::Processor;
+use super::commands::HINT;
+use super::parse::Parsed;
+use crate::model::{Priority, Ticket};
+use crate::outbound::compose::{AgentMail, queue_agent_mail};
+use crate::rules::{Agent, RuleSet};
+use crate::store::{StoreError, Tx};
+
+/// What happened that agents should hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    NewTicket,
+    CustomerReply,
+}
+
+/// The agents to notify about `ticket`: the assignee, else the queue's
+/// agents; never the one whose address `sender` is (who caused the event).
+pub fn recipients<'a>(rules: &'a RuleSet, ticket: &Ticket, sender: &str) -> Vec<&'a Agent> {
+    let agents = &rules.agents;
+    let mut to: Vec<&Agent> = match ticket.assignee.as_deref().and_then(|n| agents.by_name(n)) {
+        Some(a) => vec![a],
+        None => agents
+            .list
+            .iter()
+            .filter(|a| a.queues.contains(&ticket.queue))
+            .collect(),
+    };
+    to.retain(|a| !a.has_address(sender));
+    to
+}
+
+pub fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+impl Processor {
+    /// Queues one notification per agent to notify about the customer message
+    /// `text` (its visible text) on `ticket`, and records whom as an event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn notify_agents(
+        &self,
+        tx: &mut Tx<'_>,
+        rules: &RuleSet,
+        ticket: &mut Ticket,
+        parsed: &Parsed,
+        text: &str,
+        sender: &str,
+        cause: Cause,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if !self.cfg.agents.notify {
+            return Ok(());
+        }
+        let to = recipients(rules, ticket, sender);
+        if to.is_empty() {
+            return Ok(());
+        }
+        let support = self.cfg.support_address(&ticket.queue).to_string();
+        let customer = if parsed.from_name.is_empty() {
+            sender.to_string()
+        } else {
+            parsed.from_name.clone()
+        };
+        let from_name = format!("{customer} via {}", self.cfg.from_display_name());
+        let subject = match cause {
+            Cause::NewTicket => format!("[#{}] {}", ticket.id, ticket.subject),
+            Cause::CustomerReply => format!("Re: [#{}] {}", ticket.id, ticket.subject),
+        };
+        let what = match cause {
+            Cause::NewTicket => "opened ticket",
+            Cause::CustomerReply => "replied on ticket",
+        };
+        let mut attachments = String::new();
+        for (ct, name) in &parsed.attachments {
+            let name = if name.is_empty() { "(no name)" } else { name };
+            attachments.push_str(&format!("Attachment: {name} ({ct})\n"));
+        }
+        if !attachments.is_empty() {
+            attachments.insert(0, '\n');
+        }
+        let body = format!(
+            "{customer} <{sender}> {what} #{id}:\n\n{text}\n{attachments}\n-- \n\
+             Ticket #{id}: status {status}, priority {priority}, queue {queue}, assignee {assignee}\n\
+             Reply to this mail to answer the customer; your reply goes out from {support}.\n\
+             {HINT}\n",
+            id = ticket.id,
+            text = text.trim_end(),
+            status = ticket.status.as_str(),
+            priority = priority_name(ticket.priority),
+            queue = ticket.queue,
+            assignee = ticket.assignee.as_deref().unwrap_or("nobody"),
+        );
+        // One thread per ticket in the agent's mail client.
+        let root = format!("pd.t{}.root@{}", ticket.id, self.cfg.server.hostname);
+        let mut names = Vec::new();
+        for agent in &to {
+            let tag = self
+                .tokens
+                .agent_tag(ticket.id, &agent.name, ticket.version);
+            queue_agent_mail(
+                tx,
+                &self.cfg,
+                &self.tokens,
+                AgentMail {
+                    ticket: Some(ticket.id),
+                    to: agent.address.clone(),
+                    from_name: from_name.clone(),
+                    from_addr: support.clone(),
+                    reply_to: Some(self.tokens.agent_address(
+                        &support,
+                        ticket.id,
+                        &agent.name,
+                        ticket.version,
+                    )),
+                    subject: subject.clone(),
+                    body: body.clone(),
+                    msgid_tag: Some(tag),
+                    in_reply_to: None,
+                    references: vec![root.clone()],
+                },
+                now,
+            )?;
+            names.push(agent.name.clone());
+        }
+        tx.add_event(
+            ticket,
+            super::event(
+                now,
+                "notified",
+                "postdesk",
+                format!("notified {}", names.join(", ")),
+            ),
+        )
+    }
+}

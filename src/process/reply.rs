@@ -1,0 +1,296 @@
+//! An agent's public reply, relayed to the customer as the help desk's mail:
+//! from the support address with the agent's name in the display name, to the
+//! requester with the other customer participants in Cc, the ticket tag in
+//! the subject, In-Reply-To/References to the customer's last message, the
+//! customer's reply token as Reply-To, the agent's attachments carried over.
+//!
+//! Nothing of the agent's own mail is copied but the text and the attachment
+//! contents, so the agent's address never reaches the customer; where the
+//! agent typed it into the text (a signature that survived stripping), it is
+//! replaced by the support address.
+
+use super::Processor;
+use crate::model::{
+    Direction, MessageKind, MessageRecord, MessageSeq, PublicReply, Status, Ticket,
+};
+use crate::outbound::queue::enqueue;
+use crate::rules::{Agent, RuleSet};
+use crate::store::{StoreError, Tx};
+use mail_parser::{MessageParser, MimeHeaders};
+
+/// An attachment carried from the agent's mail to the customer.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub content_type: String,
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// Most References entries we write (the oldest and the newest are kept).
+const MAX_REFERENCES: usize = 20;
+
+/// The attachments of a raw message: not its text or HTML body, and not
+/// inline parts referenced by Content-ID (signature logos of the HTML body,
+/// which is not relayed).
+pub fn attachments_of(raw: &[u8]) -> Vec<Attachment> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    msg.attachments()
+        .filter(|a| {
+            let inline = a
+                .content_disposition()
+                .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+            !(inline && a.content_id().is_some())
+        })
+        .map(|a| Attachment {
+            content_type: a
+                .content_type()
+                .map(|c| {
+                    format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream"))
+                        .to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            name: a
+                .attachment_name()
+                .unwrap_or("attachment")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect(),
+            data: a.contents().to_vec(),
+        })
+        .collect()
+}
+
+/// `text` with every address of `agent` replaced by `support` (ASCII case-insensitive).
+pub fn redact(text: &str, agent: &Agent, support: &str) -> String {
+    let mut out = text.to_string();
+    for addr in std::iter::once(&agent.address).chain(agent.alternates.iter()) {
+        let needle = addr.to_ascii_lowercase();
+        if needle.is_empty() {
+            continue;
+        }
+        let mut result = String::with_capacity(out.len());
+        let lower = out.to_ascii_lowercase();
+        let mut last = 0;
+        for (i, _) in lower.match_indices(&needle) {
+            result.push_str(&out[last..i]);
+            result.push_str(support);
+            last = i + needle.len();
+        }
+        result.push_str(&out[last..]);
+        out = result;
+    }
+    out
+}
+
+/// `Re: [#N] subject`, without piling up `Re:` prefixes or tags.
+pub fn reply_subject(ticket: &Ticket) -> String {
+    let mut s = ticket.subject.trim();
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let cut = ["re:", "aw:", "sv:", "fwd:", "fw:"]
+            .iter()
+            .find(|p| lower.starts_with(*p))
+            .map(|p| p.len());
+        match cut {
+            Some(n) => s = s[n..].trim_start(),
+            None => break,
+        }
+    }
+    let tag = format!("[#{}]", ticket.id);
+    if s.contains(&tag) {
+        format!("Re: {s}")
+    } else {
+        format!("Re: {tag} {s}")
+    }
+}
+
+impl Processor {
+    /// Queues `text` (and `attachments`) from `agent` to the ticket's customers,
+    /// stores it as the ticket's outbound agent message, bumps the ticket
+    /// version, meets the SLA first response. Returns the message sequence.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_reply(
+        &self,
+        tx: &mut Tx<'_>,
+        rules: &RuleSet,
+        ticket: &mut Ticket,
+        agent: &Agent,
+        text: &str,
+        attachments: &[Attachment],
+        now: i64,
+    ) -> Result<MessageSeq, StoreError> {
+        let support = self.cfg.support_address(&ticket.queue).to_string();
+        let text = redact(text, agent, &support);
+        let seq = tx.next_id("next_message")?;
+        let message_id = super::our_message_id(ticket.id, seq, &self.cfg.server.hostname);
+        let requester = ticket.requester.clone();
+        let is_ours =
+            |a: &str| self.cfg.accepts(a) || a.eq_ignore_ascii_case(self.cfg.from_address());
+        let cc: Vec<String> = ticket
+            .participants
+            .iter()
+            .filter(|p| {
+                !p.eq_ignore_ascii_case(&requester)
+                    && !is_ours(p)
+                    && rules.agents.by_address(p).is_none()
+            })
+            .cloned()
+            .collect();
+        let subject = reply_subject(ticket);
+        let references = self.references(tx, ticket)?;
+        let from_name = format!("{} ({})", agent.display_name, self.cfg.from_display_name());
+        let mut b = mail_builder::MessageBuilder::new()
+            .from((from_name, support.clone()))
+            .to(requester.clone())
+            .reply_to(self.tokens.reply_address(&support, ticket.id, &requester))
+            .subject(subject.clone())
+            .message_id(message_id.clone())
+            .date(mail_builder::headers::date::Date::new(now))
+            .header(
+                "X-Postdesk-Loop",
+                mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
+            )
+            .text_body(text.clone());
+        if !cc.is_empty() {
+            b = b.cc(cc.clone());
+        }
+        if let Some(parent) = &ticket.last_customer_message_id {
+            b = b.in_reply_to(parent.clone());
+        }
+        if !references.is_empty() {
+            b = b.references(references);
+        }
+        for a in attachments {
+            b = b.attachment(a.content_type.clone(), a.name.clone(), a.data.clone());
+        }
+        // Writing into a Vec cannot fail.
+        let raw = b.write_to_vec().unwrap_or_default();
+        tx.put_raw(seq, &raw)?;
+        let mut rcpts = vec![requester.clone()];
+        rcpts.extend(cc.iter().cloned());
+        let record = MessageRecord {
+            seq,
+            ticket: Some(ticket.id),
+            message_id: message_id.clone(),
+            direction: Direction::Outbound,
+            kind: MessageKind::Agent,
+            from: support.clone(),
+            to: rcpts.clone(),
+            subject,
+            date: now,
+            text,
+        };
+        tx.put_message(&record)?;
+        tx.index_msgid(&message_id, ticket.id)?;
+        ticket.message_count += 1;
+        ticket.updated_at = now;
+        ticket.version += 1;
+        ticket.public_replies.push(PublicReply {
+            version: ticket.version,
+            agent: agent.name.clone(),
+            message: seq,
+        });
+        let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
+        enqueue(tx, seq, Some(ticket.id), bounce, rcpts.clone(), now)?;
+        crate::sla::first_response(ticket, now);
+        if ticket.status == Status::New {
+            ticket.status = Status::Open;
+        }
+        tx.add_event(
+            ticket,
+            super::event(
+                now,
+                "replied",
+                &agent.name,
+                format!(
+                    "reply by {} sent to {} as message {seq}{}",
+                    agent.name,
+                    rcpts.join(", "),
+                    if attachments.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with {} attachment(s)", attachments.len())
+                    }
+                ),
+            ),
+        )?;
+        Ok(seq)
+    }
+
+    /// Message-IDs of the ticket's conversation (customer mail and our public
+    /// replies), oldest first, for References.
+    fn references(&self, tx: &mut Tx<'_>, ticket: &Ticket) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = tx
+            .ticket_messages(ticket.id)?
+            .into_iter()
+            .filter(|m| matches!(m.kind, MessageKind::Customer | MessageKind::Agent))
+            .map(|m| m.message_id)
+            .filter(|id| !id.is_empty())
+            .collect();
+        if let Some(last) = &ticket.last_customer_message_id
+            && !ids.contains(last)
+        {
+            ids.push(last.clone());
+        }
+        if ids.len() > MAX_REFERENCES {
+            let tail = ids.split_off(ids.len() - (MAX_REFERENCES - 1));
+            ids.truncate(1);
+            ids.extend(tail);
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Agent {
+        Agent {
+            name: "alice".into(),
+            display_name: "Alice".into(),
+            address: "alice@example.test".into(),
+            alternates: vec!["alice@home.example".into()],
+            queues: vec![],
+            skills: vec![],
+        }
+    }
+
+    #[test]
+    fn redacts_every_agent_address() {
+        let t = "Alice\nALICE@Example.test | alice@home.example\nbob@example.test";
+        assert_eq!(
+            redact(t, &agent(), "support@example.test"),
+            "Alice\nsupport@example.test | support@example.test\nbob@example.test"
+        );
+    }
+
+    #[test]
+    fn subjects_get_one_tag_and_one_re() {
+        let mut t = crate::model::Ticket {
+            id: 7,
+            subject: "Re: RE: Printer".into(),
+            status: Status::New,
+            priority: crate::model::Priority::Normal,
+            queue: "general".into(),
+            assignee: None,
+            requester: "c@example.org".into(),
+            requester_name: String::new(),
+            participants: vec![],
+            created_at: 0,
+            updated_at: 0,
+            message_count: 0,
+            next_event: 0,
+            tags: vec![],
+            sla: None,
+            last_customer_message_id: None,
+            version: 0,
+            public_replies: vec![],
+        };
+        assert_eq!(reply_subject(&t), "Re: [#7] Printer");
+        t.subject = "[#7] Printer".into();
+        assert_eq!(reply_subject(&t), "Re: [#7] Printer");
+    }
+}
