@@ -251,6 +251,7 @@ async fn get_ticket(
             "policy": sla.policy,
             "first_response_due": sla.first_response_due.map(rfc3339),
             "resolution_due": sla.resolution_due.map(rfc3339),
+            "first_response_at": sla.first_response_at.map(rfc3339),
             "state": crate::sla::state_name(&t, s.clock.now()),
         }),
         None => Value::Null,

@@ -1015,3 +1015,92 @@ fn check_reports_agents_and_canned_problems_with_positions() {
         "{text}"
     );
 }
+
+/// The SLA clock follows the ticket through the mail path: started when the ticket opens,
+/// first response met by the agent's public reply, paused by `#pending`, resumed by the
+/// customer's answer, stopped by `#resolve`, and a fresh cycle when the customer reopens it.
+#[test]
+fn sla_clock_follows_the_ticket_by_mail() {
+    let (sink, d) = start();
+    let customer = "sam@customer.example";
+    let o = open(&d, &sink, customer, "sla-1");
+    let t = d.ticket(&o.id);
+    let sla = &t["sla"];
+    assert_eq!(sla["policy"], "standard", "{t}");
+    assert!(sla["first_response_due"].is_string(), "{t}");
+    assert!(sla["resolution_due"].is_string(), "{t}");
+    assert!(sla["first_response_at"].is_null(), "{t}");
+    assert_eq!(sla["state"], "ok", "{t}");
+    assert_eq!(event_with(&t, "sla_started").len(), 1, "{t}");
+
+    // The agent's public reply meets the first-response target.
+    let token = o.token(ALICE);
+    let reply = agent_reply(
+        ALICE,
+        &token,
+        o.to(ALICE),
+        "<sla-reply-1@example.test>",
+        "We are on it.",
+    );
+    d.send_ok(ALICE, &[&token], &reply);
+    nth_to(&sink, customer, 2);
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert!(t["sla"]["first_response_at"].is_string(), "{t}");
+
+    // #pending pauses the clock; the customer's answer resumes it.
+    let note = o.to(ALICE).to_vec();
+    let raw = commands_mail(
+        ALICE,
+        &token,
+        &note,
+        "<sla-cmd-1@example.test>",
+        "#pending\n",
+    );
+    d.send_ok(ALICE, &[&token], &raw);
+    wait_subject(&sink, ALICE, "Commands", 1);
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(t["status"], "pending", "{t}");
+    assert_eq!(t["sla"]["state"], "paused", "{t}");
+    let due_before = t["sla"]["resolution_due"].as_str().unwrap().to_string();
+
+    let answer = |n: usize| {
+        mail(
+            &format!("Sam <{customer}>"),
+            "Re: Cannot log in",
+            &format!("<sla-answer-{n}@customer.example>"),
+            &[&format!("In-Reply-To: <{}>", o.customer_msgid)],
+            "Here is the screenshot you asked for.\n",
+        )
+    };
+    let seq = d.send_ok(customer, &[SUPPORT], &answer(1));
+    assert_eq!(d.ticket_of(seq), o.id, "the answer threads into the ticket");
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(t["status"], "open", "{t}");
+    assert_eq!(t["sla"]["state"], "ok", "{t}");
+    assert!(
+        t["sla"]["resolution_due"].as_str().unwrap() >= due_before.as_str(),
+        "a pause never brings the deadline closer: {t}"
+    );
+
+    // #resolve stops it: the targets are met.
+    let raw = commands_mail(ALICE, &token, &note, "<sla-cmd-2@example.test>", "#resolve\n");
+    d.send_ok(ALICE, &[&token], &raw);
+    wait_subject(&sink, ALICE, "Commands", 2);
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(t["status"], "resolved", "{t}");
+    assert_eq!(t["sla"]["state"], "met", "{t}");
+
+    // The customer writes again: reopened, and owed an answer again.
+    let seq = d.send_ok(customer, &[SUPPORT], &answer(2));
+    assert_eq!(d.ticket_of(seq), o.id);
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(t["status"], "open", "{t}");
+    assert_eq!(t["sla"]["state"], "ok", "{t}");
+    assert!(t["sla"]["first_response_at"].is_null(), "a new cycle: {t}");
+    assert_eq!(event_with(&t, "sla_started").len(), 2, "{t}");
+}

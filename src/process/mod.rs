@@ -289,6 +289,9 @@ impl Processor {
                     let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
                     ticket.status = Status::Open;
                     tx.add_event(&mut ticket, event(now, "reopened", sender, detail))?;
+                    // A reopened ticket is owed an answer again: a fresh SLA cycle.
+                    let rules = self.rules.current();
+                    start_sla(tx, &mut ticket, &rules, now)?;
                 }
                 Status::New | Status::Open => {}
             }
@@ -376,6 +379,8 @@ impl Processor {
         )?;
         self.attach(tx, &mut ticket, record, parsed, now)?;
         self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
+        // After routing: the policy is chosen by the priority and queue it set.
+        start_sla(tx, &mut ticket, &rules, now)?;
         let template = match &routed.acknowledgement {
             None => self.ack_template.as_ref().map(Ok),
             Some(AckChoice::None) => {
@@ -717,6 +722,28 @@ fn display_name(from: &str) -> String {
         .chars()
         .filter(|c| !c.is_control())
         .collect()
+}
+
+/// Starts the ticket's SLA clock under the policy its priority and queue
+/// select (if any), recorded as an event with the deadlines.
+fn start_sla(
+    tx: &mut Tx<'_>,
+    ticket: &mut Ticket,
+    rules: &RuleSet,
+    now: i64,
+) -> Result<(), StoreError> {
+    crate::sla::start(tx, ticket, &rules.sla, &rules.calendars, now)?;
+    let Some(state) = &ticket.sla else {
+        return Ok(());
+    };
+    let due = |d: Option<i64>| d.map_or("none".to_string(), crate::clock::rfc3339);
+    let detail = format!(
+        "policy {:?}: first response due {}, resolution due {}",
+        state.policy,
+        due(state.first_response_due),
+        due(state.resolution_due)
+    );
+    tx.add_event(ticket, event(now, "sla_started", "sla", detail))
 }
 
 fn add_participant(ticket: &mut Ticket, addr: &str) {
