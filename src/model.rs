@@ -260,4 +260,10 @@ pub struct SlaState {
     /// Warnings and breaches already fired, e.g. "resolution:breach": each fires once.
     #[serde(default)]
     pub fired: Vec<String>,
+    /// When this clock started (ticket opened or reopened).
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    /// Business seconds spent paused so far (added when a pause ends).
+    #[serde(default)]
+    pub paused_business_secs: i64,
 }

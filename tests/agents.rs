@@ -1085,10 +1085,32 @@ fn sla_clock_follows_the_ticket_by_mail() {
         "a pause never brings the deadline closer: {t}"
     );
 
-    // #resolve stops it: the targets are met.
-    let raw = commands_mail(ALICE, &token, &note, "<sla-cmd-2@example.test>", "#resolve\n");
+    // Raising the priority selects the urgent policy, said in the transcript and the events.
+    let raw = commands_mail(
+        ALICE,
+        &token,
+        &note,
+        "<sla-cmd-3@example.test>",
+        "#priority urgent\n",
+    );
     d.send_ok(ALICE, &[&token], &raw);
-    wait_subject(&sink, ALICE, "Commands", 2);
+    let tr = body_text(&wait_subject(&sink, ALICE, "Commands", 2));
+    assert!(tr.contains("SLA policy \"standard\" → \"urgent\""), "{tr}");
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(t["sla"]["policy"], "urgent", "{t}");
+    assert_eq!(event_with(&t, "sla_policy").len(), 1, "{t}");
+
+    // #resolve stops it: the targets are met.
+    let raw = commands_mail(
+        ALICE,
+        &token,
+        &note,
+        "<sla-cmd-2@example.test>",
+        "#resolve\n",
+    );
+    d.send_ok(ALICE, &[&token], &raw);
+    wait_subject(&sink, ALICE, "Commands", 3);
     d.wait_idle(SECS_60);
     let t = d.ticket(&o.id);
     assert_eq!(t["status"], "resolved", "{t}");

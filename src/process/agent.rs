@@ -684,6 +684,23 @@ impl Processor {
         q
     }
 
+    /// A priority or queue change may select another SLA policy: apply it,
+    /// with an event; returns a note for the transcript.
+    fn reselect_sla(
+        tx: &mut Tx<'_>,
+        rules: &RuleSet,
+        ticket: &mut Ticket,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        match crate::sla::reselect(tx, ticket, &rules.sla, &rules.calendars, now)? {
+            Some(detail) => {
+                let note = format!("; SLA {detail}");
+                tx.add_event(ticket, super::event(now, "sla_policy", "sla", detail))?;
+                Ok(note)
+            }
+            None => Ok(String::new()),
+        }
+    }
     /// Applies one checked command; returns what was done, for the transcript.
     fn apply(
         &self,
@@ -719,7 +736,8 @@ impl Processor {
                 ticket.priority = *p;
                 let d = format!("{} → {}", priority_name(old), priority_name(*p));
                 tx.add_event(ticket, ev("priority", format!("{d} by {actor}")))?;
-                format!("done: priority {d}")
+                let sla = Self::reselect_sla(tx, rules, ticket, now)?;
+                format!("done: priority {d}{sla}")
             }
             Command::Assign(n) => {
                 let name = if n.eq_ignore_ascii_case("me") {
@@ -739,7 +757,8 @@ impl Processor {
                 let old = std::mem::replace(&mut ticket.queue, q.clone());
                 let d = format!("{old} → {q}");
                 tx.add_event(ticket, ev("queue", format!("{d} by {actor}")))?;
-                format!("done: queue {d}")
+                let sla = Self::reselect_sla(tx, rules, ticket, now)?;
+                format!("done: queue {d}{sla}")
             }
             Command::Tag { add, remove } => {
                 for t in add {

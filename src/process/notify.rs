@@ -92,8 +92,13 @@ impl Processor {
         if !attachments.is_empty() {
             attachments.insert(0, '\n');
         }
+        let who = if parsed.from_name.is_empty() {
+            sender.to_string()
+        } else {
+            format!("{customer} <{sender}>")
+        };
         let body = format!(
-            "{customer} <{sender}> {what} #{id}:\n\n{text}\n{attachments}\n-- \n\
+            "{who} {what} #{id}:\n\n{text}\n{attachments}\n-- \n\
              Ticket #{id}: status {status}, priority {priority}, queue {queue}, assignee {assignee}\n\
              Reply to this mail to answer the customer; your reply goes out from {support}.\n\
              {HINT}\n",

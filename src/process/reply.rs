@@ -152,7 +152,8 @@ impl Processor {
                 "X-Postdesk-Loop",
                 mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
             )
-            .text_body(text.clone());
+            // A text body ends with a line break, whatever the stripping left.
+            .text_body(format!("{}\n", text.trim_end()));
         if !cc.is_empty() {
             b = b.cc(cc.clone());
         }

@@ -307,6 +307,7 @@ pub fn start(
             .first_response
             .map(|s| cal.add_business_seconds(now, s)),
         resolution_due: policy.resolution.map(|s| cal.add_business_seconds(now, s)),
+        started_at: Some(now),
         ..SlaState::default()
     };
     schedule(tx, ticket.id, &state, policy, &cal, now)?;
@@ -385,11 +386,78 @@ pub fn resume(
     let shift = |due: Option<i64>| {
         due.map(|d| cal.add_business_seconds(now, cal.business_seconds_between(since, d)))
     };
+    state.paused_business_secs += cal.business_seconds_between(since, now);
     state.first_response_due = shift(state.first_response_due);
     state.resolution_due = shift(state.resolution_due);
     let state = state.clone();
     tx.clear_sla_timers(ticket.id)?;
     schedule(tx, ticket.id, &state, policy, &cal, now)
+}
+
+/// The ticket's priority or queue changed. When that selects another policy,
+/// the new policy's targets apply, counted from when the clock started (less
+/// the time paused), so raising a ticket to urgent can make it overdue at
+/// once; warnings and breaches already fired do not fire again. Returns a
+/// description of the change for the ticket's events, or None if the
+/// policy stays.
+pub fn reselect(
+    tx: &mut Tx<'_>,
+    ticket: &mut Ticket,
+    policies: &Policies,
+    calendars: &[Calendar],
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    if matches!(
+        ticket.status,
+        crate::model::Status::Resolved | crate::model::Status::Closed
+    ) {
+        return Ok(None);
+    }
+    let Some(old) = ticket.sla.clone() else {
+        // No clock yet (no policy applied before): start one now.
+        start(tx, ticket, policies, calendars, now)?;
+        return Ok(ticket
+            .sla
+            .as_ref()
+            .map(|s| format!("policy {:?} applies now", s.policy)));
+    };
+    let policy = policies.for_ticket(ticket);
+    if policy.is_some_and(|p| p.name == old.policy) {
+        return Ok(None);
+    }
+    tx.clear_sla_timers(ticket.id)?;
+    let Some(policy) = policy else {
+        ticket.sla = None;
+        return Ok(Some(format!(
+            "policy {:?} no longer applies; no SLA policy does",
+            old.policy
+        )));
+    };
+    let cal = calendar_of(policy, calendars);
+    let started = old.started_at.unwrap_or(ticket.created_at);
+    let due = |target: Option<i64>| {
+        target.map(|t| cal.add_business_seconds(started, t + old.paused_business_secs))
+    };
+    let state = SlaState {
+        policy: policy.name.clone(),
+        first_response_due: due(policy.first_response),
+        resolution_due: due(policy.resolution),
+        ..old.clone()
+    };
+    // While paused there are no timers; resume shifts the deadlines and schedules.
+    if state.paused_since.is_none() {
+        schedule(tx, ticket.id, &state, policy, &cal, now)?;
+    }
+    let text = |d: Option<i64>| d.map_or("none".to_string(), crate::clock::rfc3339);
+    let detail = format!(
+        "policy {:?} → {:?}: first response due {}, resolution due {}",
+        old.policy,
+        state.policy,
+        text(state.first_response_due),
+        text(state.resolution_due)
+    );
+    ticket.sla = Some(state);
+    Ok(Some(detail))
 }
 
 /// An agent's first public reply went out: the first-response target is met

@@ -53,6 +53,10 @@ impl Drop for Env {
 }
 
 fn env() -> Env {
+    env_with(SLA)
+}
+
+fn env_with(sla: &str) -> Env {
     let dir = std::env::temp_dir().join(format!(
         "postdesk-sla-{}-{}",
         std::process::id(),
@@ -65,7 +69,7 @@ fn env() -> Env {
     std::fs::create_dir_all(&rules_dir).unwrap();
     std::fs::write(rules_dir.join("calendar.toml"), CALENDAR).unwrap();
     std::fs::write(rules_dir.join("agents.toml"), AGENTS).unwrap();
-    std::fs::write(rules_dir.join("sla.toml"), SLA).unwrap();
+    std::fs::write(rules_dir.join("sla.toml"), sla).unwrap();
     let cfg = Config::from_str(CONFIG, &dir.join("config.toml")).unwrap();
     let rules = RuleSet::load(&rules_dir, &["general".into()]).unwrap();
     Env { dir, cfg, rules }
@@ -268,4 +272,61 @@ fn invalid_policies_report_positions() {
     .unwrap_err();
     assert_eq!((err[0].line, err[0].column), (3, 14), "{}", err[0]);
     assert_eq!(err[1].line, 4, "{}", err[1]);
+}
+
+#[test]
+fn raising_priority_switches_policy_counted_from_the_start() {
+    let sla = format!(
+        "{}\n{SLA}",
+        r#"
+[[policy]]
+name = "urgent"
+priorities = ["urgent"]
+first_response = "1h"
+resolution = "4h"
+on_breach = [{ tag = "urgent-breached" }]
+"#
+    );
+    let e = env_with(&sla);
+    let store = Store::open(&e.dir.join("data")).unwrap();
+    let start_at = ts("2026-12-01T08:00:00Z"); // Tuesday 09:00 local
+    open_ticket(&store, &e, start_at);
+    let later = start_at + 2 * 3600;
+    // An agent raises it to urgent two hours in: its 1 h first response is already overdue.
+    let detail = store
+        .write(|tx| {
+            let mut t = tx.ticket(1)?.unwrap();
+            t.priority = Priority::Urgent;
+            let d = reselect(tx, &mut t, &e.rules.sla, &e.rules.calendars, later)?;
+            tx.put_ticket(&t)?;
+            Ok(d)
+        })
+        .unwrap();
+    let detail = detail.expect("the policy changed");
+    assert!(detail.contains("\"normal\" → \"urgent\""), "{detail}");
+    let t = store.ticket(1).unwrap().unwrap();
+    let s = t.sla.unwrap();
+    assert_eq!(s.policy, "urgent");
+    assert_eq!(s.first_response_due, Some(start_at + 3600));
+    assert_eq!(s.resolution_due, Some(start_at + 4 * 3600));
+    assert_eq!(
+        scheduler::fire_due(&store, &e.cfg, &e.rules, later).unwrap(),
+        1,
+        "the overdue first response breaches at once"
+    );
+    assert_eq!(kinds(&store), vec!["sla_breach"]);
+    let tags = store.ticket(1).unwrap().unwrap().tags;
+    assert_eq!(
+        tags,
+        vec!["urgent-breached"],
+        "the new policy's breach actions"
+    );
+    // The same priority again changes nothing.
+    let again = store
+        .write(|tx| {
+            let mut t = tx.ticket(1)?.unwrap();
+            reselect(tx, &mut t, &e.rules.sla, &e.rules.calendars, later + 60)
+        })
+        .unwrap();
+    assert_eq!(again, None);
 }
