@@ -27,6 +27,7 @@ RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-180}     # one smtp-source / client run is stop
 SESSIONS=${BENCH_SESSIONS:-"1 20 100"}
 SIZES=${BENCH_SIZES:-"4096 102400"}
 TARGETS=${BENCH_TARGETS:-"smtp-sink postfix postdesk"}
+NOTIFY=${BENCH_NOTIFY:-false}             # true: agents are notified too (more outbound mail per ticket)
 SOURCE_OPTS=${BENCH_SOURCE_OPTS:-}        # extra smtp-source flags, e.g. -d (reuse connections)
 SKIP_INSTALL=${BENCH_SKIP_INSTALL:-}      # 1: do not apt-get / pip
 SKIP_BUILD=${BENCH_SKIP_BUILD:-}          # 1: do not cargo build (use POSTDESK_BIN as it is)
@@ -267,6 +268,11 @@ api_token = "bench"
 [acknowledgement]
 enabled = true
 max_per_address_per_hour = 1000000
+
+[agents]
+# The figures are for the acknowledgement path. BENCH_NOTIFY=true adds the
+# agents' notifications (two more mails per ticket with the example agents).
+notify = $NOTIFY
 EOF
   if ! "$POSTDESK_BIN" check -c "$PD_DIR/config.toml" > "$PD_DIR/check.log" 2>&1; then
     log "postdesk check rejects the bench config:"; cat "$PD_DIR/check.log" >&2; return 1
