@@ -105,32 +105,62 @@ impl Processor {
         if pending.is_empty() {
             return Ok(0);
         }
+        // Parsing and reply stripping are the CPU-heavy part: done before the
+        // write transaction, so SMTP intake (which needs the same single
+        // writer for its commits) waits only for the writes.
+        let prepared = pending
+            .into_iter()
+            .map(|(seq, env)| self.prepare(seq, env))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = prepared.len();
         self.store.write(|tx| {
-            for (seq, env) in &pending {
-                let _span = info_span!("message", seq).entered();
-                self.process_one(tx, *seq, env)?;
+            for p in prepared {
+                let _span = info_span!("message", seq = p.seq).entered();
+                self.process_one(tx, p)?;
             }
             Ok(())
         })?;
-        Ok(pending.len())
+        Ok(n)
     }
 
-    fn process_one(
-        &self,
-        tx: &mut Tx<'_>,
-        seq: MessageSeq,
-        env: &Envelope,
-    ) -> Result<(), StoreError> {
+    /// Reads and parses one spooled message. Its raw bytes never change once
+    /// spooled, so this needs no write transaction.
+    fn prepare(&self, seq: MessageSeq, env: Envelope) -> Result<Prepared, StoreError> {
+        let raw = self.store.raw(seq)?;
+        let parsed = match &raw {
+            // mail-parser must never take the daemon down: a message it panics on is kept aside.
+            Some(raw) => std::panic::catch_unwind(|| parse::parse(raw)).unwrap_or_else(|_| {
+                Parsed {
+                    unparseable: true,
+                    ..Parsed::default()
+                }
+            }),
+            None => Parsed::default(),
+        };
+        let text = truncate(parse::visible_text(&parsed.text), MAX_TEXT);
+        Ok(Prepared {
+            seq,
+            env,
+            raw,
+            parsed,
+            text,
+        })
+    }
+
+    fn process_one(&self, tx: &mut Tx<'_>, p: Prepared) -> Result<(), StoreError> {
+        let Prepared {
+            seq,
+            env,
+            raw,
+            parsed,
+            text,
+        } = p;
+        let env = &env;
         tx.remove_spool(seq)?;
-        let Some(raw) = tx.raw(seq)? else {
+        let Some(raw) = raw else {
             warn!("spool entry without raw message; dropped entry");
             return Ok(());
         };
-        // mail-parser must never take the daemon down: a message it panics on is kept aside.
-        let parsed = std::panic::catch_unwind(|| parse::parse(&raw)).unwrap_or_else(|_| Parsed {
-            unparseable: true,
-            ..Parsed::default()
-        });
         let now = self.clock.now();
 
         if let Some(first) = self.duplicate_of(tx, seq, &parsed, &raw)? {
@@ -165,7 +195,7 @@ impl Processor {
             to: parsed.to.iter().chain(parsed.cc.iter()).cloned().collect(),
             subject: parsed.subject.clone(),
             date: parsed.date.filter(|d| *d > 0).unwrap_or(env.received_at),
-            text: truncate(parse::visible_text(&parsed.text), MAX_TEXT),
+            text,
         };
 
         let from_agent = self.rules.current().agents.by_address(&sender).is_some();
@@ -698,6 +728,16 @@ impl Processor {
             .join(", ");
         tx.add_event(ticket, event(now, "routed", "rules", detail))
     }
+}
+
+/// A spooled message read and parsed, ready for its write transaction.
+struct Prepared {
+    seq: MessageSeq,
+    env: Envelope,
+    raw: Option<Vec<u8>>,
+    parsed: Parsed,
+    /// The visible text (quoted replies and signatures stripped), truncated.
+    text: String,
 }
 
 struct RenderedMail {

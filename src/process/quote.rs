@@ -263,10 +263,10 @@ fn attribution_at(lines: &[&str], kinds: &[Kind], i: usize) -> Option<usize> {
             // A wrapped attribution starts with its date ("On Dec 16, 2011, at
             // 12:47 PM, Corey Donohoe") and not with the end of a sentence.
             let first = lines[i].trim();
-            let lower_first = first.to_lowercase();
+            let starts_on = first.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("on "));
             if first.len() > 200
                 || first.ends_with(['.', '!', '?'])
-                || !(first.bytes().any(|b| b.is_ascii_digit()) || lower_first.starts_with("on "))
+                || !(first.bytes().any(|b| b.is_ascii_digit()) || starts_on)
             {
                 return None;
             }
@@ -339,6 +339,14 @@ fn is_attribution(raw: &str) -> bool {
     let starts_on = t.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("on"))
         && t[2..].starts_with(char::is_whitespace);
     if !(has_digit || has_at || starts_on) {
+        return false;
+    }
+    // ...and ends in a colon (every ending in ATTRIBUTION_ENDINGS does) or in "wrote".
+    let ends_like = t.ends_with([':', '：'])
+        || t
+            .get(t.len().saturating_sub(5)..)
+            .is_some_and(|e| e.eq_ignore_ascii_case("wrote"));
+    if !ends_like {
         return false;
     }
     let lower = collapse_ws(&t.to_lowercase());
