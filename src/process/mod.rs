@@ -129,12 +129,12 @@ impl Processor {
         let raw = self.store.raw(seq)?;
         let parsed = match &raw {
             // mail-parser must never take the daemon down: a message it panics on is kept aside.
-            Some(raw) => std::panic::catch_unwind(|| parse::parse(raw)).unwrap_or_else(|_| {
-                Parsed {
+            Some(raw) => {
+                std::panic::catch_unwind(|| parse::parse(raw)).unwrap_or_else(|_| Parsed {
                     unparseable: true,
                     ..Parsed::default()
-                }
-            }),
+                })
+            }
             None => Parsed::default(),
         };
         let text = truncate(parse::visible_text(&parsed.text), MAX_TEXT);

@@ -263,7 +263,9 @@ fn attribution_at(lines: &[&str], kinds: &[Kind], i: usize) -> Option<usize> {
             // A wrapped attribution starts with its date ("On Dec 16, 2011, at
             // 12:47 PM, Corey Donohoe") and not with the end of a sentence.
             let first = lines[i].trim();
-            let starts_on = first.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("on "));
+            let starts_on = first
+                .get(..3)
+                .is_some_and(|p| p.eq_ignore_ascii_case("on "));
             if first.len() > 200
                 || first.ends_with(['.', '!', '?'])
                 || !(first.bytes().any(|b| b.is_ascii_digit()) || starts_on)
@@ -343,8 +345,7 @@ fn is_attribution(raw: &str) -> bool {
     }
     // ...and ends in a colon (every ending in ATTRIBUTION_ENDINGS does) or in "wrote".
     let ends_like = t.ends_with([':', '：'])
-        || t
-            .get(t.len().saturating_sub(5)..)
+        || t.get(t.len().saturating_sub(5)..)
             .is_some_and(|e| e.eq_ignore_ascii_case("wrote"));
     if !ends_like {
         return false;
