@@ -73,6 +73,34 @@ pub struct AgentMail {
     pub references: Vec<String>,
 }
 
+impl AgentMail {
+    /// Mail to `agent` about `ticket` that the agent can answer: from the
+    /// ticket's support address, with the agent token for the ticket's
+    /// current version in Reply-To and in the Message-ID.
+    pub fn answerable(
+        cfg: &Config,
+        tokens: &crate::token::Tokens,
+        ticket: &Ticket,
+        agent: &crate::rules::agents::Agent,
+        subject: String,
+        body: String,
+    ) -> AgentMail {
+        let support = cfg.support_address(&ticket.queue).to_string();
+        AgentMail {
+            ticket: Some(ticket.id),
+            to: agent.address.clone(),
+            from_name: cfg.from_display_name(),
+            reply_to: Some(tokens.agent_address(&support, ticket.id, &agent.name, ticket.version)),
+            from_addr: support,
+            subject,
+            body,
+            msgid_tag: Some(tokens.agent_tag(ticket.id, &agent.name, ticket.version)),
+            in_reply_to: None,
+            references: Vec::new(),
+        }
+    }
+}
+
 /// Queues `mail` in the caller's transaction. The record names the ticket but
 /// is not listed among its messages (it is a copy for one agent, not part of
 /// the conversation); its Message-ID is indexed, so a reply threads.

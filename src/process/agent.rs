@@ -829,7 +829,6 @@ impl Processor {
                 ticket.tags.join(", ")
             }
         ));
-        let support = self.cfg.support_address(&ticket.queue).to_string();
         let subject = if failed {
             format!("[#{}] Commands NOT applied: {}", ticket.id, record.subject)
         } else {
@@ -840,24 +839,8 @@ impl Processor {
             &self.cfg,
             &self.tokens,
             AgentMail {
-                ticket: Some(ticket.id),
-                to: agent.address.clone(),
-                from_name: self.cfg.from_display_name(),
-                from_addr: support.clone(),
-                reply_to: Some(self.tokens.agent_address(
-                    &support,
-                    ticket.id,
-                    &agent.name,
-                    ticket.version,
-                )),
-                subject,
-                body,
-                msgid_tag: Some(
-                    self.tokens
-                        .agent_tag(ticket.id, &agent.name, ticket.version),
-                ),
                 in_reply_to: (!record.message_id.is_empty()).then(|| record.message_id.clone()),
-                references: Vec::new(),
+                ..AgentMail::answerable(&self.cfg, &self.tokens, ticket, agent, subject, body)
             },
             now,
         )?;

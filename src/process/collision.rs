@@ -91,7 +91,6 @@ impl Processor {
                 quote(&other)
             ));
         }
-        let support = self.cfg.support_address(&ticket.queue).to_string();
         let body = format!(
             "Your reply to ticket #{id} was NOT sent: another agent answered the customer after\n\
              the notification you replied to.\n\n{quoted}\
@@ -107,28 +106,19 @@ impl Processor {
             &self.cfg,
             &self.tokens,
             AgentMail {
-                ticket: Some(ticket.id),
-                to: agent.address.clone(),
-                from_name: self.cfg.from_display_name(),
-                from_addr: support.clone(),
-                reply_to: Some(self.tokens.agent_address(
-                    &support,
-                    ticket.id,
-                    &agent.name,
-                    ticket.version,
-                )),
-                subject: format!(
-                    "[#{}] Reply held: {} answered first",
-                    ticket.id,
-                    others.join(", ")
-                ),
-                body,
-                msgid_tag: Some(
-                    self.tokens
-                        .agent_tag(ticket.id, &agent.name, ticket.version),
-                ),
                 in_reply_to: (!record.message_id.is_empty()).then(|| record.message_id.clone()),
-                references: Vec::new(),
+                ..AgentMail::answerable(
+                    &self.cfg,
+                    &self.tokens,
+                    ticket,
+                    agent,
+                    format!(
+                        "[#{}] Reply held: {} answered first",
+                        ticket.id,
+                        others.join(", ")
+                    ),
+                    body,
+                )
             },
             now,
         )?;

@@ -113,29 +113,21 @@ impl Processor {
         let root = format!("pd.t{}.root@{}", ticket.id, self.cfg.server.hostname);
         let mut names = Vec::new();
         for agent in &to {
-            let tag = self
-                .tokens
-                .agent_tag(ticket.id, &agent.name, ticket.version);
             queue_agent_mail(
                 tx,
                 &self.cfg,
                 &self.tokens,
                 AgentMail {
-                    ticket: Some(ticket.id),
-                    to: agent.address.clone(),
                     from_name: from_name.clone(),
-                    from_addr: support.clone(),
-                    reply_to: Some(self.tokens.agent_address(
-                        &support,
-                        ticket.id,
-                        &agent.name,
-                        ticket.version,
-                    )),
-                    subject: subject.clone(),
-                    body: body.clone(),
-                    msgid_tag: Some(tag),
-                    in_reply_to: None,
                     references: vec![root.clone()],
+                    ..AgentMail::answerable(
+                        &self.cfg,
+                        &self.tokens,
+                        ticket,
+                        agent,
+                        subject.clone(),
+                        body.clone(),
+                    )
                 },
                 now,
             )?;
