@@ -536,10 +536,14 @@ bye\r\n";
     }
 
     async fn send(relay: &Relay) -> Result<(), DeliveryError> {
+        send_with(relay, &ConnectionPool::new(4)).await
+    }
+
+    async fn send_with(relay: &Relay, pool: &ConnectionPool) -> Result<(), DeliveryError> {
         let from = "support+b7.x@example.test";
         deliver(
             relay,
-            &ConnectionPool::new(4),
+            pool,
             "support.example.test",
             Duration::from_secs(5),
             from,
@@ -635,17 +639,7 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         let relay = smtp(server.addr);
         let pool = ConnectionPool::new(2);
         for _ in 0..3 {
-            deliver(
-                &relay,
-                &pool,
-                "h.test",
-                Duration::from_secs(5),
-                "a@h.test",
-                &rcpts(),
-                RAW,
-            )
-            .await
-            .unwrap();
+            send_with(&relay, &pool).await.unwrap();
         }
         assert_eq!(
             pool.idle_count(),
@@ -684,17 +678,7 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         let relay = smtp(server.addr);
         let pool = ConnectionPool::new(2);
         for _ in 0..2 {
-            deliver(
-                &relay,
-                &pool,
-                "h.test",
-                Duration::from_secs(5),
-                "a@h.test",
-                &rcpts(),
-                RAW,
-            )
-            .await
-            .unwrap();
+            send_with(&relay, &pool).await.unwrap();
         }
         assert_eq!(
             server.accepted.load(Ordering::SeqCst),
