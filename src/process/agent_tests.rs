@@ -3,7 +3,6 @@
 //! SMTP are in tests/agents.rs).
 
 use super::*;
-use crate::model::Source;
 use crate::rules::{Agents, RuleSet};
 
 const CONFIG: &str = r#"
@@ -24,30 +23,9 @@ const AGENTS: &str = "[[agent]]\nname = \"alice\"\naddress = \"alice@example.tes
 
 const SLA: &str = "[[policy]]\nname = \"std\"\nfirst_response = \"1h\"\nresolution = \"8h\"\ncalendar = \"always\"\n";
 
-struct Env {
-    store: Store,
-    processor: Processor,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+type Env = super::tests::Harness;
 
 fn env() -> Env {
-    let dir = std::env::temp_dir().join(format!(
-        "postdesk-agent-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = Config::from_str(CONFIG, &dir.join("config.toml")).unwrap();
-    let store = Store::open(&dir.join("data")).unwrap();
     let agents = Agents::parse(AGENTS, std::path::Path::new("agents.toml")).unwrap();
     let sla =
         crate::sla::Policies::parse(SLA, std::path::Path::new("sla.toml"), &[], &agents).unwrap();
@@ -56,40 +34,10 @@ fn env() -> Env {
         sla,
         ..RuleSet::default()
     };
-    let processor = Processor {
-        cfg: Arc::new(cfg),
-        store: store.clone(),
-        clock: Clock::system(),
-        tokens: Tokens::new(b"k"),
-        ack_template: None,
-        rules: Arc::new(crate::rules::LiveRules::new(rules)),
-        committed: Arc::new(Notify::new()),
-        outbound_wake: Arc::new(Notify::new()),
-    };
-    Env {
-        store,
-        processor,
-        dir,
-    }
+    super::tests::harness_with(CONFIG, rules, None)
 }
 
 impl Env {
-    /// Spools and processes one message; returns how many were processed.
-    fn deliver(&self, mail_from: &str, rcpt: &str, raw: &str) -> MessageSeq {
-        let env = Envelope {
-            mail_from: mail_from.into(),
-            rcpt_to: vec![rcpt.into()],
-            received_at: 1,
-            source: Source::Smtp,
-            peer: String::new(),
-            helo: String::new(),
-        };
-        let raw = raw.replace('\n', "\r\n");
-        let seq = self.store.spool_batch(&[(&env, raw.as_bytes())]).unwrap()[0];
-        assert_eq!(self.processor.process_pending(10).unwrap(), 1);
-        seq
-    }
-
     fn ticket(&self, id: TicketId) -> Ticket {
         self.store.ticket(id).unwrap().unwrap()
     }

@@ -4,9 +4,9 @@
 use super::*;
 use crate::model::Source;
 
-struct Harness {
-    store: Store,
-    processor: Processor,
+pub(super) struct Harness {
+    pub(super) store: Store,
+    pub(super) processor: Processor,
     dir: std::path::PathBuf,
 }
 
@@ -31,6 +31,20 @@ max_per_address_per_hour = 2
 "#;
 
 fn harness() -> Harness {
+    let template = Template::parse(
+        "Subject: [#{{ticket}}] Received: {{subject}}\n\nHello {{name}}\n",
+        std::path::Path::new("ack.txt"),
+    )
+    .unwrap();
+    harness_with(CONFIG, RuleSet::default(), Some(template))
+}
+
+/// A processor on a fresh store in a temporary directory (removed on drop).
+pub(super) fn harness_with(
+    config: &str,
+    rules: RuleSet,
+    ack_template: Option<Template>,
+) -> Harness {
     let dir = std::env::temp_dir().join(format!(
         "postdesk-process-{}-{}",
         std::process::id(),
@@ -40,20 +54,15 @@ fn harness() -> Harness {
             .unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = Config::from_str(CONFIG, &dir.join("config.toml")).unwrap();
+    let cfg = Config::from_str(config, &dir.join("config.toml")).unwrap();
     let store = Store::open(&dir.join("data")).unwrap();
-    let template = Template::parse(
-        "Subject: [#{{ticket}}] Received: {{subject}}\n\nHello {{name}}\n",
-        std::path::Path::new("ack.txt"),
-    )
-    .unwrap();
     let processor = Processor {
         cfg: Arc::new(cfg),
         store: store.clone(),
         clock: Clock::system(),
         tokens: Tokens::new(b"k"),
-        ack_template: Some(template),
-        rules: Arc::new(crate::rules::LiveRules::default()),
+        ack_template,
+        rules: Arc::new(crate::rules::LiveRules::new(rules)),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
     };
@@ -66,7 +75,7 @@ fn harness() -> Harness {
 
 impl Harness {
     /// Spools and processes one message; returns its sequence number.
-    fn deliver(&self, mail_from: &str, rcpt: &str, raw: &str) -> MessageSeq {
+    pub(super) fn deliver(&self, mail_from: &str, rcpt: &str, raw: &str) -> MessageSeq {
         let env = Envelope {
             mail_from: mail_from.into(),
             rcpt_to: vec![rcpt.into()],
