@@ -1126,3 +1126,47 @@ fn sla_clock_follows_the_ticket_by_mail() {
     assert!(t["sla"]["first_response_at"].is_null(), "a new cycle: {t}");
     assert_eq!(event_with(&t, "sla_started").len(), 2, "{t}");
 }
+
+/// An agent's mail that threads into a ticket only by its headers (here: an answer to the
+/// customer's acknowledgement, without the agent token) is not posted as if the customer wrote
+/// it: it is quarantined and the agent is told how to answer.
+#[test]
+fn agent_mail_threaded_without_a_token_is_not_a_customer_message() {
+    let (sink, d) = start();
+    let customer = "noa@customer.example";
+    let o = open(&d, &sink, customer, "untokened-1");
+    let ack = nth_to(&sink, customer, 1);
+    let ack_id = header(&ack, "Message-ID").expect("ack has a Message-ID");
+    let raw = mail(
+        &format!("Alice Agent <{ALICE}>"),
+        "Re: your request",
+        "<alice-untokened@example.test>",
+        &[&format!("In-Reply-To: {ack_id}")],
+        "I will look into it.\n",
+    );
+    d.send_ok(ALICE, &[SUPPORT], &raw);
+    let notice = wait_subject(&sink, ALICE, "Not posted", 1);
+    let text = body_text(&notice);
+    assert!(text.contains("reply to a notification"), "{text}");
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    let messages = t["messages"].as_array().unwrap();
+    assert!(
+        messages.iter().all(|m| m["from"] != ALICE),
+        "not in the conversation: {t}"
+    );
+    assert_eq!(event_with(&t, "agent_mail_rejected").len(), 1, "{t}");
+    assert!(
+        quarantine(&d).iter().any(|q| q["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not an answer to a notification")),
+        "{:?}",
+        quarantine(&d)
+    );
+    assert_eq!(
+        sink.messages_to(customer).len(),
+        1,
+        "the customer got only the acknowledgement"
+    );
+}

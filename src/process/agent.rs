@@ -309,7 +309,7 @@ impl Processor {
 
     /// Quarantines agent mail that may not be posted, records it on the ticket
     /// it names (if any), and tells the agent it claims to be from why.
-    fn reject(
+    pub(super) fn reject(
         &self,
         tx: &mut Tx<'_>,
         record: &mut MessageRecord,

@@ -213,6 +213,35 @@ impl Processor {
             );
         }
         let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, &sender)?;
+        // An agent's mail that threads into a ticket without the agent token
+        // (an answer to a notice, a Cc) is not the customer speaking: posting
+        // it as a customer message would put agent text in the conversation.
+        // Unless the agent takes part in the ticket as a customer, it is set
+        // aside with a notice, like any agent mail that cannot be posted.
+        if from_agent
+            && class == Class::Customer
+            && let Some(m) = &found.matched
+        {
+            let ticket = self.load_ticket(tx, m.ticket)?;
+            if !ticket
+                .participants
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(&sender))
+            {
+                let rules = self.rules.current();
+                let agent = rules.agents.by_address(&sender).cloned();
+                return self.reject(
+                    tx,
+                    &mut record,
+                    agent.as_ref(),
+                    Some(ticket),
+                    "it is not an answer to a notification (threaded only by its headers); \
+                     to answer the customer, reply to a notification: its Reply-To carries \
+                     your signed address",
+                    now,
+                );
+            }
+        }
         match class {
             Class::Bounce => match found.matched {
                 Some(m) => {
