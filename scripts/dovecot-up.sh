@@ -13,6 +13,8 @@
 # Optional: OAUTH2_INTROSPECT_URL=http://127.0.0.1:N/introspect also accepts
 #   AUTHENTICATE XOAUTH2, checking tokens against that URL (POST token=...; the
 #   JSON answer must contain "active": true and "username": USER).
+# Optional: TLS_CERT=PEM TLS_KEY=PEM turn TLS on: STARTTLS on PORT and, with
+#   IMAPS_PORT=N, implicit TLS on that port.
 # Adapted for postdesk's tests from the team's peer recipes (PEERS.md section 1a).
 set -euo pipefail
 DIR=${1:?usage: dovecot-up.sh DIR PORT [USER] [PASSWORD]}
@@ -62,7 +64,7 @@ log_path = $DIR/dovecot.log
 info_log_path = $DIR/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+$(if [[ -n ${TLS_CERT:-} ]]; then printf 'ssl = yes\nssl_cert = <%s\nssl_key = <%s\n' "$TLS_CERT" "$TLS_KEY"; else echo 'ssl = no'; fi)
 disable_plaintext_auth = no
 auth_mechanisms = plain login${OAUTH2_INTROSPECT_URL:+ xoauth2 oauthbearer}
 default_internal_user = $internal_user
@@ -85,7 +87,8 @@ service imap-login {
     port = $PORT
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${IMAPS_PORT:-0}
   }
   chroot =
 }

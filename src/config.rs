@@ -282,6 +282,9 @@ pub struct ImapConfig {
     pub port: Option<u16>,
     #[serde(default)]
     pub tls: ImapTls,
+    /// PEM file of the certificate authorities to trust for this server
+    /// (a private CA, a self-signed server); default: the system's trust store.
+    pub ca_file: Option<PathBuf>,
     pub username: String,
     pub password: Option<String>,
     /// File holding the password (read at every connect, so rotation needs no restart).
@@ -725,6 +728,16 @@ impl Config {
                     "tls",
                     "tls = \"none\" sends the password in clear text: only allowed for loopback hosts (use \"implicit\" or \"starttls\")".into(),
                 );
+            }
+            if let Some(ca) = &a.ca_file {
+                if a.tls == ImapTls::None {
+                    err(
+                        "ca_file",
+                        "ca_file is only used with tls = \"implicit\" or \"starttls\"".into(),
+                    );
+                } else if let Err(e) = crate::imap::conn::load_ca_file(&self.base_dir.join(ca)) {
+                    err("ca_file", e);
+                }
             }
             if a.username.is_empty() {
                 err("username", "username must not be empty".into());

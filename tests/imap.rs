@@ -601,4 +601,94 @@ fn check_reports_imap_problems_with_positions() {
         stdout.contains(&format!("config.toml:{line}:")) && stdout.contains("loopback"),
         "{stdout}"
     );
+
+    // A CA file that holds no certificate is reported where it is named.
+    std::fs::write(dir.join("not-a-ca.pem"), "hello\n").expect("write bad CA file");
+    let bad_ca = fixed.replace(
+        "tls = \"none\"\n",
+        "tls = \"implicit\"\nca_file = \"not-a-ca.pem\"\n",
+    );
+    std::fs::write(&cfg, &bad_ca).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .expect("run postdesk check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let line = bad_ca
+        .lines()
+        .position(|l| l.starts_with("ca_file"))
+        .unwrap_or(0)
+        + 1;
+    assert!(
+        stdout.contains(&format!("config.toml:{line}:"))
+            && stdout.contains("no usable certificate"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn implicit_tls_and_starttls_with_a_private_ca() {
+    if !dovecot_available("implicit_tls_and_starttls_with_a_private_ca") {
+        return;
+    }
+    let dir = scratch("tls");
+    let cert = repo().join("fixtures/tls/cert.pem");
+    let key = repo().join("fixtures/tls/key.pem");
+    let imaps = free_port();
+    let dov = Dovecot::start_with(
+        &dir,
+        vec![
+            ("TLS_CERT".into(), cert.display().to_string()),
+            ("TLS_KEY".into(), key.display().to_string()),
+            ("IMAPS_PORT".into(), imaps.to_string()),
+        ],
+    );
+    dov.drop_message("INBOX", "t1.eml", &mail("tls-implicit", 1, ""));
+    dov.append("Support", &[mail("tls-starttls", 2, "")]);
+    dov.append("Other", &[mail("tls-untrusted", 3, "")]);
+    let account = |name: &str, port: u16, tls: &str, ca: bool, folder: &str| {
+        format!(
+            "[[imap]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{}\
+             username = \"{USER}\"\npassword = \"{PASS}\"\nfolders = [\"{folder}\"]\n\
+             mailbox = \"support@example.test\"\npoll_interval = \"300s\"\n",
+            if ca {
+                format!("ca_file = \"{}\"\n", cert.display())
+            } else {
+                String::new()
+            }
+        )
+    };
+    let pd = Postdesk::start(
+        &dir,
+        &[
+            account("implicit", imaps, "implicit", true, "INBOX"),
+            account("starttls", dov.port, "starttls", true, "Support"),
+            account("untrusted", imaps, "implicit", false, "Other"),
+        ]
+        .concat(),
+    );
+    wait_until(LONG, "both trusted accounts delivered", Some(&pd), || {
+        pd.ticket_total() == 2
+    });
+    let h = pd.health();
+    for i in 0..2 {
+        assert_eq!(h["imap"][i]["connected"], true, "{h}");
+        assert_eq!(h["imap"][i]["messages_ingested"], 1, "{h}");
+    }
+    // Without the CA, the self-signed server is refused: nothing fetched, the reason visible.
+    wait_until(
+        Duration::from_secs(20),
+        "the untrusted account reports its TLS error",
+        Some(&pd),
+        || pd.health()["imap"][2]["last_error"].is_string(),
+    );
+    let h = pd.health();
+    let err = h["imap"][2]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("TLS") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(h["imap"][2]["messages_ingested"], 0, "{h}");
 }

@@ -16,7 +16,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::RootCertStore;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 /// The byte stream under an IMAP session: one type for plain and TLS
 /// connections, so the rest of the poller is written once.
@@ -84,7 +86,7 @@ pub async fn connect(a: &ImapConfig, base_dir: &Path) -> Result<ImapSession, Ima
         .map_err(|e| ImapError::Connect(format!("{}:{}: {e}", a.host, a.port())))?;
     let _ = tcp.set_nodelay(true);
     let mut client = match a.tls {
-        ImapTls::Implicit => Client::new(ImapStream::Tls(Box::new(tls(&a.host, tcp).await?))),
+        ImapTls::Implicit => Client::new(ImapStream::Tls(Box::new(tls(a, base_dir, tcp).await?))),
         ImapTls::None | ImapTls::Starttls => Client::new(ImapStream::Plain(tcp)),
     };
     // Client::new does not read the greeting; it must be consumed before any command.
@@ -98,7 +100,7 @@ pub async fn connect(a: &ImapConfig, base_dir: &Path) -> Result<ImapSession, Ima
             return Err(ImapError::Tls("STARTTLS on a TLS stream".into()));
         };
         // No new greeting after STARTTLS (RFC 3501 6.2.1).
-        client = Client::new(ImapStream::Tls(Box::new(tls(&a.host, tcp).await?)));
+        client = Client::new(ImapStream::Tls(Box::new(tls(a, base_dir, tcp).await?)));
     }
     login(a, base_dir, client).await
 }
@@ -113,10 +115,37 @@ async fn read_greeting(client: &mut Client<ImapStream>) -> Result<(), ImapError>
     }
 }
 
-async fn tls(host: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, ImapError> {
+/// The certificate authorities in a PEM file, for servers the system's trust
+/// store does not vouch for. The error says what is wrong with the file.
+pub fn load_ca_file(path: &Path) -> Result<RootCertStore, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("{} holds no usable certificate", path.display()));
+    }
+    Ok(roots)
+}
+
+async fn tls(
+    a: &ImapConfig,
+    base_dir: &Path,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, ImapError> {
     use rustls_platform_verifier::ConfigVerifierExt;
-    let config = ClientConfig::with_platform_verifier()
-        .map_err(|e| ImapError::Tls(format!("TLS setup: {e}")))?;
+    let host = &a.host;
+    let config = match &a.ca_file {
+        Some(file) => {
+            let roots = load_ca_file(&base_dir.join(file)).map_err(ImapError::Tls)?;
+            ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        }
+        None => ClientConfig::with_platform_verifier()
+            .map_err(|e| ImapError::Tls(format!("TLS setup: {e}")))?,
+    };
     let name = ServerName::try_from(host.trim_matches(|c| c == '[' || c == ']').to_string())
         .map_err(|e| ImapError::Tls(format!("{host:?} is not a valid TLS server name: {e}")))?;
     TlsConnector::from(Arc::new(config))
