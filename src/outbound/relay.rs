@@ -107,11 +107,19 @@ impl DeliveryError {
     }
 }
 
+/// The relay took the message; these recipients it refused at RCPT, each
+/// with a temporary or permanent reason.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pub refused: Vec<(String, DeliveryError)>,
+}
+
 /// Delivers `raw` from `mail_from` to `rcpt_to` through `relay`.
 ///
-/// All recipients succeed or the whole attempt fails: one rejected recipient
-/// aborts the transaction before DATA, so nothing is delivered twice when the
-/// job is retried.
+/// Recipients the relay refuses at RCPT are reported in [`Accepted`] while
+/// the others get the message: one bad Cc address must not keep a reply from
+/// the customer. If every recipient is refused nothing is sent, and the
+/// attempt fails (permanently only if every refusal is permanent).
 pub async fn deliver(
     relay: &Relay,
     pool: &ConnectionPool,
@@ -120,7 +128,7 @@ pub async fn deliver(
     mail_from: &str,
     rcpt_to: &[String],
     raw: &[u8],
-) -> Result<(), DeliveryError> {
+) -> Result<Accepted, DeliveryError> {
     if rcpt_to.is_empty() {
         return Err(DeliveryError::Permanent("no recipients".into()));
     }
@@ -164,7 +172,7 @@ pub async fn deliver(
             })
             .await
             .map_err(|e| DeliveryError::Transient(format!("maildir writer failed: {e}")))?
-            .map(|_| ())
+            .map(|_| Accepted::default())
         }
     }
 }
@@ -205,7 +213,7 @@ impl SmtpAttempt<'_> {
         mail_from: &str,
         rcpt_to: &[String],
         raw: &[u8],
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Accepted, DeliveryError> {
         while let Some(client) = self.pool.take() {
             // RSET proves the connection still works before it carries a message;
             // a failure only means the relay closed it while it was idle.
@@ -214,7 +222,7 @@ impl SmtpAttempt<'_> {
                     Ok(()) => Some(
                         self.transaction(c, mail_from, rcpt_to, raw)
                             .await
-                            .map(Client::Plain),
+                            .map(|(c, a)| (Client::Plain(c), a)),
                     ),
                     Err(_) => None,
                 },
@@ -222,28 +230,30 @@ impl SmtpAttempt<'_> {
                     Ok(()) => Some(
                         self.transaction(*c, mail_from, rcpt_to, raw)
                             .await
-                            .map(|c| Client::Tls(Box::new(c))),
+                            .map(|(c, a)| (Client::Tls(Box::new(c)), a)),
                     ),
                     Err(_) => None,
                 },
             };
             if let Some(result) = reused {
-                return result.map(|client| self.pool.put(client));
+                return result.map(|(client, accepted)| {
+                    self.pool.put(client);
+                    accepted
+                });
             }
         }
-        let client = self.connect().await?;
-        let client = match client {
+        let (client, accepted) = match self.connect().await? {
             Client::Plain(c) => self
                 .transaction(c, mail_from, rcpt_to, raw)
                 .await
-                .map(Client::Plain)?,
+                .map(|(c, a)| (Client::Plain(c), a))?,
             Client::Tls(c) => self
                 .transaction(*c, mail_from, rcpt_to, raw)
                 .await
-                .map(|c| Client::Tls(Box::new(c)))?,
+                .map(|(c, a)| (Client::Tls(Box::new(c)), a))?,
         };
         self.pool.put(client);
-        Ok(())
+        Ok(accepted)
     }
 
     /// A new connection, greeted, upgraded to TLS where possible and
@@ -343,17 +353,25 @@ impl SmtpAttempt<'_> {
         mail_from: &str,
         rcpt_to: &[String],
         raw: &[u8],
-    ) -> Result<SmtpClient<T>, DeliveryError> {
+    ) -> Result<(SmtpClient<T>, Accepted), DeliveryError> {
         let no_params = Parameters::default();
         client
             .mail_from(mail_from, &no_params)
             .await
             .map_err(|e| classify(&format!("MAIL FROM:<{mail_from}>"), e))?;
+        let mut refused = Vec::new();
         for rcpt in rcpt_to {
-            client
-                .rcpt_to(rcpt, &no_params)
-                .await
-                .map_err(|e| classify(&format!("RCPT TO:<{rcpt}>"), e))?;
+            match client.rcpt_to(rcpt, &no_params).await {
+                Ok(()) => {}
+                // A reply about this recipient; anything else is about the connection.
+                Err(e @ mail_send::Error::UnexpectedReply(_)) => {
+                    refused.push((rcpt.clone(), classify(&format!("RCPT TO:<{rcpt}>"), e)));
+                }
+                Err(e) => return Err(classify(&format!("RCPT TO:<{rcpt}>"), e)),
+            }
+        }
+        if refused.len() == rcpt_to.len() {
+            return Err(all_refused(refused));
         }
         // mail-send always appends CRLF.CRLF; drop the message's own final
         // line break so the receiver gets the bytes unchanged (RFC 5321 4.1.1.4).
@@ -363,7 +381,25 @@ impl SmtpAttempt<'_> {
             .unwrap_or(raw);
         let reply = client.data(body).await.map_err(|e| classify("DATA", e))?;
         tracing::debug!(reply = %reply_text(&reply), "relay accepted the message");
-        Ok(client)
+        Ok((client, Accepted { refused }))
+    }
+}
+
+/// Every recipient was refused: the attempt fails, permanently only when
+/// every refusal is (a temporary one may still succeed).
+fn all_refused(refused: Vec<(String, DeliveryError)>) -> DeliveryError {
+    let permanent = refused
+        .iter()
+        .all(|(_, e)| matches!(e, DeliveryError::Permanent(_)));
+    let text = refused
+        .iter()
+        .map(|(_, e)| e.text())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if permanent {
+        DeliveryError::Permanent(text)
+    } else {
+        DeliveryError::Transient(text)
     }
 }
 
@@ -535,11 +571,11 @@ bye\r\n";
         }
     }
 
-    async fn send(relay: &Relay) -> Result<(), DeliveryError> {
+    async fn send(relay: &Relay) -> Result<Accepted, DeliveryError> {
         send_with(relay, &ConnectionPool::new(4)).await
     }
 
-    async fn send_with(relay: &Relay, pool: &ConnectionPool) -> Result<(), DeliveryError> {
+    async fn send_with(relay: &Relay, pool: &ConnectionPool) -> Result<Accepted, DeliveryError> {
         let from = "support+b7.x@example.test";
         deliver(
             relay,
@@ -699,11 +735,12 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         match err {
             DeliveryError::Transient(t) => assert_eq!(
                 t,
-                "RCPT TO:<alice@example.net>: 451 4.3.0 Mailbox temporarily unavailable"
+                "RCPT TO:<alice@example.net>: 451 4.3.0 Mailbox temporarily unavailable; \
+                 RCPT TO:<bob@example.net>: 451 4.3.0 Mailbox temporarily unavailable"
             ),
             other => panic!("{other:?}"),
         }
-        // Nothing was sent: the first rejection aborts before DATA.
+        // Nothing was sent: with every recipient refused there is no DATA.
         assert!(server.session(0).await.data.is_none());
     }
 
@@ -717,8 +754,45 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         match send(&smtp(server.addr)).await.unwrap_err() {
             DeliveryError::Permanent(t) => assert_eq!(
                 t,
-                "RCPT TO:<alice@example.net>: 550 5.1.1 <alice@example.net>: Recipient address rejected"
+                "RCPT TO:<alice@example.net>: 550 5.1.1 <alice@example.net>: Recipient address rejected; \
+                 RCPT TO:<bob@example.net>: 550 5.1.1 <alice@example.net>: Recipient address rejected"
             ),
+            other => panic!("{other:?}"),
+        }
+        assert!(server.session(0).await.data.is_none());
+    }
+
+    #[tokio::test]
+    async fn refused_recipients_are_reported_and_the_others_get_the_message() {
+        let server = Server::start(Script {
+            rcpt_for: vec![("bob@example.net", "550 5.1.1 No such user")],
+            ..Script::default()
+        })
+        .await;
+        let accepted = send(&smtp(server.addr)).await.unwrap();
+        assert_eq!(accepted.refused.len(), 1, "{accepted:?}");
+        let (rcpt, why) = &accepted.refused[0];
+        assert_eq!(rcpt, "bob@example.net");
+        assert!(
+            matches!(why, DeliveryError::Permanent(t) if t == "RCPT TO:<bob@example.net>: 550 5.1.1 No such user"),
+            "{why:?}"
+        );
+        let s = server.session(0).await;
+        assert_eq!(s.data.as_deref(), Some(RAW), "alice got the message");
+    }
+
+    #[tokio::test]
+    async fn mixed_refusals_of_every_recipient_are_temporary() {
+        let server = Server::start(Script {
+            rcpt_for: vec![
+                ("alice@example.net", "550 5.1.1 No such user"),
+                ("bob@example.net", "452 4.2.2 Mailbox full"),
+            ],
+            ..Script::default()
+        })
+        .await;
+        match send(&smtp(server.addr)).await.unwrap_err() {
+            DeliveryError::Transient(t) => assert!(t.contains("452 4.2.2"), "{t}"),
             other => panic!("{other:?}"),
         }
     }

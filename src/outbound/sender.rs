@@ -220,6 +220,12 @@ impl Ctx {
         let outcome = outcome(&job, result, now, &self.cfg.outbound);
         match &outcome {
             Outcome::Delivered => tracing::info!(rcpt = ?job.rcpt_to, "delivered"),
+            Outcome::Partial { failed, later } => tracing::warn!(
+                rcpt = ?job.rcpt_to,
+                refused = ?failed,
+                retry = ?later.as_ref().map(|l| &l.rcpts),
+                "delivered, but some recipients were refused"
+            ),
             Outcome::Retry {
                 next_attempt_at,
                 error,
@@ -262,14 +268,44 @@ impl Ctx {
         let Some(mut job) = tx.job(id)? else {
             return Ok(());
         };
-        let rcpts = job.rcpt_to.join(", ");
-        let event = match outcome {
+        let via = relay::describe(&self.relay);
+        let events: Vec<(&str, String)> = match outcome {
             Outcome::Delivered => {
                 tx.remove_job(id)?;
-                (
+                vec![(
                     "delivered",
-                    format!("to {rcpts} via {}", relay::describe(&self.relay)),
-                )
+                    format!("to {} via {via}", job.rcpt_to.join(", ")),
+                )]
+            }
+            Outcome::Partial { failed, later } => {
+                let refused = |r: &String| {
+                    failed.iter().any(|(f, _)| f == r)
+                        || later.as_ref().is_some_and(|l| l.rcpts.contains(r))
+                };
+                let taken: Vec<&str> = job
+                    .rcpt_to
+                    .iter()
+                    .filter(|r| !refused(r))
+                    .map(String::as_str)
+                    .collect();
+                let mut events = vec![("delivered", format!("to {} via {via}", taken.join(", ")))];
+                events.extend(
+                    failed
+                        .iter()
+                        .map(|(rcpt, error)| ("delivery_failed", format!("{rcpt}: {error}"))),
+                );
+                match later {
+                    // Only the recipients refused for now stay queued.
+                    Some(l) => {
+                        job.rcpt_to = l.rcpts.clone();
+                        job.attempts = job.attempts.saturating_add(1);
+                        job.next_attempt_at = l.next_attempt_at;
+                        job.last_error = Some(l.error.clone());
+                        tx.put_job(&job)?;
+                    }
+                    None => tx.remove_job(id)?,
+                }
+                events
             }
             Outcome::Retry {
                 next_attempt_at,
@@ -283,7 +319,10 @@ impl Ctx {
             }
             Outcome::Failed(error) => {
                 tx.remove_job(id)?;
-                ("delivery_failed", format!("{rcpts}: {error}"))
+                vec![(
+                    "delivery_failed",
+                    format!("{}: {error}", job.rcpt_to.join(", ")),
+                )]
             }
         };
         let ticket = match job.ticket {
@@ -292,22 +331,24 @@ impl Ctx {
         };
         match ticket {
             Some(mut ticket) => {
-                let (kind, detail) = event;
-                tx.add_event(
-                    &mut ticket,
-                    Event {
-                        at: now,
-                        kind: kind.into(),
-                        actor: "postdesk".into(),
-                        detail,
-                    },
-                )?;
+                for (kind, detail) in events {
+                    tx.add_event(
+                        &mut ticket,
+                        Event {
+                            at: now,
+                            kind: kind.into(),
+                            actor: "postdesk".into(),
+                            detail,
+                        },
+                    )?;
+                }
                 tx.put_ticket(&ticket)?;
             }
-            None if matches!(outcome, Outcome::Failed(_)) => {
-                tracing::warn!(job = id, detail = %event.1, "undeliverable message without a ticket");
+            None => {
+                for (kind, detail) in events.iter().filter(|(k, _)| *k == "delivery_failed") {
+                    tracing::warn!(job = id, %kind, %detail, "undeliverable message without a ticket");
+                }
             }
-            None => {}
         }
         Ok(())
     }
@@ -317,20 +358,66 @@ impl Ctx {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     Delivered,
-    Retry { next_attempt_at: i64, error: String },
+    /// Taken for some recipients: `failed` (recipient, why) will never get
+    /// it; `later` are tried again.
+    Partial {
+        failed: Vec<(String, String)>,
+        later: Option<Later>,
+    },
+    Retry {
+        next_attempt_at: i64,
+        error: String,
+    },
     Failed(String),
+}
+
+/// Recipients refused for now, and when to try them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Later {
+    rcpts: Vec<String>,
+    next_attempt_at: i64,
+    error: String,
 }
 
 /// Decides the job's fate: transient failures are retried with backoff until
 /// the job is `lifetime` old, then given up like permanent ones.
 fn outcome(
     job: &OutboundJob,
-    result: Result<(), DeliveryError>,
+    result: Result<relay::Accepted, DeliveryError>,
     now: i64,
     cfg: &OutboundConfig,
 ) -> Outcome {
     match result {
-        Ok(()) => Outcome::Delivered,
+        Ok(accepted) if accepted.refused.is_empty() => Outcome::Delivered,
+        Ok(accepted) => {
+            let attempts = job.attempts.saturating_add(1);
+            let next = next_attempt(job.created_at, attempts, now, cfg);
+            let mut failed = Vec::new();
+            let mut later: Option<Later> = None;
+            for (rcpt, e) in accepted.refused {
+                match (e, next) {
+                    (DeliveryError::Permanent(t), _) => failed.push((rcpt, t)),
+                    (DeliveryError::Transient(t), None) => failed.push((
+                        rcpt,
+                        format!(
+                            "gave up after {attempts} attempts over {}: {t}",
+                            human_duration(now - job.created_at)
+                        ),
+                    )),
+                    (DeliveryError::Transient(t), Some(at)) => match &mut later {
+                        Some(l) => l.rcpts.push(rcpt),
+                        None => {
+                            later = Some(Later {
+                                rcpts: vec![rcpt],
+                                next_attempt_at: at,
+                                error: t,
+                            })
+                        }
+                    },
+                }
+            }
+            Outcome::Partial { failed, later }
+        }
         Err(DeliveryError::Permanent(e)) => Outcome::Failed(e),
         Err(DeliveryError::Transient(e)) => {
             let attempts = job.attempts.saturating_add(1);
@@ -480,7 +567,10 @@ api_token = "t"
             outcome(&job(t0, 0), perm, t0, &cfg),
             Outcome::Failed("550 no".into())
         );
-        assert_eq!(outcome(&job(t0, 0), Ok(()), t0, &cfg), Outcome::Delivered);
+        assert_eq!(
+            outcome(&job(t0, 0), Ok(relay::Accepted::default()), t0, &cfg),
+            Outcome::Delivered
+        );
     }
 
     const RAW: &[u8] =
@@ -488,6 +578,10 @@ api_token = "t"
 
     /// A store with ticket 1 and one job for it; returns the job id.
     fn setup(dir: &Path, now: i64) -> (Store, u64) {
+        setup_for(dir, now, &["alice@example.net"])
+    }
+
+    fn setup_for(dir: &Path, now: i64, rcpts: &[&str]) -> (Store, u64) {
         let store = Store::open(dir).unwrap();
         let id = store
             .write(|tx| {
@@ -517,7 +611,7 @@ api_token = "t"
                     7,
                     Some(1),
                     "support+b1@example.test".into(),
-                    vec!["alice@example.net".into()],
+                    rcpts.iter().map(|r| r.to_string()).collect(),
                     now,
                 )
             })
@@ -637,6 +731,55 @@ api_token = "t"
                     .to_string()
             )]
         );
+    }
+
+    #[tokio::test]
+    async fn refused_recipients_are_split_off_and_the_rest_delivered() {
+        let server = Server::start(Script {
+            rcpt_for: vec![
+                ("bob@example.net", "550 5.1.1 No such user"),
+                ("carol@example.net", "452 4.2.2 Mailbox full"),
+            ],
+            ..Script::default()
+        })
+        .await;
+        let dir = tempdir("sender-partial");
+        let clock = Clock::system();
+        let (store, _) = setup_for(
+            &dir,
+            clock.now(),
+            &["alice@example.net", "bob@example.net", "carol@example.net"],
+        );
+        let running = start(config(&format!("smtp://{}", server.addr)), &store, &clock);
+        until("the first attempt recorded", || events(&store).len() == 2).await;
+        running.stop().await;
+        let ev = events(&store);
+        assert_eq!(ev[0].0, "delivered");
+        assert!(
+            ev[0].1.starts_with("to alice@example.net via smtp://"),
+            "{ev:?}"
+        );
+        assert_eq!(
+            ev[1],
+            (
+                "delivery_failed".to_string(),
+                "bob@example.net: RCPT TO:<bob@example.net>: 550 5.1.1 No such user".to_string()
+            )
+        );
+        // Only carol, refused for now, stays queued for a later attempt.
+        let jobs = store.due_jobs(i64::MAX, 10).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].rcpt_to, ["carol@example.net"]);
+        assert_eq!(jobs[0].attempts, 1);
+        assert!(
+            jobs[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("452 4.2.2")),
+            "{:?}",
+            jobs[0].last_error
+        );
+        assert_eq!(server.session(0).await.data.as_deref(), Some(RAW));
     }
 
     #[tokio::test]

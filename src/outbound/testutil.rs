@@ -22,6 +22,8 @@ pub struct Script {
     pub data_end: &'static str,
     /// Answer nothing after the greeting (to test timeouts).
     pub mute: bool,
+    /// RCPT replies for particular addresses (others get `rcpt`).
+    pub rcpt_for: Vec<(&'static str, &'static str)>,
     /// Hang up right after accepting a message (a relay ending idle sessions).
     pub close_after_message: bool,
 }
@@ -38,6 +40,7 @@ impl Default for Script {
             data_end: "250 2.0.0 Ok: queued as ABC123",
             mute: false,
             close_after_message: false,
+            rcpt_for: Vec::new(),
         }
     }
 }
@@ -150,7 +153,12 @@ async fn serve(
             format!("{}\r\n", script.mail)
         } else if upper.starts_with("RCPT TO:") {
             session.rcpt_to.push(cmd[8..].to_string());
-            format!("{}\r\n", script.rcpt)
+            let reply = script
+                .rcpt_for
+                .iter()
+                .find(|(addr, _)| cmd.contains(addr))
+                .map_or(script.rcpt, |(_, r)| r);
+            format!("{reply}\r\n")
         } else if upper == "DATA" {
             w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 .await?;
