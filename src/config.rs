@@ -229,6 +229,9 @@ pub struct AckConfig {
     pub max_per_address_per_hour: u32,
     /// Template file, relative to rules_dir.
     pub template: PathBuf,
+    /// Template of the customer's notice when an agent resolves or closes
+    /// the ticket without writing to the customer; None: no notice.
+    pub resolved_template: Option<PathBuf>,
 }
 
 impl Default for AckConfig {
@@ -237,6 +240,7 @@ impl Default for AckConfig {
             enabled: true,
             max_per_address_per_hour: 5,
             template: "templates/acknowledgement.txt".into(),
+            resolved_template: None,
         }
     }
 }

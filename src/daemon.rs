@@ -29,6 +29,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let resolved_template = match &cfg.acknowledgement.resolved_template {
+        Some(t) => Some(
+            crate::process::ack::Template::load(&cfg.rules_dir().join(t))
+                .map_err(|d| anyhow::anyhow!("{d}"))?,
+        ),
+        None => None,
+    };
 
     let rules_dir = cfg.rules_dir();
     let rules = RuleSet::load(&rules_dir, &known_queues(&cfg)).map_err(|d| {
@@ -60,6 +67,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         clock: clock.clone(),
         tokens: tokens.clone(),
         ack_template,
+        resolved_template,
         rules: rules.clone(),
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
@@ -204,6 +212,11 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
     let template = cfg.rules_dir().join(&cfg.acknowledgement.template);
     if cfg.acknowledgement.enabled
         && let Err(d) = crate::process::ack::Template::load(&template)
+    {
+        diags.push(d);
+    }
+    if let Some(t) = &cfg.acknowledgement.resolved_template
+        && let Err(d) = crate::process::ack::Template::load(&cfg.rules_dir().join(t))
     {
         diags.push(d);
     }

@@ -1170,3 +1170,86 @@ fn agent_mail_threaded_without_a_token_is_not_a_customer_message() {
         "the customer got only the acknowledgement"
     );
 }
+
+/// Resolving by command without a word to the customer sends the resolved notice (when the help
+/// desk has one); resolving together with a reply sends only the reply.
+#[test]
+fn resolving_by_command_tells_the_customer() {
+    let (sink, d) = start_with(|c| {
+        c.set(
+            "acknowledgement",
+            "resolved_template",
+            &q("templates/resolved.txt"),
+        );
+    });
+    let customer = "oli@customer.example";
+    let o = open(&d, &sink, customer, "resolve-notice-1");
+    let token = o.token(ALICE);
+    let note = o.to(ALICE).to_vec();
+    let raw = commands_mail(
+        ALICE,
+        &token,
+        &note,
+        "<res-cmd-1@example.test>",
+        "#resolve\n",
+    );
+    d.send_ok(ALICE, &[&token], &raw);
+    let tr = body_text(&wait_subject(&sink, ALICE, "Commands", 1));
+    assert!(
+        tr.contains("The customer was told that the ticket is resolved"),
+        "{tr}"
+    );
+    let notice = nth_to(&sink, customer, 2);
+    let subject = header(&notice, "Subject").unwrap_or_default();
+    assert!(
+        subject.contains(&format!("[#{}] Your request is resolved", o.id)),
+        "{subject}"
+    );
+    assert_eq!(
+        header(&notice, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        header(&notice, "In-Reply-To").map(|v| mid(&v)).as_deref(),
+        Some(o.customer_msgid.as_str())
+    );
+    assert!(
+        !String::from_utf8_lossy(&notice).contains(ALICE),
+        "no agent address"
+    );
+    d.wait_idle(SECS_60);
+    let t = d.ticket(&o.id);
+    assert_eq!(event_with(&t, "customer_notified").len(), 1, "{t}");
+
+    // The customer answers: reopened. Alice replies and resolves in one mail: only her reply goes out.
+    let answer = mail(
+        &format!("Oli <{customer}>"),
+        "Re: still broken",
+        "<oli-answer@customer.example>",
+        &[&format!("In-Reply-To: <{}>", o.customer_msgid)],
+        "It is still broken.\n",
+    );
+    d.send_ok(customer, &[SUPPORT], &answer);
+    d.wait_idle(SECS_60);
+    assert_eq!(d.ticket(&o.id)["status"], "open");
+    let raw = commands_mail(
+        ALICE,
+        &token,
+        &note,
+        "<res-cmd-2@example.test>",
+        "#resolve\nFixed now, sorry for the trouble.\n",
+    );
+    d.send_ok(ALICE, &[&token], &raw);
+    wait_subject(&sink, ALICE, "Commands", 2);
+    let reply = nth_to(&sink, customer, 3);
+    assert!(
+        body_text(&reply).contains("Fixed now"),
+        "{}",
+        body_text(&reply)
+    );
+    d.wait_idle(SECS_60);
+    assert_eq!(sink.messages_to(customer).len(), 3, "no second notice");
+    let t = d.ticket(&o.id);
+    assert_eq!(t["status"], "resolved", "{t}");
+    assert_eq!(event_with(&t, "customer_notified").len(), 1, "{t}");
+}

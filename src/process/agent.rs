@@ -510,6 +510,8 @@ impl Processor {
             return Ok(());
         }
 
+        let finished = |t: &Ticket| matches!(t.status, Status::Resolved | Status::Closed);
+        let was_finished = finished(&ticket);
         let mut done = Vec::new();
         for (line, cmd) in checked {
             let Ok(cmd) = cmd else { continue };
@@ -579,7 +581,20 @@ impl Processor {
             }
         } else {
             self.keep_unlisted(tx, &ticket, record, parsed)?;
-            "Nothing was sent to the customer.".to_string()
+            // Commands only: a ticket resolved without a word to the customer
+            // gets the resolved notice, if the help desk has one.
+            let notice = if !was_finished && finished(&ticket) {
+                self.resolved_notice(tx, &mut ticket, now)?
+            } else {
+                None
+            };
+            match notice {
+                Some(seq) => format!(
+                    "The customer was told that the ticket is {} (message {seq}); nothing else was sent.",
+                    ticket.status.as_str()
+                ),
+                None => "Nothing was sent to the customer.".to_string(),
+            }
         };
         if !done.is_empty() {
             self.transcript(tx, &ticket, agent, record, &done, false, &outcome, now)?;

@@ -47,6 +47,8 @@ pub struct Processor {
     pub tokens: Tokens,
     /// The acknowledgement template; None when acknowledgements are disabled.
     pub ack_template: Option<Template>,
+    /// The customer's notice when an agent resolves or closes a ticket.
+    pub resolved_template: Option<Template>,
     /// Routing rules, agents, calendars; swapped whole on reload.
     pub rules: Arc<crate::rules::LiveRules>,
     /// Notified by the spool after each commit.

@@ -220,6 +220,98 @@ impl Processor {
         Ok(seq)
     }
 
+    /// Tells the customer that an agent resolved or closed the ticket without
+    /// writing (`acknowledgement.resolved_template`), so a request never
+    /// just goes quiet; a reply reopens it. None when no template is set.
+    pub(super) fn resolved_notice(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        now: i64,
+    ) -> Result<Option<MessageSeq>, StoreError> {
+        let Some(template) = &self.resolved_template else {
+            return Ok(None);
+        };
+        let support = self.cfg.support_address(&ticket.queue).to_string();
+        let requester = ticket.requester.clone();
+        let name = if ticket.requester_name.is_empty() {
+            requester.split('@').next().unwrap_or("").to_string()
+        } else {
+            ticket.requester_name.clone()
+        };
+        let id = ticket.id.to_string();
+        let (subject, text) = template.render(&super::ack::Vars {
+            ticket: &id,
+            subject: &ticket.subject,
+            name: &name,
+            queue: &ticket.queue,
+        });
+        let seq = tx.next_id("next_message")?;
+        let message_id = super::our_message_id(ticket.id, seq, &self.cfg.server.hostname);
+        let references = self.references(tx, ticket)?;
+        use mail_builder::headers::raw::Raw;
+        let mut b = mail_builder::MessageBuilder::new()
+            .from((self.cfg.from_display_name(), support.clone()))
+            .to(requester.clone())
+            .reply_to(self.tokens.reply_address(&support, ticket.id, &requester))
+            .subject(subject.clone())
+            .message_id(message_id.clone())
+            .date(mail_builder::headers::date::Date::new(now))
+            .header("Auto-Submitted", Raw::new("auto-generated"))
+            .header("X-Auto-Response-Suppress", Raw::new("All"))
+            .header(
+                "X-Postdesk-Loop",
+                Raw::new(self.cfg.server.hostname.clone()),
+            )
+            .text_body(text.clone());
+        if let Some(parent) = &ticket.last_customer_message_id {
+            b = b.in_reply_to(parent.clone());
+        }
+        if !references.is_empty() {
+            b = b.references(references);
+        }
+        // Writing into a Vec cannot fail.
+        let raw = b.write_to_vec().unwrap_or_default();
+        tx.put_raw(seq, &raw)?;
+        tx.put_message(&MessageRecord {
+            seq,
+            ticket: Some(ticket.id),
+            message_id: message_id.clone(),
+            direction: Direction::Outbound,
+            kind: MessageKind::Auto,
+            from: support.clone(),
+            to: vec![requester.clone()],
+            subject,
+            date: now,
+            text,
+        })?;
+        tx.index_msgid(&message_id, ticket.id)?;
+        ticket.message_count += 1;
+        let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
+        enqueue(
+            tx,
+            seq,
+            Some(ticket.id),
+            bounce,
+            vec![requester.clone()],
+            now,
+        )?;
+        tx.add_event(
+            ticket,
+            super::event(
+                now,
+                "customer_notified",
+                "postdesk",
+                format!(
+                    "{} told the ticket is {} (message {seq})",
+                    requester,
+                    ticket.status.as_str()
+                ),
+            ),
+        )?;
+        Ok(Some(seq))
+    }
+
     /// Message-IDs of the ticket's conversation (customer mail and our public
     /// replies), oldest first, for References.
     fn references(&self, tx: &mut Tx<'_>, ticket: &Ticket) -> Result<Vec<String>, StoreError> {

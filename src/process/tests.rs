@@ -62,6 +62,7 @@ pub(super) fn harness_with(
         clock: Clock::system(),
         tokens: Tokens::new(b"k"),
         ack_template,
+        resolved_template: None,
         rules: Arc::new(crate::rules::LiveRules::new(rules)),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
