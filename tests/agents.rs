@@ -1084,6 +1084,8 @@ fn sla_clock_follows_the_ticket_by_mail() {
         t["sla"]["resolution_due"].as_str().unwrap() >= due_before.as_str(),
         "a pause never brings the deadline closer: {t}"
     );
+    assert_eq!(event_with(&t, "sla_paused").len(), 1, "{t}");
+    assert_eq!(event_with(&t, "sla_resumed").len(), 1, "{t}");
 
     // Raising the priority selects the urgent policy, said in the transcript and the events.
     let raw = commands_mail(

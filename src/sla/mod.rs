@@ -360,8 +360,19 @@ pub fn pause(tx: &mut Tx<'_>, ticket: &mut Ticket, now: i64) -> Result<(), Store
     {
         state.paused_since = Some(now);
         tx.clear_sla_timers(ticket.id)?;
+        let detail = "clock paused while the ticket waits on the customer".to_string();
+        tx.add_event(ticket, sla_event(now, "sla_paused", detail))?;
     }
     Ok(())
+}
+
+fn sla_event(at: i64, kind: &str, detail: String) -> crate::model::Event {
+    crate::model::Event {
+        at,
+        kind: kind.into(),
+        actor: "sla".into(),
+        detail,
+    }
 }
 
 /// The customer answered: restart the clock, moving the deadlines by the
@@ -391,7 +402,14 @@ pub fn resume(
     state.resolution_due = shift(state.resolution_due);
     let state = state.clone();
     tx.clear_sla_timers(ticket.id)?;
-    schedule(tx, ticket.id, &state, policy, &cal, now)
+    schedule(tx, ticket.id, &state, policy, &cal, now)?;
+    let due = |d: Option<i64>| d.map_or("none".to_string(), crate::clock::rfc3339);
+    let detail = format!(
+        "clock running again: first response due {}, resolution due {}",
+        due(state.first_response_due),
+        due(state.resolution_due)
+    );
+    tx.add_event(ticket, sla_event(now, "sla_resumed", detail))
 }
 
 /// The ticket's priority or queue changed. When that selects another policy,
