@@ -845,9 +845,9 @@ impl Processor {
             }
         ));
         let subject = if failed {
-            format!("[#{}] Commands NOT applied: {}", ticket.id, record.subject)
+            format!("[#{}] Commands NOT applied: {}", ticket.id, ticket.subject)
         } else {
-            format!("[#{}] Commands done: {}", ticket.id, record.subject)
+            format!("[#{}] Commands done: {}", ticket.id, ticket.subject)
         };
         queue_agent_mail(
             tx,
