@@ -1,5 +1,7 @@
 //! The JSON API (DESIGN.md, stable): health, ticket list, one ticket, plus
-//! raw messages and the quarantine. Everything but health needs the bearer token.
+//! raw messages and the quarantine. Everything needs the bearer token except
+//! the bare liveness answer of health (`{"status":"ok"}`), so a probe needs no
+//! secret while queue sizes and IMAP errors stay private.
 //!
 //! The store is read in `spawn_blocking` (redb reads are synchronous); the
 //! wire types here are separate from the stored records on purpose, so the
@@ -125,7 +127,10 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn health(State(s): State<Shared>) -> ApiResult<axum::Json<Value>> {
+async fn health(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    if authorize(&headers, &s).is_err() {
+        return Ok(axum::Json(json!({ "status": "ok" })));
+    }
     let store = s.store.clone();
     let (spool, outbound, tickets) = blocking(move || {
         Ok((

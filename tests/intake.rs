@@ -205,4 +205,11 @@ fn api_requires_the_bearer_token() {
     for k in ["spool_pending", "outbound_queued", "tickets"] {
         assert!(h[k].is_u64(), "health lacks {k}: {h}");
     }
+    // Without the token, health is a bare liveness answer: nothing about queues or mailboxes.
+    for token in [None, Some("wrong-token")] {
+        let (st, h) = d.api_get_as("/api/v1/health", token);
+        assert_eq!(st, 200, "liveness needs no token");
+        let h: serde_json::Value = serde_json::from_slice(&h).expect("health is JSON");
+        assert_eq!(h, serde_json::json!({"status": "ok"}), "{token:?}");
+    }
 }
