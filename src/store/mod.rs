@@ -49,6 +49,12 @@ const IMAP_CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("imap_cu
 /// Message sequence of a held agent reply → JSON [`HeldReply`] (collision detection).
 /// Small: only replies waiting for `#send` or expiry.
 const HELD: TableDefinition<u64, &[u8]> = TableDefinition::new("held");
+/// Agent name (lower case) → open tickets assigned to them (new, open,
+/// pending): least-loaded assignment reads this instead of every ticket.
+/// Kept by [`Tx::put_ticket`].
+const AGENT_LOAD: TableDefinition<&str, u64> = TableDefinition::new("agent_load");
+/// META key set once `AGENT_LOAD` has been built from the tickets.
+const AGENT_LOAD_BUILT: &str = "agent_load_built";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -88,6 +94,16 @@ fn enc<T: Serialize>(v: &T) -> Vec<u8> {
 
 fn dec<T: DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
     serde_json::from_slice(b).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+/// Whose load a ticket counts towards: its assignee while it is open.
+fn load_holder(t: &Ticket) -> Option<String> {
+    match t.status {
+        Status::New | Status::Open | Status::Pending => {
+            t.assignee.as_ref().map(|a| a.to_ascii_lowercase())
+        }
+        Status::Resolved | Status::Closed => None,
+    }
 }
 
 /// Filter for [`Store::list_tickets`].
@@ -137,7 +153,9 @@ impl Store {
             tx.txn.open_table(SLA_TIMERS)?;
             tx.txn.open_table(OUTBOUND_DUE)?;
             tx.txn.open_table(HELD)?;
+            tx.txn.open_table(AGENT_LOAD)?;
             tx.rebuild_due_index_if_needed()?;
+            tx.build_agent_load_if_needed()?;
             Ok(())
         })?;
         Ok(store)
@@ -292,6 +310,19 @@ impl Store {
     pub fn list_tickets(&self, f: &TicketFilter) -> Result<(usize, Vec<Ticket>)> {
         let r = self.db.begin_read()?;
         let t = r.open_table(TICKETS)?;
+        if f.status.is_none() && f.queue.is_none() {
+            // Unfiltered: ids grow with time, so the page is a slice of the
+            // key order and the total is the table's length.
+            let total = t.len()? as usize;
+            let page = t
+                .iter()?
+                .rev()
+                .skip(f.offset)
+                .take(f.limit)
+                .map(|item| dec("tickets", item?.1.value()))
+                .collect::<Result<Vec<Ticket>>>()?;
+            return Ok((total, page));
+        }
         let mut total = 0;
         let mut page = Vec::new();
         for item in t.iter()?.rev() {
@@ -596,9 +627,47 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
-        self.txn
-            .open_table(TICKETS)?
-            .insert(t.id, enc(t).as_slice())?;
+        let before = {
+            let mut tickets = self.txn.open_table(TICKETS)?;
+            let old = tickets.insert(t.id, enc(t).as_slice())?;
+            match old {
+                Some(v) => load_holder(&dec::<Ticket>("tickets", v.value())?),
+                None => None,
+            }
+        };
+        let after = load_holder(t);
+        if before != after {
+            let mut load = self.txn.open_table(AGENT_LOAD)?;
+            if let Some(agent) = before {
+                let n = load.get(agent.as_str())?.map_or(0, |v| v.value());
+                if n <= 1 {
+                    load.remove(agent.as_str())?;
+                } else {
+                    load.insert(agent.as_str(), n - 1)?;
+                }
+            }
+            if let Some(agent) = after {
+                let n = load.get(agent.as_str())?.map_or(0, |v| v.value());
+                load.insert(agent.as_str(), n + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the open tickets per assignee once, for stores made before
+    /// `AGENT_LOAD` existed.
+    fn build_agent_load_if_needed(&mut self) -> Result<()> {
+        let mut meta = self.txn.open_table(META)?;
+        if meta.get(AGENT_LOAD_BUILT)?.is_some() {
+            return Ok(());
+        }
+        let counts = self.count_open_tickets()?;
+        let mut load = self.txn.open_table(AGENT_LOAD)?;
+        load.retain(|_, _| false)?;
+        for (agent, n) in &counts {
+            load.insert(agent.as_str(), *n as u64)?;
+        }
+        meta.insert(AGENT_LOAD_BUILT, 1)?;
         Ok(())
     }
 
@@ -785,7 +854,19 @@ impl Tx<'_> {
 
     /// Tickets not yet resolved, per assignee (lower-cased name). A full scan:
     /// fine for the ticket counts of one help desk; an index can replace it later.
+    /// Open tickets (new, open, pending) per assignee, lower-cased.
     pub fn open_ticket_counts(&mut self) -> Result<std::collections::HashMap<String, usize>> {
+        let load = self.txn.open_table(AGENT_LOAD)?;
+        let mut counts = std::collections::HashMap::new();
+        for item in load.iter()? {
+            let (agent, n) = item?;
+            counts.insert(agent.value().to_string(), n.value() as usize);
+        }
+        Ok(counts)
+    }
+
+    /// [`Tx::open_ticket_counts`] the slow way, from every ticket.
+    fn count_open_tickets(&mut self) -> Result<std::collections::HashMap<String, usize>> {
         let t = self.txn.open_table(TICKETS)?;
         let mut counts = std::collections::HashMap::new();
         for item in t.iter()? {
@@ -883,5 +964,86 @@ mod tests {
         assert_eq!(ids(i64::MAX), vec![1, 2]);
         assert_eq!(store.next_job_time().unwrap(), Some(100));
         std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+#[cfg(test)]
+mod agent_load_tests {
+    use super::*;
+    use crate::model::Priority;
+
+    fn ticket(id: u64, status: Status, assignee: Option<&str>) -> Ticket {
+        Ticket {
+            id,
+            subject: String::new(),
+            status,
+            priority: Priority::Normal,
+            queue: "general".into(),
+            assignee: assignee.map(str::to_string),
+            requester: "ann@example.org".into(),
+            requester_name: String::new(),
+            participants: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+            message_count: 0,
+            next_event: 0,
+            tags: Vec::new(),
+            sla: None,
+            last_customer_message_id: None,
+            version: 0,
+            public_replies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn agent_load_follows_every_ticket_change_and_is_built_for_old_stores() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-store-load-{}-{}",
+            std::process::id(),
+            crate::clock::Clock::system().now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        // A deterministic walk through assignments and status changes.
+        let agents = [None, Some("alice"), Some("Bob"), Some("carol")];
+        let statuses = [
+            Status::New,
+            Status::Open,
+            Status::Pending,
+            Status::Resolved,
+            Status::Closed,
+        ];
+        let mut x: u64 = 7;
+        for _ in 0..400 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let id = 1 + (x >> 33) % 40;
+            let agent = agents[((x >> 20) % 4) as usize];
+            let status = statuses[((x >> 10) % 5) as usize];
+            store
+                .write(|tx| tx.put_ticket(&ticket(id, status, agent)))
+                .unwrap();
+        }
+        let (fast, slow) = store
+            .write(|tx| Ok((tx.open_ticket_counts()?, tx.count_open_tickets()?)))
+            .unwrap();
+        assert_eq!(fast, slow);
+        assert!(!fast.is_empty(), "the walk left some open tickets assigned");
+        assert!(fast.contains_key("bob"), "names are lower-cased: {fast:?}");
+
+        // A store from before the load table: built once on open.
+        store
+            .write(|tx| {
+                tx.txn.open_table(META)?.remove(AGENT_LOAD_BUILT)?;
+                tx.txn.open_table(AGENT_LOAD)?.retain(|_, _| false)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        let rebuilt = store.write(|tx| tx.open_ticket_counts()).unwrap();
+        assert_eq!(rebuilt, slow);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
