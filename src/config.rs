@@ -305,6 +305,9 @@ pub struct ImapConfig {
     /// What to do with a message on the server once it is durably stored.
     #[serde(default, deserialize_with = "de_after")]
     pub after: ImapAfter,
+    /// What the very first poll does with mail already in the folder.
+    #[serde(default)]
+    pub existing: ImapExisting,
     #[serde(default = "default_poll_interval", deserialize_with = "de_duration")]
     pub poll_interval: Duration,
     /// Largest message fetched, in bytes; default `smtp.max_message_size`.
@@ -346,6 +349,18 @@ pub enum ImapAuth {
     Plain,
     /// AUTHENTICATE XOAUTH2 with a token from `token_command`.
     Xoauth2,
+}
+
+/// `existing`: what the first poll of a folder does with the mail already in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapExisting {
+    /// Take it like new mail (nothing waiting is ever left behind).
+    #[default]
+    Import,
+    /// Leave it: only mail arriving after the first connect becomes tickets
+    /// (for a mailbox with years of history, which must not all be answered).
+    Skip,
 }
 
 /// The `after` setting: what happens to a message on the server after it was stored.

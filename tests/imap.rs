@@ -692,3 +692,52 @@ fn implicit_tls_and_starttls_with_a_private_ca() {
     );
     assert_eq!(h["imap"][2]["messages_ingested"], 0, "{h}");
 }
+
+#[test]
+fn existing_skip_takes_only_mail_that_arrives_later() {
+    if !dovecot_available("existing_skip_takes_only_mail_that_arrives_later") {
+        return;
+    }
+    let dir = scratch("existing-skip");
+    let dov = Dovecot::start(&dir);
+    let old: Vec<Vec<u8>> = (1..=3).map(|i| mail("history", i, "")).collect();
+    dov.append("INBOX", &old);
+    let mut pd = Postdesk::start(
+        &dir,
+        &imap_table(dov.port, "existing = \"skip\"\nafter = \"seen\""),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "first poll done",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    assert_eq!(pd.ticket_total(), 0, "the history stays untouched");
+    assert_eq!(dov.seen_count("INBOX"), 0, "and unread");
+    dov.drop_message("INBOX", "new.eml", &mail("fresh", 1, ""));
+    wait_until(LONG, "the new message became a ticket", Some(&pd), || {
+        pd.ticket_total() == 1
+    });
+    // A restart does not skip what arrived while postdesk was down.
+    let stopped = pd.stop();
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+    dov.drop_message("INBOX", "while-down.eml", &mail("fresh", 2, ""));
+    pd.spawn();
+    wait_until(
+        LONG,
+        "the mail from the downtime became a ticket",
+        Some(&pd),
+        || pd.ticket_total() == 2,
+    );
+    assert_eq!(
+        pd.health()["imap"][0]["messages_ingested"],
+        1,
+        "{}",
+        pd.health()
+    );
+    assert!(
+        pd.log().contains("existing mail left alone"),
+        "{}",
+        pd.log_tail(20)
+    );
+}

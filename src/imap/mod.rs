@@ -36,7 +36,7 @@
 pub mod conn;
 
 use crate::clock::Clock;
-use crate::config::{Config, ImapAfter, ImapConfig};
+use crate::config::{Config, ImapAfter, ImapConfig, ImapExisting};
 use crate::model::{
     Envelope, ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry, Source, SystemMail,
 };
@@ -334,6 +334,25 @@ impl Poller {
         });
         info!(account = %self.name, folder = %self.folder, uidvalidity,
             idle = caps.idle, "IMAP connected");
+        if self.account.existing == ImapExisting::Skip && self.state().await?.is_none() {
+            // UIDNEXT - 1 is the newest UID there is; without UIDNEXT, ask.
+            let newest = match mailbox.uid_next {
+                Some(next) => next.saturating_sub(1),
+                None => t("UID SEARCH", session.uid_search("ALL"))
+                    .await?
+                    .into_iter()
+                    .max()
+                    .unwrap_or(0),
+            };
+            let key = self.key.clone();
+            let started = self
+                .blocking(move |store| store.start_imap_cursor_at(&key, uidvalidity, newest))
+                .await?;
+            if started {
+                info!(account = %self.name, folder = %self.folder, up_to_uid = newest,
+                    "first poll: existing mail left alone (existing = \"skip\"); only new mail is taken");
+            }
+        }
         self.check_uidvalidity(uidvalidity).await?;
         loop {
             let span = info_span!("imap.poll", account = %self.name, folder = %self.folder);

@@ -435,6 +435,25 @@ impl Store {
             .transpose()
     }
 
+    /// Starts a folder that was never polled at `uid`: what is at or below it
+    /// counts as taken and acted on (`existing = "skip"`). Does nothing if
+    /// the folder has a cursor already, so a restart never skips mail.
+    pub fn start_imap_cursor_at(&self, key: &str, uidvalidity: u32, uid: u32) -> Result<bool> {
+        self.write(|tx| {
+            let mut t = tx.txn.open_table(IMAP_CURSORS)?;
+            if t.get(key)?.is_some() {
+                return Ok(false);
+            }
+            let state = ImapFolderState {
+                uidvalidity,
+                last_uid: uid,
+                acted_uid: uid,
+            };
+            t.insert(key, enc(&state).as_slice())?;
+            Ok(true)
+        })
+    }
+
     /// Starts a folder over under a new UIDVALIDITY: its old UIDs mean nothing now.
     pub fn reset_imap_state(&self, key: &str, uidvalidity: u32) -> Result<()> {
         self.write(|tx| {
