@@ -97,13 +97,18 @@ fn dec<T: DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
 }
 
 /// Whose load a ticket counts towards: its assignee while it is open.
-fn load_holder(t: &Ticket) -> Option<String> {
-    match t.status {
-        Status::New | Status::Open | Status::Pending => {
-            t.assignee.as_ref().map(|a| a.to_ascii_lowercase())
-        }
+fn load_holder(status: Status, assignee: Option<&str>) -> Option<String> {
+    match status {
+        Status::New | Status::Open | Status::Pending => assignee.map(|a| a.to_ascii_lowercase()),
         Status::Resolved | Status::Closed => None,
     }
+}
+
+/// The part of a stored ticket that [`load_holder`] needs.
+#[derive(serde::Deserialize)]
+struct LoadView {
+    status: Status,
+    assignee: Option<String>,
 }
 
 /// Filter for [`Store::list_tickets`].
@@ -650,11 +655,15 @@ impl Tx<'_> {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;
             match old {
-                Some(v) => load_holder(&dec::<Ticket>("tickets", v.value())?),
+                // Only the two fields that matter, not the whole record.
+                Some(v) => {
+                    let old: LoadView = dec("tickets", v.value())?;
+                    load_holder(old.status, old.assignee.as_deref())
+                }
                 None => None,
             }
         };
-        let after = load_holder(t);
+        let after = load_holder(t.status, t.assignee.as_deref());
         if before != after {
             let mut load = self.txn.open_table(AGENT_LOAD)?;
             if let Some(agent) = before {
