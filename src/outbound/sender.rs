@@ -45,8 +45,8 @@ pub async fn run(
         clock,
     });
     let limit = ctx.cfg.outbound.concurrency.max(1);
-    // Each task yields whether its result reached the store.
-    let mut tasks: JoinSet<bool> = JoinSet::new();
+    // Each task yields its attempt's outcome, recorded here in batches.
+    let mut tasks: JoinSet<Option<Attempted>> = JoinSet::new();
     // Job ids with an attempt running, and which task runs which job.
     let mut in_flight: HashSet<u64> = HashSet::new();
     let mut task_jobs: HashMap<Id, u64> = HashMap::new();
@@ -81,7 +81,12 @@ pub async fn run(
             _ = &mut notified, if !full => {}
             _ = tokio::time::sleep(idle), if !full => {}
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                finished(done, &mut in_flight, &mut task_jobs, &mut held, ctx.clock.now());
+                // Every attempt finished by now goes into the same commit.
+                let mut done = vec![done];
+                while let Some(more) = tasks.try_join_next_with_id() {
+                    done.push(more);
+                }
+                ctx.finished(done, &mut in_flight, &mut task_jobs, &mut held).await;
             }
         }
         if shutdown.has_changed().is_err() {
@@ -97,39 +102,12 @@ pub async fn run(
         );
     }
     while let Some(done) = tasks.join_next_with_id().await {
-        finished(
-            done,
-            &mut in_flight,
-            &mut task_jobs,
-            &mut held,
-            ctx.clock.now(),
-        );
+        ctx.finished(vec![done], &mut in_flight, &mut task_jobs, &mut held)
+            .await;
     }
 }
 
-fn finished(
-    done: Result<(Id, bool), tokio::task::JoinError>,
-    in_flight: &mut HashSet<u64>,
-    task_jobs: &mut HashMap<Id, u64>,
-    held: &mut HashMap<u64, i64>,
-    now: i64,
-) {
-    let (id, recorded) = match done {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "outbound: delivery task failed");
-            (e.id(), false)
-        }
-    };
-    held.retain(|_, until| *until > now);
-    if let Some(job) = task_jobs.remove(&id) {
-        in_flight.remove(&job);
-        if !recorded {
-            // The job stays queued as it was; try it again later.
-            held.insert(job, now + HOLD_UNRECORDED);
-        }
-    }
-}
+type Done = Result<(Id, Option<Attempted>), tokio::task::JoinError>;
 
 struct Ctx {
     cfg: Arc<Config>,
@@ -141,11 +119,49 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Records finished attempts, then frees their jobs for the queue scan
+    /// (only after the record, or the scan would see them due again). A job
+    /// whose outcome was not recorded is left alone for a while.
+    async fn finished(
+        self: &Arc<Self>,
+        done: Vec<Done>,
+        in_flight: &mut HashSet<u64>,
+        task_jobs: &mut HashMap<Id, u64>,
+        held: &mut HashMap<u64, i64>,
+    ) {
+        let mut batch = Vec::new();
+        let mut ended = Vec::new();
+        for d in done {
+            match d {
+                Ok((id, attempted)) => {
+                    ended.push((id, attempted.is_some()));
+                    batch.extend(attempted);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound: delivery task failed");
+                    ended.push((e.id(), false));
+                }
+            }
+        }
+        let recorded = self.record_all(batch).await;
+        let now = self.clock.now();
+        held.retain(|_, until| *until > now);
+        for (id, attempted) in ended {
+            if let Some(job) = task_jobs.remove(&id) {
+                in_flight.remove(&job);
+                if !(recorded && attempted) {
+                    // The job stays queued as it was; try it again later.
+                    held.insert(job, now + HOLD_UNRECORDED);
+                }
+            }
+        }
+    }
+
     /// Starts attempts for due jobs not already in flight, up to `limit` in
     /// all; returns when the next not-yet-started job becomes due, if any.
     async fn start_due(
         self: &Arc<Self>,
-        tasks: &mut JoinSet<bool>,
+        tasks: &mut JoinSet<Option<Attempted>>,
         in_flight: &mut HashSet<u64>,
         task_jobs: &mut HashMap<Id, u64>,
         held: &HashMap<u64, i64>,
@@ -184,9 +200,9 @@ impl Ctx {
         Ok(None)
     }
 
-    /// One delivery attempt, and its result recorded; false if the store
-    /// could not be read or written.
-    async fn attempt(self: Arc<Self>, job: OutboundJob) -> bool {
+    /// One delivery attempt; its outcome, to be recorded by the run loop
+    /// (None if the message could not be read: the job is left as it is).
+    async fn attempt(self: Arc<Self>, job: OutboundJob) -> Option<Attempted> {
         let store = self.store.clone();
         let seq = job.message;
         let raw = tokio::task::spawn_blocking(move || store.raw(seq)).await;
@@ -209,11 +225,11 @@ impl Ctx {
             Ok(Err(e)) => {
                 // Our own trouble, not the message's: leave the job as it is.
                 tracing::error!(error = %e, message = seq, "cannot load the message to send");
-                return false;
+                return None;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the message to send");
-                return false;
+                return None;
             }
         };
         let now = self.clock.now();
@@ -241,22 +257,39 @@ impl Ctx {
                 "delivery failed permanently; giving up"
             ),
         }
+        Some(Attempted {
+            job: job.id,
+            outcome,
+            at: now,
+        })
+    }
+
+    /// Records the outcomes of finished attempts in one write transaction,
+    /// not fsynced on its own: after a crash those jobs are simply still
+    /// queued and sent again (at-least-once), never lost. False if the store
+    /// refused the write.
+    async fn record_all(self: &Arc<Self>, batch: Vec<Attempted>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
         let ctx = self.clone();
-        let id = job.id;
         let recorded = tokio::task::spawn_blocking(move || {
-            // Not fsynced on its own: after a crash the job is simply still
-            // queued and sent again (at-least-once), never lost.
-            ctx.store.write_lazy(|tx| ctx.record(tx, id, &outcome, now))
+            ctx.store.write_lazy(|tx| {
+                for a in &batch {
+                    ctx.record(tx, a.job, &a.outcome, a.at)?;
+                }
+                Ok(())
+            })
         })
         .await;
         match recorded {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot record the delivery result");
+                tracing::error!(error = %e, "cannot record delivery results");
                 false
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot record the delivery result");
+                tracing::error!(error = %e, "cannot record delivery results");
                 false
             }
         }
@@ -352,6 +385,13 @@ impl Ctx {
         }
         Ok(())
     }
+}
+
+/// A finished attempt waiting to be recorded.
+struct Attempted {
+    job: u64,
+    outcome: Outcome,
+    at: i64,
 }
 
 /// What to do with a job after an attempt.
