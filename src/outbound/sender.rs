@@ -177,15 +177,30 @@ impl Ctx {
             .await
             .map_err(|e| store::StoreError::Io(std::io::Error::other(e)))??;
         let now = self.clock.now();
-        let mut started = 0;
+        let mut start = Vec::new();
+        let mut next_due = None;
         for job in head {
             if in_flight.contains(&job.id) || held.get(&job.id).is_some_and(|&t| t > now) {
                 continue;
             }
-            if job.next_attempt_at > now || started >= free {
-                return Ok(Some(job.next_attempt_at));
+            if job.next_attempt_at > now || start.len() >= free {
+                next_due = Some(job.next_attempt_at);
+                break;
             }
-            started += 1;
+            start.push(job);
+        }
+        if start.is_empty() {
+            return Ok(next_due);
+        }
+        // The messages of all jobs started now, in one read.
+        let store = self.store.clone();
+        let seqs: Vec<_> = start.iter().map(|j| j.message).collect();
+        let raws = tokio::task::spawn_blocking(move || {
+            seqs.iter().map(|&s| store.raw(s)).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| store::StoreError::Io(std::io::Error::other(e)))?;
+        for (job, raw) in start.into_iter().zip(raws) {
             in_flight.insert(job.id);
             let span = tracing::info_span!(
                 "delivery",
@@ -194,20 +209,22 @@ impl Ctx {
                 attempt = job.attempts + 1
             );
             let job_id = job.id;
-            let handle = tasks.spawn(self.clone().attempt(job).instrument(span));
+            let handle = tasks.spawn(self.clone().attempt(job, raw).instrument(span));
             task_jobs.insert(handle.id(), job_id);
         }
-        Ok(None)
+        Ok(next_due)
     }
 
     /// One delivery attempt; its outcome, to be recorded by the run loop
     /// (None if the message could not be read: the job is left as it is).
-    async fn attempt(self: Arc<Self>, job: OutboundJob) -> Option<Attempted> {
-        let store = self.store.clone();
+    async fn attempt(
+        self: Arc<Self>,
+        job: OutboundJob,
+        raw: store::Result<Option<Vec<u8>>>,
+    ) -> Option<Attempted> {
         let seq = job.message;
-        let raw = tokio::task::spawn_blocking(move || store.raw(seq)).await;
         let result = match raw {
-            Ok(Ok(Some(raw))) => {
+            Ok(Some(raw)) => {
                 relay::deliver(
                     &self.relay,
                     &self.pool,
@@ -219,16 +236,12 @@ impl Ctx {
                 )
                 .await
             }
-            Ok(Ok(None)) => Err(DeliveryError::Permanent(format!(
+            Ok(None) => Err(DeliveryError::Permanent(format!(
                 "message {seq} is missing from the store"
             ))),
-            Ok(Err(e)) => {
+            Err(e) => {
                 // Our own trouble, not the message's: leave the job as it is.
                 tracing::error!(error = %e, message = seq, "cannot load the message to send");
-                return None;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load the message to send");
                 return None;
             }
         };
