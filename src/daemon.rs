@@ -364,24 +364,10 @@ pub fn rules_test(
     };
     let _ = writeln!(out, "assignee:   {assignee}");
     let probe = crate::model::Ticket {
-        id: 0,
         subject: parsed.subject.clone(),
-        status: crate::model::Status::New,
         priority,
         queue: queue.clone(),
-        assignee: None,
-        requester: sender.clone(),
-        requester_name: String::new(),
-        participants: Vec::new(),
-        created_at: now,
-        updated_at: now,
-        message_count: 0,
-        next_event: 0,
-        tags: Vec::new(),
-        sla: None,
-        last_customer_message_id: None,
-        version: 0,
-        public_replies: Vec::new(),
+        ..crate::model::Ticket::new(0, &sender, now)
     };
     match rules.sla.for_ticket(&probe) {
         Some(p) if class == classify::Class::Customer => {

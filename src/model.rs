@@ -103,6 +103,33 @@ pub struct Ticket {
     pub public_replies: Vec<PublicReply>,
 }
 
+impl Ticket {
+    /// A new ticket of `requester`, opened at `now`: status new, priority
+    /// normal, queue "general", nobody assigned, no messages yet.
+    pub fn new(id: TicketId, requester: &str, now: i64) -> Ticket {
+        Ticket {
+            id,
+            subject: String::new(),
+            status: Status::New,
+            priority: Priority::Normal,
+            queue: "general".into(),
+            assignee: None,
+            requester: requester.to_string(),
+            requester_name: String::new(),
+            participants: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            message_count: 0,
+            next_event: 0,
+            tags: Vec::new(),
+            sla: None,
+            last_customer_message_id: None,
+            version: 0,
+            public_replies: Vec::new(),
+        }
+    }
+}
+
 /// One public agent reply: the ticket version it created, its author, and
 /// the message sent to the customer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

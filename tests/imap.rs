@@ -560,6 +560,18 @@ fn xoauth2_login_through_dovecot_oauth2_passdb() {
 fn check_reports_imap_problems_with_positions() {
     let dir = scratch("check");
     let cfg = dir.join("config.toml");
+    // `postdesk check -c cfg`: whether it passed, and what it printed.
+    let check = |cfg: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+            .args(["check", "-c"])
+            .arg(cfg)
+            .output()
+            .expect("run postdesk check");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
     let text = String::from(
         "[server]\nhostname = \"x.test\"\n\n[[mailbox]]\naddress = \"support@example.test\"\n\n\
          [outbound]\nrelay = \"maildir:o\"\nfrom = \"support@example.test\"\n\n[web]\napi_token = \"t\"\n\n\
@@ -567,13 +579,8 @@ fn check_reports_imap_problems_with_positions() {
          mailbox = \"support@example.test\"\nafter = \"move:\"\n",
     );
     std::fs::write(&cfg, &text).expect("write config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .expect("run postdesk check");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let (ok, stdout) = check(&cfg);
+    assert!(!ok, "{stdout}");
     let line = text
         .lines()
         .position(|l| l.starts_with("after"))
@@ -586,12 +593,8 @@ fn check_reports_imap_problems_with_positions() {
 
     let fixed = text.replace("after = \"move:\"\n", "");
     std::fs::write(&cfg, &fixed).expect("write config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .expect("run postdesk check");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, stdout) = check(&cfg);
+    assert!(!ok, "{stdout}");
     let line = fixed
         .lines()
         .position(|l| l.starts_with("tls"))
@@ -609,13 +612,8 @@ fn check_reports_imap_problems_with_positions() {
         "tls = \"implicit\"\nca_file = \"not-a-ca.pem\"\n",
     );
     std::fs::write(&cfg, &bad_ca).expect("write config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .expect("run postdesk check");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let (ok, stdout) = check(&cfg);
+    assert!(!ok, "{stdout}");
     let line = bad_ca
         .lines()
         .position(|l| l.starts_with("ca_file"))

@@ -525,7 +525,7 @@ fn human_duration(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Priority, Status, Ticket};
+    use crate::model::{Status, Ticket};
     use crate::outbound::queue;
     use crate::outbound::testutil::{Script, Server, tempdir};
     use std::path::{Path, PathBuf};
@@ -639,24 +639,11 @@ api_token = "t"
         let id = store
             .write(|tx| {
                 tx.put_ticket(&Ticket {
-                    id: 1,
                     subject: "printer".into(),
                     status: Status::Open,
-                    priority: Priority::Normal,
-                    queue: "general".into(),
-                    assignee: None,
-                    requester: "alice@example.net".into(),
-                    requester_name: String::new(),
                     participants: vec!["alice@example.net".into()],
-                    tags: Vec::new(),
-                    sla: None,
-                    created_at: now,
-                    updated_at: now,
                     message_count: 1,
-                    next_event: 0,
-                    last_customer_message_id: None,
-                    version: 0,
-                    public_replies: Vec::new(),
+                    ..Ticket::new(1, "alice@example.net", now)
                 })?;
                 tx.put_raw(7, RAW)?;
                 queue::enqueue(

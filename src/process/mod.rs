@@ -390,28 +390,15 @@ impl Processor {
     ) -> Result<(), StoreError> {
         let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
         let mut ticket = Ticket {
-            id: tx.next_id("next_ticket")?,
             subject: if parsed.subject.is_empty() {
                 "(no subject)".into()
             } else {
                 parsed.subject.clone()
             },
-            status: Status::New,
-            priority: Priority::Normal,
             queue,
-            assignee: None,
-            requester: sender.to_string(),
             requester_name: parsed.from_name.clone(),
-            participants: Vec::new(),
-            created_at: now,
-            updated_at: now,
-            message_count: 0,
-            next_event: 0,
-            tags: Vec::new(),
-            sla: None,
             last_customer_message_id: parsed.message_id.clone(),
-            version: 0,
-            public_replies: Vec::new(),
+            ..Ticket::new(tx.next_id("next_ticket")?, sender, now)
         };
         let _t = info_span!("ticket", id = ticket.id).entered();
         let rules = self.rules.current();

@@ -81,24 +81,11 @@ fn ts(s: &str) -> i64 {
 
 fn ticket(id: u64, now: i64) -> Ticket {
     Ticket {
-        id,
         subject: "Printer".into(),
-        status: Status::New,
-        priority: Priority::Normal,
-        queue: "general".into(),
         assignee: Some("alice".into()),
-        requester: "ann@example.org".into(),
-        requester_name: String::new(),
         participants: vec!["ann@example.org".into()],
-        created_at: now,
-        updated_at: now,
         message_count: 1,
-        next_event: 0,
-        tags: Vec::new(),
-        sla: None,
-        last_customer_message_id: None,
-        version: 0,
-        public_replies: Vec::new(),
+        ..Ticket::new(id, "ann@example.org", now)
     }
 }
 

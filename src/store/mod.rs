@@ -96,6 +96,23 @@ fn dec<T: DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
     serde_json::from_slice(b).map_err(|source| StoreError::Corrupt { table, source })
 }
 
+/// The messages `links` lists for ticket `id`, oldest first (in a read or a
+/// write transaction alike).
+fn messages_of(
+    links: &impl ReadableMultimapTable<u64, u64>,
+    msgs: &impl ReadableTable<u64, &'static [u8]>,
+    id: TicketId,
+) -> Result<Vec<MessageRecord>> {
+    let mut out = Vec::new();
+    for seq in links.get(id)? {
+        if let Some(v) = msgs.get(seq?.value())? {
+            out.push(dec::<MessageRecord>("messages", v.value())?);
+        }
+    }
+    out.sort_by_key(|m| m.seq);
+    Ok(out)
+}
+
 /// Whose load a ticket counts towards: its assignee while it is open.
 fn load_holder(status: Status, assignee: Option<&str>) -> Option<String> {
     match status {
@@ -351,17 +368,11 @@ impl Store {
     /// The messages of a ticket, oldest first.
     pub fn ticket_messages(&self, id: TicketId) -> Result<Vec<MessageRecord>> {
         let r = self.db.begin_read()?;
-        let links = r.open_multimap_table(TICKET_MESSAGES)?;
-        let msgs = r.open_table(MESSAGES)?;
-        let mut out = Vec::new();
-        for seq in links.get(id)? {
-            let seq = seq?.value();
-            if let Some(v) = msgs.get(seq)? {
-                out.push(dec::<MessageRecord>("messages", v.value())?);
-            }
-        }
-        out.sort_by_key(|m| m.seq);
-        Ok(out)
+        messages_of(
+            &r.open_multimap_table(TICKET_MESSAGES)?,
+            &r.open_table(MESSAGES)?,
+            id,
+        )
     }
 
     pub fn ticket_events(&self, id: TicketId) -> Result<Vec<Event>> {
@@ -604,17 +615,11 @@ impl Tx<'_> {
 
     /// The messages listed in a ticket, oldest first.
     pub fn ticket_messages(&mut self, id: TicketId) -> Result<Vec<MessageRecord>> {
-        let links = self.txn.open_multimap_table(TICKET_MESSAGES)?;
-        let msgs = self.txn.open_table(MESSAGES)?;
-        let mut out = Vec::new();
-        for seq in links.get(id)? {
-            let seq = seq?.value();
-            if let Some(v) = msgs.get(seq)? {
-                out.push(dec::<MessageRecord>("messages", v.value())?);
-            }
-        }
-        out.sort_by_key(|m| m.seq);
-        Ok(out)
+        messages_of(
+            &self.txn.open_multimap_table(TICKET_MESSAGES)?,
+            &self.txn.open_table(MESSAGES)?,
+            id,
+        )
     }
 
     pub fn put_held(&mut self, h: &HeldReply) -> Result<()> {
@@ -998,28 +1003,12 @@ mod tests {
 #[cfg(test)]
 mod agent_load_tests {
     use super::*;
-    use crate::model::Priority;
 
     fn ticket(id: u64, status: Status, assignee: Option<&str>) -> Ticket {
         Ticket {
-            id,
-            subject: String::new(),
             status,
-            priority: Priority::Normal,
-            queue: "general".into(),
             assignee: assignee.map(str::to_string),
-            requester: "ann@example.org".into(),
-            requester_name: String::new(),
-            participants: Vec::new(),
-            created_at: 0,
-            updated_at: 0,
-            message_count: 0,
-            next_event: 0,
-            tags: Vec::new(),
-            sla: None,
-            last_customer_message_id: None,
-            version: 0,
-            public_replies: Vec::new(),
+            ..Ticket::new(id, "ann@example.org", 0)
         }
     }
 
