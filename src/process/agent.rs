@@ -320,6 +320,7 @@ impl Processor {
     ) -> Result<(), StoreError> {
         self.quarantine(tx, record, now, &format!("agent mail not posted: {why}"))?;
         let ticket_id = ticket.as_ref().map(|t| t.id);
+        let queue = ticket.as_ref().map(|t| t.queue.clone()).unwrap_or_default();
         if let Some(mut t) = ticket {
             let detail = format!(
                 "mail from {} (message {}) not posted: {why}",
@@ -358,11 +359,8 @@ impl Processor {
             mid = record.message_id,
             seq = record.seq,
         );
-        let support = self
-            .cfg
-            .mailboxes
-            .first()
-            .map_or(self.cfg.from_address().to_string(), |m| m.address.clone());
+        // The ticket's own support address (any configured one without a ticket).
+        let support = self.cfg.support_address(&queue).to_string();
         queue_agent_mail(
             tx,
             &self.cfg,
