@@ -1255,3 +1255,50 @@ fn resolving_by_command_tells_the_customer() {
     assert_eq!(t["status"], "resolved", "{t}");
     assert_eq!(event_with(&t, "customer_notified").len(), 1, "{t}");
 }
+
+/// A customer mail without a Message-ID still gets a threaded reply: it answers our
+/// acknowledgement, the message the customer holds.
+#[test]
+fn reply_to_a_mail_without_message_id_threads_on_the_acknowledgement() {
+    let (sink, d) = start();
+    let customer = "pat@customer.example";
+    let raw = mail(
+        &format!("Pat <{customer}>"),
+        "No id here",
+        "<dropped@customer.example>",
+        &[],
+        "My mail client sets no Message-ID.\n",
+    );
+    let raw = rewrite_headers(&raw, &["message-id"], &[]);
+    assert!(header(&raw, "Message-ID").is_none());
+    let seq = d.send_ok(customer, &[SUPPORT], &raw);
+    let id = d.ticket_of(seq);
+    let ack = nth_to(&sink, customer, 1);
+    let ack_id = header(&ack, "Message-ID").expect("ack Message-ID");
+    let note = nth_to(&sink, ALICE, 1);
+    let token = bare_address(&header(&note, "Reply-To").expect("Reply-To"));
+    let reply = agent_reply(
+        ALICE,
+        &token,
+        &note,
+        "<alice-noid@example.test>",
+        "Got it, Pat.",
+    );
+    d.send_ok(ALICE, &[&token], &reply);
+    let out = nth_to(&sink, customer, 2);
+    assert!(
+        body_text(&out).contains("Got it, Pat."),
+        "{}",
+        body_text(&out)
+    );
+    assert_eq!(
+        header(&out, "In-Reply-To").map(|v| mid(&v)),
+        Some(mid(&ack_id)),
+        "ticket {id}"
+    );
+    assert!(
+        header(&out, "References").is_some_and(|r| r.contains(&mid(&ack_id))),
+        "{:?}",
+        header(&out, "References")
+    );
+}

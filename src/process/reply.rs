@@ -84,6 +84,29 @@ pub fn redact(text: &str, agent: &Agent, support: &str) -> String {
     out
 }
 
+/// In-Reply-To the customer's last message, or, when it had no Message-ID,
+/// the newest message of the conversation (our acknowledgement, say), so
+/// the customer's client threads the mail either way; and References.
+fn thread_headers(
+    b: mail_builder::MessageBuilder<'static>,
+    ticket: &Ticket,
+    references: Vec<String>,
+) -> mail_builder::MessageBuilder<'static> {
+    let parent = ticket
+        .last_customer_message_id
+        .clone()
+        .or_else(|| references.last().cloned());
+    let b = match parent {
+        Some(p) => b.in_reply_to(p),
+        None => b,
+    };
+    if references.is_empty() {
+        b
+    } else {
+        b.references(references)
+    }
+}
+
 /// `Re: [#N] subject`, without piling up `Re:` prefixes or tags.
 pub fn reply_subject(ticket: &Ticket) -> String {
     let mut s = ticket.subject.trim();
@@ -157,12 +180,7 @@ impl Processor {
         if !cc.is_empty() {
             b = b.cc(cc.clone());
         }
-        if let Some(parent) = &ticket.last_customer_message_id {
-            b = b.in_reply_to(parent.clone());
-        }
-        if !references.is_empty() {
-            b = b.references(references);
-        }
+        b = thread_headers(b, ticket, references);
         for a in attachments {
             b = b.attachment(a.content_type.clone(), a.name.clone(), a.data.clone());
         }
@@ -264,12 +282,7 @@ impl Processor {
                 Raw::new(self.cfg.server.hostname.clone()),
             )
             .text_body(text.clone());
-        if let Some(parent) = &ticket.last_customer_message_id {
-            b = b.in_reply_to(parent.clone());
-        }
-        if !references.is_empty() {
-            b = b.references(references);
-        }
+        b = thread_headers(b, ticket, references);
         // Writing into a Vec cannot fail.
         let raw = b.write_to_vec().unwrap_or_default();
         tx.put_raw(seq, &raw)?;
@@ -312,13 +325,17 @@ impl Processor {
         Ok(Some(seq))
     }
 
-    /// Message-IDs of the ticket's conversation (customer mail and our public
-    /// replies), oldest first, for References.
+    /// Message-IDs of the ticket's conversation as the customer holds it
+    /// (their mail, our public replies, our acknowledgement and notices),
+    /// oldest first, for References.
     fn references(&self, tx: &mut Tx<'_>, ticket: &Ticket) -> Result<Vec<String>, StoreError> {
         let mut ids: Vec<String> = tx
             .ticket_messages(ticket.id)?
             .into_iter()
-            .filter(|m| matches!(m.kind, MessageKind::Customer | MessageKind::Agent))
+            .filter(|m| {
+                matches!(m.kind, MessageKind::Customer | MessageKind::Agent)
+                    || (m.kind == MessageKind::Auto && m.direction == Direction::Outbound)
+            })
             .map(|m| m.message_id)
             .filter(|id| !id.is_empty())
             .collect();
