@@ -82,6 +82,12 @@ pub struct Config {
     /// Mailboxes polled over IMAP (`[[imap]]` tables); see [`ImapConfig`].
     #[serde(default, rename = "imap")]
     pub imap: Vec<ImapConfig>,
+    /// Who takes part in a ticket's conversation; see [`TicketsConfig`].
+    #[serde(default)]
+    pub tickets: TicketsConfig,
+    /// How long our signed reply and agent addresses stay valid.
+    #[serde(default)]
+    pub tokens: TokensConfig,
     /// Directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -227,6 +233,9 @@ pub struct AckConfig {
     pub enabled: bool,
     /// At most this many acknowledgements to one address per hour (mail loops, floods).
     pub max_per_address_per_hour: u32,
+    /// At most this many acknowledgements in all per hour: forged senders
+    /// spread over many addresses must not make postdesk a spam cannon.
+    pub max_per_hour: u32,
     /// Template file, relative to rules_dir.
     pub template: PathBuf,
     /// Template of the customer's notice when an agent resolves or closes
@@ -239,6 +248,7 @@ impl Default for AckConfig {
         AckConfig {
             enabled: true,
             max_per_address_per_hour: 5,
+            max_per_hour: 600,
             template: "templates/acknowledgement.txt".into(),
             resolved_template: None,
         }
@@ -270,6 +280,50 @@ impl Default for AgentsConfig {
             trusted_authserv_id: None,
             comment_address: None,
             hold_expiry: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// `[tickets]`: bounds on a ticket's participants (the customers who get
+/// the agents' public replies). Caps keep one message with thousands of Cc
+/// addresses from stalling intake or turning every reply into a mass mailing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsConfig {
+    /// Addresses one message may bring in (its sender and Cc together).
+    pub max_participants_per_message: usize,
+    /// Participants of one ticket in all.
+    pub max_participants_per_ticket: usize,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        TicketsConfig {
+            max_participants_per_message: 20,
+            max_participants_per_ticket: 50,
+        }
+    }
+}
+
+/// `[tokens]`: lifetimes of the signed plus-addresses in our mail. An
+/// expired reply address still threads by Message-ID and subject tag (from
+/// participants); an expired agent address is quarantined with a notice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Reply-To addresses made for customers.
+    #[serde(deserialize_with = "de_duration")]
+    pub reply_lifetime: Duration,
+    /// Reply-To addresses made for agents (notifications) and comment addresses.
+    #[serde(deserialize_with = "de_duration")]
+    pub agent_lifetime: Duration,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            reply_lifetime: Duration::from_secs(365 * 86400),
+            agent_lifetime: Duration::from_secs(180 * 86400),
         }
     }
 }

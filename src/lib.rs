@@ -26,4 +26,5 @@ pub mod sla;
 pub mod smtp;
 pub mod spool;
 pub mod store;
+pub mod syntax;
 pub mod token;

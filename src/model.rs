@@ -3,6 +3,7 @@
 //! with `#[serde(default)]` and never rename them.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// Sequence number of a stored message (raw bytes + record), assigned by the store.
 pub type MessageSeq = u64;
@@ -77,9 +78,12 @@ pub struct Ticket {
     pub requester: String,
     #[serde(default)]
     pub requester_name: String,
-    /// Every address that has written to or been copied on the ticket (lower-cased).
-    /// Subject-tag threading only trusts senders found here.
-    pub participants: Vec<String>,
+    /// The customers who take part in the ticket (lower-cased): they receive
+    /// the agents' public replies, and subject-tag threading trusts mail
+    /// from them. Brought in by the requester's or another participant's own
+    /// mail (as sender or Cc), or by an agent; never by a stranger's mail
+    /// (see `process::participants`). A set: membership is checked per Cc.
+    pub participants: BTreeSet<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub message_count: u64,
@@ -116,7 +120,7 @@ impl Ticket {
             assignee: None,
             requester: requester.to_string(),
             requester_name: String::new(),
-            participants: Vec::new(),
+            participants: BTreeSet::new(),
             created_at: now,
             updated_at: now,
             message_count: 0,
@@ -175,6 +179,11 @@ pub struct MessageRecord {
     pub date: i64,
     /// Visible text.
     pub text: String,
+    /// Set when the sender was not a participant of the ticket (or nothing
+    /// vouched that the mail came from one): why. Such a message joins the
+    /// conversation but brings nobody into the replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stranger: Option<String>,
 }
 
 /// Something that happened to a ticket, with why.

@@ -46,6 +46,7 @@ pub fn queue_notice(
         subject: subject.to_string(),
         date: now,
         text: body.to_string(),
+        stranger: None,
     })?;
     tx.index_msgid(&message_id, ticket.id)?;
     ticket.message_count += 1;
@@ -152,6 +153,7 @@ pub fn queue_agent_mail(
         subject: mail.subject.clone(),
         date: now,
         text: mail.body.clone(),
+        stranger: None,
     })?;
     let mail_from = match mail.ticket {
         Some(t) => {

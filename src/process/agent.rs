@@ -146,39 +146,7 @@ fn notification_tag<'a>(id: &'a str, host: &str) -> Option<&'a str> {
 /// A DKIM or DMARC failure reported by the trusted authserv-id, in words.
 /// (DKIM: only when no signature passed; DMARC: any failure.)
 pub fn auth_failure(parsed: &Parsed, trusted: &str) -> Option<String> {
-    for (name, value) in &parsed.headers {
-        if name != "authentication-results" {
-            continue;
-        }
-        let mut parts = value.split(';');
-        let id = parts
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        if !id.eq_ignore_ascii_case(trusted) {
-            continue;
-        }
-        let (mut dkim_pass, mut dkim_fail) = (false, false);
-        for res in parts {
-            let word = res
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            match word.as_str() {
-                "dmarc=fail" => return Some(format!("{trusted} reports dmarc=fail")),
-                "dkim=pass" => dkim_pass = true,
-                "dkim=fail" => dkim_fail = true,
-                _ => {}
-            }
-        }
-        if dkim_fail && !dkim_pass {
-            return Some(format!("{trusted} reports dkim=fail"));
-        }
-    }
-    None
+    super::vouch::auth_results(parsed, trusted)?.failure()
 }
 
 /// The result of one command, for the transcript.

@@ -14,9 +14,11 @@ pub mod collision;
 pub mod commands;
 pub mod notify;
 pub mod parse;
+pub mod participants;
 pub mod quote;
 pub mod reply;
 pub mod thread;
+pub mod vouch;
 
 use crate::clock::Clock;
 use crate::config::{Config, MailboxConfig};
@@ -29,7 +31,9 @@ use crate::token::Tokens;
 use ack::Template;
 use classify::Class;
 use parse::Parsed;
+use participants::Standing;
 use std::sync::Arc;
+use vouch::Vouch;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, info, info_span, warn};
@@ -183,7 +187,7 @@ impl Processor {
             .find_map(|r| self.cfg.mailbox_for(r))
             .or(self.cfg.mailboxes.first());
         let sender = if parsed.from.is_empty() {
-            env.mail_from.to_ascii_lowercase()
+            crate::syntax::mailbox(&env.mail_from).unwrap_or_default()
         } else {
             parsed.from.clone()
         };
@@ -198,6 +202,7 @@ impl Processor {
             subject: parsed.subject.clone(),
             date: parsed.date.filter(|d| *d > 0).unwrap_or(env.received_at),
             text,
+            stranger: None,
         };
 
         let from_agent = self.rules.current().agents.by_address(&sender).is_some();
@@ -214,7 +219,7 @@ impl Processor {
                 now,
             );
         }
-        let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, &sender)?;
+        let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, class, &sender)?;
         // An agent's mail that threads into a ticket without the agent token
         // (an answer to a notice, a Cc) is not the customer speaking: posting
         // it as a customer message would put agent text in the conversation.
@@ -225,11 +230,7 @@ impl Processor {
             && let Some(m) = &found.matched
         {
             let ticket = self.load_ticket(tx, m.ticket)?;
-            if !ticket
-                .participants
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(&sender))
-            {
+            if !ticket.participants.contains(&sender) {
                 let rules = self.rules.current();
                 let agent = rules.agents.by_address(&sender).cloned();
                 return self.reject(
@@ -244,6 +245,21 @@ impl Processor {
                 );
             }
         }
+        let vouch = vouch::vouch(
+            &parsed,
+            env,
+            &sender,
+            self.cfg.agents.trusted_authserv_id.as_deref(),
+        );
+        let msg = Incoming {
+            parsed: &parsed,
+            env,
+            class,
+            sender: &sender,
+            vouch,
+            mailbox,
+            now,
+        };
         match class {
             Class::Bounce => match found.matched {
                 Some(m) => {
@@ -285,109 +301,115 @@ impl Processor {
                     None => None,
                 };
                 match existing {
-                    Some((ticket, m)) => self.add_to_ticket(
-                        tx,
-                        ticket,
-                        &mut record,
-                        &parsed,
-                        class,
-                        &m,
-                        &sender,
-                        now,
-                    )?,
-                    None => self.new_ticket(
-                        tx,
-                        &mut record,
-                        &parsed,
-                        env,
-                        class,
-                        mailbox,
-                        &found,
-                        &sender,
-                        now,
-                    )?,
+                    Some((ticket, m)) => self.add_to_ticket(tx, ticket, &mut record, &msg, &m)?,
+                    None => self.new_ticket(tx, &mut record, &msg, &found)?,
                 }
             }
         }
         Ok(())
     }
 
-    /// Adds a message to the ticket it threads into; a customer reply reopens
-    /// a resolved ticket and restarts a paused SLA clock.
-    #[allow(clippy::too_many_arguments)]
+    /// Adds a message to the ticket it threads into. A participant's reply
+    /// brings in its Cc, reopens a resolved ticket and restarts a paused SLA
+    /// clock; a stranger's joins the conversation, marked, and changes nothing
+    /// else (the agents are told, and can add the sender with one command).
     fn add_to_ticket(
         &self,
         tx: &mut Tx<'_>,
         mut ticket: Ticket,
         record: &mut MessageRecord,
-        parsed: &Parsed,
-        class: Class,
+        msg: &Incoming<'_>,
         m: &thread::ThreadMatch,
-        sender: &str,
-        now: i64,
     ) -> Result<(), StoreError> {
+        let (parsed, class, sender, now) = (msg.parsed, msg.class, msg.sender, msg.now);
         let _t = info_span!("ticket", id = ticket.id).entered();
+        let standing = participants::standing(&ticket, sender, &msg.vouch);
+        if let (Class::Customer, Standing::Stranger(why)) = (class, &standing) {
+            record.stranger = Some(why.clone());
+        }
         self.attach(tx, &mut ticket, record, parsed, now)?;
         let detail = format!("{} threaded by {}", class.as_str(), m.reason);
         tx.add_event(&mut ticket, event(now, "message_added", sender, detail))?;
-        if class == Class::Customer {
-            add_participant(&mut ticket, sender);
-            for cc in &parsed.cc {
-                if self.cfg.mailbox_for(cc).is_none() {
-                    add_participant(&mut ticket, cc);
-                }
-            }
-            ticket.last_customer_message_id = parsed.message_id.clone();
-            match ticket.status {
-                Status::Pending => {
-                    ticket.status = Status::Open;
-                    let detail = "pending → open: customer replied".to_string();
-                    tx.add_event(&mut ticket, event(now, "status", sender, detail))?;
-                    let rules = self.rules.current();
-                    crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
-                }
-                Status::Resolved | Status::Closed => {
-                    let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
-                    ticket.status = Status::Open;
-                    tx.add_event(&mut ticket, event(now, "reopened", sender, detail))?;
-                    // A reopened ticket is owed an answer again: a fresh SLA cycle.
-                    let rules = self.rules.current();
-                    start_sla(tx, &mut ticket, &rules, now)?;
-                }
-                Status::New | Status::Open => {}
-            }
-            let rules = self.rules.current();
-            let text = record.text.clone();
-            self.notify_agents(
-                tx,
-                &rules,
-                &mut ticket,
-                parsed,
-                &text,
-                sender,
-                notify::Cause::CustomerReply,
-                now,
-            )?;
+        if class != Class::Customer {
+            tx.put_ticket(&ticket)?;
+            info!(ticket = ticket.id, reason = %m.reason, "message threaded");
+            return Ok(());
         }
+        let rules = self.rules.current();
+        if let Standing::Stranger(why) = &standing {
+            let detail = stranger_detail(record.seq, why, sender, &parsed.cc);
+            tx.add_event(&mut ticket, event(now, "non_participant", sender, detail))?;
+            let text = record.text.clone();
+            let note = Some(why.as_str());
+            self.notify_agents(tx, &rules, &mut ticket, msg, &text, notify::Cause::CustomerReply, note)?;
+            tx.put_ticket(&ticket)?;
+            info!(ticket = ticket.id, reason = %m.reason, "stranger's message threaded");
+            return Ok(());
+        }
+        self.admit_cc(tx, &mut ticket, &rules, msg)?;
+        ticket.last_customer_message_id = parsed.message_id.clone();
+        match ticket.status {
+            Status::Pending => {
+                ticket.status = Status::Open;
+                let detail = "pending → open: customer replied".to_string();
+                tx.add_event(&mut ticket, event(now, "status", sender, detail))?;
+                crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
+            }
+            Status::Resolved | Status::Closed => {
+                let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
+                ticket.status = Status::Open;
+                tx.add_event(&mut ticket, event(now, "reopened", sender, detail))?;
+                // A reopened ticket is owed an answer again: a fresh SLA cycle.
+                start_sla(tx, &mut ticket, &rules, now)?;
+            }
+            Status::New | Status::Open => {}
+        }
+        let text = record.text.clone();
+        self.notify_agents(tx, &rules, &mut ticket, msg, &text, notify::Cause::CustomerReply, None)?;
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, reason = %m.reason, "message threaded");
         Ok(())
     }
 
+    /// Brings a participant's Cc into the ticket (within the caps; never our
+    /// own addresses or the agents'), recording what a cap left out.
+    fn admit_cc(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        rules: &RuleSet,
+        msg: &Incoming<'_>,
+    ) -> Result<(), StoreError> {
+        let caps = &self.cfg.tickets;
+        let admitted = participants::admit(
+            ticket,
+            msg.parsed.cc.iter().map(String::as_str),
+            caps,
+            |a| {
+                self.cfg.accepts(a)
+                    || a.eq_ignore_ascii_case(self.cfg.from_address())
+                    || rules.agents.by_address(a).is_some()
+            },
+        );
+        match admitted.cap_note(caps) {
+            Some(note) => tx.add_event(
+                ticket,
+                event(msg.now, "participants_capped", "postdesk", note),
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// Opens a ticket for a message that threads nowhere: routing, SLA, acknowledgement.
-    #[allow(clippy::too_many_arguments)]
     fn new_ticket(
         &self,
         tx: &mut Tx<'_>,
         record: &mut MessageRecord,
-        parsed: &Parsed,
-        env: &Envelope,
-        class: Class,
-        mailbox: Option<&MailboxConfig>,
+        msg: &Incoming<'_>,
         found: &thread::Found,
-        sender: &str,
-        now: i64,
     ) -> Result<(), StoreError> {
+        let (parsed, class, sender, mailbox, now) =
+            (msg.parsed, msg.class, msg.sender, msg.mailbox, msg.now);
         let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
         let mut ticket = Ticket {
             subject: if parsed.subject.is_empty() {
@@ -403,11 +425,8 @@ impl Processor {
         let _t = info_span!("ticket", id = ticket.id).entered();
         let rules = self.rules.current();
         let routed = self.route(&rules, parsed, mailbox, sender, now);
-        add_participant(&mut ticket, sender);
-        for cc in &parsed.cc {
-            if self.cfg.mailbox_for(cc).is_none() {
-                add_participant(&mut ticket, cc);
-            }
+        if !sender.is_empty() {
+            ticket.participants.insert(sender.to_string());
         }
         let why = match (&found.matched, &found.note) {
             (Some(m), _) => {
@@ -426,6 +445,21 @@ impl Processor {
             ),
         )?;
         self.attach(tx, &mut ticket, record, parsed, now)?;
+        // The requester's own mail brings in its Cc; mail that nothing
+        // vouches came from its From brings in nobody but the requester
+        // (who, if forged, is the one who gets the replies, not the forger).
+        if class == Class::Customer && !parsed.cc.is_empty() {
+            match msg.vouch.doubt() {
+                None => self.admit_cc(tx, &mut ticket, &rules, msg)?,
+                Some(doubt) => {
+                    let detail = format!(
+                        "Cc not added as participants ({}): {doubt}",
+                        shown_list(&parsed.cc)
+                    );
+                    tx.add_event(&mut ticket, event(now, "cc_not_added", sender, detail))?;
+                }
+            }
+        }
         self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
         // After routing: the policy is chosen by the priority and queue it set.
         start_sla(tx, &mut ticket, &rules, now)?;
@@ -442,9 +476,7 @@ impl Processor {
             ),
         };
         match template {
-            Some(Ok(t)) => {
-                self.acknowledge(tx, &mut ticket, t, parsed, env, class, mailbox, now)?
-            }
+            Some(Ok(t)) => self.acknowledge(tx, &mut ticket, t, msg)?,
             Some(Err(reason)) => tx.add_event(
                 &mut ticket,
                 event(now, "ack_suppressed", "postdesk", reason),
@@ -453,16 +485,7 @@ impl Processor {
         }
         if class == Class::Customer {
             let text = record.text.clone();
-            self.notify_agents(
-                tx,
-                &rules,
-                &mut ticket,
-                parsed,
-                &text,
-                sender,
-                notify::Cause::NewTicket,
-                now,
-            )?;
+            self.notify_agents(tx, &rules, &mut ticket, msg, &text, notify::Cause::NewTicket, None)?;
         }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, class = class.as_str(), "ticket created");
@@ -521,6 +544,14 @@ impl Processor {
         }
         ticket.message_count += 1;
         ticket.updated_at = now;
+        if !parsed.dropped.is_empty() {
+            let detail = format!(
+                "message {}: invalid values dropped: {}",
+                record.seq,
+                parsed.dropped.join(", ")
+            );
+            tx.add_event(ticket, event(now, "invalid_input", "postdesk", detail))?;
+        }
         Ok(())
     }
 
@@ -543,19 +574,15 @@ impl Processor {
     }
 
     /// Queues the acknowledgement of a new ticket, or records why none is sent.
-    #[allow(clippy::too_many_arguments)]
     fn acknowledge(
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
         template: &Template,
-        parsed: &Parsed,
-        env: &Envelope,
-        class: Class,
-        mailbox: Option<&MailboxConfig>,
-        now: i64,
+        msg: &Incoming<'_>,
     ) -> Result<(), StoreError> {
-        let Some(mailbox) = mailbox else {
+        let (parsed, env, class, now) = (msg.parsed, msg.env, msg.class, msg.now);
+        let Some(mailbox) = msg.mailbox else {
             return Ok(());
         };
         let ours: Vec<String> = self
@@ -567,17 +594,17 @@ impl Processor {
                 self.cfg.from_address().to_ascii_lowercase(),
             ))
             .collect();
-        let suppressed = match classify::ack_suppressed(parsed, env, class, &ours) {
+        let suppressed = classify::ack_suppressed(parsed, env, class, &ours)
+            .or_else(|| {
+                // Backscatter: an acknowledgement to a From that nothing vouches
+                // for would go to whoever a forger named.
+                msg.vouch
+                    .doubt()
+                    .map(|doubt| format!("nothing vouches for the sender {}: {doubt}", parsed.from))
+            });
+        let suppressed = match suppressed {
             Some(reason) => Some(reason),
-            None => {
-                let max = self.cfg.acknowledgement.max_per_address_per_hour;
-                (!tx.take_ack_allowance(&parsed.from, now, max)?).then(|| {
-                    format!(
-                        "rate limit: already {max} acknowledgements to {} this hour",
-                        parsed.from
-                    )
-                })
-            }
+            None => self.ack_rate_limited(tx, &parsed.from, now)?,
         };
         if let Some(reason) = suppressed {
             info!(%reason, "no acknowledgement");
@@ -597,6 +624,7 @@ impl Processor {
             subject: mail.subject.clone(),
             date: now,
             text: mail.text,
+            stranger: None,
         };
         tx.put_message(&record)?;
         tx.index_msgid(&mail.message_id, ticket.id)?;
@@ -619,6 +647,30 @@ impl Processor {
                 format!("acknowledgement queued to {}", parsed.from),
             ),
         )
+    }
+
+    /// Why the acknowledgement rate limits forbid one to `to` now, if they do:
+    /// per address, and for all addresses together.
+    fn ack_rate_limited(
+        &self,
+        tx: &mut Tx<'_>,
+        to: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let ack = &self.cfg.acknowledgement;
+        if !tx.take_ack_allowance(to, now, ack.max_per_address_per_hour)? {
+            return Ok(Some(format!(
+                "rate limit: already {} acknowledgements to {to} this hour",
+                ack.max_per_address_per_hour
+            )));
+        }
+        if !tx.take_ack_allowance(GLOBAL_ACK_KEY, now, ack.max_per_hour)? {
+            return Ok(Some(format!(
+                "rate limit: already {} acknowledgements in all this hour",
+                ack.max_per_hour
+            )));
+        }
+        Ok(None)
     }
 
     fn render_ack(
@@ -673,7 +725,7 @@ impl Processor {
             )
             .text_body(text.clone());
         if let Some(cid) = &parsed.message_id {
-            let mut refs = parsed.references.clone();
+            let mut refs = bounded_references(&parsed.references);
             refs.push(cid.clone());
             b = b.in_reply_to(cid.clone()).references(refs);
         }
@@ -748,6 +800,61 @@ impl Processor {
     }
 }
 
+/// One inbound message as the decisions about it see it.
+pub(crate) struct Incoming<'a> {
+    parsed: &'a Parsed,
+    env: &'a Envelope,
+    class: Class,
+    /// The From address (syntax-checked), else the envelope sender; may be empty.
+    sender: &'a str,
+    /// Whether anything vouches that the mail comes from `sender`.
+    vouch: Vouch,
+    /// The mailbox it was sent to (the first configured one if none matched).
+    mailbox: Option<&'a MailboxConfig>,
+    now: i64,
+}
+
+/// The acknowledgement allowance key that counts every acknowledgement.
+const GLOBAL_ACK_KEY: &str = "*all acknowledgements*";
+
+/// At most this many References are copied into our mail: the first (the
+/// thread's root) and the nearest ancestors, as RFC 5322 §3.6.4 suggests.
+const MAX_REFERENCES_SENT: usize = 20;
+
+/// `refs` bounded to [`MAX_REFERENCES_SENT`]: the root and the last ones.
+pub(crate) fn bounded_references(refs: &[String]) -> Vec<String> {
+    if refs.len() <= MAX_REFERENCES_SENT {
+        return refs.to_vec();
+    }
+    let mut out = vec![refs[0].clone()];
+    out.extend_from_slice(&refs[refs.len() - (MAX_REFERENCES_SENT - 1)..]);
+    out
+}
+
+/// The event detail for a stranger's message.
+fn stranger_detail(seq: MessageSeq, why: &str, sender: &str, cc: &[String]) -> String {
+    let cc = if cc.is_empty() {
+        String::new()
+    } else {
+        format!(" nor its Cc ({})", shown_list(cc))
+    };
+    format!(
+        "message {seq} joins the conversation from a non-participant ({why}); \
+         neither the sender{cc} will receive replies. To add them: #participant add {sender}"
+    )
+}
+
+/// Up to five addresses of `list`, for an event.
+fn shown_list(list: &[String]) -> String {
+    let shown: Vec<&str> = list.iter().take(5).map(String::as_str).collect();
+    let more = if list.len() > shown.len() {
+        format!(", … ({} in all)", list.len())
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join(", "))
+}
+
 /// A spooled message read and parsed, ready for its write transaction.
 struct Prepared {
     seq: MessageSeq,
@@ -802,13 +909,6 @@ fn start_sla(
         due(state.resolution_due)
     );
     tx.add_event(ticket, event(now, "sla_started", "sla", detail))
-}
-
-fn add_participant(ticket: &mut Ticket, addr: &str) {
-    let a = addr.trim().to_ascii_lowercase();
-    if !a.is_empty() && !ticket.participants.contains(&a) {
-        ticket.participants.push(a);
-    }
 }
 
 fn event(at: i64, kind: &str, actor: &str, detail: String) -> Event {

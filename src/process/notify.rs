@@ -7,9 +7,8 @@
 //! Queued in the transaction that stores the customer's message, so a
 //! notification goes out if and only if the message was taken in.
 
-use super::Processor;
+use super::{Incoming, Processor};
 use super::commands::HINT;
-use super::parse::Parsed;
 use crate::model::{Priority, Ticket};
 use crate::outbound::compose::{AgentMail, queue_agent_mail};
 use crate::rules::{Agent, RuleSet};
@@ -50,18 +49,19 @@ pub fn priority_name(p: Priority) -> &'static str {
 impl Processor {
     /// Queues one notification per agent to notify about the customer message
     /// `text` (its visible text) on `ticket`, and records whom as an event.
-    #[allow(clippy::too_many_arguments)]
+    /// `stranger`: why the sender is not a participant, when it is not; the
+    /// notification says so and how to add them.
     pub(super) fn notify_agents(
         &self,
         tx: &mut Tx<'_>,
         rules: &RuleSet,
         ticket: &mut Ticket,
-        parsed: &Parsed,
+        msg: &Incoming<'_>,
         text: &str,
-        sender: &str,
         cause: Cause,
-        now: i64,
+        stranger: Option<&str>,
     ) -> Result<(), StoreError> {
+        let (parsed, sender, now) = (msg.parsed, msg.sender, msg.now);
         if !self.cfg.agents.notify {
             return Ok(());
         }
@@ -97,8 +97,18 @@ impl Processor {
         } else {
             format!("{customer} <{sender}>")
         };
+        let warning = match stranger {
+            Some(why) => format!(
+                "NOT A PARTICIPANT: {why}.\n\
+                 This message joins the conversation, but its sender{cc} will not receive\n\
+                 replies. To add them, reply with this line at the top:\n\
+                 #participant add {sender}\n\n",
+                cc = if parsed.cc.is_empty() { "" } else { " (and its Cc)" },
+            ),
+            None => String::new(),
+        };
         let body = format!(
-            "{who} {what} #{id}:\n\n{text}\n{attachments}\n-- \n\
+            "{warning}{who} {what} #{id}:\n\n{text}\n{attachments}\n-- \n\
              Ticket #{id}: status {status}, priority {priority}, queue {queue}, assignee {assignee}\n\
              Reply to this mail to answer the customer; your reply goes out from {support}.\n\
              {HINT}\n",

@@ -2,6 +2,7 @@
 //! mail-parser. Parsing never fails: a message mail-parser cannot read still
 //! yields a `Parsed` (with what the envelope tells), so nothing is dropped.
 
+use crate::syntax;
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 
 #[derive(Debug, Clone, Default)]
@@ -32,11 +33,22 @@ pub struct Parsed {
     pub dsn_summary: Option<String>,
     /// mail-parser could not make sense of the message at all.
     pub unparseable: bool,
+    /// Addresses and Message-IDs the message carried that failed the syntax
+    /// checks of [`crate::syntax`] and were dropped, in words (bounded).
+    pub dropped: Vec<String>,
 }
 
 /// At most this many headers, each at most this long, are kept for rules.
 const MAX_HEADERS: usize = 256;
 const MAX_HEADER_VALUE: usize = 8192;
+/// At most this many To (and as many Cc) addresses are read from a message;
+/// the raw message keeps the rest. Participant caps are applied later.
+const MAX_ADDRESSES: usize = 1000;
+/// At most this many Message-IDs are read from In-Reply-To and References
+/// (the last ones: the nearest ancestors).
+const MAX_REFERENCES: usize = 100;
+/// At most this many dropped values are described.
+const MAX_DROPPED: usize = 20;
 
 impl Parsed {
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -49,6 +61,48 @@ impl Parsed {
     pub fn has_header(&self, name: &str) -> bool {
         self.headers.iter().any(|(n, _)| n == name)
     }
+
+    /// Records that `value` of header `field` failed its syntax check.
+    fn drop_value(&mut self, field: &str, value: &str) {
+        if self.dropped.len() < MAX_DROPPED {
+            let shown: String = value.escape_debug().take(80).collect();
+            self.dropped.push(format!("{field} \"{shown}\""));
+        }
+    }
+
+    /// The valid Message-IDs of `ids` (the last [`MAX_REFERENCES`]).
+    fn valid_ids(&mut self, field: &str, ids: Vec<String>) -> Vec<String> {
+        let skip = ids.len().saturating_sub(MAX_REFERENCES);
+        let mut out = Vec::with_capacity(ids.len() - skip);
+        for id in ids.into_iter().skip(skip) {
+            match syntax::message_id(&id) {
+                Some(_) => out.push(id),
+                None => self.drop_value(field, &id),
+            }
+        }
+        out
+    }
+
+    /// The valid addresses of an address header (the first [`MAX_ADDRESSES`]).
+    fn valid_addresses(&mut self, field: &str, a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(a) = a else { return out };
+        for x in a.iter().filter_map(|x| x.address()) {
+            let x = x.trim();
+            if x.is_empty() {
+                continue;
+            }
+            if out.len() == MAX_ADDRESSES {
+                self.drop_value(field, "(more addresses than are read)");
+                break;
+            }
+            match syntax::mailbox(x) {
+                Some(m) => out.push(m),
+                None => self.drop_value(field, x),
+            }
+        }
+        out
+    }
 }
 
 pub fn parse(raw: &[u8]) -> Parsed {
@@ -59,19 +113,29 @@ pub fn parse(raw: &[u8]) -> Parsed {
         };
     };
     let mut p = Parsed {
-        message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
-        in_reply_to: id_list(msg.in_reply_to()),
-        references: id_list(msg.references()),
-        subject: msg.subject().unwrap_or("").trim().to_string(),
+        subject: syntax::header_text(msg.subject().unwrap_or(""), syntax::MAX_SUBJECT),
         date: msg.date().map(|d| d.to_timestamp()),
         ..Parsed::default()
     };
-    if let Some(a) = msg.from().and_then(|a| a.first()) {
-        p.from = a.address().unwrap_or("").trim().to_ascii_lowercase();
-        p.from_name = a.name().unwrap_or("").trim().to_string();
+    if let Some(id) = msg.message_id().map(clean_id).filter(|s| !s.is_empty()) {
+        match syntax::message_id(&id) {
+            Some(id) => p.message_id = Some(id.to_string()),
+            None => p.drop_value("Message-ID", &id),
+        }
     }
-    p.to = addresses(msg.to());
-    p.cc = addresses(msg.cc());
+    p.in_reply_to = p.valid_ids("In-Reply-To", id_list(msg.in_reply_to()));
+    p.references = p.valid_ids("References", id_list(msg.references()));
+    if let Some(a) = msg.from().and_then(|a| a.first()) {
+        let from = a.address().unwrap_or("").trim();
+        match syntax::mailbox(from) {
+            Some(from) => p.from = from,
+            None if from.is_empty() => {}
+            None => p.drop_value("From", from),
+        }
+        p.from_name = syntax::header_text(a.name().unwrap_or(""), syntax::MAX_NAME);
+    }
+    p.to = p.valid_addresses("To", msg.to());
+    p.cc = p.valid_addresses("Cc", msg.cc());
     p.text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     for (name, value) in msg.headers_raw().take(MAX_HEADERS) {
         let value = value.trim();
@@ -113,8 +177,10 @@ fn collect_embedded(msg: &Message<'_>, p: &mut Parsed) {
     for part in msg.parts.iter().skip(1) {
         match &part.body {
             PartType::Message(inner) => {
-                if let Some(id) = inner.message_id() {
-                    p.embedded_message_ids.push(clean_id(id));
+                if let Some(id) = inner.message_id().map(clean_id)
+                    && syntax::message_id(&id).is_some()
+                {
+                    p.embedded_message_ids.push(id);
                 }
             }
             PartType::Text(text) => {
@@ -161,7 +227,7 @@ fn scan_text(ct: &str, text: &str, p: &mut Parsed, summary: &mut Vec<String>) {
         }
         if (is_headers || is_report) && lower.starts_with("message-id:") {
             let id = clean_id(&l["message-id:".len()..]);
-            if !id.is_empty() {
+            if syntax::message_id(&id).is_some() {
                 p.embedded_message_ids.push(id);
             }
         }
@@ -191,17 +257,6 @@ fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
             .filter(|s| !s.is_empty())
             .collect(),
     }
-}
-
-fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
-    a.map(|a| {
-        a.iter()
-            .filter_map(|x| x.address())
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect()
-    })
-    .unwrap_or_default()
 }
 
 /// The text a human wrote, without quoted replies, attributions, forwarded

@@ -200,6 +200,7 @@ impl Processor {
             subject,
             date: now,
             text,
+            stranger: None,
         };
         tx.put_message(&record)?;
         tx.index_msgid(&message_id, ticket.id)?;
@@ -297,6 +298,7 @@ impl Processor {
             subject,
             date: now,
             text,
+            stranger: None,
         })?;
         tx.index_msgid(&message_id, ticket.id)?;
         ticket.message_count += 1;

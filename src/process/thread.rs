@@ -1,11 +1,13 @@
 //! Which ticket does a message belong to? In order of trust:
-//! 1. a signed plus-address (reply token, or the VERP address of our mail);
+//! 1. a signed plus-address (reply token; for delivery reports also the
+//!    VERP address of our mail);
 //! 2. In-Reply-To / References naming a Message-ID we saw or sent
-//!    (for bounces also the Message-IDs quoted inside the report);
+//!    (also the Message-IDs quoted inside a report or forwarded message);
 //! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
 //!
 //! Otherwise no match: a new ticket.
 
+use super::classify::Class;
 use super::parse::Parsed;
 use crate::config::Config;
 use crate::model::{Envelope, TicketId};
@@ -40,14 +42,19 @@ pub fn subject_tag(subject: &str) -> Option<TicketId> {
         .and_then(|m| m.as_str().parse().ok())
 }
 
+/// Finds the ticket of a message of class `class` from `sender`. Threading
+/// says only where a message belongs; whether its sender takes part in the
+/// ticket is `participants.rs`'s question.
 pub fn find(
     tx: &mut Tx<'_>,
     tokens: &Tokens,
     cfg: &Config,
     parsed: &Parsed,
     env: &Envelope,
+    class: Class,
     sender: &str,
 ) -> Result<Found, StoreError> {
+    let bounce = class == Class::Bounce;
     // 1. signed addresses among the recipients that are ours
     let ours = env
         .rcpt_to
@@ -58,9 +65,12 @@ pub fn find(
     for addr in ours {
         let (ticket, reason) = match tokens.verify(addr, sender) {
             Some(Token::Reply { ticket }) => (ticket, format!("reply address {addr}")),
-            Some(Token::Bounce { ticket, message }) => {
+            // Every recipient of our mail sees its VERP address (Return-Path):
+            // it proves nothing about the sender, so only delivery reports use it.
+            Some(Token::Bounce { ticket, message }) if bounce => {
                 (ticket, format!("bounce address of message {message}"))
             }
+            Some(Token::Bounce { .. }) => continue,
             // Agent mail never gets here (the processor takes it aside first).
             Some(Token::Agent { .. }) | None => continue,
         };
@@ -89,11 +99,7 @@ pub fn find(
     // 3. subject tag, trusted only from participants
     if let Some(n) = subject_tag(&parsed.subject) {
         if let Some(ticket) = tx.ticket(n)? {
-            if ticket
-                .participants
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(sender))
-            {
+            if ticket.participants.contains(&sender.to_ascii_lowercase()) {
                 return Ok(found(
                     n,
                     format!("subject tag [#{n}] from participant {sender}"),
