@@ -39,13 +39,17 @@ pub fn mailbox(addr: &str) -> Option<String> {
 
 /// Whether `c` is `atext` (RFC 5322 §3.2.3), widened to UTF-8 by RFC 6531.
 fn atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (!c.is_ascii() && !c.is_control())
 }
 
 fn local_part_ok(local: &str) -> bool {
     !local.is_empty()
         && local.len() <= MAX_LOCAL
-        && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext))
+        && local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(atext))
 }
 
 fn domain_ok(domain: &str) -> bool {
@@ -57,9 +61,9 @@ fn domain_ok(domain: &str) -> bool {
                 && label.len() <= MAX_LABEL
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control()))
+                && label.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control())
+                })
         })
 }
 
@@ -70,7 +74,9 @@ fn domain_ok(domain: &str) -> bool {
 pub fn message_id(id: &str) -> Option<&str> {
     let ok = !id.is_empty()
         && id.len() <= MAX_MESSAGE_ID
-        && id.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'<' && b != b'>')
+        && id
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'<' && b != b'>')
         && id
             .rsplit_once('@')
             .is_some_and(|(l, r)| !l.is_empty() && !r.is_empty());
@@ -113,7 +119,10 @@ mod tests {
 
     #[test]
     fn mailboxes() {
-        assert_eq!(mailbox("Ann@Example.ORG").as_deref(), Some("ann@example.org"));
+        assert_eq!(
+            mailbox("Ann@Example.ORG").as_deref(),
+            Some("ann@example.org")
+        );
         assert!(mailbox("first.last+tag@sub.example.co.uk").is_some());
         assert!(mailbox("o'brien@example.ie").is_some());
         assert!(mailbox("jörg@bücher.example").is_some());
@@ -144,8 +153,14 @@ mod tests {
 
     #[test]
     fn message_ids() {
-        assert_eq!(message_id("abc.123@host.example"), Some("abc.123@host.example"));
-        assert_eq!(message_id("CAF=x+y/z@mail.gmail.com"), Some("CAF=x+y/z@mail.gmail.com"));
+        assert_eq!(
+            message_id("abc.123@host.example"),
+            Some("abc.123@host.example")
+        );
+        assert_eq!(
+            message_id("CAF=x+y/z@mail.gmail.com"),
+            Some("CAF=x+y/z@mail.gmail.com")
+        );
         for bad in [
             "",
             "yes",
@@ -163,8 +178,14 @@ mod tests {
 
     #[test]
     fn header_texts() {
-        assert_eq!(header_text("  Re:\r\n\tPrinter  on fire ", 100), "Re: Printer on fire");
-        assert_eq!(header_text("a\rBcc: spy@evil.example", 100), "a Bcc: spy@evil.example");
+        assert_eq!(
+            header_text("  Re:\r\n\tPrinter  on fire ", 100),
+            "Re: Printer on fire"
+        );
+        assert_eq!(
+            header_text("a\rBcc: spy@evil.example", 100),
+            "a Bcc: spy@evil.example"
+        );
         assert_eq!(header_text(&"x".repeat(1000), 250).chars().count(), 250);
         assert_eq!(header_text("ab cd", 3), "ab");
         assert_eq!(header_text("äöü", 2), "äö");

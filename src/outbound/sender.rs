@@ -641,7 +641,7 @@ api_token = "t"
                 tx.put_ticket(&Ticket {
                     subject: "printer".into(),
                     status: Status::Open,
-                    participants: vec!["alice@example.net".into()],
+                    participants: ["alice@example.net".to_string()].into(),
                     message_count: 1,
                     ..Ticket::new(1, "alice@example.net", now)
                 })?;

@@ -650,6 +650,13 @@ impl Processor {
                     Err(format!("no reply of yours is held on ticket #{}", ticket.id))
                 }
             }
+            Command::Participant {
+                add: false,
+                addresses,
+            } if addresses.contains(&ticket.requester) => Err(format!(
+                "{} is the ticket's requester and always receives the replies",
+                ticket.requester
+            )),
             _ => Ok(None),
         }
     }
@@ -756,6 +763,48 @@ impl Processor {
                 let d = d.trim_end();
                 tx.add_event(ticket, ev("tags", format!("{d} by {actor}")))?;
                 format!("done: tags {d} (now: {})", ticket.tags.join(", "))
+            }
+            Command::Participant {
+                add: true,
+                addresses,
+            } => {
+                let caps = &self.cfg.tickets;
+                let admitted = super::participants::admit(
+                    ticket,
+                    addresses.iter().map(String::as_str),
+                    caps,
+                    |a| self.cfg.accepts(a) || rules.agents.by_address(a).is_some(),
+                );
+                let d = if admitted.added.is_empty() {
+                    "nobody new".to_string()
+                } else {
+                    admitted.added.join(", ")
+                };
+                tx.add_event(ticket, ev("participants", format!("added {d} by {actor}")))?;
+                if let Some(note) = admitted.cap_note(caps) {
+                    tx.add_event(ticket, ev("participants_capped", note))?;
+                }
+                format!("done: participants added: {d}")
+            }
+            Command::Participant {
+                add: false,
+                addresses,
+            } => {
+                let removed: Vec<&str> = addresses
+                    .iter()
+                    .filter(|a| *a != &ticket.requester && ticket.participants.remove(*a))
+                    .map(String::as_str)
+                    .collect();
+                let d = if removed.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    removed.join(", ")
+                };
+                tx.add_event(
+                    ticket,
+                    ev("participants", format!("removed {d} by {actor}")),
+                )?;
+                format!("done: participants removed: {d}")
             }
             Command::Note => "done: this mail is an internal note".to_string(),
             Command::Canned(n) => format!("done: canned response {n:?} added to the reply"),

@@ -30,6 +30,8 @@ pub enum Command {
     Canned(String),
     /// `#send`: send the reply held by collision detection anyway.
     Send,
+    /// `#participant add|remove ADDRESS…`: who receives the public replies.
+    Participant { add: bool, addresses: Vec<String> },
 }
 
 /// One command line as written, and what it parsed to.
@@ -140,8 +142,30 @@ pub fn parse(line: &str) -> Result<Command, String> {
             }
             Ok(Command::Tag { add, remove })
         }
+        "participant" | "participants" => {
+            let usage = "#participant add ADDRESS… or #participant remove ADDRESS…";
+            let Some((verb, rest)) = args.split_first() else {
+                return Err(format!("#participant needs {usage}"));
+            };
+            let add = match verb.to_ascii_lowercase().as_str() {
+                "add" => true,
+                "remove" => false,
+                other => return Err(format!("#participant {other:?}: use {usage}")),
+            };
+            if rest.is_empty() {
+                return Err(format!("#participant {verb} needs an address"));
+            }
+            let addresses = rest
+                .iter()
+                .map(|a| {
+                    let a = a.trim_start_matches('<').trim_end_matches([',', '>']);
+                    crate::syntax::mailbox(a).ok_or_else(|| format!("{a:?} is not an address"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Command::Participant { add, addresses })
+        }
         _ => Err(format!(
-            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #note #canned #send)"
+            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send)"
         )),
     }
 }
@@ -149,7 +173,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
 /// The short list of commands for the foot of notifications.
 pub const HINT: &str = "Commands (lines at the top of your reply): #note (internal, not sent) \
 #pending #resolve #close #open #priority low|normal|high|urgent #assign NAME|me #queue NAME \
-#tag +a -b #canned NAME";
+#tag +a -b #participant add|remove ADDRESS #canned NAME";
 
 #[cfg(test)]
 mod tests {
@@ -181,6 +205,20 @@ mod tests {
         assert_eq!(parse("#note"), Ok(Command::Note));
         assert_eq!(parse("#send"), Ok(Command::Send));
         assert_eq!(
+            parse("#participant add Bob@Example.org <carol@example.org>"),
+            Ok(Command::Participant {
+                add: true,
+                addresses: vec!["bob@example.org".into(), "carol@example.org".into()]
+            })
+        );
+        assert_eq!(
+            parse("#participant remove bob@example.org"),
+            Ok(Command::Participant {
+                add: false,
+                addresses: vec!["bob@example.org".into()]
+            })
+        );
+        assert_eq!(
             parse("#canned thanks"),
             Ok(Command::Canned("thanks".into()))
         );
@@ -200,6 +238,10 @@ mod tests {
         assert!(parse("#tag").is_err());
         assert!(parse("#tag + -").is_err());
         assert!(parse("#canned ../../etc/passwd").is_err());
+        assert!(parse("#participant").is_err());
+        assert!(parse("#participant add").is_err());
+        assert!(parse("#participant invite a@example.org").is_err());
+        assert!(parse("#participant add spy@evil.example\rRCPT").is_err());
     }
 
     #[test]

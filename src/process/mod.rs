@@ -33,10 +33,10 @@ use classify::Class;
 use parse::Parsed;
 use participants::Standing;
 use std::sync::Arc;
-use vouch::Vouch;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, info, info_span, warn};
+use vouch::Vouch;
 
 /// Spooled messages handled per write transaction.
 const BATCH: usize = 32;
@@ -341,7 +341,15 @@ impl Processor {
             tx.add_event(&mut ticket, event(now, "non_participant", sender, detail))?;
             let text = record.text.clone();
             let note = Some(why.as_str());
-            self.notify_agents(tx, &rules, &mut ticket, msg, &text, notify::Cause::CustomerReply, note)?;
+            self.notify_agents(
+                tx,
+                &rules,
+                &mut ticket,
+                msg,
+                &text,
+                notify::Cause::CustomerReply,
+                note,
+            )?;
             tx.put_ticket(&ticket)?;
             info!(ticket = ticket.id, reason = %m.reason, "stranger's message threaded");
             return Ok(());
@@ -365,7 +373,15 @@ impl Processor {
             Status::New | Status::Open => {}
         }
         let text = record.text.clone();
-        self.notify_agents(tx, &rules, &mut ticket, msg, &text, notify::Cause::CustomerReply, None)?;
+        self.notify_agents(
+            tx,
+            &rules,
+            &mut ticket,
+            msg,
+            &text,
+            notify::Cause::CustomerReply,
+            None,
+        )?;
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, reason = %m.reason, "message threaded");
         Ok(())
@@ -485,7 +501,15 @@ impl Processor {
         }
         if class == Class::Customer {
             let text = record.text.clone();
-            self.notify_agents(tx, &rules, &mut ticket, msg, &text, notify::Cause::NewTicket, None)?;
+            self.notify_agents(
+                tx,
+                &rules,
+                &mut ticket,
+                msg,
+                &text,
+                notify::Cause::NewTicket,
+                None,
+            )?;
         }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, class = class.as_str(), "ticket created");
@@ -594,14 +618,13 @@ impl Processor {
                 self.cfg.from_address().to_ascii_lowercase(),
             ))
             .collect();
-        let suppressed = classify::ack_suppressed(parsed, env, class, &ours)
-            .or_else(|| {
-                // Backscatter: an acknowledgement to a From that nothing vouches
-                // for would go to whoever a forger named.
-                msg.vouch
-                    .doubt()
-                    .map(|doubt| format!("nothing vouches for the sender {}: {doubt}", parsed.from))
-            });
+        let suppressed = classify::ack_suppressed(parsed, env, class, &ours).or_else(|| {
+            // Backscatter: an acknowledgement to a From that nothing vouches
+            // for would go to whoever a forger named.
+            msg.vouch
+                .doubt()
+                .map(|doubt| format!("nothing vouches for the sender {}: {doubt}", parsed.from))
+        });
         let suppressed = match suppressed {
             Some(reason) => Some(reason),
             None => self.ack_rate_limited(tx, &parsed.from, now)?,

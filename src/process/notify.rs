@@ -7,8 +7,8 @@
 //! Queued in the transaction that stores the customer's message, so a
 //! notification goes out if and only if the message was taken in.
 
-use super::{Incoming, Processor};
 use super::commands::HINT;
+use super::{Incoming, Processor};
 use crate::model::{Priority, Ticket};
 use crate::outbound::compose::{AgentMail, queue_agent_mail};
 use crate::rules::{Agent, RuleSet};
@@ -103,7 +103,11 @@ impl Processor {
                  This message joins the conversation, but its sender{cc} will not receive\n\
                  replies. To add them, reply with this line at the top:\n\
                  #participant add {sender}\n\n",
-                cc = if parsed.cc.is_empty() { "" } else { " (and its Cc)" },
+                cc = if parsed.cc.is_empty() {
+                    ""
+                } else {
+                    " (and its Cc)"
+                },
             ),
             None => String::new(),
         };

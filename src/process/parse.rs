@@ -84,7 +84,11 @@ impl Parsed {
     }
 
     /// The valid addresses of an address header (the first [`MAX_ADDRESSES`]).
-    fn valid_addresses(&mut self, field: &str, a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    fn valid_addresses(
+        &mut self,
+        field: &str,
+        a: Option<&mail_parser::Address<'_>>,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         let Some(a) = a else { return out };
         for x in a.iter().filter_map(|x| x.address()) {

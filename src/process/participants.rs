@@ -139,12 +139,20 @@ mod tests {
         assert_eq!(a.added.len(), 3);
         assert_eq!(a.over_cap.len(), 1000);
         assert!(a.cap_note(&caps).is_some());
-        let b = admit(&mut t, ["x@a.example", "y@a.example", "z@a.example"], &caps, |_| false);
+        let b = admit(
+            &mut t,
+            ["x@a.example", "y@a.example", "z@a.example"],
+            &caps,
+            |_| false,
+        );
         assert_eq!(b.added, vec!["x@a.example"]);
         assert_eq!(t.participants.len(), 5);
-        let c = admit(&mut t, ["ann@example.org", "support@example.test"], &caps, |a| {
-            a.starts_with("support@")
-        });
+        let c = admit(
+            &mut t,
+            ["ann@example.org", "support@example.test"],
+            &caps,
+            |a| a.starts_with("support@"),
+        );
         assert_eq!(c, Admitted::default());
     }
 }

@@ -390,7 +390,7 @@ mod tests {
             assignee: None,
             requester: "c@example.org".into(),
             requester_name: String::new(),
-            participants: vec![],
+            participants: Default::default(),
             created_at: 0,
             updated_at: 0,
             message_count: 0,

@@ -74,7 +74,9 @@ pub fn vouch(parsed: &Parsed, env: &Envelope, from: &str, trusted: Option<&str>)
         return Vouch::Unverified("its envelope sender is null".into());
     }
     let Some((local, domain)) = split_address(envelope) else {
-        return Vouch::Unverified(format!("its envelope sender {envelope:?} is not an address"));
+        return Vouch::Unverified(format!(
+            "its envelope sender {envelope:?} is not an address"
+        ));
     };
     let domain = srs_original_domain(local).unwrap_or(domain);
     if related(domain, &from_domain) {
@@ -95,8 +97,10 @@ pub fn organisational(domain: &str) -> String {
     let n = labels.len();
     let keep = if n >= 3
         && labels[n - 1].len() == 2
-        && ["co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "ltd", "plc"]
-            .contains(&labels[n - 2])
+        && [
+            "co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "ltd", "plc",
+        ]
+        .contains(&labels[n - 2])
     {
         3
     } else {
@@ -187,7 +191,8 @@ pub fn auth_results(parsed: &Parsed, trusted: &str) -> Option<AuthResults> {
                 .split_whitespace()
                 .find_map(|w| {
                     let (k, v) = w.split_once('=')?;
-                    k.eq_ignore_ascii_case(key).then(|| v.trim_matches('"').to_ascii_lowercase())
+                    k.eq_ignore_ascii_case(key)
+                        .then(|| v.trim_matches('"').to_ascii_lowercase())
                 })
                 .unwrap_or_default()
         };
@@ -242,13 +247,19 @@ mod tests {
         let v = |e: &str| vouch(&p, &env(e), "ann@example.org", None);
         assert_eq!(v("ann@example.org"), Vouch::Aligned);
         assert_eq!(v("bounces@mail.example.org"), Vouch::Aligned);
-        assert_eq!(v("SRS0=HHH=TT=example.org=ann@forwarder.example"), Vouch::Aligned);
+        assert_eq!(
+            v("SRS0=HHH=TT=example.org=ann@forwarder.example"),
+            Vouch::Aligned
+        );
         assert_eq!(
             v("SRS1=HHH=fwd1.example==HHH=TT=example.org=ann@fwd2.example"),
             Vouch::Aligned
         );
         assert!(matches!(v("mallory@evil.example"), Vouch::Unverified(_)));
-        assert!(matches!(v("SRS0=HHH=TT=evil.example=x@forwarder.example"), Vouch::Unverified(_)));
+        assert!(matches!(
+            v("SRS0=HHH=TT=evil.example=x@forwarder.example"),
+            Vouch::Unverified(_)
+        ));
         assert!(matches!(v(""), Vouch::Unverified(_)));
         assert!(!v("mallory@evil.example").vouched());
     }
@@ -267,23 +278,44 @@ mod tests {
         let t = Some("mx.example.test");
         let forged = env("mallory@evil.example");
         let p = ar("mx.example.test; dkim=pass header.d=example.org header.s=s1; spf=fail");
-        assert!(matches!(vouch(&p, &forged, "ann@example.org", t), Vouch::Authenticated(_)));
+        assert!(matches!(
+            vouch(&p, &forged, "ann@example.org", t),
+            Vouch::Authenticated(_)
+        ));
         let p = ar("mx.example.test; dmarc=pass header.from=example.org");
-        assert!(matches!(vouch(&p, &forged, "ann@example.org", t), Vouch::Authenticated(_)));
+        assert!(matches!(
+            vouch(&p, &forged, "ann@example.org", t),
+            Vouch::Authenticated(_)
+        ));
         // A DKIM pass by someone else's domain vouches for nothing.
         let p = ar("mx.example.test; dkim=pass header.d=evil.example");
-        assert!(matches!(vouch(&p, &forged, "ann@example.org", t), Vouch::Unverified(_)));
+        assert!(matches!(
+            vouch(&p, &forged, "ann@example.org", t),
+            Vouch::Unverified(_)
+        ));
         let p = ar("mx.example.test; dmarc=fail header.from=example.org");
         let aligned = env("ann@example.org");
-        assert!(matches!(vouch(&p, &aligned, "ann@example.org", t), Vouch::Failed(_)));
+        assert!(matches!(
+            vouch(&p, &aligned, "ann@example.org", t),
+            Vouch::Failed(_)
+        ));
         // Another authserv-id's header is not read at all.
         let p = ar("mx.evil.example; dmarc=pass header.from=example.org");
-        assert!(matches!(vouch(&p, &forged, "ann@example.org", t), Vouch::Unverified(_)));
+        assert!(matches!(
+            vouch(&p, &forged, "ann@example.org", t),
+            Vouch::Unverified(_)
+        ));
         // Only the first header of the trusted id counts (the MTA's own, prepended).
         let p = parsed(&[
             ("authentication-results", "mx.example.test; dkim=none"),
-            ("authentication-results", "mx.example.test; dmarc=pass header.from=example.org"),
+            (
+                "authentication-results",
+                "mx.example.test; dmarc=pass header.from=example.org",
+            ),
         ]);
-        assert!(matches!(vouch(&p, &forged, "ann@example.org", t), Vouch::Unverified(_)));
+        assert!(matches!(
+            vouch(&p, &forged, "ann@example.org", t),
+            Vouch::Unverified(_)
+        ));
     }
 }

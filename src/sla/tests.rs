@@ -83,7 +83,7 @@ fn ticket(id: u64, now: i64) -> Ticket {
     Ticket {
         subject: "Printer".into(),
         assignee: Some("alice".into()),
-        participants: vec!["ann@example.org".into()],
+        participants: ["ann@example.org".to_string()].into(),
         message_count: 1,
         ..Ticket::new(id, "ann@example.org", now)
     }
