@@ -164,7 +164,7 @@ fn bench_sla() -> String {
                         assignee: None,
                         requester: format!("c{id}@example.org"),
                         requester_name: String::new(),
-                        participants: Vec::new(),
+                        participants: Default::default(),
                         created_at: created,
                         updated_at: created,
                         message_count: 1,

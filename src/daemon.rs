@@ -21,7 +21,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
     let store = Store::open(&data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let tokens = Tokens::new(&store.secret("token-hmac")?);
+    let tokens = Tokens::with_lifetimes(
+        &store.secret("token-hmac")?,
+        cfg.tokens.reply_lifetime,
+        cfg.tokens.agent_lifetime,
+    );
     let api_token = cfg.api_token()?;
     let ack_template = if cfg.acknowledgement.enabled {
         let path = cfg.rules_dir().join(&cfg.acknowledgement.template);

@@ -1,17 +1,26 @@
 //! HMAC-signed plus-addresses.
 //!
-//! Reply address: `support+t{ticket}.{sig}@domain`, signed for one ticket and
-//! one recipient, so a guessed ticket number gets nobody into a ticket.
+//! Reply address: `support+t{ticket}.{expiry}.{sig}@domain`, signed for one
+//! ticket and one recipient, so a guessed ticket number gets nobody into a
+//! ticket.
 //! Bounce (VERP) address: `support+b{ticket}.{message}.{sig}@domain`, the
 //! envelope sender of our mail, so a delivery failure finds its ticket.
-//! Agent address: `support+a{ticket}.{agent}.{version}.{sig}@domain`, the
-//! Reply-To of a notification to one agent, signed for the ticket, the agent
-//! and the ticket version the agent saw (collision detection). It only says
-//! which ticket and agent the mail claims; the From must still be that agent's.
+//! Agent address: `support+a{ticket}.{agent}.{version}.{expiry}.{sig}@domain`,
+//! the Reply-To of a notification to one agent, signed for the ticket, the
+//! agent and the ticket version the agent saw (collision detection). It only
+//! says which ticket and agent the mail claims; the From must still be that
+//! agent's.
+//! Comment address: `comment+c{agent}.{expiry}.{sig}@domain`, one agent's
+//! own address for internal notes by mail: the proof a forged From lacks.
+//!
+//! Reply, agent and comment tags expire: `expiry` is the last valid day
+//! (days since 1970-01-01, UTC), covered by the signature; the lifetimes are
+//! `[tokens]` in config.toml.
 
 use crate::config::split_address;
 use crate::model::{MessageSeq, TicketId};
 use ring::hmac;
+use std::time::Duration;
 
 const SIG_LEN: usize = 12;
 
@@ -19,7 +28,13 @@ const SIG_LEN: usize = 12;
 #[derive(Clone)]
 pub struct Tokens {
     key: hmac::Key,
+    /// Lifetime of reply tags, in days.
+    reply_days: i64,
+    /// Lifetime of agent and comment tags, in days.
+    agent_days: i64,
 }
+
+const DAY: i64 = 86_400;
 
 /// What a verified plus-address names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +53,11 @@ pub enum Token {
         /// The ticket version the agent saw.
         version: u64,
     },
+    /// An agent's own comment address.
+    Comment {
+        /// Agent name, lower-cased.
+        agent: String,
+    },
 }
 
 /// An agent tag that did not verify: what it claims, for the notice to that agent.
@@ -48,10 +68,31 @@ pub struct ClaimedAgent {
 }
 
 impl Tokens {
+    /// Tokens signed with `secret`, with the default lifetimes of `[tokens]`.
     pub fn new(secret: &[u8]) -> Tokens {
+        let defaults = crate::config::TokensConfig::default();
+        Tokens::with_lifetimes(secret, defaults.reply_lifetime, defaults.agent_lifetime)
+    }
+
+    /// Tokens signed with `secret`: reply tags valid for `reply`, agent and
+    /// comment tags for `agent` (each at least a day).
+    pub fn with_lifetimes(secret: &[u8], reply: Duration, agent: Duration) -> Tokens {
+        let days = |d: Duration| (d.as_secs().div_ceil(DAY as u64) as i64).max(1);
         Tokens {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            reply_days: days(reply),
+            agent_days: days(agent),
         }
+    }
+
+    /// The last valid day of a tag made at `now` that lives `days`.
+    fn expiry(now: i64, days: i64) -> i64 {
+        now.div_euclid(DAY) + days
+    }
+
+    /// Whether a tag that expires on `day` is still valid at `now`.
+    fn valid_on(day: i64, now: i64) -> bool {
+        now.div_euclid(DAY) <= day
     }
 
     fn sig(&self, data: &str) -> String {
@@ -59,13 +100,29 @@ impl Tokens {
         base32(&tag.as_ref()[..8])[..SIG_LEN].to_string()
     }
 
-    /// The address `recipient` should reply to for `ticket`.
-    pub fn reply_address(&self, mailbox: &str, ticket: TicketId, recipient: &str) -> String {
+    /// The address `recipient` should reply to for `ticket` (made at `now`).
+    pub fn reply_address(
+        &self,
+        mailbox: &str,
+        ticket: TicketId,
+        recipient: &str,
+        now: i64,
+    ) -> String {
+        let exp = Self::expiry(now, self.reply_days);
         let sig = self.sig(&format!(
-            "reply:{ticket}:{}",
+            "reply:{ticket}:{exp}:{}",
             recipient.to_ascii_lowercase()
         ));
-        plus(mailbox, &format!("t{ticket}.{sig}"))
+        plus(mailbox, &format!("t{ticket}.{exp}.{sig}"))
+    }
+
+    /// `agent`'s own comment address (made at `now`): mail from the agent to
+    /// it is an internal note on the ticket its subject names.
+    pub fn comment_address(&self, comment: &str, agent: &str, now: i64) -> String {
+        let agent = agent.to_ascii_lowercase();
+        let exp = Self::expiry(now, self.agent_days);
+        let sig = self.sig(&format!("comment:{agent}:{exp}"));
+        plus(comment, &format!("c{agent}.{exp}.{sig}"))
     }
 
     /// Envelope sender for message `message` of `ticket`.
@@ -74,22 +131,25 @@ impl Tokens {
         plus(mailbox, &format!("b{ticket}.{message}.{sig}"))
     }
 
-    /// The plus-tag naming `ticket`, `agent` and the ticket `version` the agent saw.
-    pub fn agent_tag(&self, ticket: TicketId, agent: &str, version: u64) -> String {
+    /// The plus-tag naming `ticket`, `agent` and the ticket `version` the
+    /// agent saw (made at `now`).
+    pub fn agent_tag(&self, ticket: TicketId, agent: &str, version: u64, now: i64) -> String {
         let agent = agent.to_ascii_lowercase();
-        let sig = self.sig(&format!("agent:{ticket}:{agent}:{version}"));
-        format!("a{ticket}.{agent}.{version}.{sig}")
+        let exp = Self::expiry(now, self.agent_days);
+        let sig = self.sig(&format!("agent:{ticket}:{agent}:{version}:{exp}"));
+        format!("a{ticket}.{agent}.{version}.{exp}.{sig}")
     }
 
-    /// The address `agent` replies to about `ticket` (at `version`).
+    /// The address `agent` replies to about `ticket` (at `version`, made at `now`).
     pub fn agent_address(
         &self,
         mailbox: &str,
         ticket: TicketId,
         agent: &str,
         version: u64,
+        now: i64,
     ) -> String {
-        plus(mailbox, &self.agent_tag(ticket, agent, version))
+        plus(mailbox, &self.agent_tag(ticket, agent, version, now))
     }
 
     /// Whether `rcpt` carries an agent tag at all (signed or not).
@@ -112,36 +172,56 @@ impl Tokens {
         })
     }
 
-    /// Verifies the plus-tag of `rcpt`; `sender` is who the mail is from (reply
-    /// tokens are only valid from the recipient they were made for).
-    pub fn verify(&self, rcpt: &str, sender: &str) -> Option<Token> {
-        self.verify_tag(&plus_tag(rcpt)?, sender)
+    /// Verifies the plus-tag of `rcpt` at `now`; `sender` is who the mail is
+    /// from (reply tokens are only valid from the recipient they were made for).
+    pub fn verify(&self, rcpt: &str, sender: &str, now: i64) -> Option<Token> {
+        self.verify_tag(&plus_tag(rcpt)?, sender, now)
     }
 
-    /// Verifies a bare tag (`t…`, `b…` or `a…`, as after the `+`).
-    pub fn verify_tag(&self, tag: &str, sender: &str) -> Option<Token> {
+    /// Verifies a bare tag (`t…`, `b…`, `a…` or `c…`, as after the `+`) at `now`.
+    pub fn verify_tag(&self, tag: &str, sender: &str, now: i64) -> Option<Token> {
         let tag = tag.to_ascii_lowercase();
         if let Some(rest) = tag.strip_prefix('a') {
             let (ticket, rest) = rest.split_once('.')?;
             let (rest, sig) = rest.rsplit_once('.')?;
+            let (rest, exp) = rest.rsplit_once('.')?;
             let (agent, version) = rest.rsplit_once('.')?;
             let ticket: TicketId = ticket.parse().ok()?;
             let version: u64 = version.parse().ok()?;
+            let exp: i64 = exp.parse().ok()?;
             if agent.is_empty() {
                 return None;
             }
-            let want = self.sig(&format!("agent:{ticket}:{agent}:{version}"));
-            return constant_eq(&want, sig).then(|| Token::Agent {
+            let want = self.sig(&format!("agent:{ticket}:{agent}:{version}:{exp}"));
+            return (constant_eq(&want, sig) && Self::valid_on(exp, now)).then(|| Token::Agent {
                 ticket,
                 agent: agent.to_string(),
                 version,
             });
         }
+        if let Some(rest) = tag.strip_prefix('c') {
+            let (rest, sig) = rest.rsplit_once('.')?;
+            let (agent, exp) = rest.rsplit_once('.')?;
+            let exp: i64 = exp.parse().ok()?;
+            if agent.is_empty() {
+                return None;
+            }
+            let want = self.sig(&format!("comment:{agent}:{exp}"));
+            return (constant_eq(&want, sig) && Self::valid_on(exp, now)).then(|| Token::Comment {
+                agent: agent.to_string(),
+            });
+        }
         if let Some(rest) = tag.strip_prefix('t') {
-            let (ticket, sig) = rest.split_once('.')?;
+            let (ticket, rest) = rest.split_once('.')?;
+            let (exp, sig) = rest.split_once('.')?;
             let ticket: TicketId = ticket.parse().ok()?;
-            let want = self.sig(&format!("reply:{ticket}:{}", sender.to_ascii_lowercase()));
-            return constant_eq(&want, sig).then_some(Token::Reply { ticket });
+            let exp: i64 = exp.parse().ok()?;
+            let want = self.sig(&format!(
+                "reply:{ticket}:{exp}:{}",
+                sender.to_ascii_lowercase()
+            ));
+            return (constant_eq(&want, sig) && Self::valid_on(exp, now))
+                .then_some(Token::Reply { ticket });
         }
         if let Some(rest) = tag.strip_prefix('b') {
             let mut parts = rest.splitn(3, '.');
@@ -207,27 +287,72 @@ pub fn base32(data: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// 2026-12-03, an arbitrary "now".
+    const NOW: i64 = 1_796_256_000;
+
     #[test]
     fn reply_token_round_trip_and_forgery() {
         let t = Tokens::new(b"secret");
-        let addr = t.reply_address("support@example.test", 42, "Ann@Example.org");
+        let addr = t.reply_address("support@example.test", 42, "Ann@Example.org", NOW);
         assert!(addr.starts_with("support+t42."), "{addr}");
         assert_eq!(
-            t.verify(&addr, "ann@example.org"),
+            t.verify(&addr, "ann@example.org", NOW),
             Some(Token::Reply { ticket: 42 })
         );
         // another sender, another ticket number, another key: all refused
-        assert_eq!(t.verify(&addr, "mallory@example.org"), None);
+        assert_eq!(t.verify(&addr, "mallory@example.org", NOW), None);
         assert_eq!(
-            t.verify(&addr.replace("t42", "t43"), "ann@example.org"),
+            t.verify(&addr.replace("t42", "t43"), "ann@example.org", NOW),
             None
         );
-        assert_eq!(Tokens::new(b"other").verify(&addr, "ann@example.org"), None);
+        assert_eq!(
+            Tokens::new(b"other").verify(&addr, "ann@example.org", NOW),
+            None
+        );
         // mail clients may change the case of the local part
         assert_eq!(
-            t.verify(&addr.to_ascii_uppercase(), "ann@example.org"),
+            t.verify(&addr.to_ascii_uppercase(), "ann@example.org", NOW),
             Some(Token::Reply { ticket: 42 })
         );
+    }
+
+    #[test]
+    fn tokens_expire_and_the_expiry_is_signed() {
+        let t = Tokens::with_lifetimes(
+            b"secret",
+            Duration::from_secs(10 * 86400),
+            Duration::from_secs(2 * 86400),
+        );
+        let reply = t.reply_address("support@example.test", 42, "ann@example.org", NOW);
+        let agent = t.agent_address("support@example.test", 42, "alice", 0, NOW);
+        let comment = t.comment_address("comment@example.test", "Alice", NOW);
+        let later = |days: i64| NOW + days * 86400;
+        assert!(t.verify(&reply, "ann@example.org", later(10)).is_some());
+        assert_eq!(t.verify(&reply, "ann@example.org", later(11)), None);
+        assert!(t.verify(&agent, "", later(2)).is_some());
+        assert_eq!(t.verify(&agent, "", later(3)), None);
+        assert_eq!(
+            t.verify(&comment, "", later(1)),
+            Some(Token::Comment {
+                agent: "alice".into()
+            })
+        );
+        assert_eq!(t.verify(&comment, "", later(3)), None);
+        // Moving the expiry breaks the signature.
+        let day = (NOW / 86400 + 10).to_string();
+        let extended = reply.replace(&day, &(NOW / 86400 + 500).to_string());
+        assert_ne!(extended, reply);
+        assert_eq!(t.verify(&extended, "ann@example.org", NOW), None);
+        for bad in [
+            "c",
+            "c.1.x",
+            "calice.x.sig",
+            "calice..sig",
+            "t1.x.sig",
+            "t1..sig",
+        ] {
+            assert_eq!(t.verify_tag(bad, "", NOW), None, "{bad}");
+        }
     }
 
     #[test]
@@ -235,19 +360,19 @@ mod tests {
         let t = Tokens::new(b"secret");
         let addr = t.bounce_address("support@example.test", 7, 99);
         assert_eq!(
-            t.verify(&addr, ""),
+            t.verify(&addr, "", NOW),
             Some(Token::Bounce {
                 ticket: 7,
                 message: 99
             })
         );
-        assert_eq!(t.verify(&addr.replace(".99.", ".98."), ""), None);
+        assert_eq!(t.verify(&addr.replace(".99.", ".98."), "", NOW), None);
     }
 
     #[test]
     fn agent_token_round_trip_and_forgery() {
         let t = Tokens::new(b"secret");
-        let addr = t.agent_address("support@example.test", 42, "Alice", 3);
+        let addr = t.agent_address("support@example.test", 42, "Alice", 3, NOW);
         assert!(addr.starts_with("support+a42.alice.3."), "{addr}");
         let local = addr.split('@').next().unwrap();
         assert!(local.len() <= 64, "{addr}");
@@ -257,8 +382,8 @@ mod tests {
             version: 3,
         });
         // the sender does not matter to the token (the From check is separate)
-        assert_eq!(t.verify(&addr, "anyone@example.org"), want);
-        assert_eq!(t.verify(&addr.to_ascii_uppercase(), ""), want);
+        assert_eq!(t.verify(&addr, "anyone@example.org", NOW), want);
+        assert_eq!(t.verify(&addr.to_ascii_uppercase(), "", NOW), want);
         assert!(Tokens::is_agent_address(&addr));
         // another ticket, agent or version, or another key: refused
         for forged in [
@@ -266,10 +391,10 @@ mod tests {
             addr.replace(".alice.", ".bob."),
             addr.replace(".3.", ".4."),
         ] {
-            assert_eq!(t.verify(&forged, ""), None, "{forged}");
+            assert_eq!(t.verify(&forged, "", NOW), None, "{forged}");
             assert!(Tokens::is_agent_address(&forged));
         }
-        assert_eq!(Tokens::new(b"other").verify(&addr, ""), None);
+        assert_eq!(Tokens::new(b"other").verify(&addr, "", NOW), None);
         assert_eq!(
             Tokens::claimed_agent(&addr.replace(".3.", ".4.")),
             Some(ClaimedAgent {
@@ -278,9 +403,9 @@ mod tests {
             })
         );
         // the tag alone (as carried in our notification Message-IDs)
-        let tag = t.agent_tag(7, "bob", 0);
+        let tag = t.agent_tag(7, "bob", 0, NOW);
         assert_eq!(
-            t.verify_tag(&tag, ""),
+            t.verify_tag(&tag, "", NOW),
             Some(Token::Agent {
                 ticket: 7,
                 agent: "bob".into(),
@@ -288,8 +413,16 @@ mod tests {
             })
         );
         // malformed tags never panic and never verify
-        for bad in ["a", "a1", "a1.", "a1..0.x", "ax.bob.0.sig", "a1.bob.x.sig"] {
-            assert_eq!(t.verify_tag(bad, ""), None, "{bad}");
+        for bad in [
+            "a",
+            "a1",
+            "a1.",
+            "a1..0.x",
+            "ax.bob.0.sig",
+            "a1.bob.x.sig",
+            "a1.bob.0.x.sig",
+        ] {
+            assert_eq!(t.verify_tag(bad, "", NOW), None, "{bad}");
         }
         assert!(!Tokens::is_agent_address("support+t1.abc@example.test"));
         assert!(!Tokens::is_agent_address("support@example.test"));

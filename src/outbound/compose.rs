@@ -85,17 +85,24 @@ impl AgentMail {
         agent: &crate::rules::agents::Agent,
         subject: String,
         body: String,
+        now: i64,
     ) -> AgentMail {
         let support = cfg.support_address(&ticket.queue).to_string();
         AgentMail {
             ticket: Some(ticket.id),
             to: agent.address.clone(),
             from_name: cfg.from_display_name(),
-            reply_to: Some(tokens.agent_address(&support, ticket.id, &agent.name, ticket.version)),
+            reply_to: Some(tokens.agent_address(
+                &support,
+                ticket.id,
+                &agent.name,
+                ticket.version,
+                now,
+            )),
             from_addr: support,
             subject,
             body,
-            msgid_tag: Some(tokens.agent_tag(ticket.id, &agent.name, ticket.version)),
+            msgid_tag: Some(tokens.agent_tag(ticket.id, &agent.name, ticket.version, now)),
             in_reply_to: None,
             references: Vec::new(),
         }

@@ -87,7 +87,7 @@ pub fn route(
     }
     for addr in rcpts() {
         if cfg.mailbox_for(addr).is_some() && Tokens::is_agent_address(addr) {
-            let claim = match tokens.verify(addr, "") {
+            let claim = match tokens.verify(addr, "", env.received_at) {
                 Some(Token::Agent {
                     ticket,
                     agent,
@@ -116,7 +116,7 @@ pub fn route(
                 ticket,
                 agent,
                 version,
-            }) = tokens.verify_tag(tag, "")
+            }) = tokens.verify_tag(tag, "", env.received_at)
         {
             return Some(Route::Token {
                 via: format!("In-Reply-To <{id}>"),
@@ -199,6 +199,9 @@ impl Processor {
                     );
                 };
                 if let Some(why) = auth {
+                    return self.reject(tx, record, Some(agent), None, &why, now);
+                }
+                if let Err(why) = self.comment_proof(parsed, env, agent, sender) {
                     return self.reject(tx, record, Some(agent), None, &why, now);
                 }
                 let Some(ticket) = self.comment_ticket(tx, parsed, env)? else {
@@ -350,6 +353,59 @@ impl Processor {
         Ok(())
     }
 
+    /// What proves that mail to the comment address comes from `agent`: a
+    /// comment address signed for that agent among its recipients, or a
+    /// DKIM/DMARC pass for the From's domain reported by the trusted MTA.
+    /// A From alone proves nothing (anyone can write one). On failure, why,
+    /// with the agent's own comment address (the notice goes to the agent's
+    /// configured address, so only the agent learns it).
+    fn comment_proof(
+        &self,
+        parsed: &Parsed,
+        env: &Envelope,
+        agent: &Agent,
+        sender: &str,
+    ) -> Result<(), String> {
+        let signed = env
+            .rcpt_to
+            .iter()
+            .chain(parsed.to.iter())
+            .chain(parsed.cc.iter())
+            .filter(|a| self.cfg.is_comment_address(a))
+            .any(|a| {
+                matches!(self.tokens.verify(a, "", env.received_at),
+                    Some(Token::Comment { agent: named }) if named.eq_ignore_ascii_case(&agent.name))
+            });
+        if signed {
+            return Ok(());
+        }
+        let domain = crate::config::split_address(sender).map(|(_, d)| d);
+        let authenticated = self
+            .cfg
+            .agents
+            .trusted_authserv_id
+            .as_deref()
+            .and_then(|id| super::vouch::auth_results(parsed, id))
+            .zip(domain)
+            .and_then(|(results, d)| results.pass_for(d));
+        if authenticated.is_some() {
+            return Ok(());
+        }
+        let own = self
+            .cfg
+            .agents
+            .comment_address
+            .as_deref()
+            .map(|c| self.tokens.comment_address(c, &agent.name, env.received_at))
+            .unwrap_or_default();
+        Err(format!(
+            "mail to the comment address needs proof that it is yours, and a From \
+             alone proves nothing; write to your own comment address {own} \
+             (it is also in every notification), or have the receiving MTA \
+             report a DKIM or DMARC pass for your domain"
+        ))
+    }
+
     /// The ticket a mail to the comment address is about: the subject tag,
     /// else an agent token among the recipients, else the message it answers.
     fn comment_ticket(
@@ -369,7 +425,7 @@ impl Processor {
             .chain(parsed.to.iter())
             .chain(parsed.cc.iter());
         for addr in rcpts {
-            if let Some(Token::Agent { ticket, .. }) = self.tokens.verify(addr, "")
+            if let Some(Token::Agent { ticket, .. }) = self.tokens.verify(addr, "", env.received_at)
                 && let Some(t) = tx.ticket(ticket)?
             {
                 return Ok(Some(t));
@@ -870,7 +926,7 @@ impl Processor {
             &self.tokens,
             AgentMail {
                 in_reply_to: (!record.message_id.is_empty()).then(|| record.message_id.clone()),
-                ..AgentMail::answerable(&self.cfg, &self.tokens, ticket, agent, subject, body)
+                ..AgentMail::answerable(&self.cfg, &self.tokens, ticket, agent, subject, body, now)
             },
             now,
         )?;

@@ -92,10 +92,13 @@ fn replies_and_status_commands_drive_the_sla_clock() {
         .unwrap();
     assert!(e.store.next_sla_timer().unwrap().is_some());
 
-    let token = e
-        .processor
-        .tokens
-        .agent_address("support@example.test", id, "alice", 0);
+    let token = e.processor.tokens.agent_address(
+        "support@example.test",
+        id,
+        "alice",
+        0,
+        e.processor.clock.now(),
+    );
     e.agent_mail(
         &token,
         "r1@example.test",
@@ -152,8 +155,20 @@ fn bob_is_held_after_alice_and_the_hold_expires_by_the_clock() {
     );
     let id = e.store.message(s).unwrap().unwrap().ticket.unwrap();
     let tokens = &e.processor.tokens;
-    let alice = tokens.agent_address("support@example.test", id, "alice", 0);
-    let bob = tokens.agent_address("support@example.test", id, "bob", 0);
+    let alice = tokens.agent_address(
+        "support@example.test",
+        id,
+        "alice",
+        0,
+        e.processor.clock.now(),
+    );
+    let bob = tokens.agent_address(
+        "support@example.test",
+        id,
+        "bob",
+        0,
+        e.processor.clock.now(),
+    );
     e.agent_mail(&alice, "a@example.test", "Alice's answer.");
     let held = e.deliver(
         "bob@example.test",

@@ -118,6 +118,7 @@ impl Processor {
                         others.join(", ")
                     ),
                     body,
+                    now,
                 )
             },
             now,

@@ -339,16 +339,13 @@ impl Processor {
         if let Standing::Stranger(why) = &standing {
             let detail = stranger_detail(record.seq, why, sender, &parsed.cc);
             tx.add_event(&mut ticket, event(now, "non_participant", sender, detail))?;
-            let text = record.text.clone();
-            let note = Some(why.as_str());
             self.notify_agents(
                 tx,
                 &rules,
                 &mut ticket,
                 msg,
-                &text,
+                record,
                 notify::Cause::CustomerReply,
-                note,
             )?;
             tx.put_ticket(&ticket)?;
             info!(ticket = ticket.id, reason = %m.reason, "stranger's message threaded");
@@ -372,15 +369,13 @@ impl Processor {
             }
             Status::New | Status::Open => {}
         }
-        let text = record.text.clone();
         self.notify_agents(
             tx,
             &rules,
             &mut ticket,
             msg,
-            &text,
+            record,
             notify::Cause::CustomerReply,
-            None,
         )?;
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, reason = %m.reason, "message threaded");
@@ -500,15 +495,13 @@ impl Processor {
             None => {}
         }
         if class == Class::Customer {
-            let text = record.text.clone();
             self.notify_agents(
                 tx,
                 &rules,
                 &mut ticket,
                 msg,
-                &text,
+                record,
                 notify::Cause::NewTicket,
-                None,
             )?;
         }
         tx.put_ticket(&ticket)?;
@@ -722,7 +715,7 @@ impl Processor {
         let from_name = display_name(&self.cfg.outbound.from);
         let reply_to = self
             .tokens
-            .reply_address(&mailbox.address, ticket.id, &parsed.from);
+            .reply_address(&mailbox.address, ticket.id, &parsed.from, now);
         let mut b = mail_builder::MessageBuilder::new()
             .from((from_name, from_addr))
             .to(parsed.from.clone())

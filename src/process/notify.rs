@@ -9,7 +9,7 @@
 
 use super::commands::HINT;
 use super::{Incoming, Processor};
-use crate::model::{Priority, Ticket};
+use crate::model::{MessageRecord, Priority, Ticket};
 use crate::outbound::compose::{AgentMail, queue_agent_mail};
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
@@ -48,8 +48,8 @@ pub fn priority_name(p: Priority) -> &'static str {
 
 impl Processor {
     /// Queues one notification per agent to notify about the customer message
-    /// `text` (its visible text) on `ticket`, and records whom as an event.
-    /// `stranger`: why the sender is not a participant, when it is not; the
+    /// `record` (its visible text) on `ticket`, and records whom as an event.
+    /// When the sender is not a participant (`record.stranger`), the
     /// notification says so and how to add them.
     pub(super) fn notify_agents(
         &self,
@@ -57,11 +57,11 @@ impl Processor {
         rules: &RuleSet,
         ticket: &mut Ticket,
         msg: &Incoming<'_>,
-        text: &str,
+        record: &MessageRecord,
         cause: Cause,
-        stranger: Option<&str>,
     ) -> Result<(), StoreError> {
         let (parsed, sender, now) = (msg.parsed, msg.sender, msg.now);
+        let (text, stranger) = (&record.text, record.stranger.as_deref());
         if !self.cfg.agents.notify {
             return Ok(());
         }
@@ -127,6 +127,16 @@ impl Processor {
         let root = format!("pd.t{}.root@{}", ticket.id, self.cfg.server.hostname);
         let mut names = Vec::new();
         for agent in &to {
+            // The agent's own signed comment address: mail from the agent's
+            // From alone is not enough to post a note.
+            let body = match &self.cfg.agents.comment_address {
+                Some(c) => format!(
+                    "{body}Internal note by mail: write to {} with [#{}] in the subject.\n",
+                    self.tokens.comment_address(c, &agent.name, now),
+                    ticket.id
+                ),
+                None => body.clone(),
+            };
             queue_agent_mail(
                 tx,
                 &self.cfg,
@@ -140,7 +150,8 @@ impl Processor {
                         ticket,
                         agent,
                         subject.clone(),
-                        body.clone(),
+                        body,
+                        now,
                     )
                 },
                 now,

@@ -26,9 +26,6 @@ pub struct Attachment {
     pub data: Vec<u8>,
 }
 
-/// Most References entries we write (the oldest and the newest are kept).
-const MAX_REFERENCES: usize = 20;
-
 /// The attachments of a raw message: not its text or HTML body, and not
 /// inline parts referenced by Content-ID (signature logos of the HTML body,
 /// which is not relayed).
@@ -164,31 +161,52 @@ impl Processor {
         let subject = reply_subject(ticket);
         let references = self.references(tx, ticket)?;
         let from_name = format!("{} ({})", agent.display_name, self.cfg.from_display_name());
-        let mut b = mail_builder::MessageBuilder::new()
-            .from((from_name, support.clone()))
-            .to(requester.clone())
-            .reply_to(self.tokens.reply_address(&support, ticket.id, &requester))
-            .subject(subject.clone())
-            .message_id(message_id.clone())
-            .date(mail_builder::headers::date::Date::new(now))
-            .header(
-                "X-Postdesk-Loop",
-                mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
-            )
-            // A text body ends with a line break, whatever the stripping left.
-            .text_body(format!("{}\n", text.trim_end()));
-        if !cc.is_empty() {
-            b = b.cc(cc.clone());
-        }
-        b = thread_headers(b, ticket, references);
-        for a in attachments {
-            b = b.attachment(a.content_type.clone(), a.name.clone(), a.data.clone());
-        }
-        // Writing into a Vec cannot fail.
-        let raw = b.write_to_vec().unwrap_or_default();
-        tx.put_raw(seq, &raw)?;
         let mut rcpts = vec![requester.clone()];
         rcpts.extend(cc.iter().cloned());
+        // One copy per recipient, alike but for the Reply-To: each carries a
+        // reply address signed for that recipient, so whoever answers threads
+        // by their own token (one made for the requester would not verify
+        // from anyone else). The first copy is the ticket's message record.
+        let copy_for = |rcpt: &str| {
+            let mut b = mail_builder::MessageBuilder::new()
+                .from((from_name.clone(), support.clone()))
+                .to(requester.clone())
+                .reply_to(self.tokens.reply_address(&support, ticket.id, rcpt, now))
+                .subject(subject.clone())
+                .message_id(message_id.clone())
+                .date(mail_builder::headers::date::Date::new(now))
+                .header(
+                    "X-Postdesk-Loop",
+                    mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
+                )
+                // A text body ends with a line break, whatever the stripping left.
+                .text_body(format!("{}\n", text.trim_end()));
+            if !cc.is_empty() {
+                b = b.cc(cc.clone());
+            }
+            b = thread_headers(b, ticket, references.clone());
+            for a in attachments {
+                b = b.attachment(a.content_type.clone(), a.name.clone(), a.data.clone());
+            }
+            // Writing into a Vec cannot fail.
+            b.write_to_vec().unwrap_or_default()
+        };
+        tx.put_raw(seq, &copy_for(&requester))?;
+        let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
+        enqueue(
+            tx,
+            seq,
+            Some(ticket.id),
+            bounce,
+            vec![requester.clone()],
+            now,
+        )?;
+        for rcpt in &cc {
+            let copy = tx.next_id("next_message")?;
+            tx.put_raw(copy, &copy_for(rcpt))?;
+            let bounce = self.tokens.bounce_address(&support, ticket.id, copy);
+            enqueue(tx, copy, Some(ticket.id), bounce, vec![rcpt.clone()], now)?;
+        }
         let record = MessageRecord {
             seq,
             ticket: Some(ticket.id),
@@ -212,8 +230,6 @@ impl Processor {
             agent: agent.name.clone(),
             message: seq,
         });
-        let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
-        enqueue(tx, seq, Some(ticket.id), bounce, rcpts.clone(), now)?;
         crate::sla::first_response(ticket, now);
         if ticket.status == Status::New {
             ticket.status = Status::Open;
@@ -272,7 +288,10 @@ impl Processor {
         let mut b = mail_builder::MessageBuilder::new()
             .from((self.cfg.from_display_name(), support.clone()))
             .to(requester.clone())
-            .reply_to(self.tokens.reply_address(&support, ticket.id, &requester))
+            .reply_to(
+                self.tokens
+                    .reply_address(&support, ticket.id, &requester, now),
+            )
             .subject(subject.clone())
             .message_id(message_id.clone())
             .date(mail_builder::headers::date::Date::new(now))
@@ -334,6 +353,7 @@ impl Processor {
         let mut ids: Vec<String> = tx
             .ticket_messages(ticket.id)?
             .into_iter()
+            .filter(|m| m.stranger.is_none())
             .filter(|m| {
                 matches!(m.kind, MessageKind::Customer | MessageKind::Agent)
                     || (m.kind == MessageKind::Auto && m.direction == Direction::Outbound)
@@ -346,12 +366,7 @@ impl Processor {
         {
             ids.push(last.clone());
         }
-        if ids.len() > MAX_REFERENCES {
-            let tail = ids.split_off(ids.len() - (MAX_REFERENCES - 1));
-            ids.truncate(1);
-            ids.extend(tail);
-        }
-        Ok(ids)
+        Ok(super::bounded_references(&ids))
     }
 }
 

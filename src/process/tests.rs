@@ -176,10 +176,12 @@ fn reply_token_threads_only_for_its_recipient() {
         &mail("ann@example.org", "b1@x", "Help", ""),
     );
     let t = h.ticket_of(s1).unwrap();
-    let addr = h
-        .processor
-        .tokens
-        .reply_address("support@example.test", t, "ann@example.org");
+    let addr = h.processor.tokens.reply_address(
+        "support@example.test",
+        t,
+        "ann@example.org",
+        h.processor.clock.now(),
+    );
     let s2 = h.deliver(
         "ann@example.org",
         &addr,

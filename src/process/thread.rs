@@ -63,7 +63,7 @@ pub fn find(
         .chain(parsed.cc.iter())
         .filter(|a| a.contains('+') && cfg.mailbox_for(a).is_some());
     for addr in ours {
-        let (ticket, reason) = match tokens.verify(addr, sender) {
+        let (ticket, reason) = match tokens.verify(addr, sender, env.received_at) {
             Some(Token::Reply { ticket }) => (ticket, format!("reply address {addr}")),
             // Every recipient of our mail sees its VERP address (Return-Path):
             // it proves nothing about the sender, so only delivery reports use it.
@@ -72,7 +72,7 @@ pub fn find(
             }
             Some(Token::Bounce { .. }) => continue,
             // Agent mail never gets here (the processor takes it aside first).
-            Some(Token::Agent { .. }) | None => continue,
+            Some(Token::Agent { .. } | Token::Comment { .. }) | None => continue,
         };
         if tx.ticket(ticket)?.is_some() {
             return Ok(found(ticket, reason));

@@ -124,7 +124,7 @@ fn srs_original_domain(local: &str) -> Option<&str> {
         _ => return None,
     };
     // hash = tt = domain = local
-    let domain = fields.splitn(4, '=').nth(2)?;
+    let domain = fields.split('=').nth(2)?;
     (!domain.is_empty()).then_some(domain)
 }
 
