@@ -217,6 +217,9 @@ fn message_json(m: &MessageRecord) -> Value {
         "subject": m.subject,
         "date": rfc3339(m.date),
         "text": m.text,
+        // Why the sender is not a participant (the message brought nobody
+        // into the replies); null for a participant's or our own mail.
+        "non_participant": m.stranger,
     })
 }
 

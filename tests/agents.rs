@@ -228,7 +228,7 @@ fn round_trip_notification_reply_relayed_to_the_customer() {
     );
     assert_eq!(header(n, "X-Postdesk-Loop").as_deref(), Some(HOSTNAME));
     let re = Regex::new(&format!(
-        r"^support\+a{}\.alice\.0\.[a-z2-7]+@example\.test$",
+        r"^support\+a{}\.alice\.0\.[0-9]+\.[a-z2-7]+@example\.test$",
         o.id
     ))
     .unwrap();
@@ -689,11 +689,23 @@ fn commands_by_mail_with_transcripts() {
     assert_eq!(sink.messages_to(customer).len(), 2);
 }
 
+/// The agent's own signed comment address, as a notification names it.
+fn comment_address_in(notification: &[u8]) -> String {
+    let text = body_text(notification);
+    let re = Regex::new(r"support-comment\+c[a-z0-9.]+@example\.test").unwrap();
+    re.find(&text)
+        .unwrap_or_else(|| panic!("no comment address in the notification:\n{text}"))
+        .as_str()
+        .to_string()
+}
+
 #[test]
 fn comment_address_makes_internal_notes() {
     let (sink, d) = start();
     let customer = "jo@customer.example";
     let o = open(&d, &sink, customer, "comment-1");
+    // Alice's own comment address is in her notification.
+    let own = comment_address_in(o.to(ALICE));
     let raw = mail(
         "Alice <alice@example.test>",
         &format!("[#{}] internal", o.id),
@@ -701,7 +713,7 @@ fn comment_address_makes_internal_notes() {
         &[],
         "Looks like the SSO outage again.\n",
     );
-    let seq = d.send_ok(ALICE, &[COMMENT], &raw);
+    let seq = d.send_ok(ALICE, &[&own], &raw);
     assert_eq!(d.ticket_of(seq), o.id);
     // From someone who is not an agent: quarantined.
     let raw = mail(
