@@ -426,7 +426,7 @@ fn acknowledgements_are_no_backscatter_and_stay_bounded() {
         .map(|i| format!(" <ref{i}.{}@customer.example>", "r".repeat(30)))
         .collect();
     let raw = mail(
-        &format!("Bob <bob@customer.example>"),
+        "Bob <bob@customer.example>",
         &"S".repeat(1 << 20),
         &big_id,
         &[&format!("References:{refs}")],
