@@ -929,3 +929,82 @@ fn imported_history_becomes_tickets_but_is_never_acknowledged() {
         );
     }
 }
+
+#[test]
+fn catch_up_never_deletes_a_message_whose_body_was_not_stored() {
+    if !dovecot_available("catch_up_never_deletes_a_message_whose_body_was_not_stored") {
+        return;
+    }
+    let dir = scratch("catch-up-unstored");
+    let dov = Dovecot::start(&dir);
+    let big = mail(
+        "unstored",
+        2,
+        &format!("X-Padding: {}\r\n", "x".repeat(8000)),
+    );
+    dov.drop_message("INBOX", "1.eml", &mail("stored", 1, ""));
+    dov.drop_message("INBOX", "2.eml", &big);
+    dov.drop_message("INBOX", "3.eml", &mail("stored", 3, ""));
+    // One batch: 1 and 3 stored, 2 quarantined; the failpoint aborts right
+    // after that commit, before anything is deleted.
+    let mut pd = Postdesk::start_with_env(
+        &dir,
+        &imap_table(dov.port, "after = \"delete\"\nmax_message_size = 4000"),
+        &[("POSTDESK_IMAP_CRASH_AFTER_COMMIT", "1")],
+    );
+    assert!(
+        pd.wait_exit(Duration::from_secs(30)).is_some(),
+        "postdesk did not abort at the failpoint\n{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.list("INBOX").len(),
+        3,
+        "crashed before deleting anything"
+    );
+    // The postmaster does what the quarantine notice says: raises the limit
+    // and restarts. The catch-up must still not touch message 2: it was
+    // never stored (nor will it be: it is below the cursor).
+    let config = pd.dir.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(
+        &config,
+        text.replace("max_message_size = 4000", "max_message_size = 1000000"),
+    )
+    .expect("write config");
+    pd.spawn();
+    wait_until(
+        Duration::from_secs(30),
+        "the stored messages deleted by the catch-up",
+        Some(&pd),
+        || dov.list("INBOX").len() <= 1,
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "polled after restart",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    assert!(
+        pd.log().contains("finishing the after action"),
+        "{}",
+        pd.log_tail(20)
+    );
+    let left = dov.list("INBOX");
+    assert_eq!(
+        left.len(),
+        1,
+        "the quarantined message is still on the server: {left:?}"
+    );
+    let md = dov.maildir("INBOX");
+    let still_there = ["cur", "new"].iter().any(|sub| {
+        std::fs::read_dir(md.join(sub)).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains("unstored question 2"))
+            })
+        })
+    });
+    assert!(still_there, "the one left is the quarantined one");
+    assert_eq!(pd.ticket_total(), 2);
+    assert_eq!(pd.get("/api/v1/quarantine")["total"], 1);
+}
