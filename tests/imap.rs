@@ -9,6 +9,7 @@
 mod imap_support;
 
 use imap_support::*;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -1007,4 +1008,73 @@ fn catch_up_never_deletes_a_message_whose_body_was_not_stored() {
     assert!(still_there, "the one left is the quarantined one");
     assert_eq!(pd.ticket_total(), 2);
     assert_eq!(pd.get("/api/v1/quarantine")["total"], 1);
+}
+
+#[test]
+fn history_left_alone_after_a_uidvalidity_change_survives_a_crash_and_catch_up() {
+    if !dovecot_available(
+        "history_left_alone_after_a_uidvalidity_change_survives_a_crash_and_catch_up",
+    ) {
+        return;
+    }
+    let dir = scratch("skip-crash");
+    let dov = Dovecot::start(&dir);
+    let old: Vec<Vec<u8>> = (1..=3).map(old_mail).collect();
+    dov.append_dated("Support", HISTORY_DATE, &old);
+    let mut pd = Postdesk::start(
+        &dir,
+        &imap_table(
+            dov.port,
+            "folders = [\"Support\"]\nexisting = \"skip\"\nafter = \"delete\"",
+        ),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "first poll done",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    let stopped = pd.stop();
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+    dov.tool(&["delete", "Support"]);
+    dov.append_dated("Support", HISTORY_DATE, &old);
+    dov.append("Support", &[new_mail("crashed")]);
+    // The re-read batch (history left alone, the new one stored) is
+    // committed, then the process aborts before deleting anything.
+    pd.spawn_with(&[("POSTDESK_IMAP_CRASH_AFTER_COMMIT", "1")]);
+    assert!(
+        pd.wait_exit(Duration::from_secs(30)).is_some(),
+        "postdesk did not abort at the failpoint\n{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.list("Support").len(),
+        4,
+        "nothing deleted before the crash"
+    );
+    pd.spawn();
+    wait_until(
+        Duration::from_secs(30),
+        "the stored message deleted by the catch-up",
+        Some(&pd),
+        || dov.list("Support").len() <= 3,
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "polled after restart",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    assert!(
+        pd.log().contains("finishing the after action"),
+        "{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.list("Support").len(),
+        3,
+        "the history is still on the server"
+    );
+    let subjects: Vec<Value> = pd.tickets().iter().map(|t| t["subject"].clone()).collect();
+    assert_eq!(subjects, vec![Value::from("crashed question")]);
 }
