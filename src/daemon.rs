@@ -290,6 +290,7 @@ pub fn rules_test(
         source: crate::model::Source::Smtp,
         peer: String::new(),
         helo: String::new(),
+        imap: None,
     };
     let class = classify::classify(&parsed, &env, &cfg.server.hostname);
     let calendar = rules.default_calendar();

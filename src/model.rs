@@ -33,6 +33,22 @@ pub struct Envelope {
     pub peer: String,
     #[serde(default)]
     pub helo: String,
+    /// For IMAP mail: when its folder was first seen and the server's
+    /// INTERNALDATE, so history is never acknowledged (`classify::ack_suppressed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapDates>,
+}
+
+/// The dates that tell a mailbox's history from mail that arrived after
+/// postdesk was given the mailbox (unix seconds).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImapDates {
+    /// When postdesk first selected the folder ([`ImapFolderState::first_seen`]);
+    /// 0 when unknown (a folder polled before this was recorded).
+    pub folder_first_seen: i64,
+    /// The server's INTERNALDATE of the message (when it arrived in the
+    /// folder, kept across APPEND/COPY), if the server gave one.
+    pub internal_date: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -245,17 +261,34 @@ pub struct ImapCursor {
     pub key: String,
     pub uidvalidity: u32,
     pub uid: u32,
+    /// The UIDs whose bodies this commit stores: the only ones the `after`
+    /// action may touch (not quarantined, vanished or skipped ones).
+    pub stored: Vec<u32>,
 }
 
 /// The stored state of one polled folder.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ImapFolderState {
     pub uidvalidity: u32,
-    /// Highest UID stored (or quarantined); fetching resumes above it.
+    /// Highest UID stored (or quarantined, or skipped); fetching resumes above it.
     pub last_uid: u32,
-    /// Highest UID whose `after` action (seen/move/delete) is known to be done;
-    /// UIDs in `acted_uid+1..=last_uid` still need it after a crash.
+    /// Highest UID whose `after` action (seen/move/delete) is known to be done.
     pub acted_uid: u32,
+    /// Unix seconds when postdesk first selected this folder (kept across
+    /// UIDVALIDITY changes); 0 when unknown. Mail that arrived in the folder
+    /// before it is the folder's history.
+    #[serde(default)]
+    pub first_seen: i64,
+    /// Under `existing = "skip"`, after a UIDVALIDITY change: the newest UID
+    /// of the re-read folder. UIDs up to it whose INTERNALDATE is before
+    /// `first_seen` are history and are left alone, as on the first poll.
+    #[serde(default)]
+    pub history_upto: u32,
+    /// UIDs above `acted_uid` whose bodies are stored but whose `after`
+    /// action is not known to be done (a crash or lost connection in
+    /// between); catch-up acts on these and on nothing else.
+    #[serde(default)]
+    pub unacted: Vec<u32>,
 }
 
 /// What one IMAP commit adds besides the messages: the new cursor and the

@@ -149,6 +149,7 @@ mod tests {
             source: Source::Smtp,
             peer: String::new(),
             helo: String::new(),
+            imap: None,
         }
     }
 
@@ -181,10 +182,11 @@ mod tests {
         let dir = tempdir();
         let store = Store::open(&dir).unwrap();
         let spool = Spool::start(store.clone(), Arc::new(Notify::new()));
-        let cursor = |uid| ImapCursor {
+        let cursor = |uid, stored: &[u32]| ImapCursor {
             key: "u@h:143/INBOX".into(),
             uidvalidity: 7,
             uid,
+            stored: stored.to_vec(),
         };
         let big = QuarantineEntry {
             message: 0,
@@ -198,7 +200,7 @@ mod tests {
             .submit_imap(
                 msgs,
                 ImapCommit {
-                    cursor: cursor(3),
+                    cursor: cursor(3, &[1, 2]),
                     quarantine: vec![big],
                     notices: vec![],
                 },
@@ -212,7 +214,10 @@ mod tests {
             ImapFolderState {
                 uidvalidity: 7,
                 last_uid: 3,
-                acted_uid: 0
+                acted_uid: 0,
+                // UID 3 was quarantined: only 1 and 2 may be flagged.
+                unacted: vec![1, 2],
+                ..ImapFolderState::default()
             }
         );
         // The cursor never moves back under the same UIDVALIDITY.
@@ -220,7 +225,7 @@ mod tests {
             .submit_imap(
                 vec![],
                 ImapCommit {
-                    cursor: cursor(1),
+                    cursor: cursor(1, &[]),
                     quarantine: vec![],
                     notices: vec![],
                 },
@@ -245,6 +250,14 @@ mod tests {
                 .unwrap()
                 .acted_uid,
             3
+        );
+        assert!(
+            store
+                .imap_state("u@h:143/INBOX")
+                .unwrap()
+                .unwrap()
+                .unacted
+                .is_empty()
         );
         std::fs::remove_dir_all(dir).ok();
     }

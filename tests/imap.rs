@@ -9,6 +9,7 @@
 mod imap_support;
 
 use imap_support::*;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -738,4 +739,342 @@ fn existing_skip_takes_only_mail_that_arrives_later() {
         "{}",
         pd.log_tail(20)
     );
+}
+
+/// A customer message from 2018: the history of a mailbox added today.
+fn old_mail(i: usize) -> Vec<u8> {
+    format!(
+        "From: Old Customer {i} <old{i}@example.org>\r\n\
+         To: support@example.test\r\n\
+         Subject: printer question from 2018, {i}\r\n\
+         Message-ID: <history-2018-{i}@example.org>\r\n\
+         Date: Mon, 15 Jan 2018 10:0{i}:00 +0000\r\n\
+         \r\n\
+         An old question, number {i}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// A customer message written now.
+fn new_mail(tag: &str) -> Vec<u8> {
+    let date = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000");
+    format!(
+        "From: New Customer <{tag}@example.org>\r\n\
+         To: support@example.test\r\n\
+         Subject: {tag} question\r\n\
+         Message-ID: <{tag}-now@example.org>\r\n\
+         Date: {date}\r\n\
+         \r\n\
+         A new question.\r\n"
+    )
+    .into_bytes()
+}
+
+const HISTORY_DATE: &str = "15-Jan-2018 10:00:00 +0000";
+
+#[test]
+fn existing_skip_keeps_skipping_the_history_after_a_uidvalidity_change() {
+    if !dovecot_available("existing_skip_keeps_skipping_the_history_after_a_uidvalidity_change") {
+        return;
+    }
+    let dir = scratch("skip-uidvalidity");
+    let dov = Dovecot::start(&dir);
+    let old: Vec<Vec<u8>> = (1..=3).map(old_mail).collect();
+    dov.append_dated("Support", HISTORY_DATE, &old);
+    let before = dov.tool(&["uidvalidity", "Support"]);
+    let pd = Postdesk::start_acknowledging(
+        &dir,
+        &imap_table(
+            dov.port,
+            "folders = [\"Support\"]\nexisting = \"skip\"\nafter = \"seen\"",
+        ),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "first poll done",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    assert_eq!(pd.ticket_total(), 0, "the history is skipped");
+
+    // The folder is deleted and recreated (new UIDVALIDITY) with its history
+    // and one new message, as a server migration or a restore does.
+    dov.tool(&["delete", "Support"]);
+    dov.append_dated("Support", HISTORY_DATE, &old);
+    dov.append("Support", &[new_mail("fresh")]);
+    let after = dov.tool(&["uidvalidity", "Support"]);
+    assert_ne!(before, after, "Dovecot gave the folder a new UIDVALIDITY");
+
+    wait_until(LONG, "the new message became a ticket", Some(&pd), || {
+        pd.tickets()
+            .iter()
+            .any(|t| t["subject"] == "fresh question")
+    });
+    wait_until(Duration::from_secs(20), "processed", Some(&pd), || {
+        pd.health()["spool_pending"] == 0
+    });
+    wait_until(
+        Duration::from_secs(20),
+        "the new message's acknowledgement in the outbox",
+        Some(&pd),
+        || pd.outbox().iter().any(|m| m.contains("fresh@example.org")),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let subjects: Vec<String> = pd
+        .tickets()
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        subjects,
+        vec!["fresh question".to_string()],
+        "the 2018 history made no tickets after the UIDVALIDITY change"
+    );
+    let outbox = pd.outbox();
+    for i in 1..=3 {
+        let addr = format!("old{i}@example.org");
+        let about: Vec<&String> = outbox.iter().filter(|m| m.contains(&addr)).collect();
+        assert!(
+            about.is_empty(),
+            "nothing was sent to or about {addr}: {about:?}"
+        );
+    }
+    let about_history: Vec<&String> = outbox.iter().filter(|m| m.contains("from 2018")).collect();
+    assert!(
+        about_history.is_empty(),
+        "no acknowledgement or agent notification about the history: {about_history:?}"
+    );
+    let acks: Vec<&String> = outbox
+        .iter()
+        .filter(|m| m.contains("To: <fresh@example.org>") || m.contains("To: fresh@example.org"))
+        .collect();
+    assert_eq!(
+        acks.len(),
+        1,
+        "the new message is acknowledged once: {outbox:?}"
+    );
+    // The history stays as it was on the server: unread; the new one is \Seen.
+    wait_until(
+        Duration::from_secs(20),
+        "the new one \\Seen",
+        Some(&pd),
+        || dov.seen_count("Support") == 1,
+    );
+    assert_eq!(dov.list("Support").len(), 4);
+    assert!(
+        pd.log().contains("UIDVALIDITY changed"),
+        "{}",
+        pd.log_tail(20)
+    );
+}
+
+#[test]
+fn imported_history_becomes_tickets_but_is_never_acknowledged() {
+    if !dovecot_available("imported_history_becomes_tickets_but_is_never_acknowledged") {
+        return;
+    }
+    let dir = scratch("history-ack");
+    let dov = Dovecot::start(&dir);
+    dov.append_dated("INBOX", HISTORY_DATE, &[old_mail(1), old_mail(2)]);
+    // existing = "import" (the default): the history is taken on purpose.
+    let pd = Postdesk::start_acknowledging(&dir, &imap_table(dov.port, ""));
+    wait_until(LONG, "the history became 2 tickets", Some(&pd), || {
+        pd.ticket_total() == 2
+    });
+    wait_until(
+        Duration::from_secs(20),
+        "first poll done",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    dov.append("INBOX", &[new_mail("later")]);
+    wait_until(LONG, "the new message became a ticket", Some(&pd), || {
+        pd.ticket_total() == 3
+    });
+    wait_until(
+        Duration::from_secs(20),
+        "the new message's acknowledgement in the outbox",
+        Some(&pd),
+        || {
+            pd.outbox()
+                .iter()
+                .any(|m| m.contains("To: <later@example.org>"))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let outbox = pd.outbox();
+    for i in 1..=2 {
+        let to = format!("To: <old{i}@example.org>");
+        assert!(
+            !outbox.iter().any(|m| m.contains(&to)),
+            "no acknowledgement to mail from before the mailbox was added: {outbox:?}"
+        );
+    }
+    for t in pd.tickets() {
+        if !t["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("from 2018")
+        {
+            continue;
+        }
+        let id = t["id"].as_str().unwrap_or_default().to_string();
+        let ticket = pd.get(&format!("/api/v1/tickets/{id}"));
+        let events = ticket["events"].as_array().cloned().unwrap_or_default();
+        assert!(
+            events.iter().any(|e| e["kind"] == "ack_suppressed"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("before its IMAP mailbox was added"))),
+            "the ticket says why it was not acknowledged: {ticket}"
+        );
+    }
+}
+
+#[test]
+fn catch_up_never_deletes_a_message_whose_body_was_not_stored() {
+    if !dovecot_available("catch_up_never_deletes_a_message_whose_body_was_not_stored") {
+        return;
+    }
+    let dir = scratch("catch-up-unstored");
+    let dov = Dovecot::start(&dir);
+    let big = mail(
+        "unstored",
+        2,
+        &format!("X-Padding: {}\r\n", "x".repeat(8000)),
+    );
+    dov.drop_message("INBOX", "1.eml", &mail("stored", 1, ""));
+    dov.drop_message("INBOX", "2.eml", &big);
+    dov.drop_message("INBOX", "3.eml", &mail("stored", 3, ""));
+    // One batch: 1 and 3 stored, 2 quarantined; the failpoint aborts right
+    // after that commit, before anything is deleted.
+    let mut pd = Postdesk::start_with_env(
+        &dir,
+        &imap_table(dov.port, "after = \"delete\"\nmax_message_size = 4000"),
+        &[("POSTDESK_IMAP_CRASH_AFTER_COMMIT", "1")],
+    );
+    assert!(
+        pd.wait_exit(Duration::from_secs(30)).is_some(),
+        "postdesk did not abort at the failpoint\n{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.list("INBOX").len(),
+        3,
+        "crashed before deleting anything"
+    );
+    // The postmaster does what the quarantine notice says: raises the limit
+    // and restarts. The catch-up must still not touch message 2: it was
+    // never stored (nor will it be: it is below the cursor).
+    let config = pd.dir.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(
+        &config,
+        text.replace("max_message_size = 4000", "max_message_size = 1000000"),
+    )
+    .expect("write config");
+    pd.spawn();
+    wait_until(
+        Duration::from_secs(30),
+        "the stored messages deleted by the catch-up",
+        Some(&pd),
+        || dov.list("INBOX").len() <= 1,
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "polled after restart",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    assert!(
+        pd.log().contains("finishing the after action"),
+        "{}",
+        pd.log_tail(20)
+    );
+    let left = dov.list("INBOX");
+    assert_eq!(
+        left.len(),
+        1,
+        "the quarantined message is still on the server: {left:?}"
+    );
+    let md = dov.maildir("INBOX");
+    let still_there = ["cur", "new"].iter().any(|sub| {
+        std::fs::read_dir(md.join(sub)).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains("unstored question 2"))
+            })
+        })
+    });
+    assert!(still_there, "the one left is the quarantined one");
+    assert_eq!(pd.ticket_total(), 2);
+    assert_eq!(pd.get("/api/v1/quarantine")["total"], 1);
+}
+
+#[test]
+fn history_left_alone_after_a_uidvalidity_change_survives_a_crash_and_catch_up() {
+    if !dovecot_available(
+        "history_left_alone_after_a_uidvalidity_change_survives_a_crash_and_catch_up",
+    ) {
+        return;
+    }
+    let dir = scratch("skip-crash");
+    let dov = Dovecot::start(&dir);
+    let old: Vec<Vec<u8>> = (1..=3).map(old_mail).collect();
+    dov.append_dated("Support", HISTORY_DATE, &old);
+    let mut pd = Postdesk::start(
+        &dir,
+        &imap_table(
+            dov.port,
+            "folders = [\"Support\"]\nexisting = \"skip\"\nafter = \"delete\"",
+        ),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "first poll done",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    let stopped = pd.stop();
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+    dov.tool(&["delete", "Support"]);
+    dov.append_dated("Support", HISTORY_DATE, &old);
+    dov.append("Support", &[new_mail("crashed")]);
+    // The re-read batch (history left alone, the new one stored) is
+    // committed, then the process aborts before deleting anything.
+    pd.spawn_with(&[("POSTDESK_IMAP_CRASH_AFTER_COMMIT", "1")]);
+    assert!(
+        pd.wait_exit(Duration::from_secs(30)).is_some(),
+        "postdesk did not abort at the failpoint\n{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.list("Support").len(),
+        4,
+        "nothing deleted before the crash"
+    );
+    pd.spawn();
+    wait_until(
+        Duration::from_secs(30),
+        "the stored message deleted by the catch-up",
+        Some(&pd),
+        || dov.list("Support").len() <= 3,
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "polled after restart",
+        Some(&pd),
+        || pd.health()["imap"][0]["last_poll"].is_string(),
+    );
+    assert!(
+        pd.log().contains("finishing the after action"),
+        "{}",
+        pd.log_tail(20)
+    );
+    assert_eq!(
+        dov.list("Support").len(),
+        3,
+        "the history is still on the server"
+    );
+    let subjects: Vec<Value> = pd.tickets().iter().map(|t| t["subject"].clone()).collect();
+    assert_eq!(subjects, vec![Value::from("crashed question")]);
 }

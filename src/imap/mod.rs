@@ -7,9 +7,11 @@
 //! 1. connects (TLS, STARTTLS or — on loopback only — plain) and logs in;
 //! 2. SELECTs the folder and compares UIDVALIDITY with the stored cursor;
 //! 3. finishes the `after` action (seen/move/delete) for messages that were
-//!    stored before a crash but not yet flagged (UIDs `acted_uid+1..=last_uid`);
+//!    stored before a crash but not yet flagged (the UIDs the store lists as
+//!    `unacted`: only ones whose bodies were committed);
 //! 4. takes new mail in batches of `batch_size` UIDs above `last_uid`: sizes
-//!    first (`RFC822.SIZE`), then `BODY.PEEK[]` of the ones within the limit;
+//!    and arrival dates first (`RFC822.SIZE INTERNALDATE`), then `BODY.PEEK[]`
+//!    of the ones within the limit;
 //!    each batch is committed together with the folder's new cursor in one
 //!    spool transaction ([`Spool::submit_imap`]); too-large messages become
 //!    quarantine entries in that same transaction;
@@ -24,7 +26,10 @@
 //! exactly the UIDs above `last_uid`. The `after` action happens after the
 //! commit, so a crash in between leaves stored-but-unflagged messages; they
 //! are at or below `last_uid` and are never fetched again, only flagged,
-//! moved or deleted on the next connect (step 3).
+//! moved or deleted on the next connect (step 3). The commit names the UIDs
+//! it stored, and only those are ever acted on: a UID that was quarantined,
+//! vanished, came back without a body or was skipped as history stays as
+//! it is on the server.
 //!
 //! # UIDVALIDITY
 //! When a folder's UIDVALIDITY changes (the folder was deleted and recreated,
@@ -32,13 +37,20 @@
 //! starts the folder over from UID 1 and relies on the processor's dedup
 //! (Message-ID, else SHA-256 of the bytes) to drop what it already has. This
 //! re-downloads the folder once, but never creates a second ticket.
+//! Under `existing = "skip"` the history was never stored, so dedup cannot
+//! drop it: the re-read leaves alone every UID (up to the newest at the
+//! change) whose INTERNALDATE is before the folder's first sighting, which
+//! the folder state keeps across UIDVALIDITY changes. And whatever the mode,
+//! mail dated before the first sighting is never acknowledged (see
+//! `process::classify::dated_before_mailbox_added`).
 
 pub mod conn;
 
 use crate::clock::Clock;
 use crate::config::{Config, ImapAfter, ImapConfig, ImapExisting};
 use crate::model::{
-    Envelope, ImapCommit, ImapCursor, ImapFolderState, QuarantineEntry, Source, SystemMail,
+    Envelope, ImapCommit, ImapCursor, ImapDates, ImapFolderState, QuarantineEntry, Source,
+    SystemMail,
 };
 use crate::spool::{Spool, SpoolError};
 use crate::store::{Store, StoreError};
@@ -334,26 +346,40 @@ impl Poller {
         });
         info!(account = %self.name, folder = %self.folder, uidvalidity,
             idle = caps.idle, "IMAP connected");
-        if self.account.existing == ImapExisting::Skip && self.state().await?.is_none() {
+        let skip = self.account.existing == ImapExisting::Skip;
+        // Under "skip", the newest UID there is now: where history ends.
+        let newest = if skip {
             // UIDNEXT - 1 is the newest UID there is; without UIDNEXT, ask.
-            let newest = match mailbox.uid_next {
+            match mailbox.uid_next {
                 Some(next) => next.saturating_sub(1),
                 None => t("UID SEARCH", session.uid_search("ALL"))
                     .await?
                     .into_iter()
                     .max()
                     .unwrap_or(0),
-            };
+            }
+        } else {
+            0
+        };
+        let now = self.clock.now();
+        if skip && self.state().await?.is_none() {
             let key = self.key.clone();
             let started = self
-                .blocking(move |store| store.start_imap_cursor_at(&key, uidvalidity, newest))
+                .blocking(move |store| store.start_imap_cursor_at(&key, uidvalidity, newest, now))
                 .await?;
             if started {
                 info!(account = %self.name, folder = %self.folder, up_to_uid = newest,
                     "first poll: existing mail left alone (existing = \"skip\"); only new mail is taken");
             }
         }
-        self.check_uidvalidity(uidvalidity).await?;
+        // Before check_uidvalidity: a first sighting is never made up for a
+        // folder that changed while postdesk was away.
+        let key = self.key.clone();
+        let first_seen = self
+            .blocking(move |store| store.imap_first_seen(&key, uidvalidity, now))
+            .await?;
+        self.check_uidvalidity(uidvalidity, newest, first_seen)
+            .await?;
         loop {
             let span = info_span!("imap.poll", account = %self.name, folder = %self.folder);
             self.poll(&mut session, &caps, uidvalidity, shutdown)
@@ -431,8 +457,15 @@ impl Poller {
         t("DONE", handle.done()).await
     }
 
-    /// Loads the folder's cursor; a changed UIDVALIDITY starts the folder over.
-    async fn check_uidvalidity(&self, uidvalidity: u32) -> Result<(), ImapError> {
+    /// Loads the folder's cursor; a changed UIDVALIDITY starts the folder
+    /// over. Under `existing = "skip"` the re-read still leaves the history
+    /// alone: UIDs up to `newest` that arrived before `first_seen`.
+    async fn check_uidvalidity(
+        &self,
+        uidvalidity: u32,
+        newest: u32,
+        first_seen: i64,
+    ) -> Result<(), ImapError> {
         let state = self.state().await?;
         match state {
             Some(s) if s.uidvalidity == uidvalidity => Ok(()),
@@ -440,9 +473,18 @@ impl Poller {
                 warn!(account = %self.name, folder = %self.folder, old = s.uidvalidity,
                     new = uidvalidity,
                     "UIDVALIDITY changed: re-reading the folder; duplicates are dropped by Message-ID/content dedup");
+                let history_upto = if self.account.existing == ImapExisting::Skip {
+                    if first_seen == 0 {
+                        warn!(account = %self.name, folder = %self.folder,
+                            "the folder's first sighting is unknown (recorded only since this version): its history cannot be told apart and is re-read");
+                    }
+                    newest
+                } else {
+                    0
+                };
                 self.blocking({
                     let key = self.key.clone();
-                    move |store| store.reset_imap_state(&key, uidvalidity)
+                    move |store| store.reset_imap_state(&key, uidvalidity, history_upto)
                 })
                 .await
             }
@@ -482,11 +524,13 @@ impl Poller {
         if state.uidvalidity == uidvalidity && state.acted_uid < state.last_uid {
             self.catch_up(session, caps, uidvalidity, &state).await?;
         }
-        let mut last_uid = if state.uidvalidity == uidvalidity {
-            state.last_uid
-        } else {
-            0
+        let same = state.uidvalidity == uidvalidity;
+        let selected = Selected {
+            uidvalidity,
+            first_seen: state.first_seen,
+            history_upto: if same { state.history_upto } else { 0 },
         };
+        let mut last_uid = if same { state.last_uid } else { 0 };
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -505,14 +549,14 @@ impl Poller {
                 if *shutdown.borrow() {
                     return Ok(());
                 }
-                let sizes = self.sizes(session, batch).await?;
+                let meta = self.meta(session, batch).await?;
                 let mut start = 0;
                 while start < batch.len() {
                     // Bound the bytes in flight: stop a group before MAX_FETCH_BYTES.
                     let mut end = start;
                     let mut bytes = 0u64;
                     while end < batch.len() {
-                        let size = sizes.get(&batch[end]).copied().unwrap_or(0);
+                        let size = meta.get(&batch[end]).map_or(0, |m| m.size);
                         let counted = if size > self.max_size { 0 } else { size };
                         if end > start && bytes + counted > MAX_FETCH_BYTES {
                             break;
@@ -520,7 +564,7 @@ impl Poller {
                         bytes += counted;
                         end += 1;
                     }
-                    self.take(session, caps, uidvalidity, &batch[start..end], &sizes)
+                    self.take(session, caps, &selected, &batch[start..end], &meta)
                         .await?;
                     last_uid = batch[end - 1];
                     start = end;
@@ -529,41 +573,65 @@ impl Poller {
         }
     }
 
-    /// `UID FETCH set (UID RFC822.SIZE)`: sizes before any body is downloaded.
-    async fn sizes(
+    /// `UID FETCH set (UID RFC822.SIZE INTERNALDATE)`: sizes and arrival
+    /// dates before any body is downloaded (one round trip for both).
+    async fn meta(
         &self,
         session: &mut ImapSession,
         uids: &[u32],
-    ) -> Result<BTreeMap<u32, u64>, ImapError> {
+    ) -> Result<BTreeMap<u32, UidMeta>, ImapError> {
         let mut out = BTreeMap::new();
         let set = uid_set(uids);
-        let what = "UID FETCH RFC822.SIZE";
-        let stream = t(what, session.uid_fetch(&set, "(UID RFC822.SIZE)")).await?;
+        let what = "UID FETCH RFC822.SIZE INTERNALDATE";
+        let stream = t(
+            what,
+            session.uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)"),
+        )
+        .await?;
         for f in collect(what, stream).await? {
             if let (Some(uid), Some(size)) = (f.uid, f.size) {
-                out.insert(uid, u64::from(size));
+                let internal_date = f.internal_date().map(|d| d.timestamp());
+                out.insert(
+                    uid,
+                    UidMeta {
+                        size: u64::from(size),
+                        internal_date,
+                    },
+                );
             }
         }
         Ok(out)
     }
 
     /// Fetches, commits (with the cursor at the group's last UID) and then
-    /// applies the `after` action to one group of UIDs.
+    /// applies the `after` action to the group's stored UIDs.
     async fn take(
         &self,
         session: &mut ImapSession,
         caps: &Caps,
-        uidvalidity: u32,
+        selected: &Selected,
         uids: &[u32],
-        sizes: &BTreeMap<u32, u64>,
+        meta: &BTreeMap<u32, UidMeta>,
     ) -> Result<(), ImapError> {
         let Some(&last) = uids.last() else {
             return Ok(());
         };
+        let uidvalidity = selected.uidvalidity;
         let now = self.clock.now();
-        let (too_big, wanted): (Vec<u32>, Vec<u32>) = uids
+        let (history, rest): (Vec<u32>, Vec<u32>) = uids
             .iter()
-            .partition(|uid| sizes.get(uid).is_some_and(|&s| s > self.max_size));
+            .partition(|&&uid| selected.is_history(uid, meta.get(&uid)));
+        if !history.is_empty() {
+            info!(
+                messages = history.len(),
+                first_seen = selected.first_seen,
+                "mail from before the folder was first seen left alone after the UIDVALIDITY change (existing = \"skip\")"
+            );
+        }
+        let size = |uid: &u32| meta.get(uid).map(|m| m.size);
+        let (too_big, wanted): (Vec<u32>, Vec<u32>) = rest
+            .iter()
+            .partition(|uid| size(uid).is_some_and(|s| s > self.max_size));
         let mut quarantine = Vec::with_capacity(too_big.len());
         let mut notices = Vec::new();
         if !too_big.is_empty() {
@@ -580,7 +648,7 @@ impl Poller {
                 .filter_map(|f| Some((f.uid?, f.header().or(f.body())?.to_vec())))
                 .collect();
             for &uid in &too_big {
-                let size = sizes.get(&uid).copied().unwrap_or_default();
+                let size = size(&uid).unwrap_or_default();
                 let (from, subject) = headers
                     .get(&uid)
                     .map(|h| header_summary(h))
@@ -619,7 +687,11 @@ impl Poller {
         for uid in &wanted {
             match bodies.remove(uid) {
                 Some(raw) => {
-                    messages.push((self.envelope(&raw, now), raw));
+                    let dates = ImapDates {
+                        folder_first_seen: selected.first_seen,
+                        internal_date: meta.get(uid).and_then(|m| m.internal_date),
+                    };
+                    messages.push((self.envelope(&raw, now, dates), raw));
                     stored.push(*uid);
                 }
                 // Expunged by another client between SEARCH and FETCH: nothing to take.
@@ -632,6 +704,7 @@ impl Poller {
                 key: self.key.clone(),
                 uidvalidity,
                 uid: last,
+                stored: stored.clone(),
             },
             quarantine,
             notices,
@@ -652,7 +725,10 @@ impl Poller {
     }
 
     /// Finishes the `after` action for UIDs stored before a crash or a lost
-    /// connection (`acted_uid+1..=last_uid`); too-large ones stay untouched.
+    /// connection: exactly the ones the store lists as stored and unacted
+    /// (`ImapFolderState::unacted`). A UID between `acted_uid` and
+    /// `last_uid` that is not listed (quarantined, vanished, never given a
+    /// body, or history left alone) is never flagged, moved or deleted.
     async fn catch_up(
         &self,
         session: &mut ImapSession,
@@ -661,30 +737,23 @@ impl Poller {
         state: &ImapFolderState,
     ) -> Result<(), ImapError> {
         if self.account.after != ImapAfter::Keep {
-            let range = format!("UID {}:{}", state.acted_uid + 1, state.last_uid);
-            let query = if self.account.after == ImapAfter::Seen {
-                format!("{range} UNSEEN")
-            } else {
-                range
-            };
-            let found = t("UID SEARCH", session.uid_search(&query)).await?;
-            let mut uids: Vec<u32> = found
-                .into_iter()
-                .filter(|u| *u > state.acted_uid && *u <= state.last_uid)
-                .collect();
-            uids.sort_unstable();
-            for chunk in uids.chunks(ACTION_CHUNK) {
-                let sizes = self.sizes(session, chunk).await?;
-                let small: Vec<u32> = chunk
-                    .iter()
-                    .copied()
-                    .filter(|u| sizes.get(u).is_none_or(|s| *s <= self.max_size))
+            for chunk in state.unacted.chunks(ACTION_CHUNK) {
+                // Only those still there (and, for "seen", still unread).
+                let mut query = format!("UID {}", uid_set(chunk));
+                if self.account.after == ImapAfter::Seen {
+                    query.push_str(" UNSEEN");
+                }
+                let found = t("UID SEARCH", session.uid_search(&query)).await?;
+                let mut uids: Vec<u32> = found
+                    .into_iter()
+                    .filter(|u| chunk.binary_search(u).is_ok())
                     .collect();
+                uids.sort_unstable();
                 info!(
-                    messages = small.len(),
+                    messages = uids.len(),
                     "finishing the after action for messages stored earlier"
                 );
-                self.after(session, caps, &small).await?;
+                self.after(session, caps, &uids).await?;
             }
         }
         let key = self.key.clone();
@@ -775,7 +844,7 @@ impl Poller {
     /// The envelope of a fetched message: the sender from Return-Path (the
     /// delivering server's record of MAIL FROM, `<>` for bounces) or else
     /// From; the recipient is the configured support mailbox.
-    fn envelope(&self, raw: &[u8], now: i64) -> Envelope {
+    fn envelope(&self, raw: &[u8], now: i64, dates: ImapDates) -> Envelope {
         Envelope {
             mail_from: envelope_sender(raw),
             rcpt_to: vec![self.account.mailbox.clone()],
@@ -788,8 +857,40 @@ impl Poller {
                 self.folder
             ),
             helo: String::new(),
+            imap: Some(dates),
         }
     }
+}
+
+/// What one batch needs to know about its selected folder.
+#[derive(Debug, Clone, Copy)]
+struct Selected {
+    uidvalidity: u32,
+    /// [`ImapFolderState::first_seen`].
+    first_seen: i64,
+    /// [`ImapFolderState::history_upto`].
+    history_upto: u32,
+}
+
+impl Selected {
+    /// History to leave alone: under `existing = "skip"` after a UIDVALIDITY
+    /// change, a UID of the re-read folder that arrived (INTERNALDATE) before
+    /// the folder was first seen. Unknown dates are not history: the
+    /// processor's dedup and acknowledgement rule still apply to them.
+    fn is_history(&self, uid: u32, meta: Option<&UidMeta>) -> bool {
+        self.first_seen > 0
+            && uid <= self.history_upto
+            && meta
+                .and_then(|m| m.internal_date)
+                .is_some_and(|d| d < self.first_seen)
+    }
+}
+
+/// Size and arrival date of one UID, fetched before its body.
+struct UidMeta {
+    size: u64,
+    /// INTERNALDATE, unix seconds.
+    internal_date: Option<i64>,
 }
 
 async fn store_flag(session: &mut ImapSession, set: &str, flag: &str) -> Result<(), ImapError> {

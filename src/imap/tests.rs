@@ -53,3 +53,125 @@ fn registry_snapshots_in_config_order() {
     assert!(snap[0].connected && !snap[1].connected);
     assert_eq!(snap[1].messages_ingested, 3);
 }
+
+/// A store in a fresh temporary directory (removed by the caller).
+fn temp_store(name: &str) -> (Store, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "postdesk-imap-test-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    (Store::open(&dir).expect("open store"), dir)
+}
+
+#[test]
+fn first_sighting_is_recorded_once_and_survives_a_uidvalidity_change() {
+    let (store, dir) = temp_store("first-seen");
+    let key = "u@h:143/INBOX";
+    assert_eq!(store.imap_first_seen(key, 7, 1000).unwrap(), 1000);
+    assert_eq!(
+        store.imap_first_seen(key, 7, 2000).unwrap(),
+        1000,
+        "a later connect keeps the first sighting"
+    );
+    store.reset_imap_state(key, 8, 42).unwrap();
+    let st = store.imap_state(key).unwrap().unwrap();
+    assert_eq!(
+        (st.uidvalidity, st.first_seen, st.history_upto),
+        (8, 1000, 42)
+    );
+    assert_eq!(store.imap_first_seen(key, 8, 3000).unwrap(), 1000);
+
+    // A folder polled before first sightings were recorded gets one only
+    // while its UIDVALIDITY is the one it had.
+    let legacy = "u@h:143/Old";
+    store
+        .write(|tx| {
+            tx.advance_imap_cursor(&ImapCursor {
+                key: legacy.into(),
+                uidvalidity: 5,
+                uid: 10,
+                stored: vec![],
+            })
+        })
+        .unwrap();
+    assert_eq!(store.imap_first_seen(legacy, 6, 4000).unwrap(), 0);
+    assert_eq!(store.imap_first_seen(legacy, 5, 4000).unwrap(), 4000);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn only_stored_uids_await_the_after_action() {
+    let (store, dir) = temp_store("unacted");
+    let key = "u@h:143/INBOX";
+    let commit = |uid, stored: Vec<u32>| {
+        store.write(|tx| {
+            tx.advance_imap_cursor(&ImapCursor {
+                key: key.into(),
+                uidvalidity: 7,
+                uid,
+                stored,
+            })
+        })
+    };
+    // UIDs 1..=5: 2 had no body in the FETCH answer, 4 was too large.
+    commit(5, vec![1, 3, 5]).unwrap();
+    let st = store.imap_state(key).unwrap().unwrap();
+    assert_eq!((st.last_uid, st.acted_uid), (5, 0));
+    assert_eq!(st.unacted, vec![1, 3, 5], "catch-up may touch only these");
+    // A second commit before the after action (a lost connection) adds to them.
+    commit(8, vec![7]).unwrap();
+    assert_eq!(
+        store.imap_state(key).unwrap().unwrap().unacted,
+        vec![1, 3, 5, 7]
+    );
+    store.imap_acted(key, 7, 5).unwrap();
+    assert_eq!(store.imap_state(key).unwrap().unwrap().unacted, vec![7]);
+    store.imap_acted(key, 7, 8).unwrap();
+    let st = store.imap_state(key).unwrap().unwrap();
+    assert!(st.unacted.is_empty());
+    assert_eq!(st.acted_uid, 8);
+    // A new UIDVALIDITY forgets the old UIDs.
+    commit(9, vec![9]).unwrap();
+    store.reset_imap_state(key, 8, 0).unwrap();
+    assert!(store.imap_state(key).unwrap().unwrap().unacted.is_empty());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn history_is_only_what_arrived_before_the_first_sighting_in_the_reread_range() {
+    let sel = Selected {
+        uidvalidity: 8,
+        first_seen: 1000,
+        history_upto: 3,
+    };
+    let at = |d: Option<i64>| UidMeta {
+        size: 10,
+        internal_date: d,
+    };
+    assert!(sel.is_history(2, Some(&at(Some(999)))));
+    assert!(
+        !sel.is_history(2, Some(&at(Some(1000)))),
+        "arrived at the sighting"
+    );
+    assert!(
+        !sel.is_history(4, Some(&at(Some(10)))),
+        "above the re-read range"
+    );
+    assert!(
+        !sel.is_history(2, Some(&at(None))),
+        "no INTERNALDATE: taken"
+    );
+    assert!(
+        !sel.is_history(2, None),
+        "no FETCH answer: taken (or vanished)"
+    );
+    let unknown = Selected {
+        first_seen: 0,
+        ..sel
+    };
+    assert!(!unknown.is_history(2, Some(&at(Some(10)))));
+}

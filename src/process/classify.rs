@@ -167,7 +167,30 @@ pub fn ack_suppressed(
     {
         return Some("mail from our own address".into());
     }
+    if dated_before_mailbox_added(p, env) {
+        return Some(
+            "mail dated before its IMAP mailbox was added (history is never acknowledged)".into(),
+        );
+    }
     None
+}
+
+/// Whether IMAP mail is the mailbox's history: its Date header and its
+/// INTERNALDATE (whichever are known, at least one) are both before the
+/// folder was first seen. Both must agree, so a sender's wrong clock alone
+/// never silences a new customer's acknowledgement.
+pub fn dated_before_mailbox_added(p: &Parsed, env: &Envelope) -> bool {
+    let Some(dates) = env.imap else {
+        return false;
+    };
+    if dates.folder_first_seen <= 0 {
+        return false;
+    }
+    let mut known = [p.date, dates.internal_date]
+        .into_iter()
+        .flatten()
+        .peekable();
+    known.peek().is_some() && known.all(|t| t < dates.folder_first_seen)
 }
 
 #[cfg(test)]
@@ -184,6 +207,7 @@ mod tests {
             source: Source::Smtp,
             peer: String::new(),
             helo: String::new(),
+            imap: None,
         }
     }
 
@@ -248,5 +272,57 @@ mod tests {
         let p = parse(b"From: ann@example.org\r\nSubject: x\r\n\r\nb\r\n");
         assert!(ack_suppressed(&p, &env(""), Class::Customer, &[]).is_some());
         assert!(ack_suppressed(&p, &env("ann@example.org"), Class::Customer, &[]).is_none());
+    }
+
+    #[test]
+    fn imap_history_is_never_acknowledged() {
+        use crate::model::ImapDates;
+        // Mailbox added 2026-12-01; the mail is from January 2018.
+        let added = 1_796_083_200;
+        let old = parse(
+            b"From: ann@example.org\r\nDate: Mon, 15 Jan 2018 10:00:00 +0000\r\nSubject: x\r\n\r\nb\r\n",
+        );
+        let imap = |internal_date: Option<i64>| Envelope {
+            source: Source::Imap,
+            imap: Some(ImapDates {
+                folder_first_seen: added,
+                internal_date,
+            }),
+            ..env("ann@example.org")
+        };
+        let suppressed = |p, e: &Envelope| ack_suppressed(p, e, Class::Customer, &[]);
+        let reason = suppressed(&old, &imap(Some(1_516_010_400)));
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("before its IMAP mailbox")),
+            "{reason:?}"
+        );
+        assert!(
+            suppressed(&old, &imap(None)).is_some(),
+            "the Date alone, when the server gave no INTERNALDATE"
+        );
+        assert!(
+            suppressed(&old, &imap(Some(added + 60))).is_none(),
+            "arrived after the mailbox was added: a wrong Date alone does not silence it"
+        );
+        assert!(
+            suppressed(&old, &env("ann@example.org")).is_none(),
+            "SMTP mail carries no IMAP dates"
+        );
+        let unknown = Envelope {
+            imap: Some(ImapDates {
+                folder_first_seen: 0,
+                internal_date: Some(1_516_010_400),
+            }),
+            ..env("ann@example.org")
+        };
+        assert!(
+            suppressed(&old, &unknown).is_none(),
+            "first sighting unknown"
+        );
+        let undated = parse(b"From: ann@example.org\r\nSubject: x\r\n\r\nb\r\n");
+        assert!(suppressed(&undated, &imap(None)).is_none(), "nothing known");
+        assert!(suppressed(&undated, &imap(Some(1_516_010_400))).is_some());
     }
 }

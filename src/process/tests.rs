@@ -84,6 +84,7 @@ impl Harness {
             source: Source::Smtp,
             peer: String::new(),
             helo: String::new(),
+            imap: None,
         };
         let raw = raw.replace('\n', "\r\n");
         let seq = self.store.spool_batch(&[(&env, raw.as_bytes())]).unwrap()[0];

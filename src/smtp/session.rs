@@ -542,6 +542,7 @@ impl Session {
             source: Source::Smtp,
             peer: self.peer.to_string(),
             helo: self.helo.clone(),
+            imap: None,
         };
         let rcpts = envelope.rcpt_to.len();
         // The 250 is only sent once the spool says the message is durable.

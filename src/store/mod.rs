@@ -452,9 +452,16 @@ impl Store {
     }
 
     /// Starts a folder that was never polled at `uid`: what is at or below it
-    /// counts as taken and acted on (`existing = "skip"`). Does nothing if
-    /// the folder has a cursor already, so a restart never skips mail.
-    pub fn start_imap_cursor_at(&self, key: &str, uidvalidity: u32, uid: u32) -> Result<bool> {
+    /// counts as taken and acted on (`existing = "skip"`), and `now` is the
+    /// folder's first sighting. Does nothing if the folder has a cursor
+    /// already, so a restart never skips mail.
+    pub fn start_imap_cursor_at(
+        &self,
+        key: &str,
+        uidvalidity: u32,
+        uid: u32,
+        now: i64,
+    ) -> Result<bool> {
         self.write(|tx| {
             let mut t = tx.txn.open_table(IMAP_CURSORS)?;
             if t.get(key)?.is_some() {
@@ -464,28 +471,68 @@ impl Store {
                 uidvalidity,
                 last_uid: uid,
                 acted_uid: uid,
+                first_seen: now,
+                ..ImapFolderState::default()
             };
             t.insert(key, enc(&state).as_slice())?;
             Ok(true)
         })
     }
 
-    /// Starts a folder over under a new UIDVALIDITY: its old UIDs mean nothing now.
-    pub fn reset_imap_state(&self, key: &str, uidvalidity: u32) -> Result<()> {
+    /// The folder's first sighting, recorded as `now` when the folder has
+    /// none yet: a folder never polled, or one polled before first sightings
+    /// were recorded (then only while its UIDVALIDITY is unchanged, so mail
+    /// that arrived while it was away is never taken for history).
+    /// Returns 0 when it stays unknown.
+    pub fn imap_first_seen(&self, key: &str, uidvalidity: u32, now: i64) -> Result<i64> {
         self.write(|tx| {
+            let mut t = tx.txn.open_table(IMAP_CURSORS)?;
+            let state: Option<ImapFolderState> = t
+                .get(key)?
+                .map(|v| dec("imap_cursors", v.value()))
+                .transpose()?;
+            let state = match state {
+                Some(s) if s.first_seen != 0 || s.uidvalidity != uidvalidity => {
+                    return Ok(s.first_seen);
+                }
+                Some(s) => ImapFolderState {
+                    first_seen: now,
+                    ..s
+                },
+                None => ImapFolderState {
+                    uidvalidity,
+                    first_seen: now,
+                    ..ImapFolderState::default()
+                },
+            };
+            t.insert(key, enc(&state).as_slice())?;
+            Ok(now)
+        })
+    }
+
+    /// Starts a folder over under a new UIDVALIDITY: its old UIDs mean
+    /// nothing now. The first sighting stays; `history_upto` is the newest
+    /// UID of the re-read folder under `existing = "skip"` (else 0).
+    pub fn reset_imap_state(&self, key: &str, uidvalidity: u32, history_upto: u32) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.txn.open_table(IMAP_CURSORS)?;
+            let first_seen = t
+                .get(key)?
+                .map(|v| dec::<ImapFolderState>("imap_cursors", v.value()))
+                .transpose()?
+                .map_or(0, |s| s.first_seen);
             let state = ImapFolderState {
                 uidvalidity,
-                last_uid: 0,
-                acted_uid: 0,
+                first_seen,
+                history_upto,
+                ..ImapFolderState::default()
             };
-            tx.txn
-                .open_table(IMAP_CURSORS)?
-                .insert(key, enc(&state).as_slice())?;
+            t.insert(key, enc(&state).as_slice())?;
             Ok(())
         })
     }
 
-    /// Records that the `after` action is done for every UID up to `uid`.
+    /// Records that the `after` action is done for every stored UID up to `uid`.
     pub fn imap_acted(&self, key: &str, uidvalidity: u32, uid: u32) -> Result<()> {
         self.write(|tx| {
             let mut t = tx.txn.open_table(IMAP_CURSORS)?;
@@ -498,6 +545,8 @@ impl Store {
                 && uid > s.acted_uid
             {
                 s.acted_uid = uid.min(s.last_uid);
+                let acted = s.acted_uid;
+                s.unacted.retain(|u| *u > acted);
                 t.insert(key, enc(&s).as_slice())?;
             }
             Ok(())
@@ -871,14 +920,23 @@ impl Tx<'_> {
             .map(|v| dec("imap_cursors", v.value()))
             .transpose()?;
         let new = match old {
-            Some(s) if s.uidvalidity == c.uidvalidity => ImapFolderState {
-                last_uid: s.last_uid.max(c.uid),
-                ..s
-            },
-            _ => ImapFolderState {
+            Some(mut s) if s.uidvalidity == c.uidvalidity => {
+                let acted = s.acted_uid;
+                s.unacted
+                    .extend(c.stored.iter().copied().filter(|u| *u > acted));
+                s.unacted.sort_unstable();
+                s.unacted.dedup();
+                ImapFolderState {
+                    last_uid: s.last_uid.max(c.uid),
+                    ..s
+                }
+            }
+            other => ImapFolderState {
                 uidvalidity: c.uidvalidity,
                 last_uid: c.uid,
-                acted_uid: 0,
+                first_seen: other.map_or(0, |s| s.first_seen),
+                unacted: c.stored.clone(),
+                ..ImapFolderState::default()
             },
         };
         t.insert(c.key.as_str(), enc(&new).as_slice())?;

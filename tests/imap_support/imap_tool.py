@@ -3,6 +3,8 @@
 
 Usage: imap_tool.py PORT USER PASS CMD [ARGS...]
   append FOLDER FILE...   APPEND each file (creates FOLDER first if needed)
+  append-dated FOLDER DATE FILE...
+                          the same with an INTERNALDATE ("15-Jan-2018 10:00:00 +0000")
   create FOLDER | delete FOLDER
   list FOLDER             JSON: [{"uid": N, "flags": [...]}, ...] ([] if FOLDER is missing)
   uidvalidity FOLDER      prints the folder's UIDVALIDITY
@@ -18,13 +20,16 @@ def q(folder):
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-if cmd == "append":
+if cmd in ("append", "append-dated"):
     folder, files = args[0], args[1:]
+    date = None
+    if cmd == "append-dated":
+        date, files = '"' + files[0] + '"', files[1:]
     if folder.upper() != "INBOX":
         m.create(q(folder))  # NO if it exists: fine
     for f in files:
         with open(f, "rb") as fh:
-            typ, data = m.append(q(folder), None, None, fh.read())
+            typ, data = m.append(q(folder), None, date, fh.read())
             if typ != "OK":
                 sys.exit(f"APPEND failed: {data}")
 elif cmd == "create":

@@ -241,6 +241,22 @@ impl Dovecot {
         self.tool(&args);
     }
 
+    /// APPENDs messages with an old INTERNALDATE (`"15-Jan-2018 10:00:00 +0000"`),
+    /// the way a folder's history looks after it was imported or recreated.
+    pub fn append_dated(&self, folder: &str, internal_date: &str, raws: &[Vec<u8>]) {
+        let dir = self.dir.join("append-dated");
+        std::fs::create_dir_all(&dir).expect("append dir");
+        let mut files = Vec::new();
+        for (i, raw) in raws.iter().enumerate() {
+            let p = dir.join(format!("{i}.eml"));
+            std::fs::write(&p, raw).expect("write message");
+            files.push(p.to_string_lossy().into_owned());
+        }
+        let mut args = vec!["append-dated", folder, internal_date];
+        args.extend(files.iter().map(String::as_str));
+        self.tool(&args);
+    }
+
     /// (uid, flags) of every message in `folder` (empty when it does not exist).
     pub fn list(&self, folder: &str) -> Vec<(u64, Vec<String>)> {
         let v: Value = serde_json::from_str(&self.tool(&["list", folder])).expect("list JSON");
@@ -291,8 +307,18 @@ impl Postdesk {
         Self::start_with_env(dir, imap, &[])
     }
 
+    /// [`Postdesk::start`] with acknowledgements on (they go to the outbox
+    /// with everything else postdesk sends).
+    pub fn start_acknowledging(dir: &Path, imap: &str) -> Postdesk {
+        Self::start_full(dir, imap, &[], true)
+    }
+
     /// [`Postdesk::start`] with extra environment variables (failpoints).
     pub fn start_with_env(dir: &Path, imap: &str, env: &[(&str, &str)]) -> Postdesk {
+        Self::start_full(dir, imap, env, false)
+    }
+
+    fn start_full(dir: &Path, imap: &str, env: &[(&str, &str)], acknowledge: bool) -> Postdesk {
         let web = free_port();
         let smtp = free_port();
         let config = format!(
@@ -317,7 +343,7 @@ listen = "127.0.0.1:{web}"
 api_token = "{TOKEN}"
 
 [acknowledgement]
-enabled = false
+enabled = {acknowledge}
 
 {imap}
 "#,
