@@ -227,6 +227,7 @@ mod tests {
             source: Source::Smtp,
             peer: String::new(),
             helo: String::new(),
+            imap: None,
         }
     }
 
