@@ -772,6 +772,23 @@ impl Config {
                 "agents.hold_expiry must be at least 1s".into(),
             );
         }
+        if self.tickets.max_participants_per_message == 0
+            || self.tickets.max_participants_per_ticket == 0
+        {
+            err(
+                "max_participants_per",
+                "tickets.max_participants_per_message and max_participants_per_ticket must be at least 1 (the requester)"
+                    .into(),
+            );
+        }
+        for (key, d) in [
+            ("reply_lifetime", self.tokens.reply_lifetime),
+            ("agent_lifetime", self.tokens.agent_lifetime),
+        ] {
+            if d < Duration::from_secs(86_400) {
+                err(key, format!("tokens.{key} must be at least 1d"));
+            }
+        }
         self.validate_imap(text, &mut out);
         out
     }
@@ -1131,6 +1148,24 @@ api_token = "t"
             .unwrap()
             + 1;
         assert_eq!(e.0[0].line, line, "{e}");
+    }
+
+    #[test]
+    fn participant_caps_and_token_lifetimes_are_checked() {
+        let bad = format!(
+            "{MINIMAL}[tickets]\nmax_participants_per_message = 0\n[tokens]\nreply_lifetime = \"2h\"\n"
+        );
+        let e = Config::from_str(&bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_participants_per_message"), "{e}");
+        assert!(
+            e.contains("tokens.reply_lifetime must be at least 1d"),
+            "{e}"
+        );
+        let c = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert_eq!(c.tickets.max_participants_per_ticket, 50);
+        assert_eq!(c.acknowledgement.max_per_hour, 600);
     }
 
     #[test]
