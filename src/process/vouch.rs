@@ -14,7 +14,8 @@
 //! Measured on real mail (bench/alignment.py over the fixture corpora): every
 //! person-to-person message carried an envelope sender of its From's
 //! organisational domain; the unrelated ones were mailing lists, newsletters,
-//! bounces, auto-replies and spam. Mail relayed by mailing services (an ESP's
+//! bounces, auto-replies, spam, synthetic test messages and a ticket system
+//! sending from a sibling domain. Mail relayed by mailing services (an ESP's
 //! bounce domain, DKIM-signed for the From) is vouched for only where the
 //! trusted MTA reports the DKIM pass: an unverified DKIM-Signature header
 //! proves nothing.
