@@ -133,6 +133,16 @@ pub struct SmtpConfig {
     /// PEM certificate chain and key; STARTTLS is offered when both are set.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Message bytes all sessions together may hold in memory while receiving
+    /// DATA; a message that finds the budget spent gets 452 4.3.1 (try later).
+    pub max_inflight_bytes: u64,
+    /// Concurrent sessions from one client address (an IPv6 client: its /64);
+    /// above it new connections get 421 4.7.0.
+    pub max_connections_per_ip: usize,
+    /// Longest a session may last, however busy (NOOP keep-alives included);
+    /// then it gets 421 4.4.2 and is closed.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_timeout: Duration,
 }
 
 impl Default for SmtpConfig {
@@ -148,6 +158,9 @@ impl Default for SmtpConfig {
             shutdown_grace: Duration::from_secs(30),
             tls_cert: None,
             tls_key: None,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            max_connections_per_ip: 50,
+            session_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -653,6 +666,27 @@ impl Config {
             err(
                 "[smtp]",
                 "smtp.max_connections and max_recipients must be at least 1".into(),
+            );
+        }
+        if self.smtp.max_inflight_bytes < self.smtp.max_message_size {
+            err(
+                "max_inflight_bytes",
+                format!(
+                    "smtp.max_inflight_bytes ({}) must be at least smtp.max_message_size ({}): a message of the largest size could never be accepted",
+                    self.smtp.max_inflight_bytes, self.smtp.max_message_size
+                ),
+            );
+        }
+        if self.smtp.max_connections_per_ip == 0 {
+            err(
+                "max_connections_per_ip",
+                "smtp.max_connections_per_ip must be at least 1".into(),
+            );
+        }
+        if self.smtp.session_timeout < Duration::from_secs(1) {
+            err(
+                "session_timeout",
+                "smtp.session_timeout must be at least 1s".into(),
             );
         }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
