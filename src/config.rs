@@ -216,6 +216,10 @@ fn default_send_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+/// The API token of the shipped config.toml: allowed on a loopback API (the
+/// quick start), refused when the API is reachable from other hosts.
+pub const SHIPPED_API_TOKEN: &str = "change-me";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -719,6 +723,15 @@ impl Config {
                 "web.api_token or web.api_token_file is required".into(),
             );
         }
+        if self.uses_shipped_api_token() && self.api_reachable_beyond_loopback() {
+            err(
+                "api_token",
+                format!(
+                    "web.api_token is the shipped example token {SHIPPED_API_TOKEN:?} and web.listen {:?} is reachable from other hosts: set your own token (e.g. `openssl rand -hex 32`)",
+                    self.web.listen
+                ),
+            );
+        }
         if let Some(c) = &self.agents.comment_address {
             if split_address(c).is_none() || c.contains(['<', '>', ' ']) {
                 err(
@@ -903,6 +916,32 @@ impl Config {
     /// The bare address of `outbound.from`.
     pub fn from_address(&self) -> &str {
         bare_address(&self.outbound.from)
+    }
+
+    /// Whether the API bearer token (inline or from its file) is the example
+    /// token of the shipped config.toml, which anyone who read it knows.
+    pub fn uses_shipped_api_token(&self) -> bool {
+        self.api_token().is_ok_and(|t| t == SHIPPED_API_TOKEN)
+    }
+
+    /// Whether `web.listen` accepts connections from other hosts.
+    pub fn api_reachable_beyond_loopback(&self) -> bool {
+        self.web
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+    }
+
+    /// Problems that do not stop the daemon but must be fixed before going
+    /// live; `postdesk check` prints them and the daemon logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.uses_shipped_api_token() {
+            out.push(format!(
+                "web.api_token is the shipped example token {SHIPPED_API_TOKEN:?}: anyone who read the README can use the API; set your own (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        out
     }
 
     /// The API bearer token, read from api_token_file when that is used.
