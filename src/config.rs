@@ -1225,4 +1225,42 @@ mailbox = "support@example.test"
                 .replace("password = \"secret\"\n", "");
         Config::from_str(&ok, Path::new("c.toml")).unwrap();
     }
+
+    #[test]
+    fn smtp_limits_default_and_are_checked() {
+        let c = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert_eq!(c.smtp.max_inflight_bytes, 256 * 1024 * 1024);
+        assert_eq!(c.smtp.max_connections_per_ip, 50);
+        assert_eq!(c.smtp.session_timeout, Duration::from_secs(600));
+        let text = format!(
+            "{MINIMAL}[smtp]\nmax_message_size = 2000\nmax_inflight_bytes = 1000\nmax_connections_per_ip = 0\nsession_timeout = \"0s\"\n"
+        );
+        let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+        let msgs = e.to_string();
+        assert_eq!(e.0.len(), 3, "{msgs}");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("max_inflight_bytes"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.0[0].line, line, "{msgs}");
+        assert!(msgs.contains("max_connections_per_ip"), "{msgs}");
+        assert!(msgs.contains("session_timeout"), "{msgs}");
+    }
+
+    #[test]
+    fn the_shipped_api_token_warns_on_loopback_and_fails_beyond_it() {
+        let shipped = MINIMAL.replace("api_token = \"t\"", "api_token = \"change-me\"");
+        let c = Config::from_str(&shipped, Path::new("c.toml")).unwrap();
+        assert_eq!(c.warnings().len(), 1);
+        let own = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert!(own.warnings().is_empty());
+        for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.1:8080"] {
+            let text = format!("{shipped}listen = \"{listen}\"\n");
+            let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+            assert!(e.to_string().contains("change-me"), "{listen}: {e}");
+        }
+        let text = format!("{shipped}listen = \"[::1]:8080\"\n");
+        Config::from_str(&text, Path::new("c.toml")).unwrap();
+    }
 }
