@@ -255,6 +255,7 @@ rules_dir = "$ROOT/rules"
 [smtp]
 listen = ["127.0.0.1:$PD_SMTP"]
 max_connections = 300
+max_connections_per_ip = 300          # every load generator connects from 127.0.0.1
 max_message_size = 26214400
 shutdown_grace = "2s"
 

@@ -139,6 +139,16 @@ pub struct SmtpConfig {
     /// PEM certificate chain and key; STARTTLS is offered when both are set.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Message bytes all sessions together may hold in memory while receiving
+    /// DATA; a message that finds the budget spent gets 452 4.3.1 (try later).
+    pub max_inflight_bytes: u64,
+    /// Concurrent sessions from one client address (an IPv6 client: its /64);
+    /// above it new connections get 421 4.7.0.
+    pub max_connections_per_ip: usize,
+    /// Longest a session may last, however busy (NOOP keep-alives included);
+    /// then it gets 421 4.4.2 and is closed.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_timeout: Duration,
 }
 
 impl Default for SmtpConfig {
@@ -154,6 +164,9 @@ impl Default for SmtpConfig {
             shutdown_grace: Duration::from_secs(30),
             tls_cert: None,
             tls_key: None,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            max_connections_per_ip: 50,
+            session_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -208,6 +221,10 @@ fn default_concurrency() -> usize {
 fn default_send_timeout() -> Duration {
     Duration::from_secs(60)
 }
+
+/// The API token of the shipped config.toml: allowed on a loopback API (the
+/// quick start), refused when the API is reachable from other hosts.
+pub const SHIPPED_API_TOKEN: &str = "change-me";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -709,6 +726,27 @@ impl Config {
                 "smtp.max_connections and max_recipients must be at least 1".into(),
             );
         }
+        if self.smtp.max_inflight_bytes < self.smtp.max_message_size {
+            err(
+                "max_inflight_bytes",
+                format!(
+                    "smtp.max_inflight_bytes ({}) must be at least smtp.max_message_size ({}): a message of the largest size could never be accepted",
+                    self.smtp.max_inflight_bytes, self.smtp.max_message_size
+                ),
+            );
+        }
+        if self.smtp.max_connections_per_ip == 0 {
+            err(
+                "max_connections_per_ip",
+                "smtp.max_connections_per_ip must be at least 1".into(),
+            );
+        }
+        if self.smtp.session_timeout < Duration::from_secs(1) {
+            err(
+                "session_timeout",
+                "smtp.session_timeout must be at least 1s".into(),
+            );
+        }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
             err(
                 "tls_",
@@ -737,6 +775,15 @@ impl Config {
             err(
                 "[web]",
                 "web.api_token or web.api_token_file is required".into(),
+            );
+        }
+        if self.uses_shipped_api_token() && self.api_reachable_beyond_loopback() {
+            err(
+                "api_token",
+                format!(
+                    "web.api_token is the shipped example token {SHIPPED_API_TOKEN:?} and web.listen {:?} is reachable from other hosts: set your own token (e.g. `openssl rand -hex 32`)",
+                    self.web.listen
+                ),
             );
         }
         if let Some(c) = &self.agents.comment_address {
@@ -940,6 +987,32 @@ impl Config {
     /// The bare address of `outbound.from`.
     pub fn from_address(&self) -> &str {
         bare_address(&self.outbound.from)
+    }
+
+    /// Whether the API bearer token (inline or from its file) is the example
+    /// token of the shipped config.toml, which anyone who read it knows.
+    pub fn uses_shipped_api_token(&self) -> bool {
+        self.api_token().is_ok_and(|t| t == SHIPPED_API_TOKEN)
+    }
+
+    /// Whether `web.listen` accepts connections from other hosts.
+    pub fn api_reachable_beyond_loopback(&self) -> bool {
+        self.web
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+    }
+
+    /// Problems that do not stop the daemon but must be fixed before going
+    /// live; `postdesk check` prints them and the daemon logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.uses_shipped_api_token() {
+            out.push(format!(
+                "web.api_token is the shipped example token {SHIPPED_API_TOKEN:?}: anyone who read the README can use the API; set your own (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        out
     }
 
     /// The API bearer token, read from api_token_file when that is used.
@@ -1240,5 +1313,43 @@ mailbox = "support@example.test"
             format!("{MINIMAL}{IMAP}auth = \"xoauth2\"\ntoken_command = [\"echo\", \"tok\"]\n")
                 .replace("password = \"secret\"\n", "");
         Config::from_str(&ok, Path::new("c.toml")).unwrap();
+    }
+
+    #[test]
+    fn smtp_limits_default_and_are_checked() {
+        let c = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert_eq!(c.smtp.max_inflight_bytes, 256 * 1024 * 1024);
+        assert_eq!(c.smtp.max_connections_per_ip, 50);
+        assert_eq!(c.smtp.session_timeout, Duration::from_secs(600));
+        let text = format!(
+            "{MINIMAL}[smtp]\nmax_message_size = 2000\nmax_inflight_bytes = 1000\nmax_connections_per_ip = 0\nsession_timeout = \"0s\"\n"
+        );
+        let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+        let msgs = e.to_string();
+        assert_eq!(e.0.len(), 3, "{msgs}");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("max_inflight_bytes"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.0[0].line, line, "{msgs}");
+        assert!(msgs.contains("max_connections_per_ip"), "{msgs}");
+        assert!(msgs.contains("session_timeout"), "{msgs}");
+    }
+
+    #[test]
+    fn the_shipped_api_token_warns_on_loopback_and_fails_beyond_it() {
+        let shipped = MINIMAL.replace("api_token = \"t\"", "api_token = \"change-me\"");
+        let c = Config::from_str(&shipped, Path::new("c.toml")).unwrap();
+        assert_eq!(c.warnings().len(), 1);
+        let own = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert!(own.warnings().is_empty());
+        for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.1:8080"] {
+            let text = format!("{shipped}listen = \"{listen}\"\n");
+            let e = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+            assert!(e.to_string().contains("change-me"), "{listen}: {e}");
+        }
+        let text = format!("{shipped}listen = \"[::1]:8080\"\n");
+        Config::from_str(&text, Path::new("c.toml")).unwrap();
     }
 }

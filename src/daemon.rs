@@ -16,6 +16,9 @@ use tokio::sync::{Notify, watch};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    for warning in cfg.warnings() {
+        tracing::warn!("INSECURE CONFIGURATION: {warning}");
+    }
     let cfg = Arc::new(cfg);
     let clock = Clock::system();
     let data_dir = cfg.data_dir();
@@ -235,8 +238,13 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<crate::config::Diagno
     if diags.is_empty() {
         let (n_rules, n_agents) =
             rules.map_or((0, 0), |r| (r.routing.rules.len(), r.agents.list.len()));
+        let warnings: String = cfg
+            .warnings()
+            .iter()
+            .map(|w| format!("{}: warning: {w}\n", path.display()))
+            .collect();
         Ok(format!(
-            "{}: ok ({} mailbox(es), {n_rules} routing rule(s), {n_agents} agent(s), relay {})",
+            "{warnings}{}: ok ({} mailbox(es), {n_rules} routing rule(s), {n_agents} agent(s), relay {})",
             path.display(),
             cfg.mailboxes.len(),
             cfg.outbound.relay

@@ -40,6 +40,10 @@ use vouch::Vouch;
 
 /// Spooled messages handled per write transaction.
 const BATCH: usize = 32;
+/// Raw bytes read for one batch before it stops taking messages (it always
+/// takes one): 32 messages of 25 MiB parsed together could exhaust memory,
+/// and the crash would repeat on the same batch after every restart.
+const BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Longest visible text kept in a message record (the raw message keeps everything).
 const MAX_TEXT: usize = 256 * 1024;
 
@@ -114,10 +118,7 @@ impl Processor {
         // Parsing and reply stripping are the CPU-heavy part: done before the
         // write transaction, so SMTP intake (which needs the same single
         // writer for its commits) waits only for the writes.
-        let prepared = pending
-            .into_iter()
-            .map(|(seq, env)| self.prepare(seq, env))
-            .collect::<Result<Vec<_>, _>>()?;
+        let prepared = self.prepare_batch(pending, BATCH_BYTES)?;
         let n = prepared.len();
         self.store.write(|tx| {
             for p in prepared {
@@ -127,6 +128,27 @@ impl Processor {
             Ok(())
         })?;
         Ok(n)
+    }
+
+    /// Prepares spooled messages in order until their raw bytes reach
+    /// `max_bytes` (at least one message, so the bound is `max_bytes` plus
+    /// one message); the rest stay spooled for the next batch.
+    fn prepare_batch(
+        &self,
+        pending: Vec<(MessageSeq, Envelope)>,
+        max_bytes: usize,
+    ) -> Result<Vec<Prepared>, StoreError> {
+        let mut prepared = Vec::with_capacity(pending.len());
+        let mut bytes = 0usize;
+        for (seq, env) in pending {
+            if !prepared.is_empty() && bytes >= max_bytes {
+                break;
+            }
+            let p = self.prepare(seq, env)?;
+            bytes = bytes.saturating_add(p.raw.as_ref().map_or(0, Vec::len));
+            prepared.push(p);
+        }
+        Ok(prepared)
     }
 
     /// Reads and parses one spooled message. Its raw bytes never change once

@@ -343,3 +343,41 @@ fn our_loop_header_is_stored_without_acknowledgement() {
         MessageKind::System
     );
 }
+
+#[test]
+fn a_batch_stops_taking_messages_once_its_raw_bytes_reach_the_bound() {
+    let h = harness();
+    let env = Envelope {
+        mail_from: "big@example.org".into(),
+        rcpt_to: vec!["support@example.test".into()],
+        received_at: 1,
+        source: Source::Smtp,
+        peer: String::new(),
+        helo: String::new(),
+        imap: None,
+    };
+    let raws: Vec<String> = (0..5)
+        .map(|i| {
+            let m = mail("Big <big@example.org>", &format!("big{i}@x"), "big", "");
+            format!("{m}{}\n", "x".repeat(1000)).replace('\n', "\r\n")
+        })
+        .collect();
+    let items: Vec<(&Envelope, &[u8])> = raws.iter().map(|r| (&env, r.as_bytes())).collect();
+    h.store.spool_batch(&items).unwrap();
+    let size = raws[0].len();
+    let batch = |max_bytes| {
+        let pending = h.store.pending_spool(BATCH).unwrap();
+        h.processor.prepare_batch(pending, max_bytes).unwrap().len()
+    };
+    // Below the bound after two messages, at it after three.
+    assert_eq!(batch(3 * size - 1), 3);
+    assert_eq!(batch(3 * size), 3);
+    assert_eq!(batch(2 * size + 1), 3);
+    assert_eq!(batch(2 * size), 2);
+    // A message larger than the bound still goes through, alone.
+    assert_eq!(batch(0), 1);
+    assert_eq!(batch(usize::MAX), 5);
+    // Nothing was consumed by preparing; processing takes them all.
+    assert_eq!(h.processor.process_pending(BATCH).unwrap(), 5);
+    assert_eq!(h.store.spool_len().unwrap(), 0);
+}

@@ -7,10 +7,13 @@
 //!   command counts, so an empty message (`.\r\n` straight after `354`) ends;
 //!   `DataReceiver` starts with no line history and would miss it;
 //! - it must bound memory: bytes past `max_message_size` are counted and
-//!   discarded, never buffered;
+//!   discarded, never buffered, and the buffer grows only as far as the
+//!   shared in-flight budget ([`super::budget`]) allows;
 //! - the end-of-data rule is the security boundary against SMTP smuggling, so
 //!   it is spelled out here: only `CRLF . CRLF` ends the message. A dot after
 //!   a bare LF or bare CR, or followed by a bare LF, is ordinary content.
+
+use super::budget::Reservation;
 
 /// Where we are relative to the `CRLF . CRLF` terminator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,29 +34,35 @@ enum State {
 }
 
 /// Incremental, bounded reader of a DATA body with dot-unstuffing.
-#[derive(Debug)]
 pub struct DataReader {
     state: State,
     body: Vec<u8>,
     /// Unstuffed bytes seen so far, including those discarded past the limit.
     size: u64,
     max_size: u64,
+    /// Covers `body`'s capacity: the buffer never grows beyond it.
+    reservation: Reservation,
+    /// The budget could not cover the message: its bytes are only counted.
+    over_budget: bool,
 }
 
 /// Initial allocation cap: a client cannot make us reserve `max_size` up front.
 const INITIAL_CAPACITY: usize = 64 * 1024;
 
 impl DataReader {
-    /// A reader positioned right after the CRLF of the `DATA` command.
-    pub fn new(max_size: u64) -> DataReader {
-        DataReader {
+    /// A reader positioned right after the CRLF of the `DATA` command; its
+    /// buffer draws on `reservation` (empty at first).
+    pub fn new(max_size: u64, reservation: Reservation) -> DataReader {
+        let mut reader = DataReader {
             state: State::LineStart,
-            body: Vec::with_capacity(
-                INITIAL_CAPACITY.min(usize::try_from(max_size).unwrap_or(usize::MAX)),
-            ),
+            body: Vec::new(),
             size: 0,
             max_size,
-        }
+            reservation,
+            over_budget: false,
+        };
+        reader.make_room(INITIAL_CAPACITY.min(usize::try_from(max_size).unwrap_or(usize::MAX)));
+        reader
     }
 
     /// Feeds bytes from the wire. Returns how many bytes of `input` belong to
@@ -133,15 +142,48 @@ impl DataReader {
     fn push_slice(&mut self, bytes: &[u8]) {
         let len = bytes.len() as u64;
         let room = self.max_size.saturating_sub(self.size);
-        if len <= room {
-            self.body.extend_from_slice(bytes);
-        } else if room > 0 {
-            // Keep what fits; the body will be refused anyway, so stop
-            // growing it and just count from here on.
-            self.body
-                .extend_from_slice(&bytes[..usize::try_from(room).unwrap_or(0)]);
+        // Keep what fits; past the limit the body will be refused anyway, so
+        // stop growing it and just count from here on.
+        let keep = &bytes[..usize::try_from(len.min(room)).unwrap_or(0)];
+        if !keep.is_empty() && self.make_room(keep.len()) {
+            self.body.extend_from_slice(keep);
         }
         self.size = self.size.saturating_add(len);
+    }
+
+    /// Ensures `body` can take `more` bytes without growing past what the
+    /// reservation covers; false (and the body dropped) when the budget is spent.
+    fn make_room(&mut self, more: usize) -> bool {
+        if self.over_budget {
+            return false;
+        }
+        let needed = self.body.len().saturating_add(more);
+        if needed <= self.body.capacity() {
+            return true;
+        }
+        // Double like Vec would, but never beyond the size limit.
+        let max = usize::try_from(self.max_size).unwrap_or(usize::MAX);
+        let target = needed
+            .max(self.body.capacity().saturating_mul(2))
+            .min(max.max(needed));
+        if !self.reservation.grow_to(target as u64) {
+            tracing::debug!(
+                held = self.reservation.bytes(),
+                wanted = target,
+                "in-flight budget spent; discarding the rest of the message"
+            );
+            self.over_budget = true;
+            self.body = Vec::new();
+            self.reservation.release();
+            return false;
+        }
+        self.body.reserve_exact(target - self.body.len());
+        true
+    }
+
+    /// True when the shared budget could not hold the message (its body is gone).
+    pub fn over_budget(&self) -> bool {
+        self.over_budget
     }
 
     /// True when the message grew beyond `max_size` (its body is truncated).
@@ -149,20 +191,22 @@ impl DataReader {
         self.size > self.max_size
     }
 
-    /// The unstuffed message, without the terminating `.CRLF`.
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
+    /// The unstuffed message, without the terminating `.CRLF`, and the
+    /// reservation covering it (hold it until the message is stored).
+    pub fn into_body(self) -> (Vec<u8>, Reservation) {
+        (self.body, self.reservation)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::DataReader;
+    use crate::smtp::budget::InflightBudget;
 
     /// Feeds `chunks` one by one; returns the body and the bytes left over
     /// after the terminator, or None if the message never ended.
     fn run(chunks: &[&[u8]], max: u64) -> Option<(Vec<u8>, Vec<u8>, bool)> {
-        let mut r = DataReader::new(max);
+        let mut r = DataReader::new(max, InflightBudget::new(1 << 30).reservation());
         for (n, c) in chunks.iter().enumerate() {
             if let Some(used) = r.feed(c) {
                 let mut rest = c[used..].to_vec();
@@ -170,7 +214,7 @@ mod tests {
                     rest.extend_from_slice(later);
                 }
                 let big = r.too_big();
-                return Some((r.into_body(), rest, big));
+                return Some((r.into_body().0, rest, big));
             }
         }
         None
@@ -211,5 +255,38 @@ mod tests {
         let (body, _, too_big) = run(&[&big, b"\r\n.\r\n"], 10).unwrap();
         assert!(too_big);
         assert_eq!(body.len(), 10);
+    }
+
+    #[test]
+    fn over_budget_drops_the_body_gives_back_and_still_finds_the_end() {
+        let budget = InflightBudget::new(256 * 1024);
+        let mut held = budget.reservation();
+        assert!(held.grow_to(100 * 1024));
+        let mut r = DataReader::new(1 << 20, budget.reservation());
+        let line = [b'a'; 1022];
+        for _ in 0..200 {
+            assert_eq!(r.feed(&line), None);
+            assert_eq!(r.feed(b"\r\n"), None);
+        }
+        assert!(r.over_budget());
+        assert!(!r.too_big());
+        assert_eq!(r.feed(b".\r\nQUIT\r\n"), Some(3));
+        let (body, reservation) = r.into_body();
+        assert!(body.is_empty());
+        assert_eq!(reservation.bytes(), 0);
+        assert_eq!(budget.available_bytes(), 156 * 1024);
+    }
+
+    #[test]
+    fn the_buffer_never_outgrows_its_reservation() {
+        let budget = InflightBudget::new(8 << 20);
+        let mut r = DataReader::new(1 << 20, budget.reservation());
+        let chunk = vec![b'x'; 10_000];
+        for _ in 0..90 {
+            r.feed(&chunk);
+            assert!(r.body.capacity() as u64 <= r.reservation.bytes());
+        }
+        assert!(!r.over_budget());
+        assert_eq!(r.body.len(), 900_000);
     }
 }

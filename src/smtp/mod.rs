@@ -2,11 +2,15 @@
 //! answers 250 only after the spool has committed the message.
 //!
 //! - this file: listening sockets, TLS setup, the accept loop, the connection
-//!   limit and the two-stage graceful shutdown;
+//!   limits and the two-stage graceful shutdown;
 //! - [`session`]: the per-connection command state machine;
-//! - [`data`]: the DATA reader (end-of-data detection, dot-unstuffing, size cap).
+//! - [`data`]: the DATA reader (end-of-data detection, dot-unstuffing, size cap);
+//! - [`budget`]: the memory budget of message bytes held by all sessions;
+//! - [`per_ip`]: the count of sessions per client address.
 
+mod budget;
 mod data;
+mod per_ip;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -14,6 +18,8 @@ mod tests;
 use crate::config::Config;
 use crate::spool::Spool;
 use anyhow::Context;
+use budget::InflightBudget;
+use per_ip::PerIpLimit;
 use session::{Shared, Signals};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,7 +89,9 @@ impl SmtpServer {
             cfg: cfg.clone(),
             spool,
             tls,
+            budget: InflightBudget::new(cfg.smtp.max_inflight_bytes),
         });
+        let per_ip = PerIpLimit::new(cfg.smtp.max_connections_per_ip);
         let (hard_stop_tx, hard_stop) = watch::channel(false);
         let signals = Signals {
             shutdown: shutdown.clone(),
@@ -106,6 +114,11 @@ impl SmtpServer {
                         // Replies are small writes the client waits for: no Nagle delay.
                         let _ = tcp.set_nodelay(true);
                         next_id += 1;
+                        let Some(slot) = per_ip.try_acquire(peer.ip()) else {
+                            tracing::warn!(%peer, limit = cfg.smtp.max_connections_per_ip, "too many connections from this client, refusing");
+                            sessions.spawn(refuse(tcp, format!("421 4.7.0 {} Too many connections from your address, try again later\r\n", cfg.server.hostname)));
+                            continue;
+                        };
                         match permits.clone().try_acquire_owned() {
                             Ok(permit) => {
                                 let shared = shared.clone();
@@ -113,11 +126,12 @@ impl SmtpServer {
                                 sessions.spawn(async move {
                                     session::serve_connection(shared, signals, tcp, peer, next_id).await;
                                     drop(permit);
+                                    drop(slot);
                                 });
                             }
                             Err(_) => {
                                 tracing::warn!(%peer, limit = cfg.smtp.max_connections, "too many connections, refusing");
-                                sessions.spawn(refuse(tcp, cfg.server.hostname.clone()));
+                                sessions.spawn(refuse(tcp, format!("421 4.7.0 {} Too many connections, try again later\r\n", cfg.server.hostname)));
                             }
                         }
                     }
@@ -182,9 +196,8 @@ async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<(TcpStream, So
     .await
 }
 
-/// Tells a connection over the limit to come back later, then closes it.
-async fn refuse(mut tcp: TcpStream, hostname: String) {
-    let line = format!("421 4.7.0 {hostname} Too many connections, try again later\r\n");
+/// Tells a connection over a limit to come back later (`line`, a 421), then closes it.
+async fn refuse(mut tcp: TcpStream, line: String) {
     let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
         tcp.write_all(line.as_bytes()).await?;
         tcp.shutdown().await

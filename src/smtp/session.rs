@@ -6,6 +6,7 @@
 //! single command line is delegated to `smtp_proto`; framing (line length),
 //! the DATA phase, timeouts and every reply are ours.
 
+use super::budget::InflightBudget;
 use super::data::DataReader;
 use crate::config::Config;
 use crate::model::{Envelope, Source};
@@ -32,6 +33,8 @@ pub(super) struct Shared {
     pub spool: Spool,
     /// Present when `smtp.tls_cert`/`tls_key` are configured.
     pub tls: Option<TlsAcceptor>,
+    /// `smtp.max_inflight_bytes`: what all DATA buffers together may hold.
+    pub budget: InflightBudget,
 }
 
 /// The two stages of shutdown, as seen by a session.
@@ -103,6 +106,9 @@ struct Session {
     /// Replies not yet written: PIPELINING answers a batch in one write.
     output: Vec<u8>,
     read_buf: Box<[u8]>,
+    /// `smtp.session_timeout` after the connection was accepted: the session
+    /// is closed then, however busy, so keep-alives cannot hold a slot forever.
+    deadline: tokio::time::Instant,
 }
 
 /// Serves one accepted connection until it closes. Never panics on peer input;
@@ -130,6 +136,7 @@ pub(super) async fn serve_connection(
         discarding_line: false,
         output: format!("220 {hostname} ESMTP postdesk\r\n").into_bytes(),
         read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        deadline: tokio::time::Instant::now() + shared.cfg.smtp.session_timeout,
     };
     match session.run(&mut tcp).await {
         Ok(End::Closed) => {}
@@ -489,7 +496,10 @@ impl Session {
         &mut self,
         stream: &mut S,
     ) -> std::io::Result<Option<End>> {
-        let mut reader = DataReader::new(self.cfg().smtp.max_message_size);
+        let mut reader = DataReader::new(
+            self.cfg().smtp.max_message_size,
+            self.shared.budget.reservation(),
+        );
         // Bytes pipelined behind DATA are already message content.
         let buffered = std::mem::take(&mut self.input);
         let mut done = match reader.feed(&buffered) {
@@ -533,7 +543,17 @@ impl Session {
             self.reply("552 5.3.4 Message size exceeds fixed maximum message size");
             return Ok(None);
         }
-        let raw = reader.into_body();
+        if reader.over_budget() {
+            // Nothing was stored and the client was told to retry: no loss.
+            tracing::warn!(
+                budget = self.cfg().smtp.max_inflight_bytes,
+                "in-flight message budget spent, message deferred"
+            );
+            self.reply("452 4.3.1 Insufficient system storage, try again later");
+            return Ok(None);
+        }
+        // The reservation is held until the spool has taken the bytes.
+        let (raw, _reservation) = reader.into_body();
         let size = raw.len();
         let envelope = Envelope {
             mail_from: tx.mail_from,
@@ -578,6 +598,13 @@ impl Session {
             () = became_true(shutdown), if idle => {
                 tracing::info!("shutting down, closing idle session");
                 Input::Abort(format!("421 4.3.2 {hostname} Service shutting down"))
+            }
+            () = tokio::time::sleep_until(self.deadline) => {
+                tracing::info!(
+                    limit_secs = self.shared.cfg.smtp.session_timeout.as_secs_f64(),
+                    "session time limit reached, closing"
+                );
+                Input::Abort(format!("421 4.4.2 {hostname} Session time limit reached, closing connection"))
             }
             r = tokio::time::timeout(timeout, stream.read(&mut self.read_buf)) => match r {
                 Ok(Ok(0)) => Input::Eof,
