@@ -287,11 +287,12 @@ pub fn rules_test(
         .or(cfg.mailboxes.first());
     let sender = parsed.from.clone();
     let env = crate::model::Envelope {
-        // As if the From address were the envelope sender (a `Return-Path: <>` header still counts).
-        mail_from: if sender.is_empty() {
-            "unknown@invalid".into()
-        } else {
-            sender.clone()
+        // The Return-Path of a delivered message, else as if the From address
+        // were the envelope sender (a `Return-Path: <>` header still counts).
+        mail_from: match crate::imap::envelope_sender(&raw) {
+            from if !from.is_empty() => from,
+            _ if sender.is_empty() => "unknown@invalid".into(),
+            _ => sender.clone(),
         },
         rcpt_to: mailbox.map(|m| vec![m.address.clone()]).unwrap_or_default(),
         received_at: at.unwrap_or_else(|| Clock::system().now()),
@@ -419,6 +420,15 @@ pub fn rules_test(
         "no (acknowledgements disabled)".to_string()
     } else if let Some(reason) = classify::ack_suppressed(&parsed, &env, class, &ours) {
         format!("no ({reason})")
+    } else if let Some(doubt) = crate::process::vouch::vouch(
+        &parsed,
+        &env,
+        &sender,
+        cfg.agents.trusted_authserv_id.as_deref(),
+    )
+    .doubt()
+    {
+        format!("no (nothing vouches for the sender {sender}: {doubt})")
     } else {
         match &outcome.acknowledgement {
             Some(AckChoice::None) => "no (a routing rule says no acknowledgement)".into(),
