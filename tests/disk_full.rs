@@ -65,7 +65,11 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.mount).status();
         // Still busy (a daemon that has not exited): detach it lazily.
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
