@@ -1,0 +1,34 @@
+"""aiosmtpd's Mailbox handler that refuses some recipients at RCPT with 550.
+
+Run as `python -m aiosmtpd -c refusing_sink.RefusingMailbox MAILDIR REFUSE_FILE` (with this
+directory on PYTHONPATH). REFUSE_FILE lists addresses, one a line; it is read at every RCPT, so
+a test can start refusing an address while the sink runs. A missing file refuses nothing.
+"""
+
+from aiosmtpd.handlers import Mailbox
+
+
+class RefusingMailbox(Mailbox):
+    def __init__(self, mail_dir, refuse_file):
+        super().__init__(mail_dir)
+        self.refuse_file = refuse_file
+
+    def refused(self):
+        try:
+            with open(self.refuse_file, encoding="utf-8") as f:
+                return {line.strip().lower() for line in f if line.strip()}
+        except FileNotFoundError:
+            return set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refused():
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    @classmethod
+    def from_cli(cls, parser, *args):
+        if len(args) != 2:
+            parser.error("usage: MAILDIR REFUSE_FILE")
+        return cls(args[0], args[1])
