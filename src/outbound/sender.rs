@@ -14,7 +14,7 @@
 
 use crate::clock::Clock;
 use crate::config::{Config, OutboundConfig, Relay};
-use crate::model::{Event, OutboundJob};
+use crate::model::{Event, OutboundJob, Ticket};
 use crate::outbound::relay::{self, DeliveryError};
 use crate::store::{self, LazyMark, LazyState, Store, Tx};
 use std::collections::{HashMap, HashSet};
@@ -46,6 +46,7 @@ pub async fn run(
     clock: Clock,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
+    agents: Agents,
 ) {
     let ctx = Arc::new(Ctx {
         relay: cfg.relay(),
@@ -53,6 +54,7 @@ pub async fn run(
         cfg,
         store,
         clock,
+        agents,
     });
     let limit = ctx.cfg.outbound.concurrency.max(1);
     // Each task yields its attempt's outcome, recorded here in batches.
@@ -172,6 +174,15 @@ impl Results {
 
 type Done = Result<(Id, Option<Attempted>), tokio::task::JoinError>;
 
+/// What the sender needs to tell an agent that the customer's server
+/// refused their reply: the agents and SLA policies, and the tokens for an
+/// answerable notice.
+#[derive(Clone)]
+pub struct Agents {
+    pub rules: Arc<crate::rules::LiveRules>,
+    pub tokens: crate::token::Tokens,
+}
+
 struct Ctx {
     cfg: Arc<Config>,
     relay: Relay,
@@ -179,6 +190,7 @@ struct Ctx {
     pool: relay::ConnectionPool,
     store: Store,
     clock: Clock,
+    agents: Agents,
 }
 
 impl Ctx {
@@ -447,6 +459,16 @@ impl Ctx {
             return Ok(());
         }
         let via = relay::describe(&self.relay);
+        // Recipients that will never get the message, and why.
+        let refused: Vec<(String, String)> = match outcome {
+            Outcome::Failed(error) => job
+                .rcpt_to
+                .iter()
+                .map(|r| (r.clone(), error.clone()))
+                .collect(),
+            Outcome::Partial { failed, .. } => failed.clone(),
+            _ => Vec::new(),
+        };
         let events: Vec<(&str, String)> = match outcome {
             Outcome::Delivered => {
                 tx.remove_job(id)?;
@@ -520,6 +542,13 @@ impl Ctx {
                         },
                     )?;
                 }
+                let requester = ticket.requester.clone();
+                if let Some((_, error)) = refused
+                    .iter()
+                    .find(|(r, _)| r.eq_ignore_ascii_case(&requester))
+                {
+                    self.reply_refused(tx, &mut ticket, job.message, error, now)?;
+                }
                 tx.put_ticket(&ticket)?;
             }
             None => {
@@ -529,6 +558,109 @@ impl Ctx {
             }
         }
         Ok(())
+    }
+}
+
+impl Ctx {
+    /// The customer's server refused message `seq` for good. If it is an
+    /// agent's public reply, the customer never got it: the ticket says so,
+    /// the agent is told by mail (with their text, so nothing is lost), and
+    /// it no longer counts as the first response.
+    fn reply_refused(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        seq: u64,
+        error: &str,
+        now: i64,
+    ) -> store::Result<()> {
+        let Some(pos) = ticket.public_replies.iter().position(|p| p.message == seq) else {
+            return Ok(());
+        };
+        let author = ticket.public_replies[pos].agent.clone();
+        let later = ticket.public_replies.get(pos + 1).map(|p| p.message);
+        let record = tx.message(seq)?;
+        let sent_at = record.as_ref().map(|m| m.date);
+        let next_at = match later {
+            Some(m) => tx.message(m)?.map(|m| m.date),
+            None => None,
+        };
+        let rules = self.agents.rules.current();
+        // Only the reply that met the first response takes it back.
+        let sla_undone = ticket
+            .sla
+            .as_ref()
+            .is_some_and(|s| s.first_response_at.is_some() && s.first_response_at == sent_at)
+            && crate::sla::first_response_refused(
+                tx,
+                ticket,
+                &rules.sla,
+                &rules.calendars,
+                next_at,
+                now,
+            )?;
+        let agent = rules.agents.by_name(&author);
+        let told = match agent {
+            Some(agent) => {
+                let text = record.as_ref().map_or("", |m| m.text.as_str());
+                let quoted: String = text.lines().map(|l| format!("> {l}\n")).collect();
+                let body = format!(
+                    "Your reply on ticket #{id} ({subject}) was not delivered to {to}.\n\
+                     Their mail server refused it for good:\n\n  {error}\n\n\
+                     The customer has not received it{sla}. Check the address, or reach the \
+                     customer another way.\n\nYour reply was:\n\n{quoted}",
+                    id = ticket.id,
+                    subject = ticket.subject,
+                    to = ticket.requester,
+                    sla = if sla_undone {
+                        ", and it does not count as the ticket's first response"
+                    } else {
+                        ""
+                    },
+                );
+                let mail = crate::outbound::compose::AgentMail::answerable(
+                    &self.cfg,
+                    &self.agents.tokens,
+                    ticket,
+                    agent,
+                    format!("Reply not delivered: [#{}] {}", ticket.id, ticket.subject),
+                    body,
+                );
+                crate::outbound::compose::queue_agent_mail(
+                    tx,
+                    &self.cfg,
+                    &self.agents.tokens,
+                    mail,
+                    now,
+                )?;
+                format!("{author} was told")
+            }
+            None => format!("agent {author} is no longer known; nobody was told"),
+        };
+        tracing::warn!(
+            ticket = ticket.id,
+            message = seq,
+            agent = %author,
+            %error,
+            "an agent's reply was refused by the customer's server"
+        );
+        tx.add_event(
+            ticket,
+            Event {
+                at: now,
+                kind: "reply_refused".into(),
+                actor: "postdesk".into(),
+                detail: format!(
+                    "reply by {author} (message {seq}) not delivered to {}: {error}; {told}{}",
+                    ticket.requester,
+                    if sla_undone {
+                        "; first response no longer met"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+        )
     }
 }
 
@@ -809,6 +941,10 @@ api_token = "t"
             clock.clone(),
             wake.clone(),
             rx,
+            Agents {
+                rules: Arc::new(crate::rules::LiveRules::new(Default::default())),
+                tokens: crate::token::Tokens::new(b"k"),
+            },
         ));
         Running {
             shutdown: tx,
