@@ -1345,7 +1345,11 @@ fn permanently_refused_reply_is_reported_and_does_not_meet_the_first_response() 
         text.contains("We reset your password."),
         "the notice quotes the reply: {text}"
     );
-    assert_eq!(sink.messages_to(customer).len(), 1, "only the acknowledgement");
+    assert_eq!(
+        sink.messages_to(customer).len(),
+        1,
+        "only the acknowledgement"
+    );
 
     let t = d.ticket(&o.id);
     assert_eq!(event_with(&t, "reply_refused").len(), 1, "{t}");
@@ -1358,7 +1362,11 @@ fn permanently_refused_reply_is_reported_and_does_not_meet_the_first_response() 
         let t = d.ticket(&o.id);
         event_with(&t, "sla_breach")
             .iter()
-            .any(|e| e["detail"].as_str().is_some_and(|s| s.contains("first response")))
+            .any(|e| {
+                e["detail"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("first response"))
+            })
             .then_some(())
     });
 }
