@@ -153,3 +153,69 @@ fn full_disk_is_reported_and_survived_without_restart() {
     assert_eq!(sink.messages_to("ann@customer.example").len(), 1);
     assert_eq!(d.tickets_total(), 2, "nothing lost, nothing doubled");
 }
+
+/// The relay accepts a message while the disk is full, so its delivery cannot be recorded (or
+/// the record is lost when the failed store is reopened): the result is recorded once there is
+/// room again, and the message is not sent a second time.
+#[test]
+fn delivery_accepted_while_the_disk_is_full_is_recorded_later_not_sent_again() {
+    let Some(fs) = Tmpfs::mount("24m") else {
+        return;
+    };
+    let sink = Sink::start_refusing();
+    let d = start_on(&sink, &fs.mount);
+
+    // The acknowledgement reaches the relay, which holds its answer to DATA.
+    sink.hold();
+    let raw = mail(
+        "Ann <ann@customer.example>",
+        "Printer",
+        "<dr-1@customer.example>",
+        &[],
+        "It jams.\n",
+    );
+    let seq = d.send_ok("ann@customer.example", &["support@example.test"], &raw);
+    let ticket = d.ticket_of(seq);
+    sink.wait_holding(SECS_30);
+
+    // Meanwhile the disk fills and a commit fails.
+    fs.fill();
+    let blocked = big_mail(
+        "Bob <bob@customer.example>",
+        "Scanner",
+        "<dr-2@customer.example>",
+        2 << 20,
+    );
+    let r = d.send("bob@customer.example", &["support@example.test"], &blocked);
+    assert_eq!(r.code, Some(451), "{r:?}");
+
+    // Now the relay takes the acknowledgement: its result meets the failing store.
+    sink.release();
+    wait_until(SECS_30, "the acknowledgement at the sink", || {
+        (sink.messages_to("ann@customer.example").len() == 1).then_some(())
+    });
+    // A second failed commit after the record, while the disk is still full.
+    let r = d.send("bob@customer.example", &["support@example.test"], &blocked);
+    assert_eq!(r.code, Some(451), "{r:?}");
+
+    fs.free();
+    wait_until(SECS_60, "health to be ok again", || {
+        (d.api_get("/api/v1/health").0 == 200).then_some(())
+    });
+    let seq = d.send_ok("bob@customer.example", &["support@example.test"], &blocked);
+    d.ticket_of(seq);
+    // Everything queued is delivered and recorded (a job held back for minutes fails here).
+    d.wait_idle(SECS_60);
+    sink.wait_for(2, SECS_30);
+    assert_eq!(
+        sink.messages_to("ann@customer.example").len(),
+        1,
+        "Ann's acknowledgement was sent once"
+    );
+    let t = d.ticket(&ticket);
+    let delivered = t["events"]
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["kind"] == "delivered").count())
+        .unwrap_or(0);
+    assert_eq!(delivered, 1, "its delivery is recorded once: {t}");
+}

@@ -226,6 +226,26 @@ impl Sink {
         writeln!(f, "{addr}").unwrap();
     }
 
+    /// From now on the answer to DATA waits for [`Sink::release`] (a sink from
+    /// [`Sink::start_refusing`]); returns when a message is waiting so.
+    pub fn hold(&self) {
+        assert!(self.refusing, "Sink::hold needs Sink::start_refusing");
+        std::fs::write(self.dir.path.join("refuse.hold"), b"").unwrap();
+    }
+
+    /// Waits until a message's DATA is held by [`Sink::hold`].
+    pub fn wait_holding(&self, timeout: Duration) {
+        let holding = self.dir.path.join("refuse.holding");
+        wait_until(timeout, "a message held at the sink's DATA", || {
+            holding.exists().then_some(())
+        });
+    }
+
+    /// Answers held and later DATA again.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(self.dir.path.join("refuse.hold"));
+    }
+
     pub fn maildir(&self) -> PathBuf {
         self.dir.path.join("Maildir")
     }
