@@ -127,9 +127,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn health(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
-    if authorize(&headers, &s).is_err() {
-        return Ok(axum::Json(json!({ "status": "ok" })));
+/// `{"status":"ok"}` while the daemon can accept mail. When the store
+/// cannot commit (disk full, I/O error) it answers 503 with
+/// `{"status":"store_failed"}` (plus the reason, with the token): mail gets
+/// 451 meanwhile, and a monitor must see that.
+async fn health(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
+    let authorized = authorize(&headers, &s).is_ok();
+    let store = s.store.clone();
+    let failure = tokio::task::spawn_blocking(move || store.probe())
+        .await
+        .map_err(|e| ApiError::Internal(format!("task failed: {e}")))?;
+    if let Some(reason) = failure {
+        let body = if authorized {
+            json!({ "status": "store_failed", "reason": reason })
+        } else {
+            json!({ "status": "store_failed" })
+        };
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
+    }
+    if !authorized {
+        return Ok(axum::Json(json!({ "status": "ok" })).into_response());
     }
     let store = s.store.clone();
     let (spool, outbound, tickets) = blocking(move || {
@@ -153,7 +170,8 @@ async fn health(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum::
             "last_error": i.last_error,
             "messages_ingested": i.messages_ingested,
         })).collect::<Vec<_>>(),
-    })))
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]

@@ -86,6 +86,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         clock.clone(),
         outbound_wake.clone(),
         shutdown_rx.clone(),
+        sender::Agents {
+            rules: rules.clone(),
+            tokens: tokens.clone(),
+        },
     ));
     let api = tokio::spawn(api::serve(
         web,

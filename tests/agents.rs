@@ -1314,3 +1314,71 @@ fn reply_to_a_mail_without_message_id_threads_on_the_acknowledgement() {
         header(&out, "References")
     );
 }
+
+/// The customer's server refuses the agent's reply for good (550 at RCPT): the agent is told by
+/// mail, the ticket says so, and the first response is not met by a reply that never arrived, so
+/// its breach still fires.
+#[test]
+fn permanently_refused_reply_is_reported_and_does_not_meet_the_first_response() {
+    let sink = Sink::start_refusing();
+    let d = Daemon::start_with(&sink, |c| {
+        c.set("agents", "notify", "true");
+        c.set("agents", "trusted_authserv_id", &q("mx.example.test"));
+    });
+    // A policy short enough to see its first-response breach.
+    std::fs::write(
+        d.dir.path.join("rules/sla.toml"),
+        "[[policy]]\nname = \"quick\"\nfirst_response = \"15s\"\nresolution = \"1h\"\ncalendar = \"always\"\n",
+    )
+    .unwrap();
+    wait_until(SECS_30, "the quick SLA policy to be loaded", || {
+        d.log().contains("rules reloaded").then_some(())
+    });
+    let customer = "gone@customer.example";
+    let o = open(&d, &sink, customer, "refused-1");
+    assert_eq!(d.ticket(&o.id)["sla"]["policy"], "quick");
+
+    sink.refuse(customer);
+    let token = o.token(ALICE);
+    let reply = agent_reply(
+        ALICE,
+        &token,
+        o.to(ALICE),
+        "<refused-reply-1@example.test>",
+        "We reset your password.",
+    );
+    d.send_ok(ALICE, &[&token], &reply);
+
+    let notice = wait_subject(&sink, ALICE, "not delivered", 1);
+    let text = body_text(&notice);
+    assert!(text.contains(customer), "{text}");
+    assert!(text.contains("550 5.1.1"), "the notice says why: {text}");
+    assert!(
+        text.contains("We reset your password."),
+        "the notice quotes the reply: {text}"
+    );
+    assert_eq!(
+        sink.messages_to(customer).len(),
+        1,
+        "only the acknowledgement"
+    );
+
+    let t = d.ticket(&o.id);
+    assert_eq!(event_with(&t, "reply_refused").len(), 1, "{t}");
+    assert!(
+        t["sla"]["first_response_at"].is_null(),
+        "a refused reply is no first response: {t}"
+    );
+    // No reply arrives: the first-response breach fires.
+    wait_until(SECS_60, "the first-response breach", || {
+        let t = d.ticket(&o.id);
+        event_with(&t, "sla_breach")
+            .iter()
+            .any(|e| {
+                e["detail"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("first response"))
+            })
+            .then_some(())
+    });
+}

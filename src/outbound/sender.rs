@@ -4,12 +4,19 @@
 //! accepted the message, in a separate transaction. A crash between the
 //! relay's acceptance and that commit delivers the message once more on
 //! restart; it carries the same Message-ID, so receivers can dedupe.
+//!
+//! While the daemon lives, a message the relay accepted is not sent again:
+//! results are recorded without fsync ([`Store::write_lazy_marked`]) and kept
+//! in memory until a durable commit follows; a result that could not be
+//! recorded (disk full), or whose record was lost when the store was
+//! reopened after an I/O error, is recorded again before its job may be
+//! attempted again.
 
 use crate::clock::Clock;
 use crate::config::{Config, OutboundConfig, Relay};
-use crate::model::{Event, OutboundJob};
+use crate::model::{Event, OutboundJob, Ticket};
 use crate::outbound::relay::{self, DeliveryError};
-use crate::store::{self, Store, Tx};
+use crate::store::{self, LazyMark, LazyState, Store, Tx};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +29,12 @@ use tracing::Instrument;
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// Pause after the store failed, before trying again.
 const STORE_RETRY: Duration = Duration::from_secs(5);
-/// How long a job whose result could not be recorded is left alone, so a
-/// failing store (disk full) does not make us redeliver it in a tight loop.
+/// How long a job whose attempt ended without a result (its message could
+/// not be read, or the task failed) is left alone before it is tried again.
 const HOLD_UNRECORDED: i64 = 300;
+/// Results kept until a durable commit covers them; past this many the
+/// sender makes one itself instead of waiting for intake to.
+const MAX_UNCONFIRMED: usize = 1000;
 
 /// Runs until `shutdown` turns true. `wake` is notified whenever new jobs are queued.
 ///
@@ -36,6 +46,7 @@ pub async fn run(
     clock: Clock,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
+    agents: Agents,
 ) {
     let ctx = Arc::new(Ctx {
         relay: cfg.relay(),
@@ -43,6 +54,7 @@ pub async fn run(
         cfg,
         store,
         clock,
+        agents,
     });
     let limit = ctx.cfg.outbound.concurrency.max(1);
     // Each task yields its attempt's outcome, recorded here in batches.
@@ -52,8 +64,10 @@ pub async fn run(
     let mut task_jobs: HashMap<Id, u64> = HashMap::new();
     // Job id -> unix seconds before which it is not tried again.
     let mut held: HashMap<u64, i64> = HashMap::new();
+    let mut results = Results::default();
 
     while !*shutdown.borrow() {
+        ctx.settle(&mut results, tasks.is_empty()).await;
         // Register for wake-ups before looking at the queue, so a job queued
         // while we look is not missed (works with notify_one and notify_waiters).
         let notified = wake.notified();
@@ -61,7 +75,14 @@ pub async fn run(
         notified.as_mut().enable();
 
         let idle = match ctx
-            .start_due(&mut tasks, &mut in_flight, &mut task_jobs, &held, limit)
+            .start_due(
+                &mut tasks,
+                &mut in_flight,
+                &mut task_jobs,
+                &held,
+                &results,
+                limit,
+            )
             .await
         {
             Ok(Some(next)) => {
@@ -73,6 +94,12 @@ pub async fn run(
                 tracing::error!(error = %e, "cannot read the outbound queue");
                 STORE_RETRY
             }
+        };
+        // Results still to be recorded are retried soon, not after MAX_IDLE.
+        let idle = if results.unrecorded.is_empty() {
+            idle
+        } else {
+            idle.min(STORE_RETRY)
         };
         // With every slot busy only a finished attempt frees work to do.
         let full = tasks.len() >= limit;
@@ -86,7 +113,8 @@ pub async fn run(
                 while let Some(more) = tasks.try_join_next_with_id() {
                     done.push(more);
                 }
-                ctx.finished(done, &mut in_flight, &mut task_jobs, &mut held).await;
+                ctx.finished(done, &mut in_flight, &mut task_jobs, &mut held, &mut results)
+                    .await;
             }
         }
         if shutdown.has_changed().is_err() {
@@ -102,12 +130,58 @@ pub async fn run(
         );
     }
     while let Some(done) = tasks.join_next_with_id().await {
-        ctx.finished(vec![done], &mut in_flight, &mut task_jobs, &mut held)
-            .await;
+        ctx.finished(
+            vec![done],
+            &mut in_flight,
+            &mut task_jobs,
+            &mut held,
+            &mut results,
+        )
+        .await;
+    }
+    // Results the store refused: try once more; a restart would send those
+    // messages again (at-least-once), so say so.
+    ctx.settle(&mut results, true).await;
+    if !results.unrecorded.is_empty() {
+        tracing::error!(
+            jobs = ?results.unrecorded.keys().collect::<Vec<_>>(),
+            "delivery results could not be recorded; these messages will be sent again after the restart"
+        );
+    }
+}
+
+/// Attempt results on their way into the store, by job id.
+#[derive(Default)]
+struct Results {
+    /// Not in the store: the write failed, or it was lost when the store was
+    /// reopened. Recorded before the job may be attempted again.
+    unrecorded: HashMap<u64, Attempted>,
+    /// Recorded without fsync, waiting for a durable commit.
+    unconfirmed: Vec<(LazyMark, Vec<Attempted>)>,
+}
+
+impl Results {
+    /// Whether `job` has a result the store may not hold yet (so it must not
+    /// be delivered again).
+    fn holds(&self, job: u64) -> bool {
+        self.unrecorded.contains_key(&job)
+            || self
+                .unconfirmed
+                .iter()
+                .any(|(_, batch)| batch.iter().any(|a| a.job == job))
     }
 }
 
 type Done = Result<(Id, Option<Attempted>), tokio::task::JoinError>;
+
+/// What the sender needs to tell an agent that the customer's server
+/// refused their reply: the agents and SLA policies, and the tokens for an
+/// answerable notice.
+#[derive(Clone)]
+pub struct Agents {
+    pub rules: Arc<crate::rules::LiveRules>,
+    pub tokens: crate::token::Tokens,
+}
 
 struct Ctx {
     cfg: Arc<Config>,
@@ -116,6 +190,7 @@ struct Ctx {
     pool: relay::ConnectionPool,
     store: Store,
     clock: Clock,
+    agents: Agents,
 }
 
 impl Ctx {
@@ -128,6 +203,7 @@ impl Ctx {
         in_flight: &mut HashSet<u64>,
         task_jobs: &mut HashMap<Id, u64>,
         held: &mut HashMap<u64, i64>,
+        results: &mut Results,
     ) {
         let mut batch = Vec::new();
         let mut ended = Vec::new();
@@ -143,16 +219,71 @@ impl Ctx {
                 }
             }
         }
-        let recorded = self.record_all(batch).await;
+        if !batch.is_empty() {
+            match self.record_all(batch.clone()).await {
+                Some(mark) => results.unconfirmed.push((mark, batch)),
+                // Kept, and recorded before these jobs are attempted again.
+                None => results
+                    .unrecorded
+                    .extend(batch.into_iter().map(|a| (a.job, a))),
+            }
+        }
         let now = self.clock.now();
         held.retain(|_, until| *until > now);
         for (id, attempted) in ended {
             if let Some(job) = task_jobs.remove(&id) {
                 in_flight.remove(&job);
-                if !(recorded && attempted) {
+                if !attempted {
                     // The job stays queued as it was; try it again later.
                     held.insert(job, now + HOLD_UNRECORDED);
                 }
+            }
+        }
+    }
+
+    /// Brings the results in memory up to date with the store: forgets those
+    /// a durable commit covers, takes back those a reopened store may have
+    /// lost, and records what is not recorded. When the sender is idle (or
+    /// holds many), one durable commit confirms them all.
+    async fn settle(self: &Arc<Self>, results: &mut Results, idle: bool) {
+        let mut lost = Vec::new();
+        results
+            .unconfirmed
+            .retain_mut(|(mark, batch)| match self.store.lazy_state(*mark) {
+                LazyState::Durable => false,
+                LazyState::Pending => true,
+                LazyState::MaybeLost => {
+                    lost.append(batch);
+                    false
+                }
+            });
+        if !lost.is_empty() {
+            tracing::warn!(
+                jobs = ?lost.iter().map(|a| a.job).collect::<Vec<_>>(),
+                "delivery results may have been lost with the failed store; recording them again"
+            );
+        }
+        for a in lost {
+            // An older result of the same job would be stale; the newer stays.
+            results.unrecorded.entry(a.job).or_insert(a);
+        }
+        if !results.unrecorded.is_empty() {
+            let batch: Vec<Attempted> = results.unrecorded.values().cloned().collect();
+            if let Some(mark) = self.record_all(batch.clone()).await {
+                tracing::info!(jobs = batch.len(), "delivery results recorded late");
+                results.unrecorded.clear();
+                results.unconfirmed.push((mark, batch));
+            }
+        }
+        let held: usize = results.unconfirmed.iter().map(|(_, b)| b.len()).sum();
+        if held > 0 && (idle || held > MAX_UNCONFIRMED) {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(())) => results
+                    .unconfirmed
+                    .retain(|(mark, _)| self.store.lazy_state(*mark) != LazyState::Durable),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot make delivery results durable"),
+                Err(e) => tracing::warn!(error = %e, "cannot make delivery results durable"),
             }
         }
     }
@@ -165,13 +296,14 @@ impl Ctx {
         in_flight: &mut HashSet<u64>,
         task_jobs: &mut HashMap<Id, u64>,
         held: &HashMap<u64, i64>,
+        results: &Results,
         limit: usize,
     ) -> store::Result<Option<i64>> {
         let free = limit.saturating_sub(tasks.len());
         // The head of the queue, due or not (earliest first). Jobs in flight
         // keep their past next_attempt_at until their result is recorded, so
         // look far enough to see the first job that is not in flight.
-        let want = in_flight.len() + held.len() + free + 1;
+        let want = in_flight.len() + held.len() + results.unrecorded.len() + free + 1;
         let store = self.store.clone();
         let head = tokio::task::spawn_blocking(move || store.due_jobs(i64::MAX, want))
             .await
@@ -180,7 +312,12 @@ impl Ctx {
         let mut start = Vec::new();
         let mut next_due = None;
         for job in head {
-            if in_flight.contains(&job.id) || held.get(&job.id).is_some_and(|&t| t > now) {
+            if in_flight.contains(&job.id)
+                || held.get(&job.id).is_some_and(|&t| t > now)
+                || results.holds(job.id)
+            {
+                // A job whose last result may not be in the store yet is not
+                // sent again: that result is recorded first (see `settle`).
                 continue;
             }
             if job.next_attempt_at > now || start.len() >= free {
@@ -272,6 +409,7 @@ impl Ctx {
         }
         Some(Attempted {
             job: job.id,
+            attempts: job.attempts,
             outcome,
             at: now,
         })
@@ -279,42 +417,58 @@ impl Ctx {
 
     /// Records the outcomes of finished attempts in one write transaction,
     /// not fsynced on its own: after a crash those jobs are simply still
-    /// queued and sent again (at-least-once), never lost. False if the store
-    /// refused the write.
-    async fn record_all(self: &Arc<Self>, batch: Vec<Attempted>) -> bool {
+    /// queued and sent again (at-least-once), never lost. None if the store
+    /// refused the write; else the mark to follow it to durability.
+    async fn record_all(self: &Arc<Self>, batch: Vec<Attempted>) -> Option<LazyMark> {
         if batch.is_empty() {
-            return true;
+            return None;
         }
         let ctx = self.clone();
         let recorded = tokio::task::spawn_blocking(move || {
-            ctx.store.write_lazy(|tx| {
+            ctx.store.write_lazy_marked(|tx| {
                 for a in &batch {
-                    ctx.record(tx, a.job, &a.outcome, a.at)?;
+                    ctx.record(tx, a)?;
                 }
                 Ok(())
             })
         })
         .await;
         match recorded {
-            Ok(Ok(())) => true,
+            Ok(Ok(((), mark))) => Some(mark),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot record delivery results");
-                false
+                None
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record delivery results");
-                false
+                None
             }
         }
     }
 
-    /// Applies an outcome to the job as it is now in the store (it may have
-    /// been changed or removed meanwhile), with its ticket event.
-    fn record(&self, tx: &mut Tx<'_>, id: u64, outcome: &Outcome, now: i64) -> store::Result<()> {
+    /// Applies an outcome to the job as it is now in the store, with its
+    /// ticket event. Only once: a job that is gone or has counted another
+    /// attempt since already holds this result (recording it again after
+    /// the store was reopened is then a no-op).
+    fn record(&self, tx: &mut Tx<'_>, attempted: &Attempted) -> store::Result<()> {
+        let (id, outcome, now) = (attempted.job, &attempted.outcome, attempted.at);
         let Some(mut job) = tx.job(id)? else {
             return Ok(());
         };
+        if job.attempts != attempted.attempts {
+            return Ok(());
+        }
         let via = relay::describe(&self.relay);
+        // Recipients that will never get the message, and why.
+        let refused: Vec<(String, String)> = match outcome {
+            Outcome::Failed(error) => job
+                .rcpt_to
+                .iter()
+                .map(|r| (r.clone(), error.clone()))
+                .collect(),
+            Outcome::Partial { failed, .. } => failed.clone(),
+            _ => Vec::new(),
+        };
         let events: Vec<(&str, String)> = match outcome {
             Outcome::Delivered => {
                 tx.remove_job(id)?;
@@ -388,6 +542,13 @@ impl Ctx {
                         },
                     )?;
                 }
+                let requester = ticket.requester.clone();
+                if let Some((_, error)) = refused
+                    .iter()
+                    .find(|(r, _)| r.eq_ignore_ascii_case(&requester))
+                {
+                    self.reply_refused(tx, &mut ticket, job.message, error, now)?;
+                }
                 tx.put_ticket(&ticket)?;
             }
             None => {
@@ -400,9 +561,115 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// The customer's server refused message `seq` for good. If it is an
+    /// agent's public reply, the customer never got it: the ticket says so,
+    /// the agent is told by mail (with their text, so nothing is lost), and
+    /// it no longer counts as the first response.
+    fn reply_refused(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        seq: u64,
+        error: &str,
+        now: i64,
+    ) -> store::Result<()> {
+        let Some(pos) = ticket.public_replies.iter().position(|p| p.message == seq) else {
+            return Ok(());
+        };
+        let author = ticket.public_replies[pos].agent.clone();
+        let later = ticket.public_replies.get(pos + 1).map(|p| p.message);
+        let record = tx.message(seq)?;
+        let sent_at = record.as_ref().map(|m| m.date);
+        let next_at = match later {
+            Some(m) => tx.message(m)?.map(|m| m.date),
+            None => None,
+        };
+        let rules = self.agents.rules.current();
+        // Only the reply that met the first response takes it back.
+        let sla_undone = ticket
+            .sla
+            .as_ref()
+            .is_some_and(|s| s.first_response_at.is_some() && s.first_response_at == sent_at)
+            && crate::sla::first_response_refused(
+                tx,
+                ticket,
+                &rules.sla,
+                &rules.calendars,
+                next_at,
+                now,
+            )?;
+        let agent = rules.agents.by_name(&author);
+        let told = match agent {
+            Some(agent) => {
+                let text = record.as_ref().map_or("", |m| m.text.as_str());
+                let quoted: String = text.lines().map(|l| format!("> {l}\n")).collect();
+                let body = format!(
+                    "Your reply on ticket #{id} ({subject}) was not delivered to {to}.\n\
+                     Their mail server refused it for good:\n\n  {error}\n\n\
+                     The customer has not received it{sla}. Check the address, or reach the \
+                     customer another way.\n\nYour reply was:\n\n{quoted}",
+                    id = ticket.id,
+                    subject = ticket.subject,
+                    to = ticket.requester,
+                    sla = if sla_undone {
+                        ", and it does not count as the ticket's first response"
+                    } else {
+                        ""
+                    },
+                );
+                let mail = crate::outbound::compose::AgentMail::answerable(
+                    &self.cfg,
+                    &self.agents.tokens,
+                    ticket,
+                    agent,
+                    format!("Reply not delivered: [#{}] {}", ticket.id, ticket.subject),
+                    body,
+                );
+                crate::outbound::compose::queue_agent_mail(
+                    tx,
+                    &self.cfg,
+                    &self.agents.tokens,
+                    mail,
+                    now,
+                )?;
+                format!("{author} was told")
+            }
+            None => format!("agent {author} is no longer known; nobody was told"),
+        };
+        tracing::warn!(
+            ticket = ticket.id,
+            message = seq,
+            agent = %author,
+            %error,
+            "an agent's reply was refused by the customer's server"
+        );
+        tx.add_event(
+            ticket,
+            Event {
+                at: now,
+                kind: "reply_refused".into(),
+                actor: "postdesk".into(),
+                detail: format!(
+                    "reply by {author} (message {seq}) not delivered to {}: {error}; {told}{}",
+                    ticket.requester,
+                    if sla_undone {
+                        "; first response no longer met"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+        )
+    }
+}
+
 /// A finished attempt waiting to be recorded.
+#[derive(Debug, Clone)]
 struct Attempted {
     job: u64,
+    /// The job's attempt count when it was tried (see [`Ctx::record`]).
+    attempts: u32,
     outcome: Outcome,
     at: i64,
 }
@@ -674,6 +941,10 @@ api_token = "t"
             clock.clone(),
             wake.clone(),
             rx,
+            Agents {
+                rules: Arc::new(crate::rules::LiveRules::new(Default::default())),
+                tokens: crate::token::Tokens::new(b"k"),
+            },
         ));
         Running {
             shutdown: tx,

@@ -488,6 +488,43 @@ pub fn first_response(ticket: &mut Ticket, now: i64) {
     }
 }
 
+/// The reply that met the first response never arrived (the customer's
+/// server refused it for good): the target counts as met by `next`, the
+/// next public reply's time, if there is one; otherwise it is open again and
+/// its timers are back (a breach already due fires on the scheduler's next
+/// pass). True if anything changed.
+pub fn first_response_refused(
+    tx: &mut Tx<'_>,
+    ticket: &mut Ticket,
+    policies: &Policies,
+    calendars: &[Calendar],
+    next: Option<i64>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(state) = ticket.sla.as_mut() else {
+        return Ok(false);
+    };
+    if state.first_response_at.is_none() {
+        return Ok(false);
+    }
+    state.first_response_at = next;
+    let running = state.paused_since.is_none()
+        && !matches!(
+            ticket.status,
+            crate::model::Status::Resolved | crate::model::Status::Closed
+        );
+    if next.is_none()
+        && running
+        && let Some(policy) = policies.by_name(&state.policy)
+    {
+        let state = state.clone();
+        let cal = calendar_of(policy, calendars);
+        tx.clear_sla_timers(ticket.id)?;
+        schedule(tx, ticket.id, &state, policy, &cal, now)?;
+    }
+    Ok(true)
+}
+
 /// The ticket is resolved or closed: nothing more can breach.
 pub fn stop(tx: &mut Tx<'_>, ticket: &mut Ticket) -> Result<(), StoreError> {
     if ticket.sla.is_some() {

@@ -11,8 +11,10 @@ use redb::{
     ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Serialize, de::DeserializeOwned};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -69,6 +71,27 @@ pub enum StoreError {
     },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The database failed (I/O error, e.g. disk full) and is not reopened
+    /// yet; the text says why.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether this error leaves redb's database unusable until it is
+    /// closed and reopened: after a failed write redb latches the I/O error
+    /// and refuses every later commit ("previous I/O error").
+    fn poisons_database(&self) -> bool {
+        match self {
+            StoreError::Db(e) => match e {
+                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed => true,
+                // A failed commit discards the allocator state; redb asks for a reopen.
+                redb::Error::Corrupted(m) => m.contains("reopen"),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 macro_rules! from_redb {
@@ -137,25 +160,95 @@ pub struct TicketFilter {
     pub offset: usize,
 }
 
-/// Cheap to clone handle on the database.
 /// redb's page cache. Its default (1 GiB) would let a mail backlog grow the
 /// daemon's memory far past what small hardware has; the hot set (spool,
 /// indexes, open tickets) is much smaller, and the OS page cache holds the rest.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Least time between two attempts to reopen a failed database (and between
+/// two health probes), so a disk that stays full costs little.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Cheap to clone handle on the database. Every stage holds one; they all
+/// share the database behind it, which is replaced as a whole when an I/O
+/// error made redb refuse further commits (see [`Store::write`]).
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    /// The open database and its epoch; None after an I/O error until it is
+    /// reopened.
+    db: RwLock<Option<(Arc<Database>, u64)>>,
+    /// Held by the one thread that reopens the database.
+    reopening: Mutex<()>,
+    state: Mutex<Health>,
+    /// Numbers write transactions in commit order (taken while redb's write
+    /// lock is held).
+    writes: AtomicU64,
+    /// Highest number of a durable commit that succeeded.
+    durable_upto: AtomicU64,
+}
+
+#[derive(Default)]
+struct Health {
+    /// Why writes fail, from the failed write until one succeeds again.
+    failure: Option<String>,
+    /// The failed database, until every user has let go of it and it is closed.
+    retired: Option<Arc<Database>>,
+    /// Bumped with each failed database: commits not durable before it are gone.
+    epoch: u64,
+    last_reopen: Option<Instant>,
+    last_probe: Option<Instant>,
+}
+
+/// Where a [`Store::write_lazy_marked`] commit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LazyMark {
+    epoch: u64,
+    write: u64,
+}
+
+/// See [`Store::lazy_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LazyState {
+    /// Not yet followed by a durable commit: lost if the process dies now.
+    Pending,
+    /// A durable commit followed it: it survives a crash.
+    Durable,
+    /// The database failed after it and was reopened: it may be gone.
+    MaybeLost,
+}
+
+fn open_database(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here panics while holding a lock; if it did, the data is still whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Store {
     /// Opens (or creates) `DIR/postdesk.redb` and makes sure every table exists.
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)?;
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(data_dir.join("postdesk.redb"))?;
-        let store = Store { db: Arc::new(db) };
+        let path = data_dir.join("postdesk.redb");
+        let db = open_database(&path)?;
+        let store = Store {
+            shared: Arc::new(Shared {
+                path,
+                db: RwLock::new(Some((Arc::new(db), 0))),
+                reopening: Mutex::new(()),
+                state: Mutex::new(Health::default()),
+                writes: AtomicU64::new(0),
+                durable_upto: AtomicU64::new(0),
+            }),
+        };
         store.write(|tx| {
             tx.txn.open_table(META)?;
             tx.txn.open_table(SECRETS)?;
@@ -183,20 +276,144 @@ impl Store {
         Ok(store)
     }
 
-    /// Runs `f` in one durable write transaction; nothing is written if it fails.
-    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_write()?;
-        let mut tx = Tx { txn: &txn };
-        match f(&mut tx) {
-            Ok(v) => {
-                txn.commit()?;
-                Ok(v)
+    /// The database to use now. After an I/O error it is reopened here, at
+    /// most once per [`REOPEN_INTERVAL`]; until then callers get
+    /// [`StoreError::Unavailable`].
+    fn db(&self) -> Result<(Arc<Database>, u64)> {
+        let current = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match current {
+            Some(open) => Ok(open),
+            None => self.reopen(),
+        }
+    }
+
+    /// Closes the failed database once nobody uses it any more and opens the
+    /// file again (redb repairs it from the last durable commit).
+    fn reopen(&self) -> Result<(Arc<Database>, u64)> {
+        let unavailable = |st: &Health, extra: &str| {
+            StoreError::Unavailable(format!(
+                "{}{extra}",
+                st.failure.as_deref().unwrap_or("the database failed")
+            ))
+        };
+        let Ok(_reopening) = self.shared.reopening.try_lock() else {
+            return Err(unavailable(&lock(&self.shared.state), " (reopening)"));
+        };
+        if let Some(open) = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Ok(open);
+        }
+        let (retired, epoch) = {
+            let mut st = lock(&self.shared.state);
+            if st
+                .last_reopen
+                .is_some_and(|t| t.elapsed() < REOPEN_INTERVAL)
+            {
+                return Err(unavailable(&st, ""));
             }
-            Err(e) => {
-                let _ = txn.abort();
-                Err(e)
+            st.last_reopen = Some(Instant::now());
+            (st.retired.take(), st.epoch)
+        };
+        if let Some(old) = retired {
+            match Arc::try_unwrap(old) {
+                Ok(db) => {
+                    if let Err(e) = db.close() {
+                        tracing::debug!(error = %e, "closing the failed database");
+                    }
+                }
+                Err(still_used) => {
+                    let mut st = lock(&self.shared.state);
+                    st.retired = Some(still_used);
+                    return Err(unavailable(&st, " (the old database is still in use)"));
+                }
             }
         }
+        match open_database(&self.shared.path) {
+            Ok(db) => {
+                let open = (Arc::new(db), epoch);
+                *self
+                    .shared
+                    .db
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(open.clone());
+                tracing::warn!(
+                    path = %self.shared.path.display(),
+                    "store reopened after an I/O error; commits that were not yet durable are gone"
+                );
+                Ok(open)
+            }
+            Err(e) => {
+                let st = lock(&self.shared.state);
+                tracing::error!(error = %e, "cannot reopen the store; will try again");
+                Err(unavailable(&st, &format!("; reopening failed: {e}")))
+            }
+        }
+    }
+
+    /// Takes `db` out of service after `e`: later calls reopen the file.
+    fn failed(&self, db: &Arc<Database>, e: &StoreError) {
+        let mut slot = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut st = lock(&self.shared.state);
+        st.failure = Some(e.to_string());
+        if slot.as_ref().is_some_and(|(cur, _)| Arc::ptr_eq(cur, db))
+            && let Some((old, _)) = slot.take()
+        {
+            st.retired = Some(old);
+            st.epoch += 1;
+            st.last_reopen = Some(Instant::now());
+            tracing::error!(error = %e, "store write failed; the database will be reopened");
+        }
+    }
+
+    /// Why the store cannot commit, or None when the last write succeeded.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared.state).failure.clone()
+    }
+
+    /// While the store is failing: tries a small durable write (at most once
+    /// per [`REOPEN_INTERVAL`]), so the failure clears once the disk has room
+    /// again even when nothing else writes. Returns [`Store::failure`].
+    pub fn probe(&self) -> Option<String> {
+        {
+            let mut st = lock(&self.shared.state);
+            if st.failure.is_none() || st.last_probe.is_some_and(|t| t.elapsed() < REOPEN_INTERVAL)
+            {
+                return st.failure.clone();
+            }
+            st.last_probe = Some(Instant::now());
+        }
+        let _ = self.write(|tx| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            tx.txn.open_table(META)?.insert("health_probe", now)?;
+            Ok(())
+        });
+        self.failure()
+    }
+
+    /// Runs `f` in one durable write transaction; nothing is written if it fails.
+    ///
+    /// An I/O error (disk full) poisons redb's database: it refuses every
+    /// later commit until reopened. Such an error takes the database out of
+    /// service here and the next use reopens it, so the daemon recovers by
+    /// itself once the disk has room; [`Store::failure`] reports it meanwhile.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.write_as(true, f).map(|(v, _)| v)
     }
 
     /// Makes every earlier [`Store::write_lazy`] commit durable (an empty
@@ -210,18 +427,70 @@ impl Store {
     /// durable commit (or is lost in a crash). For results that are safe to
     /// redo, e.g. recording a delivery: after a crash the message is sent again.
     pub fn write_lazy<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let mut txn = self.db.begin_write()?;
-        if let Err(e) = txn.set_durability(redb::Durability::None) {
-            tracing::debug!(error = %e, "non-durable commit refused; committing durably");
+        self.write_lazy_marked(f).map(|(v, _)| v)
+    }
+
+    /// [`Store::write_lazy`], returning a mark to ask [`Store::lazy_state`]
+    /// later whether the commit became durable or may have been lost with a
+    /// failed database.
+    pub fn write_lazy_marked<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<(T, LazyMark)> {
+        self.write_as(false, f)
+    }
+
+    /// Whether the lazy commit `mark` is durable yet.
+    pub fn lazy_state(&self, mark: LazyMark) -> LazyState {
+        let epoch = lock(&self.shared.state).epoch;
+        if mark.epoch != epoch {
+            LazyState::MaybeLost
+        } else if self.shared.durable_upto.load(Ordering::SeqCst) > mark.write {
+            LazyState::Durable
+        } else {
+            LazyState::Pending
         }
-        let mut tx = Tx { txn: &txn };
-        match f(&mut tx) {
-            Ok(v) => {
-                txn.commit()?;
-                Ok(v)
+    }
+
+    fn write_as<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<(T, LazyMark)> {
+        let (db, epoch) = self.db()?;
+        let result = (|| {
+            let mut txn = db.begin_write()?;
+            let write = self.shared.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if !durable && let Err(e) = txn.set_durability(redb::Durability::None) {
+                tracing::debug!(error = %e, "non-durable commit refused; committing durably");
+            }
+            let mut tx = Tx { txn: &txn };
+            match f(&mut tx) {
+                Ok(v) => {
+                    txn.commit()?;
+                    Ok((v, write))
+                }
+                Err(e) => {
+                    let _ = txn.abort();
+                    Err(e)
+                }
+            }
+        })();
+        match result {
+            Ok((v, write)) => {
+                if durable {
+                    self.shared.durable_upto.fetch_max(write, Ordering::SeqCst);
+                    let mut st = lock(&self.shared.state);
+                    if let Some(was) = st.failure.take() {
+                        tracing::info!(failure = %was, "store writable again");
+                    }
+                }
+                Ok((v, LazyMark { epoch, write }))
             }
             Err(e) => {
-                let _ = txn.abort();
+                if e.poisons_database() {
+                    self.failed(&db, &e);
+                }
                 Err(e)
             }
         }
@@ -280,7 +549,7 @@ impl Store {
 
     /// Spooled messages not yet processed, oldest first.
     pub fn pending_spool(&self, limit: usize) -> Result<Vec<(MessageSeq, Envelope)>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(SPOOL)?;
         let mut out = Vec::new();
         for item in t.iter()?.take(limit) {
@@ -291,12 +560,12 @@ impl Store {
     }
 
     pub fn spool_len(&self) -> Result<u64> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         Ok(r.open_table(SPOOL)?.len()?)
     }
 
     pub fn raw(&self, seq: MessageSeq) -> Result<Option<Vec<u8>>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(RAW)?;
         Ok(t.get(seq)?.map(|v| v.value().to_vec()))
     }
@@ -304,7 +573,7 @@ impl Store {
     /// A random per-installation secret, created on first use (HMAC of reply tokens).
     pub fn secret(&self, name: &str) -> Result<Vec<u8>> {
         {
-            let r = self.db.begin_read()?;
+            let r = self.db()?.0.begin_read()?;
             if let Some(v) = r.open_table(SECRETS)?.get(name)? {
                 return Ok(v.value().to_vec());
             }
@@ -323,14 +592,14 @@ impl Store {
     }
 
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(TICKETS)?;
         t.get(id)?.map(|v| dec("tickets", v.value())).transpose()
     }
 
     /// Tickets newest first, filtered; returns (total matching, page).
     pub fn list_tickets(&self, f: &TicketFilter) -> Result<(usize, Vec<Ticket>)> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(TICKETS)?;
         if f.status.is_none() && f.queue.is_none() {
             // Unfiltered: ids grow with time, so the page is a slice of the
@@ -367,7 +636,7 @@ impl Store {
 
     /// The messages of a ticket, oldest first.
     pub fn ticket_messages(&self, id: TicketId) -> Result<Vec<MessageRecord>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         messages_of(
             &r.open_multimap_table(TICKET_MESSAGES)?,
             &r.open_table(MESSAGES)?,
@@ -376,7 +645,7 @@ impl Store {
     }
 
     pub fn ticket_events(&self, id: TicketId) -> Result<Vec<Event>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(EVENTS)?;
         let mut out = Vec::new();
         for item in t.range((id, 0)..=(id, u64::MAX))? {
@@ -387,7 +656,7 @@ impl Store {
     }
 
     pub fn message(&self, seq: MessageSeq) -> Result<Option<MessageRecord>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(MESSAGES)?;
         t.get(seq)?.map(|v| dec("messages", v.value())).transpose()
     }
@@ -395,7 +664,7 @@ impl Store {
     /// Outbound jobs due at `now`, earliest first, at most `limit` (a range
     /// scan of the due index, so a long queue costs nothing per pass).
     pub fn due_jobs(&self, now: i64, limit: usize) -> Result<Vec<OutboundJob>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let due = r.open_table(OUTBOUND_DUE)?;
         let jobs = r.open_table(OUTBOUND)?;
         let mut out = Vec::new();
@@ -414,19 +683,19 @@ impl Store {
 
     /// Earliest `next_attempt_at` of any queued job.
     pub fn next_job_time(&self) -> Result<Option<i64>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let due = r.open_table(OUTBOUND_DUE)?;
         let first = due.iter()?.next().transpose()?;
         Ok(first.map(|(k, _)| unsortable(k.value().0)))
     }
 
     pub fn outbound_len(&self) -> Result<u64> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         Ok(r.open_table(OUTBOUND)?.len()?)
     }
 
     pub fn quarantine(&self) -> Result<Vec<QuarantineEntry>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(QUARANTINE)?;
         let mut out = Vec::new();
         for item in t.iter()? {
@@ -438,13 +707,13 @@ impl Store {
 
     /// The message a duplicate was dropped in favour of.
     pub fn duplicate_of(&self, seq: MessageSeq) -> Result<Option<MessageSeq>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         Ok(r.open_table(DUPLICATES)?.get(seq)?.map(|v| v.value()))
     }
 
     /// Where IMAP intake stands in one folder (None: never polled).
     pub fn imap_state(&self, key: &str) -> Result<Option<ImapFolderState>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(IMAP_CURSORS)?;
         t.get(key)?
             .map(|v| dec("imap_cursors", v.value()))
@@ -555,7 +824,7 @@ impl Store {
 
     /// When the earliest SLA timer is due.
     pub fn next_sla_timer(&self) -> Result<Option<i64>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(SLA_TIMERS)?;
         let first = t.iter()?.next().transpose()?;
         Ok(first.and_then(|(k, _)| parse_sla_key(k.value()).map(|(due, _, _)| due)))
@@ -563,7 +832,7 @@ impl Store {
 
     /// Replies held on ticket `id` by collision detection.
     pub fn held_for_ticket(&self, id: TicketId) -> Result<Vec<HeldReply>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(HELD)?;
         let mut out = Vec::new();
         for item in t.iter()? {
@@ -578,7 +847,7 @@ impl Store {
 
     /// The earliest expiry of a held agent reply.
     pub fn next_held_expiry(&self) -> Result<Option<i64>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         let t = r.open_table(HELD)?;
         let mut next: Option<i64> = None;
         for item in t.iter()? {
@@ -590,7 +859,7 @@ impl Store {
     }
 
     pub fn ticket_count(&self) -> Result<u64> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.0.begin_read()?;
         Ok(r.open_table(TICKETS)?.len()?)
     }
 }

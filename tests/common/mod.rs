@@ -187,6 +187,8 @@ pub struct Sink {
     pub port: u16,
     pub dir: TempDir,
     child: Option<Child>,
+    /// Runs `peers/refusing_sink.py` (see [`Sink::start_refusing`]).
+    refusing: bool,
 }
 
 impl Sink {
@@ -195,9 +197,53 @@ impl Sink {
             port: free_port(),
             dir: TempDir::new("sink"),
             child: None,
+            refusing: false,
         };
         sink.start_again();
         sink
+    }
+
+    /// A sink that can refuse recipients at RCPT with 550 ([`Sink::refuse`]).
+    pub fn start_refusing() -> Sink {
+        let mut sink = Sink {
+            port: free_port(),
+            dir: TempDir::new("sink"),
+            child: None,
+            refusing: true,
+        };
+        sink.start_again();
+        sink
+    }
+
+    /// From now on RCPT TO:<addr> gets 550 (a sink from [`Sink::start_refusing`]).
+    pub fn refuse(&self, addr: &str) {
+        assert!(self.refusing, "Sink::refuse needs Sink::start_refusing");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path.join("refuse"))
+            .unwrap();
+        writeln!(f, "{addr}").unwrap();
+    }
+
+    /// From now on the answer to DATA waits for [`Sink::release`] (a sink from
+    /// [`Sink::start_refusing`]); returns when a message is waiting so.
+    pub fn hold(&self) {
+        assert!(self.refusing, "Sink::hold needs Sink::start_refusing");
+        std::fs::write(self.dir.path.join("refuse.hold"), b"").unwrap();
+    }
+
+    /// Waits until a message's DATA is held by [`Sink::hold`].
+    pub fn wait_holding(&self, timeout: Duration) {
+        let holding = self.dir.path.join("refuse.holding");
+        wait_until(timeout, "a message held at the sink's DATA", || {
+            holding.exists().then_some(())
+        });
+    }
+
+    /// Answers held and later DATA again.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(self.dir.path.join("refuse.hold"));
     }
 
     pub fn maildir(&self) -> PathBuf {
@@ -224,11 +270,19 @@ impl Sink {
         let start = Instant::now();
         // After a stop the port may briefly be unavailable; retry the spawn.
         loop {
-            let mut child = Command::new(python())
-                .args(["-m", "aiosmtpd", "-n", "-l"])
-                .arg(format!("127.0.0.1:{}", self.port))
-                .args(["-c", "aiosmtpd.handlers.Mailbox"])
-                .arg(self.maildir())
+            let mut cmd = Command::new(python());
+            cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{}", self.port));
+            if self.refusing {
+                cmd.env("PYTHONPATH", repo_root().join("tests/peers"))
+                    .args(["-c", "refusing_sink.RefusingMailbox"])
+                    .arg(self.maildir())
+                    .arg(self.dir.path.join("refuse"));
+            } else {
+                cmd.args(["-c", "aiosmtpd.handlers.Mailbox"])
+                    .arg(self.maildir());
+            }
+            let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log.try_clone().unwrap())
