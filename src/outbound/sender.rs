@@ -625,6 +625,7 @@ impl Ctx {
                     agent,
                     format!("Reply not delivered: [#{}] {}", ticket.id, ticket.subject),
                     body,
+                    now,
                 );
                 crate::outbound::compose::queue_agent_mail(
                     tx,
