@@ -35,23 +35,6 @@ fn mid(s: &str) -> String {
         .to_string()
 }
 
-/// The decoded text body of a raw message.
-fn body_text(raw: &[u8]) -> String {
-    MessageParser::default()
-        .parse(raw)
-        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-        .unwrap_or_default()
-}
-
-/// Waits until `addr` has received `n` messages; returns the n-th (1-based).
-fn nth_to(sink: &Sink, addr: &str, n: usize) -> Vec<u8> {
-    wait_until(
-        SECS_30,
-        &format!("message {n} to {addr} at the sink"),
-        || sink.messages_to(addr).into_iter().nth(n - 1),
-    )
-}
-
 /// Messages to `addr` whose subject contains `needle`.
 fn to_with_subject(sink: &Sink, addr: &str, needle: &str) -> Vec<Vec<u8>> {
     sink.messages_to(addr)
@@ -106,9 +89,9 @@ fn open(d: &Daemon, sink: &Sink, customer: &str, tag: &str) -> Opened {
     );
     let seq = d.send_ok(customer, &[SUPPORT], &raw);
     let id = d.ticket_of(seq);
-    nth_to(sink, customer, sink.messages_to(customer).len().max(1));
-    let a = nth_to(sink, ALICE, alice_before + 1);
-    let b = nth_to(sink, BOB, bob_before + 1);
+    sink.nth_to(customer, sink.messages_to(customer).len().max(1));
+    let a = sink.nth_to(ALICE, alice_before + 1);
+    let b = sink.nth_to(BOB, bob_before + 1);
     Opened {
         id,
         customer_msgid: mid(&msgid),
@@ -262,7 +245,7 @@ fn round_trip_notification_reply_relayed_to_the_customer() {
         "Hi Carla,\n\nplease try resetting your password at https://example.test/reset.\n\nAlice",
     );
     d.send_ok(ALICE, &[&o.token(ALICE)], &reply);
-    let got = nth_to(&sink, customer, 2);
+    let got = sink.nth_to(customer, 2);
     let got_text = String::from_utf8_lossy(&got).into_owned();
     let from = header(&got, "From").unwrap();
     assert!(
@@ -353,7 +336,7 @@ fn round_trip_notification_reply_relayed_to_the_customer() {
     );
     let seq = d.send_ok(customer, &[SUPPORT], &answer);
     assert_eq!(d.ticket_of(seq), o.id);
-    let n2 = nth_to(&sink, ALICE, alice_before + 1);
+    let n2 = sink.nth_to(ALICE, alice_before + 1);
     assert!(body_text(&n2).contains("That worked, thanks!"));
     assert!(
         o.token(ALICE) != bare_address(&header(&n2, "Reply-To").unwrap()),
@@ -376,7 +359,7 @@ fn reply_without_reply_to_is_recognised_by_in_reply_to() {
         "Fixed it for you.",
     );
     d.send_ok(ALICE, &[SUPPORT], &reply);
-    let got = nth_to(&sink, customer, 2);
+    let got = sink.nth_to(customer, 2);
     assert!(body_text(&got).contains("Fixed it for you."));
     d.wait_idle(SECS_60);
     assert_eq!(d.tickets_total(), 1, "no new ticket for the agent's mail");
@@ -408,7 +391,7 @@ fn replies_composed_by_real_mail_clients() {
             ],
         );
         d.send_ok(ALICE, &[&o.token(ALICE)], &raw);
-        let got = nth_to(&sink, customer, 2 + i);
+        let got = sink.nth_to(customer, 2 + i);
         let body = body_text(&got);
         assert_eq!(body.trim(), "Hello", "{file}: relayed text:\n{body}");
         let all = String::from_utf8_lossy(&got).to_ascii_lowercase();
@@ -432,7 +415,7 @@ fn attachments_are_carried_to_the_customer() {
         "From: Alice <alice@example.test>\r\nTo: {token}\r\nSubject: Re: manual\r\nMessage-ID: <att-reply@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe manual is attached.\r\n--XX\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=\"logo.png\"\r\nContent-ID: <logo@example.test>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--XX\r\nContent-Type: application/pdf; name=\"manual.pdf\"\r\nContent-Disposition: attachment; filename=\"manual.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago=\r\n--XX--\r\n"
     );
     d.send_ok(ALICE, &[&token], raw.as_bytes());
-    let got = nth_to(&sink, customer, 2);
+    let got = sink.nth_to(customer, 2);
     let msg = MessageParser::default().parse(&got).unwrap();
     assert!(
         msg.body_text(0)
@@ -454,7 +437,7 @@ fn attachments_are_carried_to_the_customer() {
         "From: Alice <alice@example.test>\r\nTo: {token}\r\nSubject: Re: manual\r\nMessage-ID: <att-only@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"YY\"\r\n\r\n--YY\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n--YY\r\nContent-Type: text/csv; name=\"log.csv\"\r\nContent-Disposition: attachment; filename=\"log.csv\"\r\n\r\na,b\r\n1,2\r\n--YY--\r\n"
     );
     d.send_ok(ALICE, &[&token], raw.as_bytes());
-    let got = nth_to(&sink, customer, 3);
+    let got = sink.nth_to(customer, 3);
     let msg = MessageParser::default().parse(&got).unwrap();
     let att: Vec<_> = msg.attachments().collect();
     assert_eq!(att.len(), 1, "{}", String::from_utf8_lossy(&got));
@@ -677,7 +660,7 @@ fn commands_by_mail_with_transcripts() {
 
     // #canned: rules/canned/thanks.txt with its placeholders filled in.
     send(7, "#canned thanks\n");
-    let got = nth_to(&sink, customer, 2);
+    let got = sink.nth_to(customer, 2);
     let body = body_text(&got);
     assert!(body.contains("Hello Carla Customer"), "{body}");
     assert!(body.contains(&format!("ticket #{}", o.id)), "{body}");
@@ -778,7 +761,7 @@ fn second_agent_reply_is_held_and_send_releases_it() {
         "Bob here: restart the app.",
     );
     d.send_ok(BOB, &[&o.token(BOB)], &raw);
-    let first = nth_to(&sink, customer, 2);
+    let first = sink.nth_to(customer, 2);
     assert!(body_text(&first).contains("Bob here"));
     // alice answers the same notification: held.
     let raw = agent_reply(
@@ -819,7 +802,7 @@ fn second_agent_reply_is_held_and_send_releases_it() {
     assert!(token.contains(".alice.1."), "{token}");
     let raw = agent_reply(ALICE, &token, &held, "<alice-3@example.test>", "#send");
     d.send_ok(ALICE, &[&token], &raw);
-    let second = nth_to(&sink, customer, 3);
+    let second = sink.nth_to(customer, 3);
     let body = body_text(&second);
     assert!(body.contains("Alice here: clear your cookies."), "{body}");
     assert!(!body.contains("#send"), "{body}");
@@ -850,7 +833,7 @@ fn held_reply_expires() {
         "Bob was first.",
     );
     d.send_ok(BOB, &[&o.token(BOB)], &raw);
-    nth_to(&sink, customer, 2);
+    sink.nth_to(customer, 2);
     let raw = agent_reply(
         ALICE,
         &o.token(ALICE),
@@ -932,7 +915,7 @@ fn reply_written_by_mutt() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let got = nth_to(&sink, customer, 2);
+    let got = sink.nth_to(customer, 2);
     let text = body_text(&got);
     assert_eq!(
         text.trim(),
@@ -1055,7 +1038,7 @@ fn sla_clock_follows_the_ticket_by_mail() {
         "We are on it.",
     );
     d.send_ok(ALICE, &[&token], &reply);
-    nth_to(&sink, customer, 2);
+    sink.nth_to(customer, 2);
     d.wait_idle(SECS_60);
     let t = d.ticket(&o.id);
     assert!(t["sla"]["first_response_at"].is_string(), "{t}");
@@ -1149,7 +1132,7 @@ fn agent_mail_threaded_without_a_token_is_not_a_customer_message() {
     let (sink, d) = start();
     let customer = "noa@customer.example";
     let o = open(&d, &sink, customer, "untokened-1");
-    let ack = nth_to(&sink, customer, 1);
+    let ack = sink.nth_to(customer, 1);
     let ack_id = header(&ack, "Message-ID").expect("ack has a Message-ID");
     let raw = mail(
         &format!("Alice Agent <{ALICE}>"),
@@ -1213,7 +1196,7 @@ fn resolving_by_command_tells_the_customer() {
         tr.contains("The customer was told that the ticket is resolved"),
         "{tr}"
     );
-    let notice = nth_to(&sink, customer, 2);
+    let notice = sink.nth_to(customer, 2);
     let subject = header(&notice, "Subject").unwrap_or_default();
     assert!(
         subject.contains(&format!("[#{}] Your request is resolved", o.id)),
@@ -1255,7 +1238,7 @@ fn resolving_by_command_tells_the_customer() {
     );
     d.send_ok(ALICE, &[&token], &raw);
     wait_subject(&sink, ALICE, "Commands", 2);
-    let reply = nth_to(&sink, customer, 3);
+    let reply = sink.nth_to(customer, 3);
     assert!(
         body_text(&reply).contains("Fixed now"),
         "{}",
@@ -1285,9 +1268,9 @@ fn reply_to_a_mail_without_message_id_threads_on_the_acknowledgement() {
     assert!(header(&raw, "Message-ID").is_none());
     let seq = d.send_ok(customer, &[SUPPORT], &raw);
     let id = d.ticket_of(seq);
-    let ack = nth_to(&sink, customer, 1);
+    let ack = sink.nth_to(customer, 1);
     let ack_id = header(&ack, "Message-ID").expect("ack Message-ID");
-    let note = nth_to(&sink, ALICE, 1);
+    let note = sink.nth_to(ALICE, 1);
     let token = bare_address(&header(&note, "Reply-To").expect("Reply-To"));
     let reply = agent_reply(
         ALICE,
@@ -1297,7 +1280,7 @@ fn reply_to_a_mail_without_message_id_threads_on_the_acknowledgement() {
         "Got it, Pat.",
     );
     d.send_ok(ALICE, &[&token], &reply);
-    let out = nth_to(&sink, customer, 2);
+    let out = sink.nth_to(customer, 2);
     assert!(
         body_text(&out).contains("Got it, Pat."),
         "{}",

@@ -5,7 +5,6 @@
 
 mod common;
 use common::*;
-use mail_parser::MessageParser;
 use serde_json::Value;
 
 const ALICE: &str = "alice@example.test";
@@ -26,20 +25,6 @@ fn start_with(tweak: impl FnOnce(&mut DaemonConfig)) -> (Sink, Daemon) {
         tweak(c);
     });
     (sink, d)
-}
-
-fn body_text(raw: &[u8]) -> String {
-    MessageParser::default()
-        .parse(raw)
-        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-        .unwrap_or_default()
-}
-
-/// Waits until `addr` has received `n` messages; returns the n-th (1-based).
-fn nth_to(sink: &Sink, addr: &str, n: usize) -> Vec<u8> {
-    wait_until(SECS_30, &format!("message {n} to {addr}"), || {
-        sink.messages_to(addr).into_iter().nth(n - 1)
-    })
 }
 
 /// Every envelope recipient of the mail at the sink whose body contains `needle`.
@@ -87,8 +72,8 @@ fn open(d: &Daemon, sink: &Sink, tag: &str, cc: &[&str]) -> Opened {
     );
     let seq = d.send_ok(ANN, &[SUPPORT], &raw);
     let id = d.ticket_of(seq);
-    nth_to(sink, ANN, ann_before + 1);
-    let note = nth_to(sink, ALICE, alice_before + 1);
+    sink.nth_to(ANN, ann_before + 1);
+    let note = sink.nth_to(ALICE, alice_before + 1);
     Opened { id, msgid, note }
 }
 
@@ -168,7 +153,7 @@ fn a_stranger_who_knows_a_message_id_joins_the_conversation_but_gets_no_replies(
     let seq = d.send_ok(MALLORY, &[SUPPORT], &raw);
     assert_eq!(d.ticket_of(seq), o.id, "the message joins the conversation");
     // Alice is told, and told how to let Mallory in.
-    let note = nth_to(&sink, ALICE, alice_before + 1);
+    let note = sink.nth_to(ALICE, alice_before + 1);
     let text = body_text(&note);
     assert!(text.contains("NOT A PARTICIPANT"), "{text}");
     assert!(
@@ -236,7 +221,7 @@ fn a_forged_requester_from_brings_nobody_in() {
 fn the_bounce_address_threads_only_delivery_reports() {
     let (sink, d) = start();
     let o = open(&d, &sink, "verp-1", &[]);
-    let ack = nth_to(&sink, ANN, 1);
+    let ack = sink.nth_to(ANN, 1);
     // Every recipient sees our VERP address as the envelope sender of the acknowledgement.
     let verp = bare_address(&header(&ack, "X-MailFrom").expect("sink records MAIL FROM"));
     assert!(verp.starts_with("support+b"), "{verp}");
@@ -301,7 +286,7 @@ fn the_comment_address_needs_more_than_an_agents_from() {
         "{q}"
     );
     // The real Alice hears of it, with her own comment address.
-    let notice = nth_to(&sink, ALICE, alice_before + 1);
+    let notice = sink.nth_to(ALICE, alice_before + 1);
     let text = body_text(&notice);
     assert!(text.contains("not posted"), "{text}");
     let own = text
@@ -358,7 +343,7 @@ fn bare_cr_in_addresses_and_message_ids_reaches_nothing_we_send() {
     );
     let transcript = raw_smtp(d.smtp_port, script.as_bytes());
     assert!(transcript.contains("250 2.0.0"), "{transcript}");
-    let ack = nth_to(&sink, ANN, 1);
+    let ack = sink.nth_to(ANN, 1);
     d.wait_idle(SECS_60);
     assert!(sink.messages_to("victim@elsewhere.example").is_empty());
     let ack_text = String::from_utf8_lossy(&ack);
@@ -419,7 +404,7 @@ fn acknowledgements_are_no_backscatter_and_stay_bounded() {
         &[SUPPORT],
         &raw,
     );
-    nth_to(&sink, ANN, 1);
+    sink.nth_to(ANN, 1);
     // A 1 MiB subject, Message-ID and References: the acknowledgement stays small, every line short.
     let big_id = format!("<{}@customer.example>", "x".repeat(700_000));
     let refs: String = (0..20_000)
@@ -433,7 +418,7 @@ fn acknowledgements_are_no_backscatter_and_stay_bounded() {
         "Big headers.\n",
     );
     d.send_ok("bob@customer.example", &[SUPPORT], &raw);
-    let ack = nth_to(&sink, "bob@customer.example", 1);
+    let ack = sink.nth_to("bob@customer.example", 1);
     assert!(
         ack.len() < 64 * 1024,
         "acknowledgement of {} bytes",

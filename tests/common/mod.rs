@@ -378,6 +378,15 @@ impl Sink {
         }
     }
 
+    /// Waits until `addr` has received `n` messages; returns the n-th (1-based).
+    pub fn nth_to(&self, addr: &str, n: usize) -> Vec<u8> {
+        wait_until(
+            SECS_30,
+            &format!("message {n} to {addr} at the sink"),
+            || self.messages_to(addr).into_iter().nth(n - 1),
+        )
+    }
+
     /// Messages whose envelope recipient (X-RcptTo) is `addr`.
     pub fn messages_to(&self, addr: &str) -> Vec<Vec<u8>> {
         self.messages()
@@ -1127,6 +1136,14 @@ pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
 }
 
 /// The unfolded value of the first header `name` in the header block of `raw`.
+/// The decoded text body of a raw message.
+pub fn body_text(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
+}
+
 pub fn header(raw: &[u8], name: &str) -> Option<String> {
     headers(raw, name).into_iter().next()
 }
