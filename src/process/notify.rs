@@ -100,13 +100,13 @@ impl Processor {
         let warning = match stranger {
             Some(why) => format!(
                 "NOT A PARTICIPANT: {why}.\n\
-                 This message joins the conversation, but its sender{cc} will not receive\n\
-                 replies. To add them, reply with this line at the top:\n\
+                 The message joins the conversation, but {who} will not receive\n\
+                 replies. To add the sender, reply with this line at the top:\n\
                  #participant add {sender}\n\n",
-                cc = if parsed.cc.is_empty() {
-                    ""
+                who = if parsed.cc.is_empty() {
+                    "the sender"
                 } else {
-                    " (and its Cc)"
+                    "the sender and its Cc"
                 },
             ),
             None => String::new(),
