@@ -62,6 +62,11 @@ pub enum Status {
 }
 
 impl Status {
+    /// Resolved or closed: nobody owes the customer anything now.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Resolved | Status::Closed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::New => "new",
@@ -80,6 +85,30 @@ pub enum Priority {
     Normal,
     High,
     Urgent,
+}
+
+impl Priority {
+    /// The one spelling of each priority, as commands, rules and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// Parses `low`, `normal`, `high` or `urgent` (any case).
+    pub fn parse(s: &str) -> Option<Priority> {
+        [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Urgent,
+        ]
+        .into_iter()
+        .find(|p| s.eq_ignore_ascii_case(p.as_str()))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,7 +22,6 @@ use super::Processor;
 use super::canned;
 use super::classify::Class;
 use super::commands::{self, Command};
-use super::notify::priority_name;
 use super::parse::Parsed;
 use crate::config::Config;
 use crate::model::*;
@@ -532,7 +531,7 @@ impl Processor {
             return Ok(());
         }
 
-        let finished = |t: &Ticket| matches!(t.status, Status::Resolved | Status::Closed);
+        let finished = |t: &Ticket| t.status.is_finished();
         let was_finished = finished(&ticket);
         let mut done = Vec::new();
         for (line, cmd) in checked {
@@ -778,7 +777,7 @@ impl Processor {
             Command::Priority(p) => {
                 let old = ticket.priority;
                 ticket.priority = *p;
-                let d = format!("{} → {}", priority_name(old), priority_name(*p));
+                let d = format!("{} → {}", old.as_str(), p.as_str());
                 tx.add_event(ticket, ev("priority", format!("{d} by {actor}")))?;
                 let sla = Self::reselect_sla(tx, rules, ticket, now)?;
                 format!("done: priority {d}{sla}")
@@ -906,7 +905,7 @@ impl Processor {
             "\n\nTicket #{} is now {}, priority {}, queue {}, assignee {}, tags: {}.\n",
             ticket.id,
             ticket.status.as_str(),
-            priority_name(ticket.priority),
+            ticket.priority.as_str(),
             ticket.queue,
             ticket.assignee.as_deref().unwrap_or("nobody"),
             if ticket.tags.is_empty() {

@@ -101,15 +101,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "send" => no_args(Command::Send),
         "priority" => {
             let p = one_arg("a priority (low, normal, high or urgent)")?;
-            match p.to_ascii_lowercase().as_str() {
-                "low" => Ok(Command::Priority(Priority::Low)),
-                "normal" => Ok(Command::Priority(Priority::Normal)),
-                "high" => Ok(Command::Priority(Priority::High)),
-                "urgent" => Ok(Command::Priority(Priority::Urgent)),
-                _ => Err(format!(
-                    "unknown priority {p:?}: use low, normal, high or urgent"
-                )),
-            }
+            Priority::parse(&p)
+                .map(Command::Priority)
+                .ok_or_else(|| format!("unknown priority {p:?}: use low, normal, high or urgent"))
         }
         "assign" => one_arg("an agent's name (or \"me\")").map(Command::Assign),
         "queue" => one_arg("a queue name").map(Command::Queue),

@@ -9,7 +9,7 @@
 
 use super::commands::HINT;
 use super::{Incoming, Processor};
-use crate::model::{MessageRecord, Priority, Ticket};
+use crate::model::{MessageRecord, Ticket};
 use crate::outbound::compose::{AgentMail, queue_agent_mail};
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
@@ -37,14 +37,6 @@ pub fn recipients<'a>(rules: &'a RuleSet, ticket: &Ticket, sender: &str) -> Vec<
     to
 }
 
-pub fn priority_name(p: Priority) -> &'static str {
-    match p {
-        Priority::Low => "low",
-        Priority::Normal => "normal",
-        Priority::High => "high",
-        Priority::Urgent => "urgent",
-    }
-}
 
 impl Processor {
     /// Queues one notification per agent to notify about the customer message
@@ -119,7 +111,7 @@ impl Processor {
             id = ticket.id,
             text = text.trim_end(),
             status = ticket.status.as_str(),
-            priority = priority_name(ticket.priority),
+            priority = ticket.priority.as_str(),
             queue = ticket.queue,
             assignee = ticket.assignee.as_deref().unwrap_or("nobody"),
         );

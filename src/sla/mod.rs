@@ -100,15 +100,6 @@ struct ActionSpec {
     tag: Option<String>,
 }
 
-fn parse_priority(s: &str) -> Option<Priority> {
-    match s.to_ascii_lowercase().as_str() {
-        "low" => Some(Priority::Low),
-        "normal" => Some(Priority::Normal),
-        "high" => Some(Priority::High),
-        "urgent" => Some(Priority::Urgent),
-        _ => None,
-    }
-}
 
 impl Policies {
     pub fn parse(
@@ -124,7 +115,7 @@ impl Policies {
             let mut err = |at: usize, m: String| diags.push(diag_at(path, text, at, m));
             let mut priorities = Vec::new();
             for p in &spec.priorities {
-                match parse_priority(p.get_ref()) {
+                match Priority::parse(p.get_ref()) {
                     Some(v) => priorities.push(v),
                     None => err(
                         p.span().start,

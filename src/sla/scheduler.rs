@@ -6,7 +6,7 @@
 use super::{Action, FIRST_RESPONSE, Target};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::model::{Event, Priority, Status, Ticket};
+use crate::model::{Event, Priority, Ticket};
 use crate::outbound::compose;
 use crate::process::assignment;
 use crate::rules::{LiveRules, RuleSet};
@@ -61,7 +61,7 @@ fn fire_one(
         return Ok(false);
     };
     let (what, level) = kind.split_once(':').unwrap_or((kind, "breach"));
-    let met = matches!(ticket.status, Status::Resolved | Status::Closed)
+    let met = ticket.status.is_finished()
         || (what == FIRST_RESPONSE && state.first_response_at.is_some());
     if met || state.paused_since.is_some() || state.fired.iter().any(|f| f == kind) {
         return Ok(false);

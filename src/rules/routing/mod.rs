@@ -429,13 +429,7 @@ impl Routing {
             };
             diags.append(&mut c.diags);
             let priority = spec.priority.as_ref().and_then(|p| {
-                let v = match p.get_ref().to_ascii_lowercase().as_str() {
-                    "low" => Some(Priority::Low),
-                    "normal" => Some(Priority::Normal),
-                    "high" => Some(Priority::High),
-                    "urgent" => Some(Priority::Urgent),
-                    _ => None,
-                };
+                let v = Priority::parse(p.get_ref());
                 if v.is_none() {
                     diags.push(diag_at(
                         path,
