@@ -240,6 +240,136 @@ pub struct Event {
     pub detail: String,
 }
 
+/// What happened to a ticket: the vocabulary of its event log. Stored and
+/// shown by the API as the snake_case string of [`EventKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A ticket was opened.
+    Created,
+    /// Routing rules matched.
+    Routed,
+    /// An SLA clock started.
+    SlaStarted,
+    /// The acknowledgement was queued.
+    Acknowledged,
+    /// No acknowledgement, and why.
+    AckSuppressed,
+    /// Agents were notified.
+    Notified,
+    /// A message joined the ticket.
+    MessageAdded,
+    /// A message from a non-participant joined the ticket.
+    NonParticipant,
+    /// The Cc of mail nothing vouched for was not added.
+    CcNotAdded,
+    /// An agent added or removed participants.
+    Participants,
+    /// A participant cap left addresses out.
+    ParticipantsCapped,
+    /// Invalid addresses or Message-IDs were dropped.
+    InvalidInput,
+    /// The status changed.
+    Status,
+    /// A customer reopened the ticket.
+    Reopened,
+    /// The priority changed.
+    Priority,
+    /// The assignee changed.
+    Assigned,
+    /// The queue changed.
+    Queue,
+    /// Tags changed.
+    Tags,
+    /// Another SLA policy applies.
+    SlaPolicy,
+    /// The SLA clock paused.
+    SlaPaused,
+    /// The SLA clock resumed.
+    SlaResumed,
+    /// An SLA target is near.
+    SlaWarning,
+    /// An SLA target was missed.
+    SlaBreach,
+    /// Nobody to tell of an SLA event.
+    SlaNotifySkipped,
+    /// An agent replied to the customer.
+    Replied,
+    /// An agent wrote an internal note.
+    Note,
+    /// The customer was told of a status change.
+    CustomerNotified,
+    /// An agent's commands were refused.
+    CommandsFailed,
+    /// Agent mail was quarantined.
+    AgentMailRejected,
+    /// A reply was held by collision detection.
+    ReplyHeld,
+    /// A held reply was sent.
+    HeldReleased,
+    /// A held reply expired.
+    HeldExpired,
+    /// The relay accepted our mail.
+    Delivered,
+    /// Our mail could not be delivered.
+    DeliveryFailed,
+    /// An agent's reply was refused for good.
+    ReplyRefused,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Routed => "routed",
+            EventKind::SlaStarted => "sla_started",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::AckSuppressed => "ack_suppressed",
+            EventKind::Notified => "notified",
+            EventKind::MessageAdded => "message_added",
+            EventKind::NonParticipant => "non_participant",
+            EventKind::CcNotAdded => "cc_not_added",
+            EventKind::Participants => "participants",
+            EventKind::ParticipantsCapped => "participants_capped",
+            EventKind::InvalidInput => "invalid_input",
+            EventKind::Status => "status",
+            EventKind::Reopened => "reopened",
+            EventKind::Priority => "priority",
+            EventKind::Assigned => "assigned",
+            EventKind::Queue => "queue",
+            EventKind::Tags => "tags",
+            EventKind::SlaPolicy => "sla_policy",
+            EventKind::SlaPaused => "sla_paused",
+            EventKind::SlaResumed => "sla_resumed",
+            EventKind::SlaWarning => "sla_warning",
+            EventKind::SlaBreach => "sla_breach",
+            EventKind::SlaNotifySkipped => "sla_notify_skipped",
+            EventKind::Replied => "replied",
+            EventKind::Note => "note",
+            EventKind::CustomerNotified => "customer_notified",
+            EventKind::CommandsFailed => "commands_failed",
+            EventKind::AgentMailRejected => "agent_mail_rejected",
+            EventKind::ReplyHeld => "reply_held",
+            EventKind::HeldReleased => "held_released",
+            EventKind::HeldExpired => "held_expired",
+            EventKind::Delivered => "delivered",
+            EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::ReplyRefused => "reply_refused",
+        }
+    }
+}
+
+impl Event {
+    /// An event of `kind` at `at` by `actor`.
+    pub fn new(at: i64, kind: EventKind, actor: &str, detail: String) -> Event {
+        Event {
+            at,
+            kind: kind.as_str().to_string(),
+            actor: actor.to_string(),
+            detail,
+        }
+    }
+}
+
 /// A message waiting for delivery by the outbound sender.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboundJob {

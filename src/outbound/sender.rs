@@ -14,7 +14,7 @@
 
 use crate::clock::Clock;
 use crate::config::{Config, OutboundConfig, Relay};
-use crate::model::{Event, OutboundJob, Ticket};
+use crate::model::{Event, EventKind, OutboundJob, Ticket};
 use crate::outbound::relay::{self, DeliveryError};
 use crate::store::{self, LazyMark, LazyState, Store, Tx};
 use std::collections::{HashMap, HashSet};
@@ -469,62 +469,64 @@ impl Ctx {
             Outcome::Partial { failed, .. } => failed.clone(),
             _ => Vec::new(),
         };
-        let events: Vec<(&str, String)> = match outcome {
-            Outcome::Delivered => {
-                tx.remove_job(id)?;
-                vec![(
-                    "delivered",
-                    format!("to {} via {via}", job.rcpt_to.join(", ")),
-                )]
-            }
-            Outcome::Partial { failed, later } => {
-                let refused = |r: &String| {
-                    failed.iter().any(|(f, _)| f == r)
-                        || later.as_ref().is_some_and(|l| l.rcpts.contains(r))
-                };
-                let taken: Vec<&str> = job
-                    .rcpt_to
-                    .iter()
-                    .filter(|r| !refused(r))
-                    .map(String::as_str)
-                    .collect();
-                let mut events = vec![("delivered", format!("to {} via {via}", taken.join(", ")))];
-                events.extend(
-                    failed
-                        .iter()
-                        .map(|(rcpt, error)| ("delivery_failed", format!("{rcpt}: {error}"))),
-                );
-                match later {
-                    // Only the recipients refused for now stay queued.
-                    Some(l) => {
-                        job.rcpt_to = l.rcpts.clone();
-                        job.attempts = job.attempts.saturating_add(1);
-                        job.next_attempt_at = l.next_attempt_at;
-                        job.last_error = Some(l.error.clone());
-                        tx.put_job(&job)?;
-                    }
-                    None => tx.remove_job(id)?,
+        let events: Vec<(EventKind, String)> =
+            match outcome {
+                Outcome::Delivered => {
+                    tx.remove_job(id)?;
+                    vec![(
+                        EventKind::Delivered,
+                        format!("to {} via {via}", job.rcpt_to.join(", ")),
+                    )]
                 }
-                events
-            }
-            Outcome::Retry {
-                next_attempt_at,
-                error,
-            } => {
-                job.attempts = job.attempts.saturating_add(1);
-                job.next_attempt_at = *next_attempt_at;
-                job.last_error = Some(error.clone());
-                tx.put_job(&job)?;
-                return Ok(());
-            }
-            Outcome::Failed(error) => {
-                tx.remove_job(id)?;
-                vec![(
-                    "delivery_failed",
-                    format!("{}: {error}", job.rcpt_to.join(", ")),
-                )]
-            }
-        };
+                Outcome::Partial { failed, later } => {
+                    let refused = |r: &String| {
+                        failed.iter().any(|(f, _)| f == r)
+                            || later.as_ref().is_some_and(|l| l.rcpts.contains(r))
+                    };
+                    let taken: Vec<&str> = job
+                        .rcpt_to
+                        .iter()
+                        .filter(|r| !refused(r))
+                        .map(String::as_str)
+                        .collect();
+                    let mut events = vec![(
+                        EventKind::Delivered,
+                        format!("to {} via {via}", taken.join(", ")),
+                    )];
+                    events.extend(failed.iter().map(|(rcpt, error)| {
+                        (EventKind::DeliveryFailed, format!("{rcpt}: {error}"))
+                    }));
+                    match later {
+                        // Only the recipients refused for now stay queued.
+                        Some(l) => {
+                            job.rcpt_to = l.rcpts.clone();
+                            job.attempts = job.attempts.saturating_add(1);
+                            job.next_attempt_at = l.next_attempt_at;
+                            job.last_error = Some(l.error.clone());
+                            tx.put_job(&job)?;
+                        }
+                        None => tx.remove_job(id)?,
+                    }
+                    events
+                }
+                Outcome::Retry {
+                    next_attempt_at,
+                    error,
+                } => {
+                    job.attempts = job.attempts.saturating_add(1);
+                    job.next_attempt_at = *next_attempt_at;
+                    job.last_error = Some(error.clone());
+                    tx.put_job(&job)?;
+                    return Ok(());
+                }
+                Outcome::Failed(error) => {
+                    tx.remove_job(id)?;
+                    vec![(
+                        EventKind::DeliveryFailed,
+                        format!("{}: {error}", job.rcpt_to.join(", ")),
+                    )]
+                }
+            };
         let ticket = match job.ticket {
             Some(t) => tx.ticket(t)?,
             None => None,
@@ -532,15 +534,7 @@ impl Ctx {
         match ticket {
             Some(mut ticket) => {
                 for (kind, detail) in events {
-                    tx.add_event(
-                        &mut ticket,
-                        Event {
-                            at: now,
-                            kind: kind.into(),
-                            actor: "postdesk".into(),
-                            detail,
-                        },
-                    )?;
+                    tx.add_event(&mut ticket, Event::new(now, kind, "postdesk", detail))?;
                 }
                 let requester = ticket.requester.clone();
                 if let Some((_, error)) = refused
@@ -552,8 +546,11 @@ impl Ctx {
                 tx.put_ticket(&ticket)?;
             }
             None => {
-                for (kind, detail) in events.iter().filter(|(k, _)| *k == "delivery_failed") {
-                    tracing::warn!(job = id, %kind, %detail, "undeliverable message without a ticket");
+                for (_, detail) in events
+                    .iter()
+                    .filter(|(k, _)| *k == EventKind::DeliveryFailed)
+                {
+                    tracing::warn!(job = id, %detail, "undeliverable message without a ticket");
                 }
             }
         }
@@ -647,11 +644,11 @@ impl Ctx {
         );
         tx.add_event(
             ticket,
-            Event {
-                at: now,
-                kind: "reply_refused".into(),
-                actor: "postdesk".into(),
-                detail: format!(
+            Event::new(
+                now,
+                EventKind::ReplyRefused,
+                "postdesk",
+                format!(
                     "reply by {author} (message {seq}) not delivered to {}: {error}; {told}{}",
                     ticket.requester,
                     if sla_undone {
@@ -660,7 +657,7 @@ impl Ctx {
                         ""
                     }
                 ),
-            },
+            ),
         )
     }
 }

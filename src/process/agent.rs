@@ -298,7 +298,7 @@ impl Processor {
             );
             tx.add_event(
                 &mut t,
-                super::event(now, "agent_mail_rejected", &record.from, detail),
+                super::event(now, EventKind::AgentMailRejected, &record.from, detail),
             )?;
             tx.put_ticket(&t)?;
         }
@@ -495,7 +495,7 @@ impl Processor {
                 &mut ticket,
                 super::event(
                     now,
-                    "commands_failed",
+                    EventKind::CommandsFailed,
                     &agent.name,
                     format!(
                         "mail {} from {} not applied: {}",
@@ -565,7 +565,7 @@ impl Processor {
                     &mut ticket,
                     super::event(
                         now,
-                        "note",
+                        EventKind::Note,
                         &agent.name,
                         format!("internal note by {} (message {})", agent.name, record.seq),
                     ),
@@ -738,7 +738,10 @@ impl Processor {
         match crate::sla::reselect(tx, ticket, &rules.sla, &rules.calendars, now)? {
             Some(detail) => {
                 let note = format!("; SLA {detail}");
-                tx.add_event(ticket, super::event(now, "sla_policy", "sla", detail))?;
+                tx.add_event(
+                    ticket,
+                    super::event(now, EventKind::SlaPolicy, "sla", detail),
+                )?;
                 Ok(note)
             }
             None => Ok(String::new()),
@@ -755,7 +758,7 @@ impl Processor {
         now: i64,
     ) -> Result<String, StoreError> {
         let actor = agent.name.as_str();
-        let ev = |kind: &str, detail: String| super::event(now, kind, actor, detail);
+        let ev = |kind: EventKind, detail: String| super::event(now, kind, actor, detail);
         Ok(match cmd {
             Command::Status(s) => {
                 let old = ticket.status;
@@ -771,14 +774,14 @@ impl Processor {
                     }
                 }
                 let d = format!("{} → {}", old.as_str(), s.as_str());
-                tx.add_event(ticket, ev("status", format!("{d} by {actor}")))?;
+                tx.add_event(ticket, ev(EventKind::Status, format!("{d} by {actor}")))?;
                 format!("done: status {d}")
             }
             Command::Priority(p) => {
                 let old = ticket.priority;
                 ticket.priority = *p;
                 let d = format!("{} → {}", old.as_str(), p.as_str());
-                tx.add_event(ticket, ev("priority", format!("{d} by {actor}")))?;
+                tx.add_event(ticket, ev(EventKind::Priority, format!("{d} by {actor}")))?;
                 let sla = Self::reselect_sla(tx, rules, ticket, now)?;
                 format!("done: priority {d}{sla}")
             }
@@ -793,13 +796,13 @@ impl Processor {
                 };
                 let old = ticket.assignee.replace(name.clone());
                 let d = format!("{} → {name}", old.as_deref().unwrap_or("nobody"));
-                tx.add_event(ticket, ev("assigned", format!("{d} by {actor}")))?;
+                tx.add_event(ticket, ev(EventKind::Assigned, format!("{d} by {actor}")))?;
                 format!("done: assignee {d}")
             }
             Command::Queue(q) => {
                 let old = std::mem::replace(&mut ticket.queue, q.clone());
                 let d = format!("{old} → {q}");
-                tx.add_event(ticket, ev("queue", format!("{d} by {actor}")))?;
+                tx.add_event(ticket, ev(EventKind::Queue, format!("{d} by {actor}")))?;
                 let sla = Self::reselect_sla(tx, rules, ticket, now)?;
                 format!("done: queue {d}{sla}")
             }
@@ -816,7 +819,7 @@ impl Processor {
                     remove.iter().map(|t| format!("-{t} ")).collect::<String>()
                 );
                 let d = d.trim_end();
-                tx.add_event(ticket, ev("tags", format!("{d} by {actor}")))?;
+                tx.add_event(ticket, ev(EventKind::Tags, format!("{d} by {actor}")))?;
                 format!("done: tags {d} (now: {})", ticket.tags.join(", "))
             }
             Command::Participant {
@@ -835,9 +838,12 @@ impl Processor {
                 } else {
                     admitted.added.join(", ")
                 };
-                tx.add_event(ticket, ev("participants", format!("added {d} by {actor}")))?;
+                tx.add_event(
+                    ticket,
+                    ev(EventKind::Participants, format!("added {d} by {actor}")),
+                )?;
                 if let Some(note) = admitted.cap_note(caps) {
-                    tx.add_event(ticket, ev("participants_capped", note))?;
+                    tx.add_event(ticket, ev(EventKind::ParticipantsCapped, note))?;
                 }
                 format!("done: participants added: {d}")
             }
@@ -857,7 +863,7 @@ impl Processor {
                 };
                 tx.add_event(
                     ticket,
-                    ev("participants", format!("removed {d} by {actor}")),
+                    ev(EventKind::Participants, format!("removed {d} by {actor}")),
                 )?;
                 format!("done: participants removed: {d}")
             }

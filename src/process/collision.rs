@@ -11,7 +11,9 @@
 
 use super::Processor;
 use super::reply::attachments_of;
-use crate::model::{HeldReply, MessageKind, MessageRecord, MessageSeq, PublicReply, Ticket};
+use crate::model::{
+    EventKind, HeldReply, MessageKind, MessageRecord, MessageSeq, PublicReply, Ticket,
+};
 use crate::outbound::compose::{AgentMail, queue_agent_mail};
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
@@ -70,7 +72,7 @@ impl Processor {
             ticket,
             super::event(
                 now,
-                "reply_held",
+                EventKind::ReplyHeld,
                 &agent.name,
                 format!(
                     "reply by {} (message {}) held: {} replied after the version {} saw",
@@ -154,7 +156,7 @@ impl Processor {
                 ticket,
                 super::event(
                     now,
-                    "held_released",
+                    EventKind::HeldReleased,
                     &agent.name,
                     format!(
                         "held reply (message {}) sent by #send as message {seq}",
@@ -191,7 +193,7 @@ impl Processor {
                     &mut ticket,
                     super::event(
                         now,
-                        "held_expired",
+                        EventKind::HeldExpired,
                         "postdesk",
                         format!(
                             "held reply by {} (message {}) expired unsent",

@@ -299,7 +299,7 @@ impl Processor {
                     );
                     tx.add_event(
                         &mut ticket,
-                        event(now, "delivery_failed", "postdesk", detail),
+                        event(now, EventKind::DeliveryFailed, "postdesk", detail),
                     )?;
                     tx.put_ticket(&ticket)?;
                     info!(ticket = ticket.id, "bounce attached to its ticket");
@@ -351,7 +351,10 @@ impl Processor {
         }
         self.attach(tx, &mut ticket, record, parsed, now)?;
         let detail = format!("{} threaded by {}", class.as_str(), m.reason);
-        tx.add_event(&mut ticket, event(now, "message_added", sender, detail))?;
+        tx.add_event(
+            &mut ticket,
+            event(now, EventKind::MessageAdded, sender, detail),
+        )?;
         if class != Class::Customer {
             tx.put_ticket(&ticket)?;
             info!(ticket = ticket.id, reason = %m.reason, "message threaded");
@@ -360,7 +363,10 @@ impl Processor {
         let rules = self.rules.current();
         if let Standing::Stranger(why) = &standing {
             let detail = stranger_detail(record.seq, why, sender, &parsed.cc);
-            tx.add_event(&mut ticket, event(now, "non_participant", sender, detail))?;
+            tx.add_event(
+                &mut ticket,
+                event(now, EventKind::NonParticipant, sender, detail),
+            )?;
             self.notify_agents(
                 tx,
                 &rules,
@@ -379,13 +385,13 @@ impl Processor {
             Status::Pending => {
                 ticket.status = Status::Open;
                 let detail = "pending → open: customer replied".to_string();
-                tx.add_event(&mut ticket, event(now, "status", sender, detail))?;
+                tx.add_event(&mut ticket, event(now, EventKind::Status, sender, detail))?;
                 crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
             }
             Status::Resolved | Status::Closed => {
                 let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
                 ticket.status = Status::Open;
-                tx.add_event(&mut ticket, event(now, "reopened", sender, detail))?;
+                tx.add_event(&mut ticket, event(now, EventKind::Reopened, sender, detail))?;
                 // A reopened ticket is owed an answer again: a fresh SLA cycle.
                 start_sla(tx, &mut ticket, &rules, now)?;
             }
@@ -427,7 +433,7 @@ impl Processor {
         match admitted.cap_note(caps) {
             Some(note) => tx.add_event(
                 ticket,
-                event(msg.now, "participants_capped", "postdesk", note),
+                event(msg.now, EventKind::ParticipantsCapped, "postdesk", note),
             ),
             None => Ok(()),
         }
@@ -472,7 +478,7 @@ impl Processor {
             &mut ticket,
             event(
                 now,
-                "created",
+                EventKind::Created,
                 sender,
                 format!("{} from {sender}: {why}", class.as_str()),
             ),
@@ -489,7 +495,10 @@ impl Processor {
                         "Cc not added as participants ({}): {doubt}",
                         shown_list(&parsed.cc)
                     );
-                    tx.add_event(&mut ticket, event(now, "cc_not_added", sender, detail))?;
+                    tx.add_event(
+                        &mut ticket,
+                        event(now, EventKind::CcNotAdded, sender, detail),
+                    )?;
                 }
             }
         }
@@ -512,7 +521,7 @@ impl Processor {
             Some(Ok(t)) => self.acknowledge(tx, &mut ticket, t, msg)?,
             Some(Err(reason)) => tx.add_event(
                 &mut ticket,
-                event(now, "ack_suppressed", "postdesk", reason),
+                event(now, EventKind::AckSuppressed, "postdesk", reason),
             )?,
             None => {}
         }
@@ -589,7 +598,10 @@ impl Processor {
                 record.seq,
                 parsed.dropped.join(", ")
             );
-            tx.add_event(ticket, event(now, "invalid_input", "postdesk", detail))?;
+            tx.add_event(
+                ticket,
+                event(now, EventKind::InvalidInput, "postdesk", detail),
+            )?;
         }
         Ok(())
     }
@@ -646,7 +658,10 @@ impl Processor {
         };
         if let Some(reason) = suppressed {
             info!(%reason, "no acknowledgement");
-            return tx.add_event(ticket, event(now, "ack_suppressed", "postdesk", reason));
+            return tx.add_event(
+                ticket,
+                event(now, EventKind::AckSuppressed, "postdesk", reason),
+            );
         }
         let seq = tx.next_id("next_message")?;
         let mail = self.render_ack(template, ticket, parsed, mailbox, seq, now);
@@ -680,7 +695,7 @@ impl Processor {
             ticket,
             event(
                 now,
-                "acknowledged",
+                EventKind::Acknowledged,
                 "postdesk",
                 format!("acknowledgement queued to {}", parsed.from),
             ),
@@ -834,7 +849,7 @@ impl Processor {
             .map(|(name, why)| format!("rule {name:?} ({})", why.join("; ")))
             .collect::<Vec<_>>()
             .join(", ");
-        tx.add_event(ticket, event(now, "routed", "rules", detail))
+        tx.add_event(ticket, event(now, EventKind::Routed, "rules", detail))
     }
 }
 
@@ -946,16 +961,11 @@ fn start_sla(
         due(state.first_response_due),
         due(state.resolution_due)
     );
-    tx.add_event(ticket, event(now, "sla_started", "sla", detail))
+    tx.add_event(ticket, event(now, EventKind::SlaStarted, "sla", detail))
 }
 
-fn event(at: i64, kind: &str, actor: &str, detail: String) -> Event {
-    Event {
-        at,
-        kind: kind.to_string(),
-        actor: actor.to_string(),
-        detail,
-    }
+fn event(at: i64, kind: EventKind, actor: &str, detail: String) -> Event {
+    Event::new(at, kind, actor, detail)
 }
 
 fn truncate(mut s: String, max: usize) -> String {

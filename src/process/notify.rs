@@ -9,7 +9,7 @@
 
 use super::commands::HINT;
 use super::{Incoming, Processor};
-use crate::model::{MessageRecord, Ticket};
+use crate::model::{EventKind, MessageRecord, Ticket};
 use crate::outbound::compose::{AgentMail, queue_agent_mail};
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
@@ -36,7 +36,6 @@ pub fn recipients<'a>(rules: &'a RuleSet, ticket: &Ticket, sender: &str) -> Vec<
     to.retain(|a| !a.has_address(sender));
     to
 }
-
 
 impl Processor {
     /// Queues one notification per agent to notify about the customer message
@@ -154,7 +153,7 @@ impl Processor {
             ticket,
             super::event(
                 now,
-                "notified",
+                EventKind::Notified,
                 "postdesk",
                 format!("notified {}", names.join(", ")),
             ),

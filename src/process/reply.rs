@@ -11,7 +11,7 @@
 
 use super::Processor;
 use crate::model::{
-    Direction, MessageKind, MessageRecord, MessageSeq, PublicReply, Status, Ticket,
+    Direction, EventKind, MessageKind, MessageRecord, MessageSeq, PublicReply, Status, Ticket,
 };
 use crate::outbound::queue::enqueue;
 use crate::rules::{Agent, RuleSet};
@@ -238,7 +238,7 @@ impl Processor {
             ticket,
             super::event(
                 now,
-                "replied",
+                EventKind::Replied,
                 &agent.name,
                 format!(
                     "reply by {} sent to {} as message {seq}{}",
@@ -334,7 +334,7 @@ impl Processor {
             ticket,
             super::event(
                 now,
-                "customer_notified",
+                EventKind::CustomerNotified,
                 "postdesk",
                 format!(
                     "{} told the ticket is {} (message {seq})",

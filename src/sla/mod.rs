@@ -20,7 +20,7 @@
 pub mod scheduler;
 
 use crate::config::{Diagnostic, parse_duration};
-use crate::model::{Priority, SlaState, Ticket, TicketId};
+use crate::model::{EventKind, Priority, SlaState, Ticket, TicketId};
 use crate::rules::calendar::Calendar;
 use crate::rules::routing::Assign;
 use crate::rules::{diag_at, toml_diag};
@@ -99,7 +99,6 @@ struct ActionSpec {
     reassign: Option<String>,
     tag: Option<String>,
 }
-
 
 impl Policies {
     pub fn parse(
@@ -352,18 +351,13 @@ pub fn pause(tx: &mut Tx<'_>, ticket: &mut Ticket, now: i64) -> Result<(), Store
         state.paused_since = Some(now);
         tx.clear_sla_timers(ticket.id)?;
         let detail = "clock paused while the ticket waits on the customer".to_string();
-        tx.add_event(ticket, sla_event(now, "sla_paused", detail))?;
+        tx.add_event(ticket, sla_event(now, EventKind::SlaPaused, detail))?;
     }
     Ok(())
 }
 
-fn sla_event(at: i64, kind: &str, detail: String) -> crate::model::Event {
-    crate::model::Event {
-        at,
-        kind: kind.into(),
-        actor: "sla".into(),
-        detail,
-    }
+fn sla_event(at: i64, kind: crate::model::EventKind, detail: String) -> crate::model::Event {
+    crate::model::Event::new(at, kind, "sla", detail)
 }
 
 /// The customer answered: restart the clock, moving the deadlines by the
@@ -400,7 +394,7 @@ pub fn resume(
         due(state.first_response_due),
         due(state.resolution_due)
     );
-    tx.add_event(ticket, sla_event(now, "sla_resumed", detail))
+    tx.add_event(ticket, sla_event(now, EventKind::SlaResumed, detail))
 }
 
 /// The ticket's priority or queue changed. When that selects another policy,

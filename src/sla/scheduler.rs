@@ -6,7 +6,7 @@
 use super::{Action, FIRST_RESPONSE, Target};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::model::{Event, Priority, Ticket};
+use crate::model::{Event, EventKind, Priority, Ticket};
 use crate::outbound::compose;
 use crate::process::assignment;
 use crate::rules::{LiveRules, RuleSet};
@@ -91,9 +91,9 @@ fn fire_one(
         s.fired.push(kind.to_string());
     }
     let kind_name = if level == "warning" {
-        "sla_warning"
+        EventKind::SlaWarning
     } else {
-        "sla_breach"
+        EventKind::SlaBreach
     };
     tx.add_event(&mut ticket, event(now, kind_name, &detail))?;
     let actions = if level == "warning" {
@@ -105,7 +105,7 @@ fn fire_one(
         apply(tx, cfg, rules, &mut ticket, action, &detail, now)?;
     }
     tx.put_ticket(&ticket)?;
-    tracing::info!(ticket = id, kind, "SLA {kind_name}");
+    tracing::info!(ticket = id, kind, "SLA {}", kind_name.as_str());
     Ok(true)
 }
 
@@ -131,7 +131,7 @@ fn apply(
                     ticket,
                     event(
                         now,
-                        "priority",
+                        EventKind::Priority,
                         &format!("raised to {next:?} by the SLA policy").to_lowercase(),
                     ),
                 )?;
@@ -150,7 +150,7 @@ fn apply(
                     ticket,
                     event(
                         now,
-                        "assigned",
+                        EventKind::Assigned,
                         &format!("reassigned to {} by the SLA policy", to.unwrap_or_default()),
                     ),
                 )?;
@@ -181,7 +181,11 @@ fn apply(
                 }
                 None => tx.add_event(
                     ticket,
-                    event(now, "sla_notify_skipped", "nobody to notify (no assignee)"),
+                    event(
+                        now,
+                        EventKind::SlaNotifySkipped,
+                        "nobody to notify (no assignee)",
+                    ),
                 )?,
             }
         }
@@ -189,13 +193,8 @@ fn apply(
     Ok(())
 }
 
-fn event(at: i64, kind: &str, detail: &str) -> Event {
-    Event {
-        at,
-        kind: kind.to_string(),
-        actor: "sla".into(),
-        detail: detail.to_string(),
-    }
+fn event(at: i64, kind: EventKind, detail: &str) -> Event {
+    Event::new(at, kind, "sla", detail.to_string())
 }
 
 /// Runs the scheduler until shutdown: fires due timers (catching up on start),
