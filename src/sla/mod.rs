@@ -29,8 +29,64 @@ use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
 
-pub const FIRST_RESPONSE: &str = "first_response";
-pub const RESOLUTION: &str = "resolution";
+/// The SLA target a timer watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    FirstResponse,
+    Resolution,
+}
+
+/// What a timer fires when it falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Warning,
+    Breach,
+}
+
+/// The kind of one SLA timer. Stored (in the `sla_timers` table and in
+/// `SlaState::fired`) as `first_response:warning`, `resolution:breach`, ….
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerKind {
+    pub goal: Goal,
+    pub level: Level,
+}
+
+impl Goal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Goal::FirstResponse => "first_response",
+            Goal::Resolution => "resolution",
+        }
+    }
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Warning => "warning",
+            Level::Breach => "breach",
+        }
+    }
+}
+
+impl TimerKind {
+    /// The stored key.
+    pub fn key(self) -> String {
+        format!("{}:{}", self.goal.as_str(), self.level.as_str())
+    }
+
+    /// Parses a stored key (a bare goal, as some early timers were written, is a breach).
+    pub fn parse(key: &str) -> Option<TimerKind> {
+        let (goal, level) = key.split_once(':').unwrap_or((key, "breach"));
+        let goal = [Goal::FirstResponse, Goal::Resolution]
+            .into_iter()
+            .find(|g| g.as_str() == goal)?;
+        let level = [Level::Warning, Level::Breach]
+            .into_iter()
+            .find(|l| l.as_str() == level)?;
+        Some(TimerKind { goal, level })
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -316,14 +372,19 @@ fn schedule(
 ) -> Result<(), StoreError> {
     let targets = [
         (
-            FIRST_RESPONSE,
+            Goal::FirstResponse,
             state.first_response_due,
             policy.first_response,
             state.first_response_at.is_some(),
         ),
-        (RESOLUTION, state.resolution_due, policy.resolution, false),
+        (
+            Goal::Resolution,
+            state.resolution_due,
+            policy.resolution,
+            false,
+        ),
     ];
-    for (what, due, target, met) in targets {
+    for (goal, due, target, met) in targets {
         let (Some(due), Some(target), false) = (due, target, met) else {
             continue;
         };
@@ -331,11 +392,19 @@ fn schedule(
         let left = ((1.0 - policy.warn_at) * target as f64) as i64;
         let warn =
             cal.add_business_seconds(now, (cal.business_seconds_between(now, due) - left).max(0));
-        let warn_kind = format!("{what}:warning");
+        let warn_kind = TimerKind {
+            goal,
+            level: Level::Warning,
+        }
+        .key();
         if !state.fired.contains(&warn_kind) && warn < due {
             tx.add_sla_timer(warn, id, &warn_kind)?;
         }
-        let breach_kind = format!("{what}:breach");
+        let breach_kind = TimerKind {
+            goal,
+            level: Level::Breach,
+        }
+        .key();
         if !state.fired.contains(&breach_kind) {
             tx.add_sla_timer(due, id, &breach_kind)?;
         }
@@ -521,10 +590,7 @@ pub fn stop(tx: &mut Tx<'_>, ticket: &mut Ticket) -> Result<(), StoreError> {
 /// What the API shows: "ok", "warning", "breached", "paused" or "met".
 pub fn state_name(ticket: &Ticket, now: i64) -> &'static str {
     let Some(s) = &ticket.sla else { return "none" };
-    let resolved = matches!(
-        ticket.status,
-        crate::model::Status::Resolved | crate::model::Status::Closed
-    );
+    let resolved = ticket.status.is_finished();
     // A resolved ticket keeps only the breaches that fired before it was resolved.
     let running = !resolved && s.paused_since.is_none();
     let breached = s.fired.iter().any(|f| f.ends_with(":breach"))

@@ -3,7 +3,7 @@
 //! A timer is removed in the same transaction that records its event and
 //! applies its actions, so a crash either fires it later or has fired it.
 
-use super::{Action, FIRST_RESPONSE, Target};
+use super::{Action, Goal, Level, Target, TimerKind};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::model::{Event, EventKind, Priority, Ticket};
@@ -60,28 +60,30 @@ fn fire_one(
     let Some(state) = ticket.sla.clone() else {
         return Ok(false);
     };
-    let (what, level) = kind.split_once(':').unwrap_or((kind, "breach"));
+    let Some(timer) = TimerKind::parse(kind) else {
+        tracing::warn!(ticket = id, kind, "unknown SLA timer kind; dropped");
+        return Ok(false);
+    };
     let met = ticket.status.is_finished()
-        || (what == FIRST_RESPONSE && state.first_response_at.is_some());
+        || (timer.goal == Goal::FirstResponse && state.first_response_at.is_some());
     if met || state.paused_since.is_some() || state.fired.iter().any(|f| f == kind) {
         return Ok(false);
     }
     let Some(policy) = rules.sla.by_name(&state.policy) else {
         return Ok(false);
     };
-    let target_due = if what == FIRST_RESPONSE {
-        state.first_response_due
-    } else {
-        state.resolution_due
+    let target_due = match timer.goal {
+        Goal::FirstResponse => state.first_response_due,
+        Goal::Resolution => state.resolution_due,
     };
-    let label = what.replace('_', " ");
-    let detail = match level {
-        "warning" => format!(
+    let label = timer.goal.as_str().replace('_', " ");
+    let detail = match timer.level {
+        Level::Warning => format!(
             "{label} due {} (policy {}): warning",
             target_due.map_or("?".into(), rfc3339),
             policy.name
         ),
-        _ => format!(
+        Level::Breach => format!(
             "{label} overdue since {} (policy {})",
             rfc3339(due),
             policy.name
@@ -90,17 +92,11 @@ fn fire_one(
     if let Some(s) = ticket.sla.as_mut() {
         s.fired.push(kind.to_string());
     }
-    let kind_name = if level == "warning" {
-        EventKind::SlaWarning
-    } else {
-        EventKind::SlaBreach
+    let (kind_name, actions) = match timer.level {
+        Level::Warning => (EventKind::SlaWarning, &policy.on_warning),
+        Level::Breach => (EventKind::SlaBreach, &policy.on_breach),
     };
     tx.add_event(&mut ticket, event(now, kind_name, &detail))?;
-    let actions = if level == "warning" {
-        &policy.on_warning
-    } else {
-        &policy.on_breach
-    };
     for action in actions {
         apply(tx, cfg, rules, &mut ticket, action, &detail, now)?;
     }

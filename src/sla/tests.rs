@@ -317,3 +317,29 @@ on_breach = [{ tag = "urgent-breached" }]
         .unwrap();
     assert_eq!(again, None);
 }
+
+#[test]
+fn timer_kinds_round_trip_through_their_stored_keys() {
+    use super::{Goal, Level, TimerKind};
+    for goal in [Goal::FirstResponse, Goal::Resolution] {
+        for level in [Level::Warning, Level::Breach] {
+            let kind = TimerKind { goal, level };
+            assert_eq!(TimerKind::parse(&kind.key()), Some(kind));
+        }
+    }
+    assert_eq!(
+        TimerKind::parse("resolution:breach")
+            .map(TimerKind::key)
+            .as_deref(),
+        Some("resolution:breach")
+    );
+    assert_eq!(
+        TimerKind::parse("first_response"),
+        Some(TimerKind {
+            goal: Goal::FirstResponse,
+            level: Level::Breach
+        })
+    );
+    assert_eq!(TimerKind::parse("lunch:breach"), None);
+    assert_eq!(TimerKind::parse("resolution:panic"), None);
+}
