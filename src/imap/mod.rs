@@ -52,13 +52,13 @@ use crate::model::{
     Envelope, ImapCommit, ImapCursor, ImapDates, ImapFolderState, QuarantineEntry, Source,
     SystemMail,
 };
+use crate::outbound::compose;
 use crate::spool::{Spool, SpoolError};
 use crate::store::{Store, StoreError};
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{Response, Status};
 use conn::ImapSession;
 use futures_util::{FutureExt, TryStreamExt};
-use mail_builder::headers::raw::Raw;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -818,21 +818,26 @@ impl Poller {
                 .collect::<String>(),
             self.hostname
         );
-        let raw = mail_builder::MessageBuilder::new()
-            .from(self.from.clone())
-            .to(admin.to_string())
-            .subject(format!(
-                "[postdesk] Message too large, left on the server: {}",
-                entry.subject
-            ))
-            .message_id(message_id)
-            .date(mail_builder::headers::date::Date::new(entry.at))
-            .header("Auto-Submitted", Raw::new("auto-generated"))
-            .header("X-Auto-Response-Suppress", Raw::new("All"))
-            .header("X-Postdesk-Loop", Raw::new(self.hostname.clone()))
-            .text_body(body)
-            .write_to_vec()
-            .unwrap_or_default();
+        let raw = compose::render(
+            &compose::Outgoing {
+                kind: compose::Kind::Generated,
+                from: (String::new(), self.from.clone()),
+                to: admin.to_string(),
+                cc: Vec::new(),
+                reply_to: None,
+                subject: format!(
+                    "[postdesk] Message too large, left on the server: {}",
+                    entry.subject
+                ),
+                message_id,
+                date: entry.at,
+                in_reply_to: None,
+                references: Vec::new(),
+                body,
+                attachments: &[],
+            },
+            &self.hostname,
+        );
         SystemMail {
             raw,
             mail_from: self.from.clone(),

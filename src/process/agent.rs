@@ -133,13 +133,7 @@ pub fn route(
 
 /// The agent tag inside one of our notification Message-IDs (`pd.TAG.mSEQ@host`).
 fn notification_tag<'a>(id: &'a str, host: &str) -> Option<&'a str> {
-    let (local, domain) = id.rsplit_once('@')?;
-    if !domain.eq_ignore_ascii_case(host) {
-        return None;
-    }
-    let rest = local.strip_prefix("pd.")?;
-    let (tag, seq) = rest.rsplit_once(".m")?;
-    (tag.starts_with('a') && seq.chars().all(|c| c.is_ascii_digit())).then_some(tag)
+    crate::outbound::compose::tag_of_message_id(id, host).filter(|tag| tag.starts_with('a'))
 }
 
 /// A DKIM or DMARC failure reported by the trusted authserv-id, in words.

@@ -23,6 +23,7 @@ pub mod vouch;
 use crate::clock::Clock;
 use crate::config::{Config, MailboxConfig};
 use crate::model::*;
+use crate::outbound::compose;
 use crate::outbound::queue::enqueue;
 use crate::rules::RuleSet;
 use crate::rules::routing::{AckChoice, Facts, Outcome};
@@ -747,43 +748,37 @@ impl Processor {
             name: &name,
             queue: &ticket.queue,
         });
-        let message_id = our_message_id(ticket.id, seq, &self.cfg.server.hostname);
+        let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
         let from_addr = self.cfg.from_address().to_string();
         let from_name = display_name(&self.cfg.outbound.from);
         let reply_to = self
             .tokens
             .reply_address(&mailbox.address, ticket.id, &parsed.from, now);
-        let mut b = mail_builder::MessageBuilder::new()
-            .from((from_name, from_addr))
-            .to(parsed.from.clone())
-            .reply_to(reply_to)
-            .subject(subject.clone())
-            .message_id(message_id.clone())
-            .date(mail_builder::headers::date::Date::new(now))
-            .header(
-                "Auto-Submitted",
-                mail_builder::headers::raw::Raw::new("auto-replied"),
-            )
-            .header(
-                "X-Auto-Response-Suppress",
-                mail_builder::headers::raw::Raw::new("All"),
-            )
-            .header(
-                "Precedence",
-                mail_builder::headers::raw::Raw::new("auto_reply"),
-            )
-            .header(
-                "X-Postdesk-Loop",
-                mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
-            )
-            .text_body(text.clone());
-        if let Some(cid) = &parsed.message_id {
-            let mut refs = bounded_references(&parsed.references);
-            refs.push(cid.clone());
-            b = b.in_reply_to(cid.clone()).references(refs);
-        }
-        // Writing into a Vec cannot fail.
-        let raw = b.write_to_vec().unwrap_or_default();
+        let (in_reply_to, references) = match &parsed.message_id {
+            Some(cid) => {
+                let mut refs = bounded_references(&parsed.references);
+                refs.push(cid.clone());
+                (Some(cid.clone()), refs)
+            }
+            None => (None, Vec::new()),
+        };
+        let raw = compose::render(
+            &compose::Outgoing {
+                kind: compose::Kind::AutoReply,
+                from: (from_name, from_addr),
+                to: parsed.from.clone(),
+                cc: Vec::new(),
+                reply_to: Some(reply_to),
+                subject: subject.clone(),
+                message_id: message_id.clone(),
+                date: now,
+                in_reply_to,
+                references,
+                body: text.clone(),
+                attachments: &[],
+            },
+            &self.cfg.server.hostname,
+        );
         RenderedMail {
             raw,
             message_id,
@@ -923,13 +918,6 @@ struct RenderedMail {
     message_id: String,
     subject: String,
     text: String,
-}
-
-/// Our Message-IDs name the ticket, so even a reply stripped of tokens finds its way back.
-pub fn our_message_id(ticket: TicketId, seq: MessageSeq, hostname: &str) -> String {
-    let mut nonce = [0u8; 6];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
-    format!("pd.t{ticket}.m{seq}.{}@{hostname}", hex(&nonce))
 }
 
 /// `"Example Support" <support@…>` → `Example Support`.

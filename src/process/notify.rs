@@ -115,7 +115,7 @@ impl Processor {
             assignee = ticket.assignee.as_deref().unwrap_or("nobody"),
         );
         // One thread per ticket in the agent's mail client.
-        let root = format!("pd.t{}.root@{}", ticket.id, self.cfg.server.hostname);
+        let root = crate::outbound::compose::thread_root(ticket.id, &self.cfg.server.hostname);
         let mut names = Vec::new();
         for agent in &to {
             // The agent's own signed comment address: mail from the agent's

@@ -13,18 +13,13 @@ use super::Processor;
 use crate::model::{
     Direction, EventKind, MessageKind, MessageRecord, MessageSeq, PublicReply, Status, Ticket,
 };
+use crate::outbound::compose::{self, Kind, Outgoing};
 use crate::outbound::queue::enqueue;
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
 use mail_parser::{MessageParser, MimeHeaders};
 
-/// An attachment carried from the agent's mail to the customer.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub content_type: String,
-    pub name: String,
-    pub data: Vec<u8>,
-}
+pub use crate::outbound::compose::Attachment;
 
 /// The attachments of a raw message: not its text or HTML body, and not
 /// inline parts referenced by Content-ID (signature logos of the HTML body,
@@ -84,24 +79,11 @@ pub fn redact(text: &str, agent: &Agent, support: &str) -> String {
 /// In-Reply-To the customer's last message, or, when it had no Message-ID,
 /// the newest message of the conversation (our acknowledgement, say), so
 /// the customer's client threads the mail either way; and References.
-fn thread_headers(
-    b: mail_builder::MessageBuilder<'static>,
-    ticket: &Ticket,
-    references: Vec<String>,
-) -> mail_builder::MessageBuilder<'static> {
-    let parent = ticket
+fn in_reply_to(ticket: &Ticket, references: &[String]) -> Option<String> {
+    ticket
         .last_customer_message_id
         .clone()
-        .or_else(|| references.last().cloned());
-    let b = match parent {
-        Some(p) => b.in_reply_to(p),
-        None => b,
-    };
-    if references.is_empty() {
-        b
-    } else {
-        b.references(references)
-    }
+        .or_else(|| references.last().cloned())
 }
 
 /// `Re: [#N] subject`, without piling up `Re:` prefixes or tags.
@@ -144,7 +126,7 @@ impl Processor {
         let support = self.cfg.support_address(&ticket.queue).to_string();
         let text = redact(text, agent, &support);
         let seq = tx.next_id("next_message")?;
-        let message_id = super::our_message_id(ticket.id, seq, &self.cfg.server.hostname);
+        let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
         let requester = ticket.requester.clone();
         let is_ours =
             |a: &str| self.cfg.accepts(a) || a.eq_ignore_ascii_case(self.cfg.from_address());
@@ -168,28 +150,24 @@ impl Processor {
         // by their own token (one made for the requester would not verify
         // from anyone else). The first copy is the ticket's message record.
         let copy_for = |rcpt: &str| {
-            let mut b = mail_builder::MessageBuilder::new()
-                .from((from_name.clone(), support.clone()))
-                .to(requester.clone())
-                .reply_to(self.tokens.reply_address(&support, ticket.id, rcpt, now))
-                .subject(subject.clone())
-                .message_id(message_id.clone())
-                .date(mail_builder::headers::date::Date::new(now))
-                .header(
-                    "X-Postdesk-Loop",
-                    mail_builder::headers::raw::Raw::new(self.cfg.server.hostname.clone()),
-                )
-                // A text body ends with a line break, whatever the stripping left.
-                .text_body(format!("{}\n", text.trim_end()));
-            if !cc.is_empty() {
-                b = b.cc(cc.clone());
-            }
-            b = thread_headers(b, ticket, references.clone());
-            for a in attachments {
-                b = b.attachment(a.content_type.clone(), a.name.clone(), a.data.clone());
-            }
-            // Writing into a Vec cannot fail.
-            b.write_to_vec().unwrap_or_default()
+            compose::render(
+                &Outgoing {
+                    kind: Kind::Personal,
+                    from: (from_name.clone(), support.clone()),
+                    to: requester.clone(),
+                    cc: cc.clone(),
+                    reply_to: Some(self.tokens.reply_address(&support, ticket.id, rcpt, now)),
+                    subject: subject.clone(),
+                    message_id: message_id.clone(),
+                    date: now,
+                    in_reply_to: in_reply_to(ticket, &references),
+                    references: references.clone(),
+                    // A text body ends with a line break, whatever the stripping left.
+                    body: format!("{}\n", text.trim_end()),
+                    attachments,
+                },
+                &self.cfg.server.hostname,
+            )
         };
         tx.put_raw(seq, &copy_for(&requester))?;
         let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
@@ -282,29 +260,28 @@ impl Processor {
             queue: &ticket.queue,
         });
         let seq = tx.next_id("next_message")?;
-        let message_id = super::our_message_id(ticket.id, seq, &self.cfg.server.hostname);
+        let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
         let references = self.references(tx, ticket)?;
-        use mail_builder::headers::raw::Raw;
-        let mut b = mail_builder::MessageBuilder::new()
-            .from((self.cfg.from_display_name(), support.clone()))
-            .to(requester.clone())
-            .reply_to(
-                self.tokens
-                    .reply_address(&support, ticket.id, &requester, now),
-            )
-            .subject(subject.clone())
-            .message_id(message_id.clone())
-            .date(mail_builder::headers::date::Date::new(now))
-            .header("Auto-Submitted", Raw::new("auto-generated"))
-            .header("X-Auto-Response-Suppress", Raw::new("All"))
-            .header(
-                "X-Postdesk-Loop",
-                Raw::new(self.cfg.server.hostname.clone()),
-            )
-            .text_body(text.clone());
-        b = thread_headers(b, ticket, references);
-        // Writing into a Vec cannot fail.
-        let raw = b.write_to_vec().unwrap_or_default();
+        let raw = compose::render(
+            &Outgoing {
+                kind: Kind::Generated,
+                from: (self.cfg.from_display_name(), support.clone()),
+                to: requester.clone(),
+                cc: Vec::new(),
+                reply_to: Some(
+                    self.tokens
+                        .reply_address(&support, ticket.id, &requester, now),
+                ),
+                subject: subject.clone(),
+                message_id: message_id.clone(),
+                date: now,
+                in_reply_to: in_reply_to(ticket, &references),
+                references,
+                body: text.clone(),
+                attachments: &[],
+            },
+            &self.cfg.server.hostname,
+        );
         tx.put_raw(seq, &raw)?;
         tx.put_message(&MessageRecord {
             seq,
