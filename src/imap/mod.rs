@@ -651,7 +651,7 @@ impl Poller {
                 let size = size(&uid).unwrap_or_default();
                 let (from, subject) = headers
                     .get(&uid)
-                    .map(|h| header_summary(h))
+                    .map(|h| crate::process::parse::header_summary(h))
                     .unwrap_or_default();
                 warn!(uid, size, limit = self.max_size, %from, %subject,
                     "IMAP message above the size limit: quarantined, not fetched");
@@ -963,20 +963,6 @@ pub fn uid_set(uids: &[u32]) -> String {
 
 /// The envelope sender recorded in a stored message: Return-Path if present
 /// (empty for `<>`), else the From address; empty if neither is readable.
-/// From and Subject of a message header, decoded, for the quarantine list.
-fn header_summary(header: &[u8]) -> (String, String) {
-    let Some(msg) = mail_parser::MessageParser::new().parse_headers(header) else {
-        return Default::default();
-    };
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_string();
-    (from, msg.subject().unwrap_or_default().to_string())
-}
-
 pub fn envelope_sender(raw: &[u8]) -> String {
     let end = raw
         .windows(4)

@@ -263,6 +263,53 @@ fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// The attachments of a raw message: not its text or HTML body, and not
+/// inline parts referenced by Content-ID (signature logos of the HTML body,
+/// which is not relayed).
+pub fn attachments_of(raw: &[u8]) -> Vec<crate::outbound::compose::Attachment> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    msg.attachments()
+        .filter(|a| {
+            let inline = a
+                .content_disposition()
+                .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+            !(inline && a.content_id().is_some())
+        })
+        .map(|a| crate::outbound::compose::Attachment {
+            content_type: a
+                .content_type()
+                .map(|c| {
+                    format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream"))
+                        .to_ascii_lowercase()
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            name: a
+                .attachment_name()
+                .unwrap_or("attachment")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect(),
+            data: a.contents().to_vec(),
+        })
+        .collect()
+}
+
+/// From and Subject of a message header, decoded, for the quarantine list.
+pub fn header_summary(header: &[u8]) -> (String, String) {
+    let Some(msg) = MessageParser::new().parse_headers(header) else {
+        return Default::default();
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string();
+    (from, msg.subject().unwrap_or_default().to_string())
+}
+
 /// The text a human wrote, without quoted replies, attributions, forwarded
 /// header blocks and signatures (see [`super::quote::visible_text`]). The raw
 /// original stays stored; this is only the visible text.

@@ -17,42 +17,9 @@ use crate::outbound::compose::{self, Kind, Outgoing};
 use crate::outbound::queue::enqueue;
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
-use mail_parser::{MessageParser, MimeHeaders};
 
+pub use super::parse::attachments_of;
 pub use crate::outbound::compose::Attachment;
-
-/// The attachments of a raw message: not its text or HTML body, and not
-/// inline parts referenced by Content-ID (signature logos of the HTML body,
-/// which is not relayed).
-pub fn attachments_of(raw: &[u8]) -> Vec<Attachment> {
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        return Vec::new();
-    };
-    msg.attachments()
-        .filter(|a| {
-            let inline = a
-                .content_disposition()
-                .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
-            !(inline && a.content_id().is_some())
-        })
-        .map(|a| Attachment {
-            content_type: a
-                .content_type()
-                .map(|c| {
-                    format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream"))
-                        .to_ascii_lowercase()
-                })
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            name: a
-                .attachment_name()
-                .unwrap_or("attachment")
-                .chars()
-                .filter(|c| !c.is_control())
-                .collect(),
-            data: a.contents().to_vec(),
-        })
-        .collect()
-}
 
 /// `text` with every address of `agent` replaced by `support` (ASCII case-insensitive).
 pub fn redact(text: &str, agent: &Agent, support: &str) -> String {
