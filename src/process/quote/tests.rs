@@ -74,7 +74,17 @@ fn run_case(c: &Case) -> Result<(), String> {
         other => return Err(format!("unknown kind {other}")),
     };
     let elapsed = started.elapsed();
-    let got_n = norm(&got);
+    if let Some(ms) = c.max_ms
+        && elapsed.as_millis() > u128::from(ms)
+    {
+        return Err(format!("took {elapsed:?}, limit {ms} ms"));
+    }
+    check(c, &input, &got)
+}
+
+/// Whether `got` (stripped from `input`) meets the case's expectations.
+fn check(c: &Case, input: &str, got: &str) -> Result<(), String> {
+    let got_n = norm(got);
     let short = |s: &str| -> String {
         let s = s.replace('\n', "⏎");
         if s.chars().count() > 160 {
@@ -86,24 +96,19 @@ fn run_case(c: &Case) -> Result<(), String> {
     if !input.trim().is_empty() && got.trim().is_empty() {
         return Err("empty result for non-empty input".into());
     }
-    if let Some(ms) = c.max_ms
-        && elapsed.as_millis() > u128::from(ms)
-    {
-        return Err(format!("took {elapsed:?}, limit {ms} ms"));
-    }
     let mut expected: Option<String> = None;
     if let Some(e) = &c.equals {
         expected = Some(norm(&e.replace("{COMMON}", COMMON)));
     }
     if c.equals_input {
-        expected = Some(norm(&input));
+        expected = Some(norm(input));
     }
     if let Some(f) = &c.equals_file {
         expected = Some(norm(&read(f)));
     }
     if let Some(f) = &c.equals_body_minus {
         let sig = norm(&read(f));
-        let body = norm(&raw);
+        let body = norm(&read(&c.file));
         let reply = body
             .strip_suffix(&sig)
             .ok_or_else(|| format!("{f} is not a suffix of the body"))?;
@@ -115,11 +120,11 @@ fn run_case(c: &Case) -> Result<(), String> {
         return Err(format!("expected {:?}, got {:?}", short(&e), short(&got_n)));
     }
     if let Some(e) = &c.equals_nows
-        && no_ws(&got) != *e
+        && no_ws(got) != *e
     {
         return Err(format!(
             "expected (no whitespace) {e:?}, got {:?}",
-            short(&no_ws(&got))
+            short(&no_ws(got))
         ));
     }
     if let Some(p) = &c.starts_with
@@ -376,4 +381,99 @@ fn html_quote_containers() {
     assert_eq!(visible_text_html(border), "Fixed.");
     let script = "<style>p{x:1}</style><script>alert(1)</script><p>A &amp; B &#8212; &#x41;</p>";
     assert_eq!(visible_text_html(script), "A & B — A");
+}
+
+// ---------------------------------------------------------------------------
+// HTML-only mail: which converter the processor should trust, by the figures.
+// ---------------------------------------------------------------------------
+
+/// `html` as a message with a single text/html body (no text/plain
+/// alternative), the shape an HTML-only client sends.
+fn html_only_message(html: &str) -> Vec<u8> {
+    format!(
+        "From: Alex <alex@example.org>\r\nTo: support@example.test\r\nSubject: Re: hi\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\r\n{html}"
+    )
+    .into_bytes()
+}
+
+/// The HTML cases of the corpus: every `kind = "html"` fixture, and the HTML
+/// alternative of every multipart `.eml` case sent on its own (its reply is
+/// the same as the plain part's, so the same expectation holds).
+fn html_cases(exp: &Expectations) -> Vec<(Case, String)> {
+    let mut out = Vec::new();
+    for c in exp.case.iter().filter(|c| !c.smoke) {
+        let html = match c.kind.as_str() {
+            "html" => read(&c.file),
+            "eml" => {
+                let raw = read(&c.file);
+                let msg = mail_parser::MessageParser::default().parse(raw.as_bytes());
+                let html = msg.as_ref().and_then(|m| match &m.html_part(0)?.body {
+                    mail_parser::PartType::Html(h) => Some(h.to_string()),
+                    _ => None,
+                });
+                match html {
+                    Some(h) => h,
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        let case = Case {
+            file: c.file.clone(),
+            kind: "html".into(),
+            source: c.source.clone(),
+            equals: c.equals.clone(),
+            equals_file: c.equals_file.clone(),
+            equals_nows: c.equals_nows.clone(),
+            starts_with: c.starts_with.clone(),
+            contains: c.contains.clone(),
+            not_contains: c.not_contains.clone(),
+            ..Case::default()
+        };
+        out.push((case, html));
+    }
+    out
+}
+
+/// Scores `strip` on the HTML cases: (passes, misses by file).
+fn score_html(cases: &[(Case, String)], strip: &dyn Fn(&str) -> String) -> (usize, Vec<String>) {
+    let mut passed = 0;
+    let mut misses = Vec::new();
+    for (c, html) in cases {
+        match check(c, html, &strip(html)) {
+            Ok(()) => passed += 1,
+            Err(e) => misses.push(format!("{}: {e}", c.file)),
+        }
+    }
+    (passed, misses)
+}
+
+/// mail-parser's own HTML-to-text conversion (what `Parsed::text` holds for
+/// an HTML-only message) followed by the plain-text stripper.
+fn via_mail_parser(html: &str) -> String {
+    let text = crate::process::parse::parse(&html_only_message(html)).text;
+    visible_text(&text)
+}
+
+/// The measurement behind the choice of HTML path: prints both figures and
+/// every miss (`cargo test --lib html_paths_measured -- --nocapture`).
+#[test]
+fn html_paths_measured() {
+    let exp: Expectations = toml::from_str(&read("expectations.toml")).expect("parses");
+    let cases = html_cases(&exp);
+    let total = cases.len();
+    let (mp, mp_miss) = score_html(&cases, &via_mail_parser);
+    let (ours, ours_miss) = score_html(&cases, &visible_text_html);
+    println!("HTML cases: {total}");
+    println!("  mail-parser body_text + visible_text: {mp} of {total}");
+    for m in &mp_miss {
+        println!("    MISS {m}");
+    }
+    println!("  visible_text_html on the HTML body:   {ours} of {total}");
+    for m in &ours_miss {
+        println!("    MISS {m}");
+    }
+    assert!(total >= 11, "the HTML fixtures are all measured: {total}");
 }
