@@ -261,6 +261,24 @@ fn decode_entity(name: &str) -> Option<char> {
         "rdquo" => '”',
         "ldquo" => '“',
         "copy" => '©',
-        _ => return None,
+        _ => return named_entity(name),
     })
+}
+
+/// Any other named entity ("&eacute;", "&euro;"), looked up in mail-parser's
+/// table, the one its own HTML-to-text conversion uses: the HTML path then
+/// decodes everything the conversion it replaced did.
+fn named_entity(name: &str) -> Option<char> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let token = format!("&{name};");
+    let mut decoded = String::new();
+    mail_parser::decoders::html::add_html_token(&mut decoded, token.as_bytes(), false);
+    // An unknown name comes back as the token itself.
+    let mut chars = decoded.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
 }

@@ -384,6 +384,15 @@ fn html_quote_containers() {
     assert_eq!(visible_text_html(script), "A & B — A");
 }
 
+#[test]
+fn html_named_entities_are_decoded() {
+    // HTML-only mail from European senders spells accents as named entities;
+    // mail-parser's conversion decoded them, so the HTML path must too.
+    let html =
+        "<p>Gr&uuml;&szlig;e, &eacute;t&eacute; &euro;5 &trade; &frac12;</p><p>&bogus; &amp</p>";
+    assert_eq!(visible_text_html(html), "Grüße, été €5 ™ ½\n\n&bogus; &amp");
+}
+
 // ---------------------------------------------------------------------------
 // HTML-only mail: which converter the processor should trust, by the figures.
 // ---------------------------------------------------------------------------
