@@ -435,8 +435,11 @@ fn html_cases(exp: &Expectations) -> Vec<(Case, String)> {
     out
 }
 
+/// One way of turning an HTML body into the visible reply.
+type Strip = dyn Fn(&str) -> String;
+
 /// Scores `strip` on the HTML cases: (passes, misses by file).
-fn score_html(cases: &[(Case, String)], strip: &dyn Fn(&str) -> String) -> (usize, Vec<String>) {
+fn score_html(cases: &[(Case, String)], strip: &Strip) -> (usize, Vec<String>) {
     let mut passed = 0;
     let mut misses = Vec::new();
     for (c, html) in cases {
@@ -478,7 +481,7 @@ fn html_paths_measured() {
         .filter(|(c, _)| !c.file.ends_with(".eml"))
         .cloned()
         .collect();
-    let paths: [(&str, &dyn Fn(&str) -> String); 3] = [
+    let paths: [(&str, &Strip); 3] = [
         ("mail-parser body_text + visible_text", &via_mail_parser),
         ("visible_text_html on the HTML body  ", &visible_text_html),
         ("processor (Parsed::visible_text)    ", &via_processor),
