@@ -166,7 +166,7 @@ impl Processor {
             }
             None => Parsed::default(),
         };
-        let text = truncate(parse::visible_text(&parsed.text), MAX_TEXT);
+        let text = truncate(parsed.visible_text(), MAX_TEXT);
         Ok(Prepared {
             seq,
             env,

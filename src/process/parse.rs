@@ -21,6 +21,9 @@ pub struct Parsed {
     pub date: Option<i64>,
     /// Visible text of the first text body (derived from HTML when there is no text part).
     pub text: String,
+    /// The first text body's HTML when it has no text/plain alternative: the
+    /// reply stripper reads its quote markup, which `text` no longer shows.
+    pub html: Option<String>,
     /// Top-level headers as (lower-cased name, raw value), in order; bounded in number and size.
     pub headers: Vec<(String, String)>,
     /// Attachments as (lower-cased content type, file name).
@@ -60,6 +63,17 @@ impl Parsed {
 
     pub fn has_header(&self, name: &str) -> bool {
         self.headers.iter().any(|(n, _)| n == name)
+    }
+
+    /// The text the sender wrote (see [`visible_text`]). An HTML-only body
+    /// goes through the HTML-aware stripper, which sees the quote containers
+    /// mail-parser's text conversion flattens away (the quote tests measure
+    /// both paths on the corpus).
+    pub fn visible_text(&self) -> String {
+        match &self.html {
+            Some(html) => super::quote::visible_text_html(html),
+            None => visible_text(&self.text),
+        }
     }
 
     /// Records that `value` of header `field` failed its syntax check.
@@ -141,6 +155,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
     p.to = p.valid_addresses("To", msg.to());
     p.cc = p.valid_addresses("Cc", msg.cc());
     p.text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    if let Some(PartType::Html(html)) = msg.text_part(0).map(|part| &part.body) {
+        p.html = Some(html.to_string());
+    }
     for (name, value) in msg.headers_raw().take(MAX_HEADERS) {
         let value = value.trim();
         let mut cut = value.len().min(MAX_HEADER_VALUE);
