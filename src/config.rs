@@ -1091,6 +1091,11 @@ impl Config {
             })
         })
     }
+
+    /// The queues mailboxes feed; routing rules may only name these (or agents' queues).
+    pub fn mailbox_queues(&self) -> Vec<String> {
+        self.mailboxes.iter().map(|m| m.queue.clone()).collect()
+    }
 }
 
 /// `"Name" <a@b>` or `a@b` → `a@b`.

@@ -12,8 +12,10 @@
 //! - [`api`]: the JSON API over the store.
 //! - [`store`]: the only module that knows redb.
 //! - [`daemon`]: starts the stages and fans out shutdown.
+//! - [`cli`]: the commands that only read config and rules (`check`, `rules test`).
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
