@@ -3,65 +3,13 @@
 //! Relative paths are resolved against the directory of the config file, so
 //! the daemon behaves the same whatever directory it is started from.
 
+use crate::address::same_mailbox;
+pub use crate::address::{bare_address, split_address};
+use crate::diagnostic::locate;
+pub use crate::diagnostic::{ConfigError, Diagnostic, line_col};
 use serde::{Deserialize, Deserializer};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A problem found in a config or rules file, printed as `file:line:column: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
-    }
-}
-
-/// Every problem found while loading; loading reports them all at once.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError(pub Vec<Diagnostic>);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
-        before[nl + 1..].chars().count()
-    }) + 1;
-    (line, col)
-}
-
-/// Position of the first occurrence of `needle` (e.g. a key) in `text`, for diagnostics
-/// about values that parsed but are invalid.
-fn locate(text: &str, needle: &str) -> (usize, usize) {
-    text.find(needle).map_or((1, 1), |o| line_col(text, o))
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1040,16 +988,10 @@ impl Config {
 
     /// Whether `addr` is `agents.comment_address` (ignoring a `+tag` and case).
     pub fn is_comment_address(&self, addr: &str) -> bool {
-        let Some(comment) = &self.agents.comment_address else {
-            return false;
-        };
-        match (split_address(addr), split_address(comment)) {
-            (Some((l, d)), Some((cl, cd))) => {
-                l.split('+').next().unwrap_or(l).eq_ignore_ascii_case(cl)
-                    && d.eq_ignore_ascii_case(cd)
-            }
-            _ => false,
-        }
+        self.agents
+            .comment_address
+            .as_ref()
+            .is_some_and(|comment| same_mailbox(addr, comment))
     }
 
     /// The support address mail about a ticket in `queue` comes from: the
@@ -1083,34 +1025,15 @@ impl Config {
     /// The mailbox an RCPT address belongs to, ignoring a `+tag` in the local part
     /// (tokenised reply and bounce addresses), case-insensitively.
     pub fn mailbox_for(&self, rcpt: &str) -> Option<&MailboxConfig> {
-        let (local, domain) = split_address(rcpt)?;
-        let base_local = local.split('+').next().unwrap_or(local);
-        self.mailboxes.iter().find(|m| {
-            split_address(&m.address).is_some_and(|(l, d)| {
-                l.eq_ignore_ascii_case(base_local) && d.eq_ignore_ascii_case(domain)
-            })
-        })
+        self.mailboxes
+            .iter()
+            .find(|m| same_mailbox(rcpt, &m.address))
     }
 
     /// The queues mailboxes feed; routing rules may only name these (or agents' queues).
     pub fn mailbox_queues(&self) -> Vec<String> {
         self.mailboxes.iter().map(|m| m.queue.clone()).collect()
     }
-}
-
-/// `"Name" <a@b>` or `a@b` → `a@b`.
-pub fn bare_address(s: &str) -> &str {
-    match (s.rfind('<'), s.rfind('>')) {
-        (Some(a), Some(b)) if a < b => s[a + 1..b].trim(),
-        _ => s.trim(),
-    }
-}
-
-/// Splits `local@domain`; None unless both parts are present.
-pub fn split_address(addr: &str) -> Option<(&str, &str)> {
-    let addr = bare_address(addr);
-    let (l, d) = addr.rsplit_once('@')?;
-    (!l.is_empty() && !d.is_empty() && !d.contains(char::is_whitespace)).then_some((l, d))
 }
 
 #[cfg(test)]

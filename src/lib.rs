@@ -14,11 +14,13 @@
 //! - [`daemon`]: starts the stages and fans out shutdown.
 //! - [`cli`]: the commands that only read config and rules (`check`, `rules test`).
 
+pub mod address;
 pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod diagnostic;
 pub mod imap;
 pub mod model;
 pub mod outbound;
