@@ -31,4 +31,5 @@ pub mod smtp;
 pub mod spool;
 pub mod store;
 pub mod syntax;
+pub mod tls;
 pub mod token;
