@@ -1,6 +1,6 @@
 //! `postdesk rules test`: what the rules would do with one message (matched
 //! rules and why, queue, priority, tags, assignee, SLA, acknowledgement),
-//! reading the config and rule files only and changing nothing.
+//! reading only the config, the rule files and the message, changing nothing.
 
 use crate::clock::Clock;
 use crate::config::Config;
