@@ -12,11 +12,15 @@
 //! - [`api`]: the JSON API over the store.
 //! - [`store`]: the only module that knows redb.
 //! - [`daemon`]: starts the stages and fans out shutdown.
+//! - [`cli`]: the commands that only read config and rules (`check`, `rules test`).
 
+pub mod address;
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod diagnostic;
 pub mod imap;
 pub mod model;
 pub mod outbound;
@@ -27,4 +31,5 @@ pub mod smtp;
 pub mod spool;
 pub mod store;
 pub mod syntax;
+pub mod tls;
 pub mod token;

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
                     at,
                 },
         } => match parse_at(at.as_deref())
-            .and_then(|at| postdesk::daemon::rules_test(&config, &message, at))
+            .and_then(|at| postdesk::cli::rules_test(&config, &message, at))
         {
             Ok(report) => {
                 print!("{report}");
@@ -117,7 +117,7 @@ fn serve(path: PathBuf) -> ExitCode {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    match postdesk::daemon::check(&path) {
+    match postdesk::cli::check(&path) {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

@@ -17,7 +17,7 @@
 //! (days since 1970-01-01, UTC), covered by the signature; the lifetimes are
 //! `[tokens]` in config.toml.
 
-use crate::config::split_address;
+use crate::address::split_address;
 use crate::model::{MessageSeq, TicketId};
 use ring::hmac;
 use std::time::Duration;

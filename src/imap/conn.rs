@@ -16,9 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::rustls::RootCertStore;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// The byte stream under an IMAP session: one type for plain and TLS
 /// connections, so the rest of the poller is written once.
@@ -115,20 +113,6 @@ async fn read_greeting(client: &mut Client<ImapStream>) -> Result<(), ImapError>
     }
 }
 
-/// The certificate authorities in a PEM file, for servers the system's trust
-/// store does not vouch for. The error says what is wrong with the file.
-pub fn load_ca_file(path: &Path) -> Result<RootCertStore, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
-    let mut roots = RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!("{} holds no usable certificate", path.display()));
-    }
-    Ok(roots)
-}
-
 async fn tls(
     a: &ImapConfig,
     base_dir: &Path,
@@ -138,7 +122,7 @@ async fn tls(
     let host = &a.host;
     let config = match &a.ca_file {
         Some(file) => {
-            let roots = load_ca_file(&base_dir.join(file)).map_err(ImapError::Tls)?;
+            let roots = crate::tls::load_ca_file(&base_dir.join(file)).map_err(ImapError::Tls)?;
             ClientConfig::builder()
                 .with_root_certificates(roots)
                 .with_no_client_auth()

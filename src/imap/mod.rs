@@ -991,7 +991,7 @@ pub fn envelope_sender(raw: &[u8]) -> String {
         })
     };
     if let Some(rp) = value("return-path") {
-        let addr = crate::config::bare_address(&rp);
+        let addr = crate::address::bare_address(&rp);
         return if addr.contains('@') {
             addr.to_string()
         } else {
@@ -999,7 +999,7 @@ pub fn envelope_sender(raw: &[u8]) -> String {
         };
     }
     value("from")
-        .map(|f| crate::config::bare_address(&f).to_string())
+        .map(|f| crate::address::bare_address(&f).to_string())
         .filter(|a| a.contains('@'))
         .unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 //! `{{subject}}`, `{{name}}`, `{{queue}}` are replaced; anything else in
 //! braces is an error reported at its position.
 
-use crate::config::{Diagnostic, line_col};
+use crate::diagnostic::{Diagnostic, line_col};
 use std::path::{Path, PathBuf};
 
 const PLACEHOLDERS: &[&str] = &["ticket", "subject", "name", "queue"];

@@ -10,7 +10,8 @@
 //! ```
 
 use super::{diag_at, toml_diag};
-use crate::config::{Diagnostic, split_address};
+use crate::address::split_address;
+use crate::diagnostic::Diagnostic;
 use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;

@@ -10,7 +10,7 @@
 //! ```
 
 use super::{diag_at, toml_diag};
-use crate::config::Diagnostic;
+use crate::diagnostic::Diagnostic;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime};

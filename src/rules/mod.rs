@@ -9,7 +9,7 @@ pub mod agents;
 pub mod calendar;
 pub mod routing;
 
-use crate::config::Diagnostic;
+use crate::diagnostic::Diagnostic;
 use std::path::{Path, PathBuf};
 
 pub use agents::{Agent, Agents};
@@ -137,7 +137,7 @@ fn read_optional(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<String> {
 
 /// A diagnostic at a byte span of `text`.
 pub(crate) fn diag_at(path: &Path, text: &str, offset: usize, message: String) -> Diagnostic {
-    let (line, column) = crate::config::line_col(text, offset);
+    let (line, column) = crate::diagnostic::line_col(text, offset);
     Diagnostic {
         file: path.to_path_buf(),
         line,

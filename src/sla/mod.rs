@@ -19,7 +19,8 @@
 
 pub mod scheduler;
 
-use crate::config::{Diagnostic, parse_duration};
+use crate::config::parse_duration;
+use crate::diagnostic::Diagnostic;
 use crate::model::{EventKind, Priority, SlaState, Ticket, TicketId};
 use crate::rules::calendar::Calendar;
 use crate::rules::routing::Assign;

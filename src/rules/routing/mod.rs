@@ -27,7 +27,8 @@
 use super::agents::Agents;
 use super::calendar::{Calendar, DAYS, parse_interval};
 use super::{diag_at, toml_diag};
-use crate::config::{Diagnostic, split_address};
+use crate::address::split_address;
+use crate::diagnostic::Diagnostic;
 use crate::model::Priority;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
