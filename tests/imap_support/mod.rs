@@ -385,13 +385,24 @@ enabled = {acknowledge}
             .stderr(log)
             .spawn()
             .expect("start postdesk");
+        let pid = child.id();
         self.child = Some(child);
         let me: &Postdesk = self;
+        // Ready, or already gone: a failpoint may abort the daemon moments
+        // after start-up, before a poll of the health endpoint sees it up
+        // (the caller then waits for that exit).
+        let exited = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        };
         wait_until(
             Duration::from_secs(20),
             "postdesk health endpoint",
             Some(me),
-            || me.try_get("/api/v1/health").is_some_and(|(s, _)| s == 200),
+            || exited() || me.try_get("/api/v1/health").is_some_and(|(s, _)| s == 200),
         );
     }
 
