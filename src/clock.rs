@@ -35,7 +35,13 @@ impl Clock {
 
 /// Formats unix seconds as an RFC 3339 UTC string.
 pub fn rfc3339(secs: i64) -> String {
-    mail_parser::DateTime::from_timestamp(secs).to_rfc3339()
+    use jiff::Timestamp;
+    // A peer's Date header may name any year: clamp to what jiff represents.
+    let secs = secs.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    Timestamp::from_second(secs)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -46,6 +52,12 @@ mod tests {
     fn formats_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert!(
+            rfc3339(i64::MAX).starts_with("9999-12-3"),
+            "{}",
+            rfc3339(i64::MAX)
+        );
+        assert!(!rfc3339(i64::MIN).is_empty());
     }
 
     #[test]
