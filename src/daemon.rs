@@ -30,22 +30,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.tokens.agent_lifetime,
     );
     let api_token = cfg.api_token()?;
-    let ack_template = if cfg.acknowledgement.enabled {
-        let path = cfg.rules_dir().join(&cfg.acknowledgement.template);
-        Some(crate::process::ack::Template::load(&path).map_err(|d| anyhow::anyhow!("{d}"))?)
-    } else {
-        None
-    };
-    let resolved_template = match &cfg.acknowledgement.resolved_template {
-        Some(t) => Some(
-            crate::process::ack::Template::load(&cfg.rules_dir().join(t))
-                .map_err(|d| anyhow::anyhow!("{d}"))?,
-        ),
-        None => None,
-    };
-
-    let rules_dir = cfg.rules_dir();
-    let rules = RuleSet::load(&rules_dir, &cfg.mailbox_queues()).map_err(|d| {
+    let rules = RuleSet::load_for(&cfg).map_err(|d| {
         anyhow::anyhow!(
             "invalid rules:\n{}",
             d.iter()
@@ -73,8 +58,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store: store.clone(),
         clock: clock.clone(),
         tokens: tokens.clone(),
-        ack_template,
-        resolved_template,
         rules: rules.clone(),
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
@@ -174,9 +157,8 @@ async fn reload_rules(
             continue;
         }
         seen = now;
-        let dir2 = dir.clone();
-        let queues = cfg.mailbox_queues();
-        match tokio::task::spawn_blocking(move || RuleSet::load(&dir2, &queues)).await {
+        let cfg2 = cfg.clone();
+        match tokio::task::spawn_blocking(move || RuleSet::load_for(&cfg2)).await {
             Ok(Ok(set)) => {
                 tracing::info!(
                     rules = set.routing.rules.len(),

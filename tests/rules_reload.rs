@@ -82,3 +82,40 @@ fn valid_change_applies_invalid_change_is_rejected_and_old_rules_stay() {
     assert_eq!(t["priority"], "low", "{t}");
     assert_eq!(t["tags"], serde_json::json!(["v2"]), "{t}");
 }
+
+#[test]
+fn an_edited_acknowledgement_template_applies_without_a_restart() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let path = d
+        .dir
+        .path
+        .join("rules")
+        .join("templates")
+        .join("acknowledgement.txt");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        "Subject: [#{{ticket}}] Thanks, we are on it: {{subject}}\n\nHello {{name}}, version two.\n",
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    wait_until(Duration::from_secs(15), "template reloaded", || {
+        d.log().contains("rules reloaded").then_some(())
+    });
+    new_ticket(&d, 10, "Template test");
+    let ack = sink.nth_to("reload10@customer.example", 1);
+    let subject = header(&ack, "Subject").unwrap_or_default();
+    assert!(subject.contains("Thanks, we are on it"), "{subject}");
+
+    // A broken template is refused like broken rules; the last good one stays.
+    std::fs::write(&tmp, "no subject line here").unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    wait_until(Duration::from_secs(15), "broken template rejected", || {
+        d.log().contains("rules not reloaded").then_some(())
+    });
+    new_ticket(&d, 11, "Template test again");
+    let ack = sink.nth_to("reload11@customer.example", 1);
+    let subject = header(&ack, "Subject").unwrap_or_default();
+    assert!(subject.contains("Thanks, we are on it"), "{subject}");
+}

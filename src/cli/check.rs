@@ -9,18 +9,7 @@ use crate::rules::RuleSet;
 pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
     let cfg = Config::load(path).map_err(|e| e.0)?;
     let mut diags = Vec::new();
-    let template = cfg.rules_dir().join(&cfg.acknowledgement.template);
-    if cfg.acknowledgement.enabled
-        && let Err(d) = crate::process::ack::Template::load(&template)
-    {
-        diags.push(d);
-    }
-    if let Some(t) = &cfg.acknowledgement.resolved_template
-        && let Err(d) = crate::process::ack::Template::load(&cfg.rules_dir().join(t))
-    {
-        diags.push(d);
-    }
-    let rules = match RuleSet::load(&cfg.rules_dir(), &cfg.mailbox_queues()) {
+    let rules = match RuleSet::load_for(&cfg) {
         Ok(r) => Some(r),
         Err(mut d) => {
             diags.append(&mut d);

@@ -20,7 +20,7 @@ pub fn rules_test(
     use std::fmt::Write;
 
     let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rules = RuleSet::load(&cfg.rules_dir(), &cfg.mailbox_queues()).map_err(|d| {
+    let rules = RuleSet::load_for(&cfg).map_err(|d| {
         anyhow::anyhow!(
             "{}",
             d.iter()

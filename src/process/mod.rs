@@ -54,10 +54,6 @@ pub struct Processor {
     pub store: Store,
     pub clock: Clock,
     pub tokens: Tokens,
-    /// The acknowledgement template; None when acknowledgements are disabled.
-    pub ack_template: Option<Template>,
-    /// The customer's notice when an agent resolves or closes a ticket.
-    pub resolved_template: Option<Template>,
     /// Routing rules, agents, calendars; swapped whole on reload.
     pub rules: Arc<crate::rules::LiveRules>,
     /// Notified by the spool after each commit.
@@ -507,7 +503,7 @@ impl Processor {
         // After routing: the policy is chosen by the priority and queue it set.
         start_sla(tx, &mut ticket, &rules, now)?;
         let template = match &routed.acknowledgement {
-            None => self.ack_template.as_ref().map(Ok),
+            None => rules.acknowledgement.as_ref().map(Ok),
             Some(AckChoice::None) => {
                 Some(Err("a routing rule says no acknowledgement".to_string()))
             }

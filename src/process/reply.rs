@@ -209,7 +209,8 @@ impl Processor {
         ticket: &mut Ticket,
         now: i64,
     ) -> Result<Option<MessageSeq>, StoreError> {
-        let Some(template) = &self.resolved_template else {
+        let rules = self.rules.current();
+        let Some(template) = &rules.resolved else {
             return Ok(None);
         };
         let support = self.cfg.support_address(&ticket.queue).to_string();

@@ -42,9 +42,10 @@ fn harness() -> Harness {
 /// A processor on a fresh store in a temporary directory (removed on drop).
 pub(super) fn harness_with(
     config: &str,
-    rules: RuleSet,
+    mut rules: RuleSet,
     ack_template: Option<Template>,
 ) -> Harness {
+    rules.acknowledgement = ack_template;
     let dir = std::env::temp_dir().join(format!(
         "postdesk-process-{}-{}",
         std::process::id(),
@@ -61,8 +62,6 @@ pub(super) fn harness_with(
         store: store.clone(),
         clock: Clock::system(),
         tokens: Tokens::new(b"k"),
-        ack_template,
-        resolved_template: None,
         rules: Arc::new(crate::rules::LiveRules::new(rules)),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),

@@ -26,6 +26,12 @@ pub struct RuleSet {
     pub sla: crate::sla::Policies,
     /// Acknowledgement templates named by routing rules, by file name.
     pub templates: std::collections::BTreeMap<String, crate::process::ack::Template>,
+    /// The default acknowledgement (`acknowledgement.template`); None when
+    /// acknowledgements are off. Loaded with the rules, so an edit reloads it.
+    pub acknowledgement: Option<crate::process::ack::Template>,
+    /// The customer's notice when an agent resolves or closes a ticket
+    /// without writing (`acknowledgement.resolved_template`), if set.
+    pub resolved: Option<crate::process::ack::Template>,
     /// Files read, for change detection.
     pub files: Vec<PathBuf>,
 }
@@ -81,6 +87,37 @@ impl RuleSet {
                 set.templates.insert(name.clone(), t);
             }
         }
+        if diags.is_empty() {
+            Ok(set)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// The rule set `cfg` names: the rule files of its rules_dir and the
+    /// acknowledgement and resolved-notice templates, checked and reloaded
+    /// together (a set with any problem never replaces the working one).
+    pub fn load_for(cfg: &crate::config::Config) -> Result<RuleSet, Vec<Diagnostic>> {
+        use crate::process::ack::Template;
+        let dir = cfg.rules_dir();
+        let (mut set, mut diags) = match RuleSet::load(&dir, &cfg.mailbox_queues()) {
+            Ok(set) => (set, Vec::new()),
+            Err(d) => (RuleSet::default(), d),
+        };
+        let ack = &cfg.acknowledgement;
+        let mut template = |file: &Path| match Template::load(&dir.join(file)) {
+            Ok(t) => Some(t),
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        };
+        set.acknowledgement = if ack.enabled {
+            template(&ack.template)
+        } else {
+            None
+        };
+        set.resolved = ack.resolved_template.as_deref().and_then(&mut template);
         if diags.is_empty() {
             Ok(set)
         } else {
