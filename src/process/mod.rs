@@ -12,6 +12,7 @@ pub mod canned;
 pub mod classify;
 pub mod collision;
 pub mod commands;
+pub mod decide;
 pub mod notify;
 pub mod parse;
 pub mod participants;
@@ -26,18 +27,17 @@ use crate::model::*;
 use crate::outbound::compose;
 use crate::outbound::queue::enqueue;
 use crate::rules::RuleSet;
-use crate::rules::routing::{AckChoice, Facts, Outcome};
 use crate::store::{Store, StoreError, Tx};
 use crate::token::Tokens;
 use ack::Template;
 use classify::Class;
+use decide::Incoming;
 use parse::Parsed;
 use participants::Standing;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, info, info_span, warn};
-use vouch::Vouch;
 
 /// Spooled messages handled per write transaction.
 const BATCH: usize = 32;
@@ -195,21 +195,8 @@ impl Processor {
             return Ok(());
         }
 
-        let class = if parsed.unparseable {
-            Class::Customer
-        } else {
-            classify::classify(&parsed, env, &self.cfg.server.hostname)
-        };
-        let mailbox = env
-            .rcpt_to
-            .iter()
-            .find_map(|r| self.cfg.mailbox_for(r))
-            .or(self.cfg.mailboxes.first());
-        let sender = if parsed.from.is_empty() {
-            crate::syntax::mailbox(&env.mail_from).unwrap_or_default()
-        } else {
-            parsed.from.clone()
-        };
+        let msg = Incoming::read(&self.cfg, &parsed, env, now);
+        let (class, sender) = (msg.class, msg.sender.clone());
         let mut record = MessageRecord {
             seq,
             ticket: None,
@@ -264,21 +251,6 @@ impl Processor {
                 );
             }
         }
-        let vouch = vouch::vouch(
-            &parsed,
-            env,
-            &sender,
-            self.cfg.agents.trusted_authserv_id.as_deref(),
-        );
-        let msg = Incoming {
-            parsed: &parsed,
-            env,
-            class,
-            sender: &sender,
-            vouch,
-            mailbox,
-            now,
-        };
         match class {
             Class::Bounce => match found.matched {
                 Some(m) => {
@@ -340,7 +312,7 @@ impl Processor {
         msg: &Incoming<'_>,
         m: &thread::ThreadMatch,
     ) -> Result<(), StoreError> {
-        let (parsed, class, sender, now) = (msg.parsed, msg.class, msg.sender, msg.now);
+        let (parsed, class, sender, now) = (msg.parsed, msg.class, msg.sender.as_str(), msg.now);
         let _t = info_span!("ticket", id = ticket.id).entered();
         let standing = participants::standing(&ticket, sender, &msg.vouch);
         if let (Class::Customer, Standing::Stranger(why)) = (class, &standing) {
@@ -444,9 +416,10 @@ impl Processor {
         msg: &Incoming<'_>,
         found: &thread::Found,
     ) -> Result<(), StoreError> {
-        let (parsed, class, sender, mailbox, now) =
-            (msg.parsed, msg.class, msg.sender, msg.mailbox, msg.now);
-        let queue = mailbox.map_or("general".to_string(), |m| m.queue.clone());
+        let (parsed, class, sender, now) = (msg.parsed, msg.class, msg.sender.as_str(), msg.now);
+        let rules = self.rules.current();
+        let plan = decide::new_ticket(&self.cfg, &rules, msg);
+        let queue = plan.queue.clone();
         let mut ticket = Ticket {
             subject: if parsed.subject.is_empty() {
                 "(no subject)".into()
@@ -459,8 +432,6 @@ impl Processor {
             ..Ticket::new(tx.next_id("next_ticket")?, sender, now)
         };
         let _t = info_span!("ticket", id = ticket.id).entered();
-        let rules = self.rules.current();
-        let routed = self.route(&rules, parsed, mailbox, sender, now);
         if !sender.is_empty() {
             ticket.participants.insert(sender.to_string());
         }
@@ -499,28 +470,23 @@ impl Processor {
                 }
             }
         }
-        self.apply_routing(tx, &mut ticket, &rules, &routed, now)?;
-        // After routing: the policy is chosen by the priority and queue it set.
-        start_sla(tx, &mut ticket, &rules, now)?;
-        let template = match &routed.acknowledgement {
-            None => rules.acknowledgement.as_ref().map(Ok),
-            Some(AckChoice::None) => {
-                Some(Err("a routing rule says no acknowledgement".to_string()))
+        self.apply_plan(tx, &mut ticket, &rules, &plan, now)?;
+        let template = match &plan.ack {
+            decide::Ack::Off => None,
+            decide::Ack::Suppressed(reason) => {
+                info!(%reason, "no acknowledgement");
+                let detail = reason.clone();
+                tx.add_event(
+                    &mut ticket,
+                    event(now, EventKind::AckSuppressed, "postdesk", detail),
+                )?;
+                None
             }
-            Some(AckChoice::Template(name)) => Some(
-                rules
-                    .templates
-                    .get(name)
-                    .ok_or_else(|| format!("template {name} could not be loaded")),
-            ),
+            decide::Ack::Send(decide::AckTemplate::Default) => rules.acknowledgement.as_ref(),
+            decide::Ack::Send(decide::AckTemplate::Named(name)) => rules.templates.get(name),
         };
-        match template {
-            Some(Ok(t)) => self.acknowledge(tx, &mut ticket, t, msg)?,
-            Some(Err(reason)) => tx.add_event(
-                &mut ticket,
-                event(now, EventKind::AckSuppressed, "postdesk", reason),
-            )?,
-            None => {}
+        if let Some(t) = template {
+            self.acknowledge(tx, &mut ticket, t, msg)?;
         }
         if class == Class::Customer {
             self.notify_agents(
@@ -621,7 +587,8 @@ impl Processor {
         })
     }
 
-    /// Queues the acknowledgement of a new ticket, or records why none is sent.
+    /// Queues the acknowledgement the plan decided on, unless an hourly rate
+    /// limit forbids it (then records why none is sent).
     fn acknowledge(
         &self,
         tx: &mut Tx<'_>,
@@ -629,31 +596,11 @@ impl Processor {
         template: &Template,
         msg: &Incoming<'_>,
     ) -> Result<(), StoreError> {
-        let (parsed, env, class, now) = (msg.parsed, msg.env, msg.class, msg.now);
+        let (parsed, now) = (msg.parsed, msg.now);
         let Some(mailbox) = msg.mailbox else {
             return Ok(());
         };
-        let ours: Vec<String> = self
-            .cfg
-            .mailboxes
-            .iter()
-            .map(|m| m.address.to_ascii_lowercase())
-            .chain(std::iter::once(
-                self.cfg.from_address().to_ascii_lowercase(),
-            ))
-            .collect();
-        let suppressed = classify::ack_suppressed(parsed, env, class, &ours).or_else(|| {
-            // Backscatter: an acknowledgement to a From that nothing vouches
-            // for would go to whoever a forger named.
-            msg.vouch
-                .doubt()
-                .map(|doubt| format!("nothing vouches for the sender {}: {doubt}", parsed.from))
-        });
-        let suppressed = match suppressed {
-            Some(reason) => Some(reason),
-            None => self.ack_rate_limited(tx, &parsed.from, now)?,
-        };
-        if let Some(reason) = suppressed {
+        if let Some(reason) = self.ack_rate_limited(tx, &parsed.from, now)? {
             info!(%reason, "no acknowledgement");
             return tx.add_event(
                 ticket,
@@ -785,77 +732,40 @@ impl Processor {
 }
 
 impl Processor {
-    /// Evaluates the routing rules for a new ticket's first message.
-    pub fn route(
-        &self,
-        rules: &RuleSet,
-        parsed: &Parsed,
-        mailbox: Option<&MailboxConfig>,
-        sender: &str,
-        now: i64,
-    ) -> Outcome {
-        let calendar = rules.default_calendar();
-        let facts = Facts {
-            mailbox: mailbox.map_or("", |m| m.address.as_str()),
-            sender,
-            subject: &parsed.subject,
-            body: &parsed.text,
-            headers: &parsed.headers,
-            attachments: &parsed.attachments,
-            now,
-            calendar: &calendar,
-        };
-        rules.routing.evaluate(&facts)
-    }
-
-    /// Applies a routing outcome to a new ticket and records it as an event.
-    fn apply_routing(
+    /// Applies a new ticket's routing and SLA decisions, with their events.
+    fn apply_plan(
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
         rules: &RuleSet,
-        routed: &Outcome,
+        plan: &decide::NewTicket,
         now: i64,
     ) -> Result<(), StoreError> {
-        if routed.matched.is_empty() {
-            return Ok(());
-        }
-        if let Some(q) = &routed.queue {
-            ticket.queue = q.clone();
-        }
-        if let Some(p) = routed.priority {
-            ticket.priority = p;
-        }
-        for t in &routed.tags {
+        ticket.queue = plan.queue.clone();
+        ticket.priority = plan.priority;
+        for t in &plan.tags {
             if !ticket.tags.contains(t) {
                 ticket.tags.push(t.clone());
             }
         }
-        if let Some(a) = &routed.assign {
+        if let Some(a) = &plan.assign {
             ticket.assignee = assignment::resolve(tx, rules, a, &ticket.queue)?;
         }
-        let detail = routed
-            .matched
-            .iter()
-            .map(|(name, why)| format!("rule {name:?} ({})", why.join("; ")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        tx.add_event(ticket, event(now, EventKind::Routed, "rules", detail))
+        if !plan.matched.is_empty() {
+            let detail = plan
+                .matched
+                .iter()
+                .map(|(name, why)| format!("rule {name:?} ({})", why.join("; ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tx.add_event(ticket, event(now, EventKind::Routed, "rules", detail))?;
+        }
+        // After routing: the policy is chosen by the priority and queue it set.
+        if plan.sla.is_some() {
+            start_sla(tx, ticket, rules, now)?;
+        }
+        Ok(())
     }
-}
-
-/// One inbound message as the decisions about it see it.
-pub(crate) struct Incoming<'a> {
-    parsed: &'a Parsed,
-    env: &'a Envelope,
-    class: Class,
-    /// The From address (syntax-checked), else the envelope sender; may be empty.
-    sender: &'a str,
-    /// Whether anything vouches that the mail comes from `sender`.
-    vouch: Vouch,
-    /// The mailbox it was sent to (the first configured one if none matched).
-    mailbox: Option<&'a MailboxConfig>,
-    now: i64,
 }
 
 /// The acknowledgement allowance key that counts every acknowledgement.

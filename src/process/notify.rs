@@ -51,7 +51,7 @@ impl Processor {
         record: &MessageRecord,
         cause: Cause,
     ) -> Result<(), StoreError> {
-        let (parsed, sender, now) = (msg.parsed, msg.sender, msg.now);
+        let (parsed, sender, now) = (msg.parsed, msg.sender.as_str(), msg.now);
         let (text, stranger) = (&record.text, record.stranger.as_deref());
         if !self.cfg.agents.notify {
             return Ok(());

@@ -344,11 +344,30 @@ pub fn start(
     calendars: &[Calendar],
     now: i64,
 ) -> Result<(), StoreError> {
-    let Some(policy) = policies.for_ticket(ticket) else {
+    let Some(state) = initial_state(policies, calendars, ticket, now) else {
+        return Ok(());
+    };
+    let Some(policy) = policies.by_name(&state.policy) else {
         return Ok(());
     };
     let cal = calendar_of(policy, calendars);
-    let state = SlaState {
+    schedule(tx, ticket.id, &state, policy, &cal, now)?;
+    ticket.sla = Some(state);
+    Ok(())
+}
+
+/// The clock a ticket of this priority and queue starts at `now`: the
+/// policy that applies and its deadlines in business time. Pure; `start`
+/// and the new-ticket decision both use it.
+pub fn initial_state(
+    policies: &Policies,
+    calendars: &[Calendar],
+    ticket: &Ticket,
+    now: i64,
+) -> Option<SlaState> {
+    let policy = policies.for_ticket(ticket)?;
+    let cal = calendar_of(policy, calendars);
+    Some(SlaState {
         policy: policy.name.clone(),
         first_response_due: policy
             .first_response
@@ -356,10 +375,7 @@ pub fn start(
         resolution_due: policy.resolution.map(|s| cal.add_business_seconds(now, s)),
         started_at: Some(now),
         ..SlaState::default()
-    };
-    schedule(tx, ticket.id, &state, policy, &cal, now)?;
-    ticket.sla = Some(state);
-    Ok(())
+    })
 }
 
 /// Inserts the warning and breach timers still ahead for `state`.
