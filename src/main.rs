@@ -44,7 +44,16 @@ enum RulesCommand {
         /// Evaluate as of this time (RFC 3339, e.g. 2026-12-01T08:00:00Z) instead of now.
         #[arg(long)]
         at: Option<String>,
+        /// Output format: text (for people) or json (for scripts).
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -58,10 +67,15 @@ fn main() -> ExitCode {
                     config,
                     message,
                     at,
+                    format,
                 },
-        } => match parse_at(at.as_deref())
-            .and_then(|at| postdesk::cli::rules_test(&config, &message, at))
-        {
+        } => match parse_at(at.as_deref()).and_then(|at| {
+            let format = match format {
+                OutputFormat::Text => postdesk::cli::RulesTestFormat::Text,
+                OutputFormat::Json => postdesk::cli::RulesTestFormat::Json,
+            };
+            postdesk::cli::rules_test(&config, &message, at, format)
+        }) {
             Ok(report) => {
                 print!("{report}");
                 ExitCode::SUCCESS

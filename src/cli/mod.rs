@@ -9,4 +9,4 @@ pub mod check;
 pub mod rules_test;
 
 pub use check::check;
-pub use rules_test::rules_test;
+pub use rules_test::{Format as RulesTestFormat, rules_test};

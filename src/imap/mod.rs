@@ -851,7 +851,7 @@ impl Poller {
     /// From; the recipient is the configured support mailbox.
     fn envelope(&self, raw: &[u8], now: i64, dates: ImapDates) -> Envelope {
         Envelope {
-            mail_from: envelope_sender(raw),
+            mail_from: crate::process::parse::envelope_sender(raw),
             rcpt_to: vec![self.account.mailbox.clone()],
             received_at: now,
             source: Source::Imap,
@@ -959,49 +959,6 @@ pub fn uid_set(uids: &[u32]) -> String {
         }
     }
     out
-}
-
-/// The envelope sender recorded in a stored message: Return-Path if present
-/// (empty for `<>`), else the From address; empty if neither is readable.
-pub fn envelope_sender(raw: &[u8]) -> String {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
-        .unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..end]);
-    // Unfold continuation lines, then look at each header once.
-    let mut headers: Vec<String> = Vec::new();
-    for line in head.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = headers.last_mut() {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-        } else {
-            headers.push(line.to_string());
-        }
-    }
-    let value = |name: &str| {
-        headers.iter().find_map(|h| {
-            let (n, v) = h.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    };
-    if let Some(rp) = value("return-path") {
-        let addr = crate::address::bare_address(&rp);
-        return if addr.contains('@') {
-            addr.to_string()
-        } else {
-            String::new()
-        };
-    }
-    value("from")
-        .map(|f| crate::address::bare_address(&f).to_string())
-        .filter(|a| a.contains('@'))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::process::parse::envelope_sender;
 
 #[test]
 fn uid_sets_are_compressed_ranges() {

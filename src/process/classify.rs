@@ -31,6 +31,17 @@ impl Class {
         }
     }
 
+    /// A short stable name, for scripts (`rules test --format json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Customer => "customer",
+            Class::AutoReply => "auto_reply",
+            Class::Bounce => "bounce",
+            Class::List => "list",
+            Class::OwnLoop => "own_loop",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Customer => "customer mail",
