@@ -248,6 +248,8 @@ impl Report<'_> {
         json!({
             "class": self.msg.class.name(),
             "from": self.msg.sender,
+            // Evaluated as if received with this envelope sender (Return-Path, else From).
+            "envelope_sender": self.msg.env.mail_from,
             "subject": self.msg.parsed.subject,
             "ticket": {
                 "new": true,
