@@ -194,7 +194,7 @@ fn bench_sla() -> String {
     let t0 = Instant::now();
     while now < end {
         wakeups += 1;
-        fired += sla::scheduler::fire_due(&store, &cfg, &rules, now).expect("fire");
+        fired += postdesk::sla_scheduler::fire_due(&store, &cfg, &rules, now).expect("fire");
         let next = store.next_sla_timer().expect("next").unwrap_or(end);
         // like the real scheduler: sleep until the next timer, at most 30 s
         now = next.clamp(now + 1, now + 30);

@@ -86,7 +86,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     let imap = crate::imap::start(&cfg, &store, &spool, &clock, &imap_status, &shutdown_rx);
     let smtp = tokio::spawn(smtp.run(spool, shutdown_rx.clone()));
-    let sla = tokio::spawn(crate::sla::scheduler::run(
+    let sla = tokio::spawn(crate::sla_scheduler::run(
         cfg.clone(),
         store.clone(),
         clock.clone(),

@@ -16,6 +16,7 @@
 
 pub mod address;
 pub mod api;
+pub mod assignment;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod outbound;
 pub mod process;
 pub mod rules;
 pub mod sla;
+pub mod sla_scheduler;
 pub mod smtp;
 pub mod spool;
 pub mod store;

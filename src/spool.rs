@@ -112,7 +112,12 @@ fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>)
             .flat_map(|r| r.messages.iter().map(|(e, raw)| (e, raw.as_slice())))
             .collect();
         let imap: Vec<&ImapCommit> = batch.iter().filter_map(|r| r.imap.as_ref()).collect();
-        let result = store.spool_commit(&items, &imap);
+        let result = store.spool_commit(&items, &imap, |tx| {
+            for n in imap.iter().flat_map(|c| &c.notices) {
+                crate::outbound::queue::enqueue_system(tx, n)?;
+            }
+            Ok(())
+        });
         drop(items);
         drop(imap);
         match result {

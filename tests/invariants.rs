@@ -59,3 +59,91 @@ fn only_the_parse_module_names_mail_parser() {
 fn only_the_store_names_redb() {
     assert_eq!(offenders("redb", &["store/"]), Vec::<String>::new());
 }
+
+/// The top-level module a file under src/ belongs to (`process/mod.rs` → `process`).
+fn top_module(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap_or(file);
+    let first = rel
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    first
+        .unwrap_or_default()
+        .trim_end_matches(".rs")
+        .to_string()
+}
+
+/// `crate::NAME` references in code (not comments, not test modules).
+fn references(text: &str) -> Vec<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let mut out = Vec::new();
+    for line in code
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("//"))
+    {
+        let mut rest = line;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.push(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn modules_depend_one_way() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in files
+        .iter()
+        .filter(|f| !f.ends_with("tests.rs") && !f.to_string_lossy().contains("/tests/"))
+    {
+        let from = top_module(&src, f);
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for to in references(&text) {
+            if to != from {
+                deps.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    assert!(deps.len() > 10, "found only {} modules", deps.len());
+    // Depth-first search for a cycle; report the first one found.
+    fn visit(
+        m: &str,
+        deps: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in deps.get(m).into_iter().flatten() {
+            if let Some(c) = visit(d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for m in deps.keys() {
+        if let Some(cycle) = visit(m, &deps, &mut Vec::new(), &mut done) {
+            panic!("module cycle: {}", cycle.join(" → "));
+        }
+    }
+}

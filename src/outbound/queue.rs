@@ -1,6 +1,6 @@
 //! Enqueuing outbound mail inside the caller's transaction.
 
-use crate::model::{MessageSeq, OutboundJob, TicketId};
+use crate::model::{MessageSeq, OutboundJob, SystemMail, TicketId};
 use crate::store::{Result, Tx};
 
 /// Queues the already stored message `message` (raw bytes under that sequence)
@@ -27,4 +27,19 @@ pub fn enqueue(
         last_error: None,
     })?;
     Ok(id)
+}
+
+/// Stores and queues a finished message of ours that belongs to no ticket
+/// (a notice to the postmaster), in the caller's transaction.
+pub fn enqueue_system(tx: &mut Tx<'_>, mail: &SystemMail) -> Result<u64> {
+    let seq = tx.next_id("next_message")?;
+    tx.put_raw(seq, &mail.raw)?;
+    enqueue(
+        tx,
+        seq,
+        None,
+        mail.mail_from.clone(),
+        mail.rcpt_to.clone(),
+        mail.at,
+    )
 }

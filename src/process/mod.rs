@@ -5,9 +5,9 @@
 //! acknowledgement and removes the spool entry, all in one transaction. A
 //! crash before the commit replays the message; after it, nothing is redone.
 
-pub mod ack;
+/// Acknowledgement templates live with the rules (`rules::template`).
+pub use crate::rules::template as ack;
 pub mod agent;
-pub mod assignment;
 pub mod canned;
 pub mod classify;
 pub mod collision;
@@ -749,7 +749,7 @@ impl Processor {
             }
         }
         if let Some(a) = &plan.assign {
-            ticket.assignee = assignment::resolve(tx, rules, a, &ticket.queue)?;
+            ticket.assignee = crate::assignment::resolve(tx, rules, a, &ticket.queue)?;
         }
         if !plan.matched.is_empty() {
             let detail = plan

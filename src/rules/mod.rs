@@ -8,6 +8,8 @@
 pub mod agents;
 pub mod calendar;
 pub mod routing;
+pub mod sla;
+pub mod template;
 
 use crate::diagnostic::Diagnostic;
 use std::path::{Path, PathBuf};
@@ -23,15 +25,15 @@ pub struct RuleSet {
     /// Named business-hours calendars (rules/calendar.toml).
     pub calendars: Vec<calendar::Calendar>,
     /// SLA policies (rules/sla.toml).
-    pub sla: crate::sla::Policies,
+    pub sla: sla::Policies,
     /// Acknowledgement templates named by routing rules, by file name.
-    pub templates: std::collections::BTreeMap<String, crate::process::ack::Template>,
+    pub templates: std::collections::BTreeMap<String, crate::rules::template::Template>,
     /// The default acknowledgement (`acknowledgement.template`); None when
     /// acknowledgements are off. Loaded with the rules, so an edit reloads it.
-    pub acknowledgement: Option<crate::process::ack::Template>,
+    pub acknowledgement: Option<crate::rules::template::Template>,
     /// The customer's notice when an agent resolves or closes a ticket
     /// without writing (`acknowledgement.resolved_template`), if set.
-    pub resolved: Option<crate::process::ack::Template>,
+    pub resolved: Option<crate::rules::template::Template>,
     /// Files read, for change detection.
     pub files: Vec<PathBuf>,
 }
@@ -64,7 +66,7 @@ impl RuleSet {
         }
         let sla_path = dir.join(SLA_FILE);
         if let Some(text) = read_optional(&sla_path, &mut diags) {
-            match crate::sla::Policies::parse(&text, &sla_path, &set.calendars, &set.agents) {
+            match sla::Policies::parse(&text, &sla_path, &set.calendars, &set.agents) {
                 Ok(p) => set.sla = p,
                 Err(mut d) => diags.append(&mut d),
             }
@@ -82,7 +84,7 @@ impl RuleSet {
             if let Some(routing::AckChoice::Template(name)) = &rule.acknowledgement
                 && !set.templates.contains_key(name)
                 && let Ok(t) =
-                    crate::process::ack::Template::load(&dir.join("templates").join(name))
+                    crate::rules::template::Template::load(&dir.join("templates").join(name))
             {
                 set.templates.insert(name.clone(), t);
             }
@@ -98,7 +100,7 @@ impl RuleSet {
     /// acknowledgement and resolved-notice templates, checked and reloaded
     /// together (a set with any problem never replaces the working one).
     pub fn load_for(cfg: &crate::config::Config) -> Result<RuleSet, Vec<Diagnostic>> {
-        use crate::process::ack::Template;
+        use crate::rules::template::Template;
         let dir = cfg.rules_dir();
         let (mut set, mut diags) = match RuleSet::load(&dir, &cfg.mailbox_queues()) {
             Ok(set) => (set, Vec::new()),

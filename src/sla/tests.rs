@@ -3,9 +3,11 @@
 
 use super::*;
 use crate::config::Config;
-use crate::model::Status;
+use crate::model::{Priority, Status};
 use crate::rules::RuleSet;
+use crate::sla_scheduler as scheduler;
 use crate::store::Store;
+use std::path::Path;
 use std::path::PathBuf;
 
 const CALENDAR: &str = r#"

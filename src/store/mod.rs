@@ -499,18 +499,22 @@ impl Store {
     /// Spools a batch of accepted messages in one durable commit (group commit):
     /// returns their sequence numbers in order.
     pub fn spool_batch(&self, items: &[(&Envelope, &[u8])]) -> Result<Vec<MessageSeq>> {
-        self.spool_commit(items, &[])
+        self.spool_commit(items, &[], |_| Ok(()))
     }
 
     /// [`Store::spool_batch`] plus IMAP cursors and quarantine entries, all in
     /// the same transaction: a message and the cursor that says "taken" are
-    /// committed together or not at all (exactly-once IMAP intake).
+    /// committed together or not at all (exactly-once IMAP intake). `also`
+    /// writes what else belongs to the commit (the postmaster's notices,
+    /// queued by the caller: the store never enqueues mail itself).
     pub fn spool_commit(
         &self,
         items: &[(&Envelope, &[u8])],
         imap: &[&ImapCommit],
+        also: impl FnOnce(&mut Tx<'_>) -> Result<()>,
     ) -> Result<Vec<MessageSeq>> {
         self.write(|tx| {
+            also(tx)?;
             for c in imap {
                 for q in &c.quarantine {
                     let seq = tx.next_id("next_message")?;
@@ -518,18 +522,6 @@ impl Store {
                         message: seq,
                         ..q.clone()
                     })?;
-                }
-                for n in &c.notices {
-                    let seq = tx.next_id("next_message")?;
-                    tx.put_raw(seq, &n.raw)?;
-                    crate::outbound::queue::enqueue(
-                        tx,
-                        seq,
-                        None,
-                        n.mail_from.clone(),
-                        n.rcpt_to.clone(),
-                        n.at,
-                    )?;
                 }
                 tx.advance_imap_cursor(&c.cursor)?;
             }

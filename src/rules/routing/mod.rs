@@ -492,7 +492,7 @@ impl Routing {
                     .unwrap_or(Path::new("."))
                     .join("templates")
                     .join(t);
-                if let Err(d) = crate::process::ack::Template::load(&file) {
+                if let Err(d) = crate::rules::template::Template::load(&file) {
                     diags.push(diag_at(
                         path,
                         text,

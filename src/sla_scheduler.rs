@@ -1,15 +1,17 @@
-//! Fires SLA warnings and breaches when their timers fall due, each once.
+//! Fires SLA warnings and breaches when their timers fall due, each once,
+//! and applies the actions a policy names (notify, raise priority, reassign,
+//! tag). Apart from `crate::sla`, the clock arithmetic, which sends nothing.
 //!
 //! A timer is removed in the same transaction that records its event and
 //! applies its actions, so a crash either fires it later or has fired it.
 
-use super::{Action, Goal, Level, Target, TimerKind};
+use crate::assignment;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::model::{Event, EventKind, Priority, Ticket};
 use crate::outbound::compose;
-use crate::process::assignment;
 use crate::rules::{LiveRules, RuleSet};
+use crate::sla::{Action, Goal, Level, Target, TimerKind};
 use crate::store::{Store, StoreError, Tx};
 use std::sync::Arc;
 use std::time::Duration;
