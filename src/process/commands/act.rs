@@ -79,8 +79,10 @@ impl Processor {
             results.push(result);
         }
 
-        let (reply_index, mut body, attachments) =
-            reply.unwrap_or((usize::MAX, String::new(), &[]));
+        let (reply_index, mut body, attachments) = match reply {
+            Some((i, text, attachments)) => (Some(i), text, attachments),
+            None => (None, String::new(), &[][..]),
+        };
         for c in canned_texts {
             body = if body.is_empty() {
                 c
@@ -121,7 +123,7 @@ impl Processor {
                 self.hold(tx, &mut ticket, &mut record, agent, body, &conflicts, now)?;
                 Sent::Held(record.seq)
             };
-            if let Some(r) = results.get_mut(reply_index) {
+            if let Some(r) = reply_index.and_then(|i| results.get_mut(i)) {
                 *r = match sent {
                     Sent::Reply(seq) => format!("done: reply sent to the customer (message {seq})"),
                     _ => "held: another agent replied since the version you saw".to_string(),
@@ -161,8 +163,12 @@ impl Processor {
     ) -> Result<Vec<Result<Option<String>, String>>, StoreError> {
         let internal = is_internal(request);
         let mut out = Vec::with_capacity(request.actions.len());
+        let (mut replies, mut notes) = (0, 0);
         for action in &request.actions {
             out.push(match action {
+                // The text goes out (or is kept) as one message.
+                Action::Reply { .. } if replies > 0 => Err("one reply per request".into()),
+                Action::Note(_) if notes > 0 => Err("one note per request".into()),
                 Action::Assign(n) if !n.eq_ignore_ascii_case("me") => {
                     match rules.agents.by_name(n) {
                         Some(_) => Ok(None),
@@ -234,6 +240,11 @@ impl Processor {
                 )),
                 _ => Ok(None),
             });
+            match action {
+                Action::Reply { .. } => replies += 1,
+                Action::Note(_) => notes += 1,
+                _ => {}
+            }
         }
         Ok(out)
     }

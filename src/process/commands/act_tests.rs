@@ -141,6 +141,15 @@ fn one_bad_action_applies_nothing() {
         panic!("canned with a note applied");
     };
     assert!(checked[1].as_ref().unwrap_err().contains("#note"));
+    // A request's text goes out as one message.
+    let Err(Refusal::Invalid(checked)) = act(
+        &h,
+        request(id, "alice", None, vec![reply("one"), reply("two")]),
+    ) else {
+        panic!("two replies applied");
+    };
+    assert!(checked[0].is_ok());
+    assert!(checked[1].as_ref().unwrap_err().contains("one reply"));
     assert_eq!(h.store.ticket_events(id).unwrap().len(), events);
 }
 
