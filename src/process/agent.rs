@@ -11,17 +11,17 @@
 //! Anything else is quarantined, never dropped, and the agent the mail claims
 //! to come from gets a notice why at their configured address (rate-limited).
 //!
-//! An accepted mail: its command block is checked whole (one bad command
-//! applies nothing and sends nothing), then applied as ticket events with the
-//! agent as actor; the remaining text (quotes and signature stripped) is a
-//! note, or a public reply relayed to the customer (`reply.rs`), or held when
-//! another agent replied since the version the agent saw (`collision.rs`).
-//! When there were commands, the agent gets a transcript.
+//! An accepted mail becomes a `commands::Request`: its command block, then
+//! the remaining text (quotes and signature stripped) as a note or a public
+//! reply. `Processor::act` checks it whole (one bad command applies nothing
+//! and sends nothing) and applies it, as it does for every door; the reply
+//! is relayed to the customer (`reply.rs`), or held when another agent
+//! replied since the version the agent saw (`collision.rs`). When there were
+//! commands, the agent gets a transcript built from the `Outcome`.
 
 use super::Processor;
-use super::canned;
 use super::classify::Class;
-use super::commands::{self, Command};
+use super::commands::{self, Action, MailCommand, Refusal, Request, Sent, Via};
 use super::parse::Parsed;
 use crate::config::Config;
 use crate::model::*;
@@ -140,6 +140,16 @@ fn notification_tag<'a>(id: &'a str, host: &str) -> Option<&'a str> {
 /// (DKIM: only when no signature passed; DMARC: any failure.)
 pub fn auth_failure(parsed: &Parsed, trusted: &str) -> Option<String> {
     super::vouch::auth_results(parsed, trusted)?.failure()
+}
+
+/// What one command line of a mail is, for `act` and the transcript.
+enum Entry {
+    /// The request's action at this index.
+    Action(usize),
+    /// `#note`: the mail's text is an internal note.
+    Note,
+    /// Wrong as written (unknown command, bad argument, not allowed here).
+    Error(String),
 }
 
 /// The result of one command, for the transcript.
@@ -438,9 +448,11 @@ impl Processor {
         Ok(None)
     }
 
-    /// Applies an authenticated agent mail to `ticket`: commands, then the
-    /// text as a note, a public reply or a held reply. `seen` is the ticket
+    /// Applies an authenticated agent mail to `ticket` through `act`: its
+    /// command lines, then its text as a note (`#note`, the comment address),
+    /// a public reply (held on a collision) or nothing. `seen` is the ticket
     /// version the agent's token carries (None for the comment address).
+    /// When there were command lines, the agent gets a transcript.
     #[allow(clippy::too_many_arguments)]
     fn apply_agent_mail(
         &self,
@@ -460,162 +472,222 @@ impl Processor {
         record.kind = MessageKind::Agent;
         let (lines, rest) = commands::split(&record.text);
         record.text = rest.clone();
-        let note = comment || lines.iter().any(|l| matches!(l.parsed, Ok(Command::Note)));
-
-        // Check every command before applying any.
-        let mut canned_text = None;
-        let mut checked = Vec::new();
-        for line in &lines {
-            let r = match &line.parsed {
-                Err(e) => Err(e.clone()),
-                Ok(cmd) => self
-                    .check(tx, rules, &ticket, agent, note, comment, cmd)
-                    .map(|canned| {
-                        if canned.is_some() {
-                            canned_text = canned;
-                        }
-                        cmd.clone()
-                    }),
-            };
-            checked.push((line.text.clone(), r));
-        }
-        if checked.iter().any(|(_, r)| r.is_err()) {
-            self.keep_unlisted(tx, &ticket, record, parsed)?;
-            let errors: Vec<String> = checked
+        // The mail is kept whatever happens; `act` turns it into the note or
+        // the held reply when it becomes one.
+        self.keep_unlisted(tx, &ticket, record, parsed)?;
+        let note = comment
+            || lines
                 .iter()
-                .filter_map(|(l, r)| r.as_ref().err().map(|e| format!("{l}: {e}")))
-                .collect();
-            tx.add_event(
-                &mut ticket,
-                super::event(
-                    now,
-                    EventKind::CommandsFailed,
-                    &agent.name,
-                    format!(
-                        "mail {} from {} not applied: {}",
-                        record.seq,
-                        agent.name,
-                        errors.join("; ")
-                    ),
+                .any(|l| matches!(l.parsed, Ok(MailCommand::Note)));
+
+        // What each command line is: one of the request's actions, `#note`
+        // (which says what the text is), or an error found by reading it.
+        let mut actions = Vec::new();
+        let mut entries = Vec::new();
+        for line in &lines {
+            entries.push(match &line.parsed {
+                Err(e) => Entry::Error(e.clone()),
+                Ok(MailCommand::Note) => Entry::Note,
+                Ok(MailCommand::Act(Action::Canned(_))) if comment => Entry::Error(
+                    "mail to the comment address is never sent to the customer; reply to the ticket's agent address for #canned"
+                        .into(),
                 ),
-            )?;
-            let done: Vec<Done> = checked
-                .into_iter()
-                .map(|(line, r)| Done {
-                    line,
-                    result: match r {
-                        Ok(_) => Err("not applied (see the error below or above)".into()),
-                        Err(e) => Err(format!("error: {e}")),
-                    },
-                })
-                .collect();
-            self.transcript(
-                tx,
-                &ticket,
-                agent,
-                record,
-                &done,
-                true,
-                "Nothing was applied and nothing was sent to the customer, because of the \
-                 error(s) above. Correct the commands and send your mail again.",
-                now,
-            )?;
-            tx.put_ticket(&ticket)?;
-            info!(ticket = ticket.id, agent = %agent.name, "agent commands failed; nothing applied");
-            return Ok(());
-        }
-
-        let finished = |t: &Ticket| t.status.is_finished();
-        let was_finished = finished(&ticket);
-        let mut done = Vec::new();
-        for (line, cmd) in checked {
-            let Ok(cmd) = cmd else { continue };
-            let result = self.apply(tx, rules, &mut ticket, agent, &cmd, now)?;
-            done.push(Done {
-                line,
-                result: Ok(result),
+                Ok(MailCommand::Act(a)) => {
+                    actions.push(a.clone());
+                    Entry::Action(actions.len() - 1)
+                }
             });
         }
-
-        let mut body = rest.clone();
-        if let Some(c) = canned_text {
-            body = if body.is_empty() {
-                c
+        // The text after the commands (quotes and signature stripped).
+        if note {
+            actions.push(if !rest.is_empty() || lines.is_empty() {
+                Action::Note(rest.clone())
             } else {
-                format!("{body}\n\n{c}")
-            };
-        }
-        // A reply may be an attachment alone; notes keep theirs in the raw mail.
-        let attachments = if note || parsed.attachments.is_empty() {
-            Vec::new()
+                Action::Internal
+            });
         } else {
-            super::reply::attachments_of(raw)
-        };
-        let outcome = if note {
-            if !rest.is_empty() || lines.is_empty() {
-                record.kind = MessageKind::Note;
-                self.attach(tx, &mut ticket, record, parsed, now)?;
-                tx.add_event(
-                    &mut ticket,
-                    super::event(
-                        now,
-                        EventKind::Note,
-                        &agent.name,
-                        format!("internal note by {} (message {})", agent.name, record.seq),
-                    ),
-                )?;
-                "Your text was added to the ticket as an internal note; nothing was sent to the customer."
-                    .to_string()
+            // A reply may be an attachment alone; notes keep theirs in the raw mail.
+            let attachments = if parsed.attachments.is_empty() {
+                Vec::new()
             } else {
-                self.keep_unlisted(tx, &ticket, record, parsed)?;
-                "Nothing was sent to the customer.".to_string()
+                super::reply::attachments_of(raw)
+            };
+            if !rest.is_empty() || !attachments.is_empty() {
+                actions.push(Action::Reply {
+                    text: rest.clone(),
+                    attachments,
+                });
             }
-        } else if !body.is_empty() || !attachments.is_empty() {
-            let conflicts = seen.map_or_else(Vec::new, |v| {
-                super::collision::conflicts(&ticket, &agent.name, v)
-            });
-            if conflicts.is_empty() {
-                self.keep_unlisted(tx, &ticket, record, parsed)?;
-                let out =
-                    self.send_reply(tx, rules, &mut ticket, agent, &body, &attachments, now)?;
-                format!("Your reply was sent to the customer (message {out}).")
-            } else {
-                self.hold(
+        }
+        let request = Request {
+            ticket: ticket.id,
+            actor: agent.name.clone(),
+            seen_version: seen,
+            actions,
+            via: Via::Mail {
+                message: record.seq,
+            },
+        };
+
+        let refused = if entries.iter().any(|e| matches!(e, Entry::Error(_))) {
+            // Not to be applied: checked for the transcript only.
+            let checked = self.check(tx, rules, &ticket, agent, &request)?;
+            Err(checked.into_iter().map(|r| r.map(|_| ())).collect())
+        } else {
+            match self.act(tx, rules, request, now) {
+                Ok(outcome) => Ok(outcome),
+                Err(Refusal::Invalid(checked)) => Err(checked),
+                Err(Refusal::Store(e)) => return Err(e),
+                Err(other @ (Refusal::NoTicket(_) | Refusal::UnknownAgent(_))) => {
+                    // Both were found before: the store changed under us.
+                    return Err(StoreError::Io(std::io::Error::other(other.to_string())));
+                }
+            }
+        };
+        let outcome = match refused {
+            Ok(outcome) => outcome,
+            Err(checked) => {
+                return self.commands_failed(
                     tx,
                     &mut ticket,
-                    record,
-                    parsed,
                     agent,
-                    body,
-                    &conflicts,
+                    record,
+                    &lines,
+                    &entries,
+                    &checked,
                     now,
-                )?;
+                );
+            }
+        };
+
+        let mut ticket = outcome.ticket;
+        let text = match outcome.sent {
+            Sent::Note(_) => {
+                record.kind = MessageKind::Note;
+                if !parsed.dropped.is_empty() {
+                    let detail = format!(
+                        "message {}: invalid values dropped: {}",
+                        record.seq,
+                        parsed.dropped.join(", ")
+                    );
+                    tx.add_event(
+                        &mut ticket,
+                        super::event(now, EventKind::InvalidInput, "postdesk", detail),
+                    )?;
+                }
+                "Your text was added to the ticket as an internal note; nothing was sent to the customer."
+                    .to_string()
+            }
+            Sent::Reply(seq) => format!("Your reply was sent to the customer (message {seq})."),
+            Sent::Held(_) => {
+                record.kind = MessageKind::Held;
                 "Your reply is HELD because another agent replied since you saw the ticket: \
                  see the separate notice. Nothing was sent to the customer."
                     .to_string()
             }
-        } else {
-            self.keep_unlisted(tx, &ticket, record, parsed)?;
-            // Commands only: a ticket resolved without a word to the customer
-            // gets the resolved notice, if the help desk has one.
-            let notice = if !was_finished && finished(&ticket) {
-                self.resolved_notice(tx, &mut ticket, now)?
-            } else {
-                None
-            };
-            match notice {
+            Sent::Nothing => match outcome.resolved_notice {
                 Some(seq) => format!(
                     "The customer was told that the ticket is {} (message {seq}); nothing else was sent.",
                     ticket.status.as_str()
                 ),
                 None => "Nothing was sent to the customer.".to_string(),
-            }
+            },
         };
+        let done: Vec<Done> = lines
+            .iter()
+            .zip(&entries)
+            .map(|(line, entry)| Done {
+                line: line.text.clone(),
+                result: Ok(match entry {
+                    Entry::Action(i) => outcome.results[*i].clone(),
+                    Entry::Note => "done: this mail is an internal note".to_string(),
+                    // (a mail with an error applied nothing and returned above)
+                    Entry::Error(e) => format!("error: {e}"),
+                }),
+            })
+            .collect();
         if !done.is_empty() {
-            self.transcript(tx, &ticket, agent, record, &done, false, &outcome, now)?;
+            self.transcript(tx, &ticket, agent, record, &done, false, &text, now)?;
         }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, agent = %agent.name, commands = done.len(), "agent mail applied");
+        Ok(())
+    }
+
+    /// A mail whose commands cannot all be applied: nothing was; an event
+    /// on the ticket, and a transcript telling the agent which line failed.
+    #[allow(clippy::too_many_arguments)]
+    fn commands_failed(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &mut Ticket,
+        agent: &Agent,
+        record: &MessageRecord,
+        lines: &[commands::Line],
+        entries: &[Entry],
+        checked: &[Result<(), String>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let error_of = |entry: &Entry| match entry {
+            Entry::Error(e) => Some(e.clone()),
+            Entry::Action(i) => checked.get(*i).and_then(|r| r.as_ref().err().cloned()),
+            Entry::Note => None,
+        };
+        let mut errors: Vec<String> = lines
+            .iter()
+            .zip(entries)
+            .filter_map(|(l, e)| error_of(e).map(|e| format!("{}: {e}", l.text)))
+            .collect();
+        // The text's own action (after the command lines) may be at fault too.
+        let line_actions = entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Action(_)))
+            .count();
+        errors.extend(
+            checked
+                .iter()
+                .skip(line_actions)
+                .filter_map(|r| r.as_ref().err())
+                .map(|e| format!("(the text of your mail): {e}")),
+        );
+        tx.add_event(
+            ticket,
+            super::event(
+                now,
+                EventKind::CommandsFailed,
+                &agent.name,
+                format!(
+                    "mail {} from {} not applied: {}",
+                    record.seq,
+                    agent.name,
+                    errors.join("; ")
+                ),
+            ),
+        )?;
+        let done: Vec<Done> = lines
+            .iter()
+            .zip(entries)
+            .map(|(line, entry)| Done {
+                line: line.text.clone(),
+                result: match error_of(entry) {
+                    None => Err("not applied (see the error below or above)".into()),
+                    Some(e) => Err(format!("error: {e}")),
+                },
+            })
+            .collect();
+        self.transcript(
+            tx,
+            ticket,
+            agent,
+            record,
+            &done,
+            true,
+            "Nothing was applied and nothing was sent to the customer, because of the \
+             error(s) above. Correct the commands and send your mail again.",
+            now,
+        )?;
+        tx.put_ticket(ticket)?;
+        info!(ticket = ticket.id, agent = %agent.name, "agent commands failed; nothing applied");
         Ok(())
     }
 
@@ -634,246 +706,6 @@ impl Processor {
             tx.index_msgid(id, ticket.id)?;
         }
         Ok(())
-    }
-
-    /// Whether `cmd` can be applied; for `#canned`, its rendered text.
-    #[allow(clippy::too_many_arguments)]
-    fn check(
-        &self,
-        tx: &mut Tx<'_>,
-        rules: &RuleSet,
-        ticket: &Ticket,
-        agent: &Agent,
-        note: bool,
-        comment: bool,
-        cmd: &Command,
-    ) -> Result<Option<String>, String> {
-        match cmd {
-            Command::Assign(n) if !n.eq_ignore_ascii_case("me") => match rules.agents.by_name(n) {
-                Some(_) => Ok(None),
-                None => Err(format!("no agent {n:?} in agents.toml")),
-            },
-            Command::Queue(q) => {
-                let known = self.known_queues(rules);
-                if known.iter().any(|k| k == q) {
-                    Ok(None)
-                } else {
-                    Err(format!(
-                        "unknown queue {q:?} (known: {})",
-                        known.join(", ")
-                    ))
-                }
-            }
-            Command::Canned(_) if comment => Err(
-                "mail to the comment address is never sent to the customer; reply to the ticket's agent address for #canned"
-                    .into(),
-            ),
-            Command::Canned(_) if note => Err("#canned sends mail to the customer: it cannot be combined with #note".into()),
-            Command::Canned(name) => {
-                let customer = if ticket.requester_name.is_empty() {
-                    ticket.requester.clone()
-                } else {
-                    ticket.requester_name.clone()
-                };
-                let id = ticket.id.to_string();
-                canned::render(
-                    &self.cfg.rules_dir(),
-                    name,
-                    &canned::Vars {
-                        customer_name: &customer,
-                        ticket_id: &id,
-                        agent_name: &agent.display_name,
-                        subject: &ticket.subject,
-                    },
-                )
-                .map(Some)
-            }
-            Command::Send => {
-                let held = tx.held().map_err(|e| format!("store: {e}"))?;
-                if held
-                    .iter()
-                    .any(|h| h.ticket == ticket.id && h.agent.eq_ignore_ascii_case(&agent.name))
-                {
-                    Ok(None)
-                } else {
-                    Err(format!("no reply of yours is held on ticket #{}", ticket.id))
-                }
-            }
-            Command::Participant {
-                add: false,
-                addresses,
-            } if addresses.contains(&ticket.requester) => Err(format!(
-                "{} is the ticket's requester and always receives the replies",
-                ticket.requester
-            )),
-            _ => Ok(None),
-        }
-    }
-
-    /// Queues known to postdesk: those of the mailboxes and of the agents.
-    fn known_queues(&self, rules: &RuleSet) -> Vec<String> {
-        let mut q: Vec<String> = self.cfg.mailboxes.iter().map(|m| m.queue.clone()).collect();
-        for a in &rules.agents.list {
-            q.extend(a.queues.iter().cloned());
-        }
-        q.sort();
-        q.dedup();
-        q
-    }
-
-    /// A priority or queue change may select another SLA policy: apply it,
-    /// with an event; returns a note for the transcript.
-    fn reselect_sla(
-        tx: &mut Tx<'_>,
-        rules: &RuleSet,
-        ticket: &mut Ticket,
-        now: i64,
-    ) -> Result<String, StoreError> {
-        match crate::sla::reselect(tx, ticket, &rules.sla, &rules.calendars, now)? {
-            Some(detail) => {
-                let note = format!("; SLA {detail}");
-                tx.add_event(
-                    ticket,
-                    super::event(now, EventKind::SlaPolicy, "sla", detail),
-                )?;
-                Ok(note)
-            }
-            None => Ok(String::new()),
-        }
-    }
-    /// Applies one checked command; returns what was done, for the transcript.
-    fn apply(
-        &self,
-        tx: &mut Tx<'_>,
-        rules: &RuleSet,
-        ticket: &mut Ticket,
-        agent: &Agent,
-        cmd: &Command,
-        now: i64,
-    ) -> Result<String, StoreError> {
-        let actor = agent.name.as_str();
-        let ev = |kind: EventKind, detail: String| super::event(now, kind, actor, detail);
-        Ok(match cmd {
-            Command::Status(s) => {
-                let old = ticket.status;
-                if old == *s {
-                    return Ok(format!("done (the ticket was already {})", s.as_str()));
-                }
-                ticket.status = *s;
-                match s {
-                    Status::Pending => crate::sla::pause(tx, ticket, now)?,
-                    Status::Resolved | Status::Closed => crate::sla::stop(tx, ticket)?,
-                    Status::Open | Status::New => {
-                        crate::sla::resume(tx, ticket, &rules.sla, &rules.calendars, now)?
-                    }
-                }
-                let d = format!("{} → {}", old.as_str(), s.as_str());
-                tx.add_event(ticket, ev(EventKind::Status, format!("{d} by {actor}")))?;
-                format!("done: status {d}")
-            }
-            Command::Priority(p) => {
-                let old = ticket.priority;
-                ticket.priority = *p;
-                let d = format!("{} → {}", old.as_str(), p.as_str());
-                tx.add_event(ticket, ev(EventKind::Priority, format!("{d} by {actor}")))?;
-                let sla = Self::reselect_sla(tx, rules, ticket, now)?;
-                format!("done: priority {d}{sla}")
-            }
-            Command::Assign(n) => {
-                let name = if n.eq_ignore_ascii_case("me") {
-                    agent.name.clone()
-                } else {
-                    rules
-                        .agents
-                        .by_name(n)
-                        .map_or_else(|| n.clone(), |a| a.name.clone())
-                };
-                let old = ticket.assignee.replace(name.clone());
-                let d = format!("{} → {name}", old.as_deref().unwrap_or("nobody"));
-                tx.add_event(ticket, ev(EventKind::Assigned, format!("{d} by {actor}")))?;
-                format!("done: assignee {d}")
-            }
-            Command::Queue(q) => {
-                let old = std::mem::replace(&mut ticket.queue, q.clone());
-                let d = format!("{old} → {q}");
-                tx.add_event(ticket, ev(EventKind::Queue, format!("{d} by {actor}")))?;
-                let sla = Self::reselect_sla(tx, rules, ticket, now)?;
-                format!("done: queue {d}{sla}")
-            }
-            Command::Tag { add, remove } => {
-                for t in add {
-                    if !ticket.tags.contains(t) {
-                        ticket.tags.push(t.clone());
-                    }
-                }
-                ticket.tags.retain(|t| !remove.contains(t));
-                let d = format!(
-                    "{}{}",
-                    add.iter().map(|t| format!("+{t} ")).collect::<String>(),
-                    remove.iter().map(|t| format!("-{t} ")).collect::<String>()
-                );
-                let d = d.trim_end();
-                tx.add_event(ticket, ev(EventKind::Tags, format!("{d} by {actor}")))?;
-                format!("done: tags {d} (now: {})", ticket.tags.join(", "))
-            }
-            Command::Participant {
-                add: true,
-                addresses,
-            } => {
-                let caps = &self.cfg.tickets;
-                let admitted = super::participants::admit(
-                    ticket,
-                    addresses.iter().map(String::as_str),
-                    caps,
-                    |a| self.cfg.accepts(a) || rules.agents.by_address(a).is_some(),
-                );
-                let d = if admitted.added.is_empty() {
-                    "nobody new".to_string()
-                } else {
-                    admitted.added.join(", ")
-                };
-                tx.add_event(
-                    ticket,
-                    ev(EventKind::Participants, format!("added {d} by {actor}")),
-                )?;
-                if let Some(note) = admitted.cap_note(caps) {
-                    tx.add_event(ticket, ev(EventKind::ParticipantsCapped, note))?;
-                }
-                format!("done: participants added: {d}")
-            }
-            Command::Participant {
-                add: false,
-                addresses,
-            } => {
-                let removed: Vec<&str> = addresses
-                    .iter()
-                    .filter(|a| *a != &ticket.requester && ticket.participants.remove(*a))
-                    .map(String::as_str)
-                    .collect();
-                let d = if removed.is_empty() {
-                    "nobody".to_string()
-                } else {
-                    removed.join(", ")
-                };
-                tx.add_event(
-                    ticket,
-                    ev(EventKind::Participants, format!("removed {d} by {actor}")),
-                )?;
-                format!("done: participants removed: {d}")
-            }
-            Command::Note => "done: this mail is an internal note".to_string(),
-            Command::Canned(n) => format!("done: canned response {n:?} added to the reply"),
-            Command::Send => {
-                let sent = self.release_held(tx, rules, ticket, agent, now)?;
-                format!(
-                    "done: held reply sent to the customer (message {})",
-                    sent.iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        })
     }
 
     /// Mails the agent what became of each command (as debbugs' control@ does).

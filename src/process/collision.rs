@@ -43,21 +43,22 @@ fn quote(text: &str) -> String {
 }
 
 impl Processor {
-    /// Holds `record` (an agent's reply with text `text`) and tells its author why.
+    /// Holds `record` (an agent's reply with text `text`: their mail, or a
+    /// message made for a reply from the web) and tells its author why.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn hold(
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
         record: &mut MessageRecord,
-        parsed: &super::parse::Parsed,
         agent: &Agent,
         text: String,
         conflicts: &[PublicReply],
         now: i64,
     ) -> Result<(), StoreError> {
         record.kind = MessageKind::Held;
-        self.keep_unlisted(tx, ticket, record, parsed)?;
+        record.ticket = Some(ticket.id);
+        tx.put_message_unlisted(record)?;
         let expires_at = now + self.cfg.agents.hold_expiry.as_secs() as i64;
         tx.put_held(&HeldReply {
             message: record.seq,

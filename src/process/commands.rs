@@ -1,263 +1,174 @@
-//! Commands by mail: lines such as `#close` or `#priority high` at the top of
-//! an agent's mail. Pure parsing; checking them against the ticket and the
-//! rules, and applying them, is `agent.rs`'s job.
+//! The one vocabulary of ticket commands: what an agent can do to a ticket
+//! (`Action`), asked for by whichever door (`Request`: mail today, the web
+//! view, the JSON API and the CLI later), checked and applied by one function,
+//! `Processor::act` (`act.rs`). Every change an agent makes to a ticket goes
+//! through it, so every door gets the same checks (one bad action applies
+//! nothing), the same events with the agent as actor, and the same collision
+//! detection for public replies.
 //!
-//! The command block is every line from the top that starts with `#` and a
-//! letter (blank lines in between are allowed); the first other line ends it,
-//! and everything from there on is the message. So `#123` or a `#` deeper in
-//! the text is never a command.
+//! `mail.rs` reads the `#command` lines of an agent's mail (pure parsing);
+//! `agent.rs` turns an authenticated mail into a `Request` and the `Outcome`
+//! into the transcript mail.
 
-use crate::model::{Priority, Status};
+pub mod act;
+pub mod mail;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// `#open`, `#pending`, `#resolve`, `#close`.
+pub use mail::{HINT, Line, MailCommand, parse, split};
+
+use crate::model::{MessageSeq, Priority, Status, Ticket, TicketId};
+use crate::outbound::compose::Attachment;
+use crate::store::StoreError;
+
+/// One thing an agent does to a ticket.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Open, pending, resolved, closed (`#open`, `#pending`, `#resolve`, `#close`).
     Status(Status),
     /// `#priority low|normal|high|urgent`.
     Priority(Priority),
-    /// `#assign NAME` or `#assign me` (kept as written; resolved against agents.toml).
+    /// An agent by name, or `me` (kept as written; resolved against agents.toml).
     Assign(String),
     /// `#queue NAME`.
     Queue(String),
     /// `#tag +a -b c` (a bare word adds).
-    Tag {
+    Tags {
         add: Vec<String>,
         remove: Vec<String>,
     },
-    /// `#note`: the whole message is an internal note, never sent.
-    Note,
-    /// `#canned NAME`: send rules/canned/NAME.txt (after the typed text, if any).
-    Canned(String),
-    /// `#send`: send the reply held by collision detection anyway.
-    Send,
     /// `#participant add|remove ADDRESS…`: who receives the public replies.
     Participant { add: bool, addresses: Vec<String> },
+    /// An internal note, never sent. Coming by mail, the note is the mail
+    /// itself (its attachments stay in its raw bytes).
+    Note(String),
+    /// Nothing of this request reaches the customer, though there is no text
+    /// to keep (a mail's `#note` above an empty text): no reply, no canned
+    /// response, no resolved notice.
+    Internal,
+    /// A public reply to the ticket's customers.
+    Reply {
+        text: String,
+        attachments: Vec<Attachment>,
+    },
+    /// `#canned NAME`: rules/canned/NAME.txt, after the reply's text (if any).
+    Canned(String),
+    /// `#send`: send the agent's replies held by collision detection anyway.
+    SendHeld,
+    // Merge(TicketId) and Split(MessageSeq) will go here: each checked in
+    // `act.rs`'s `check` and applied in its `apply` like the others.
 }
 
-/// One command line as written, and what it parsed to.
+impl PartialEq for Action {
+    /// Attachments compare by name, type and content (`Attachment` itself
+    /// has no equality).
+    fn eq(&self, other: &Self) -> bool {
+        use Action::*;
+        match (self, other) {
+            (Status(a), Status(b)) => a == b,
+            (Priority(a), Priority(b)) => a == b,
+            (Assign(a), Assign(b)) | (Queue(a), Queue(b)) | (Canned(a), Canned(b)) => a == b,
+            (Note(a), Note(b)) => a == b,
+            (
+                Tags { add, remove },
+                Tags {
+                    add: a2,
+                    remove: r2,
+                },
+            ) => add == a2 && remove == r2,
+            (
+                Participant { add, addresses },
+                Participant {
+                    add: a2,
+                    addresses: s2,
+                },
+            ) => add == a2 && addresses == s2,
+            (
+                Reply { text, attachments },
+                Reply {
+                    text: t2,
+                    attachments: at2,
+                },
+            ) => {
+                text == t2
+                    && attachments.len() == at2.len()
+                    && attachments.iter().zip(at2).all(|(x, y)| {
+                        x.name == y.name && x.content_type == y.content_type && x.data == y.data
+                    })
+            }
+            (Internal, Internal) | (SendHeld, SendHeld) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Action {}
+
+/// Which door a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// An authenticated agent mail, already stored (unlisted) under this
+    /// sequence by its caller: a note or held reply becomes that message.
+    Mail { message: MessageSeq },
+    /// The web view.
+    Web,
+    /// The JSON API.
+    Api,
+}
+
+/// An agent's request to change one ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub text: String,
-    pub parsed: Result<Command, String>,
+pub struct Request {
+    pub ticket: TicketId,
+    /// The agent's name in agents.toml.
+    pub actor: String,
+    /// The ticket version the agent saw (`Ticket::version`); None when the
+    /// door does not know it (the comment address): no collision check.
+    pub seen_version: Option<u64>,
+    pub actions: Vec<Action>,
+    pub via: Via,
 }
 
-/// The command lines at the top of `text`, and the rest of the text (trimmed).
-pub fn split(text: &str) -> (Vec<Line>, String) {
-    let mut lines = Vec::new();
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t.is_empty() {
-            offset += line.len();
-            continue;
-        }
-        if !is_command_line(t) {
-            break;
-        }
-        lines.push(Line {
-            text: t.to_string(),
-            parsed: parse(t),
-        });
-        offset += line.len();
-    }
-    if lines.is_empty() {
-        return (lines, text.trim().to_string());
-    }
-    (lines, text[offset..].trim().to_string())
+/// What became of a request's public text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Nothing for the customer in the request.
+    Nothing,
+    /// Kept as an internal note (this message).
+    Note(MessageSeq),
+    /// Sent to the customer as this message.
+    Reply(MessageSeq),
+    /// Held: another agent replied after the version seen. The held message.
+    Held(MessageSeq),
 }
 
-fn is_command_line(t: &str) -> bool {
-    let mut c = t.chars();
-    c.next() == Some('#') && c.next().is_some_and(|c| c.is_ascii_alphabetic())
+/// What an applied request did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The ticket afterwards (already stored); `version` is its new version.
+    pub ticket: Ticket,
+    /// One line per action, in order, in the transcript's words.
+    pub results: Vec<String>,
+    /// The public text: noted, sent, held or none.
+    pub sent: Sent,
+    /// Held replies released by `SendHeld` (their new message sequences).
+    pub released: Vec<MessageSeq>,
+    /// The customer's resolved notice, when the request resolved or closed
+    /// the ticket without a word to them.
+    pub resolved_notice: Option<MessageSeq>,
+    /// Whether the request was internal (a note): nothing went to the customer.
+    pub internal: bool,
 }
 
-/// Parses one command line (`#word args…`).
-pub fn parse(line: &str) -> Result<Command, String> {
-    let line = line.trim();
-    let body = line.strip_prefix('#').unwrap_or(line);
-    let mut words = body.split_whitespace();
-    let name = words.next().unwrap_or("").to_ascii_lowercase();
-    let args: Vec<&str> = words.collect();
-    let no_args = |cmd: Command| {
-        if args.is_empty() {
-            Ok(cmd)
-        } else {
-            Err(format!("#{name} takes no argument"))
-        }
-    };
-    let one_arg = |what: &str| -> Result<String, String> {
-        match args.as_slice() {
-            [a] => Ok(a.to_string()),
-            [] => Err(format!("#{name} needs {what}")),
-            _ => Err(format!("#{name} takes one {what}, not {}", args.len())),
-        }
-    };
-    match name.as_str() {
-        "open" | "reopen" => no_args(Command::Status(Status::Open)),
-        "pending" => no_args(Command::Status(Status::Pending)),
-        "resolve" | "resolved" => no_args(Command::Status(Status::Resolved)),
-        "close" | "closed" => no_args(Command::Status(Status::Closed)),
-        "note" => no_args(Command::Note),
-        "send" => no_args(Command::Send),
-        "priority" => {
-            let p = one_arg("a priority (low, normal, high or urgent)")?;
-            Priority::parse(&p)
-                .map(Command::Priority)
-                .ok_or_else(|| format!("unknown priority {p:?}: use low, normal, high or urgent"))
-        }
-        "assign" => one_arg("an agent's name (or \"me\")").map(Command::Assign),
-        "queue" => one_arg("a queue name").map(Command::Queue),
-        "canned" => {
-            let n = one_arg("the name of a canned response")?;
-            if n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                Ok(Command::Canned(n))
-            } else {
-                Err(format!(
-                    "canned response names are letters, digits, - and _, not {n:?}"
-                ))
-            }
-        }
-        "tag" | "tags" => {
-            if args.is_empty() {
-                return Err("#tag needs tags, e.g. #tag +vip -spam".into());
-            }
-            let (mut add, mut remove) = (Vec::new(), Vec::new());
-            for a in &args {
-                let (list, word) = match a.strip_prefix('-') {
-                    Some(w) => (&mut remove, w),
-                    None => (&mut add, a.strip_prefix('+').unwrap_or(a)),
-                };
-                if word.is_empty() {
-                    return Err(format!("empty tag in {a:?}"));
-                }
-                list.push(word.to_string());
-            }
-            Ok(Command::Tag { add, remove })
-        }
-        "participant" | "participants" => {
-            let usage = "#participant add ADDRESS… or #participant remove ADDRESS…";
-            let Some((verb, rest)) = args.split_first() else {
-                return Err(format!("#participant needs {usage}"));
-            };
-            let add = match verb.to_ascii_lowercase().as_str() {
-                "add" => true,
-                "remove" => false,
-                other => return Err(format!("#participant {other:?}: use {usage}")),
-            };
-            if rest.is_empty() {
-                return Err(format!("#participant {verb} needs an address"));
-            }
-            let addresses = rest
-                .iter()
-                .map(|a| {
-                    let a = a.trim_start_matches('<').trim_end_matches([',', '>']);
-                    crate::syntax::mailbox(a).ok_or_else(|| format!("{a:?} is not an address"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Command::Participant { add, addresses })
-        }
-        _ => Err(format!(
-            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send)"
-        )),
-    }
-}
-
-/// The short list of commands for the foot of notifications.
-pub const HINT: &str = "Commands (lines at the top of your reply): #note (internal, not sent) \
-#pending #resolve #close #open #priority low|normal|high|urgent #assign NAME|me #queue NAME \
-#tag +a -b #participant add|remove ADDRESS #canned NAME";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_each_command() {
-        assert_eq!(parse("#close"), Ok(Command::Status(Status::Closed)));
-        assert_eq!(parse("#pending"), Ok(Command::Status(Status::Pending)));
-        assert_eq!(parse("#Open"), Ok(Command::Status(Status::Open)));
-        assert_eq!(parse("#resolve"), Ok(Command::Status(Status::Resolved)));
-        assert_eq!(
-            parse("#priority HIGH"),
-            Ok(Command::Priority(Priority::High))
-        );
-        assert_eq!(parse("#assign me"), Ok(Command::Assign("me".into())));
-        assert_eq!(parse("#assign bob"), Ok(Command::Assign("bob".into())));
-        assert_eq!(
-            parse("#queue billing"),
-            Ok(Command::Queue("billing".into()))
-        );
-        assert_eq!(
-            parse("#tag +vip -spam urgent"),
-            Ok(Command::Tag {
-                add: vec!["vip".into(), "urgent".into()],
-                remove: vec!["spam".into()]
-            })
-        );
-        assert_eq!(parse("#note"), Ok(Command::Note));
-        assert_eq!(parse("#send"), Ok(Command::Send));
-        assert_eq!(
-            parse("#participant add Bob@Example.org <carol@example.org>"),
-            Ok(Command::Participant {
-                add: true,
-                addresses: vec!["bob@example.org".into(), "carol@example.org".into()]
-            })
-        );
-        assert_eq!(
-            parse("#participant remove bob@example.org"),
-            Ok(Command::Participant {
-                add: false,
-                addresses: vec!["bob@example.org".into()]
-            })
-        );
-        assert_eq!(
-            parse("#canned thanks"),
-            Ok(Command::Canned("thanks".into()))
-        );
-    }
-
-    #[test]
-    fn rejects_bad_commands() {
-        assert!(
-            parse("#frobnicate")
-                .unwrap_err()
-                .contains("unknown command")
-        );
-        assert!(parse("#priority").is_err());
-        assert!(parse("#priority soon").unwrap_err().contains("soon"));
-        assert!(parse("#assign a b").is_err());
-        assert!(parse("#close now").is_err());
-        assert!(parse("#tag").is_err());
-        assert!(parse("#tag + -").is_err());
-        assert!(parse("#canned ../../etc/passwd").is_err());
-        assert!(parse("#participant").is_err());
-        assert!(parse("#participant add").is_err());
-        assert!(parse("#participant invite a@example.org").is_err());
-        assert!(parse("#participant add spy@evil.example\rRCPT").is_err());
-    }
-
-    #[test]
-    fn splits_the_command_block_off_the_top() {
-        let (lines, rest) = split("\n#pending\n\n#priority high\nThanks, we are on it.\n#close\n");
-        assert_eq!(
-            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
-            ["#pending", "#priority high"]
-        );
-        assert_eq!(rest, "Thanks, we are on it.\n#close");
-        let (lines, rest) = split("Hello\n#close\n");
-        assert!(lines.is_empty());
-        assert_eq!(rest, "Hello\n#close");
-        let (lines, rest) = split("#close\n");
-        assert_eq!(lines.len(), 1);
-        assert_eq!(rest, "");
-        // "#123" is text, not a command
-        let (lines, rest) = split("#123 is fixed\n");
-        assert!(lines.is_empty());
-        assert_eq!(rest, "#123 is fixed");
-        let (lines, _) = split("  #tag +a\r\n#bogus\r\n");
-        assert_eq!(lines.len(), 2);
-        assert!(lines[1].parsed.is_err());
-    }
+/// Why a request applied nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("no ticket #{0}")]
+    NoTicket(TicketId),
+    #[error("no agent {0:?} in agents.toml")]
+    UnknownAgent(String),
+    /// Some action cannot be applied: one result per action, in order
+    /// (`Err(why)` for those at fault). Nothing was changed or recorded.
+    #[error("not applied: {}", .0.iter().filter_map(|r| r.as_ref().err().cloned()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Result<(), String>>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
