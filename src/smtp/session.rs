@@ -558,7 +558,7 @@ impl Session {
         let envelope = Envelope {
             mail_from: tx.mail_from,
             rcpt_to: tx.rcpt_to,
-            received_at: unix_now(),
+            received_at: crate::clock::Clock::system().now(),
             source: Source::Smtp,
             peer: self.peer.to_string(),
             helo: self.helo.clone(),
@@ -666,10 +666,4 @@ fn printable(s: &str) -> String {
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
         .take(256)
         .collect()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -397,9 +397,7 @@ impl Store {
             st.last_probe = Some(Instant::now());
         }
         let _ = self.write(|tx| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = crate::clock::Clock::system().now().max(0) as u64;
             tx.txn.open_table(META)?.insert("health_probe", now)?;
             Ok(())
         });
