@@ -22,6 +22,7 @@
 use super::Processor;
 use super::classify::Class;
 use super::commands::{self, Action, MailCommand, Refusal, Request, Sent, Via};
+use super::decide::Incoming;
 use super::parse::Parsed;
 use crate::config::Config;
 use crate::model::*;
@@ -152,6 +153,16 @@ enum Entry {
     Error(String),
 }
 
+/// An authenticated agent's mail, ready to apply to its ticket.
+pub(super) struct Posting<'a> {
+    pub agent: &'a Agent,
+    pub ticket: Ticket,
+    /// The ticket version the agent saw (None at the comment address).
+    pub seen: Option<u64>,
+    /// Sent to the comment address: the text is an internal note.
+    pub comment: bool,
+}
+
 /// The result of one command, for the transcript.
 struct Done {
     line: String,
@@ -160,19 +171,16 @@ struct Done {
 
 impl Processor {
     /// Handles a message that `route` found to be agent mail.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn agent_mail(
         &self,
         tx: &mut Tx<'_>,
         record: &mut MessageRecord,
-        parsed: &Parsed,
-        env: &Envelope,
+        msg: &Incoming<'_>,
         raw: &[u8],
-        class: Class,
         route: Route,
-        sender: &str,
-        now: i64,
     ) -> Result<(), StoreError> {
+        let (parsed, env, class, sender, now) =
+            (msg.parsed, msg.env, msg.class, msg.sender.as_str(), msg.now);
         let rules = self.rules.current();
         if class != Class::Customer {
             // An agent's vacation notice answering a notification, a bounce: never posted,
@@ -212,9 +220,13 @@ impl Processor {
                         "it names no ticket: put the ticket's tag, e.g. [#12], in the subject";
                     return self.reject(tx, record, Some(agent), None, why, now);
                 };
-                self.apply_agent_mail(
-                    tx, &rules, record, parsed, raw, agent, ticket, None, true, now,
-                )
+                let posting = Posting {
+                    agent,
+                    ticket,
+                    seen: None,
+                    comment: true,
+                };
+                self.apply_agent_mail(tx, &rules, record, msg, raw, posting)
             }
             Route::Token {
                 via,
@@ -265,18 +277,13 @@ impl Processor {
                 if let Some(why) = auth {
                     return self.reject(tx, record, Some(agent), Some(ticket), &why, now);
                 }
-                self.apply_agent_mail(
-                    tx,
-                    &rules,
-                    record,
-                    parsed,
-                    raw,
+                let posting = Posting {
                     agent,
                     ticket,
-                    Some(claim.version),
-                    false,
-                    now,
-                )
+                    seen: Some(claim.version),
+                    comment: false,
+                };
+                self.apply_agent_mail(tx, &rules, record, msg, raw, posting)
             }
         }
     }
@@ -453,20 +460,22 @@ impl Processor {
     /// a public reply (held on a collision) or nothing. `seen` is the ticket
     /// version the agent's token carries (None for the comment address).
     /// When there were command lines, the agent gets a transcript.
-    #[allow(clippy::too_many_arguments)]
     fn apply_agent_mail(
         &self,
         tx: &mut Tx<'_>,
         rules: &RuleSet,
         record: &mut MessageRecord,
-        parsed: &Parsed,
+        msg: &Incoming<'_>,
         raw: &[u8],
-        agent: &Agent,
-        mut ticket: Ticket,
-        seen: Option<u64>,
-        comment: bool,
-        now: i64,
+        posting: Posting<'_>,
     ) -> Result<(), StoreError> {
+        let (parsed, now) = (msg.parsed, msg.now);
+        let Posting {
+            agent,
+            mut ticket,
+            seen,
+            comment,
+        } = posting;
         let _t = info_span!("ticket", id = ticket.id).entered();
         record.ticket = Some(ticket.id);
         record.kind = MessageKind::Agent;

@@ -213,17 +213,7 @@ impl Processor {
 
         let from_agent = self.rules.current().agents.by_address(&sender).is_some();
         if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent) {
-            return self.agent_mail(
-                tx,
-                &mut record,
-                &parsed,
-                env,
-                &raw,
-                class,
-                route,
-                &sender,
-                now,
-            );
+            return self.agent_mail(tx, &mut record, &msg, &raw, route);
         }
         let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, class, &sender)?;
         // An agent's mail that threads into a ticket without the agent token
