@@ -573,17 +573,7 @@ impl Processor {
         let text = match outcome.sent {
             Sent::Note(_) => {
                 record.kind = MessageKind::Note;
-                if !parsed.dropped.is_empty() {
-                    let detail = format!(
-                        "message {}: invalid values dropped: {}",
-                        record.seq,
-                        parsed.dropped.join(", ")
-                    );
-                    tx.add_event(
-                        &mut ticket,
-                        super::event(now, EventKind::InvalidInput, "postdesk", detail),
-                    )?;
-                }
+                super::note_dropped(tx, &mut ticket, record.seq, parsed, now)?;
                 "Your text was added to the ticket as an internal note; nothing was sent to the customer."
                     .to_string()
             }

@@ -545,18 +545,7 @@ impl Processor {
         }
         ticket.message_count += 1;
         ticket.updated_at = now;
-        if !parsed.dropped.is_empty() {
-            let detail = format!(
-                "message {}: invalid values dropped: {}",
-                record.seq,
-                parsed.dropped.join(", ")
-            );
-            tx.add_event(
-                ticket,
-                event(now, EventKind::InvalidInput, "postdesk", detail),
-            )?;
-        }
-        Ok(())
+        note_dropped(tx, ticket, record.seq, parsed, now)
     }
 
     fn quarantine(
@@ -756,6 +745,28 @@ impl Processor {
         }
         Ok(())
     }
+}
+
+/// Records on `ticket` the values of message `seq` that failed their syntax
+/// checks and were dropped, if any.
+fn note_dropped(
+    tx: &mut Tx<'_>,
+    ticket: &mut Ticket,
+    seq: MessageSeq,
+    parsed: &Parsed,
+    now: i64,
+) -> Result<(), StoreError> {
+    if parsed.dropped.is_empty() {
+        return Ok(());
+    }
+    let detail = format!(
+        "message {seq}: invalid values dropped: {}",
+        parsed.dropped.join(", ")
+    );
+    tx.add_event(
+        ticket,
+        event(now, EventKind::InvalidInput, "postdesk", detail),
+    )
 }
 
 /// The acknowledgement allowance key that counts every acknowledgement.
