@@ -6,7 +6,9 @@
 //! - [`session`]: the per-connection command state machine;
 //! - [`data`]: the DATA reader (end-of-data detection, dot-unstuffing, size cap).
 
-mod data;
+/// Public (hidden) only for the fuzz targets in fuzz/ (`smtp_data`).
+#[doc(hidden)]
+pub mod data;
 mod session;
 #[cfg(test)]
 mod tests;
