@@ -1,7 +1,8 @@
 //! The DATA reader (`src/smtp/data.rs`): end-of-data detection, dot-unstuffing
 //! and the size cap, fed the same bytes in arbitrary chunk splits.
 //!
-//! Input layout: byte 0 picks the size limit, bytes 1..3 seed the chunking,
+//! Input layout: byte 0 picks the size limit, bytes 1..3 seed the chunking
+//! (the top bit of byte 2: the DATA line ended in a bare LF, not CRLF),
 //! the rest is what the client sends after `354`.
 //!
 //! Invariants checked:
@@ -9,8 +10,9 @@
 //!   result (bytes consumed, body, too-big flag): TCP segmentation cannot
 //!   change what a message is (the SMTP smuggling boundary);
 //! - that result equals an independent model of RFC 5321 §4.1.1.4/§4.5.2:
-//!   the message ends at the first `CRLF . CRLF` (the reader starts at a line
-//!   start), and a dot that begins a line (after CRLF) is removed;
+//!   the message ends at the first `CRLF . CRLF` (the CRLF of the DATA line
+//!   counts, a bare LF there does not), and a dot that begins a line (after
+//!   CRLF) is removed;
 //! - the body is the model's body cut at the limit, and too-big says whether
 //!   the model's body was longer than the limit.
 #![no_main]
@@ -22,8 +24,12 @@ use postdesk::smtp::data::DataReader;
 /// `None` when the stream never ended the message.
 type Outcome = Option<(usize, Vec<u8>, bool)>;
 
-fn feed_chunks(stream: &[u8], max: u64, cuts: &[usize]) -> Outcome {
-    let mut reader = DataReader::new(max);
+fn feed_chunks(stream: &[u8], max: u64, bare_lf: bool, cuts: &[usize]) -> Outcome {
+    let mut reader = if bare_lf {
+        DataReader::after_bare_lf(max)
+    } else {
+        DataReader::new(max)
+    };
     let mut start = 0;
     for &end in cuts.iter().chain(std::iter::once(&stream.len())) {
         let chunk = &stream[start..end];
@@ -38,14 +44,15 @@ fn feed_chunks(stream: &[u8], max: u64, cuts: &[usize]) -> Outcome {
 }
 
 /// The specification, written without a state machine.
-fn model(stream: &[u8]) -> Option<(usize, Vec<u8>)> {
-    // The CRLF that ended the DATA command counts: prepend it.
-    let mut s = b"\r\n".to_vec();
+fn model(stream: &[u8], bare_lf: bool) -> Option<(usize, Vec<u8>)> {
+    // The line ending of the DATA command counts: prepend it.
+    let eol: &[u8] = if bare_lf { b"\n" } else { b"\r\n" };
+    let mut s = eol.to_vec();
     s.extend_from_slice(stream);
     let i = s.windows(5).position(|w| w == b"\r\n.\r\n")?;
-    let raw = &s[2..i + 2];
+    let raw = &s[eol.len()..i + 2];
     let mut body = Vec::with_capacity(raw.len());
-    let mut line_start = true;
+    let mut line_start = !bare_lf;
     let mut k = 0;
     while k < raw.len() {
         let b = raw[k];
@@ -55,7 +62,7 @@ fn model(stream: &[u8]) -> Option<(usize, Vec<u8>)> {
         line_start = b == b'\n' && k > 0 && raw[k - 1] == b'\r';
         k += 1;
     }
-    Some((i + 3, body))
+    Some((i + 5 - eol.len(), body))
 }
 
 /// Cut positions from a small xorshift seeded by the input: deterministic for
@@ -91,23 +98,24 @@ fuzz_target!(|data: &[u8]| {
         255 => u64::MAX,
         m => u64::from(m) * 4,
     };
-    let seed = u16::from_le_bytes([data[1], data[2]]);
+    let seed = u16::from_le_bytes([data[1], data[2] & 0x7f]);
+    let bare_lf = data[2] & 0x80 != 0;
     let stream = &data[3..];
 
-    let one_shot = feed_chunks(stream, max, &[]);
+    let one_shot = feed_chunks(stream, max, bare_lf, &[]);
     let bytewise: Vec<usize> = (1..stream.len()).collect();
     assert_eq!(
         one_shot,
-        feed_chunks(stream, max, &bytewise),
+        feed_chunks(stream, max, bare_lf, &bytewise),
         "byte-at-a-time differs"
     );
     assert_eq!(
         one_shot,
-        feed_chunks(stream, max, &cuts(seed, stream.len())),
+        feed_chunks(stream, max, bare_lf, &cuts(seed, stream.len())),
         "chunked differs"
     );
 
-    match (model(stream), one_shot) {
+    match (model(stream, bare_lf), one_shot) {
         (None, None) => {}
         (Some((used, body)), Some((r_used, r_body, r_big))) => {
             assert_eq!(used, r_used, "end of data at a different byte");
