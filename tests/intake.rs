@@ -213,3 +213,27 @@ fn api_requires_the_bearer_token() {
         assert_eq!(h, serde_json::json!({"status": "ok"}), "{token:?}");
     }
 }
+
+/// Found by fuzzing (fuzz/ `smtp_command`): a `DATA` line ending in a bare LF
+/// made a dot right after it end an empty message, although no `CRLF . CRLF`
+/// was sent. Only `CRLF . CRLF` ends a message: that dot is content.
+#[test]
+fn data_line_with_bare_lf_does_not_end_the_message_at_the_next_dot() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let script = b"EHLO client.example\r\nMAIL FROM:<ann@example.org>\r\nRCPT TO:<support@example.test>\r\nDATA\n.\r\nFrom: Ann <ann@example.org>\r\nSubject: after the dot\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let transcript = raw_smtp(d.smtp_port, script);
+    let queued: Vec<&str> = transcript
+        .lines()
+        .filter(|l| l.contains("queued as"))
+        .collect();
+    assert_eq!(queued.len(), 1, "one message:\n{transcript}");
+    let seq = queued_as(queued[0]).unwrap();
+    d.wait_message(seq, SECS_30);
+    let (st, raw) = d.api_get_raw(&format!("/api/v1/messages/{seq}/raw"));
+    assert_eq!(st, 200);
+    assert!(
+        contains(&raw, b"Subject: after the dot"),
+        "the lines after the dot are the message, not commands:\n{transcript}"
+    );
+}

@@ -65,6 +65,16 @@ impl DataReader {
         reader
     }
 
+    /// A reader after a `DATA` line that ended in a bare LF: no CRLF has been
+    /// seen, so a dot right away is content, not the end of data (only
+    /// `CRLF . CRLF` ends a message, wherever it starts).
+    pub fn after_bare_lf(max_size: u64, reservation: Reservation) -> DataReader {
+        DataReader {
+            state: State::Text,
+            ..DataReader::new(max_size, reservation)
+        }
+    }
+
     /// Feeds bytes from the wire. Returns how many bytes of `input` belong to
     /// the message (including the terminator) once the end of data has been
     /// seen, or `None` if all of `input` was consumed and more is needed.
@@ -247,6 +257,14 @@ mod tests {
         }
         let (body, _, _) = run(&[b"x\r\n.\r.\r\n", b".\r\n"], 100).unwrap();
         assert_eq!(body, b"x\r\n\r.\r\n");
+    }
+
+    /// Found by fuzzing: after `DATA` + bare LF, `.CRLF` is not an end of data.
+    #[test]
+    fn after_bare_lf_a_leading_dot_is_content() {
+        let mut r = DataReader::after_bare_lf(100, InflightBudget::new(1 << 20).reservation());
+        assert_eq!(r.feed(b".\r\nx\r\n.\r\nQUIT\r\n"), Some(9));
+        assert_eq!(r.into_body().0, b".\r\nx\r\n");
     }
 
     #[test]

@@ -8,8 +8,12 @@
 //! - [`budget`]: the memory budget of message bytes held by all sessions;
 //! - [`per_ip`]: the count of sessions per client address.
 
-mod budget;
-mod data;
+/// Public (hidden) only for the fuzz targets in fuzz/ (`smtp_data`).
+#[doc(hidden)]
+pub mod budget;
+/// Public (hidden) only for the fuzz targets in fuzz/ (`smtp_data`).
+#[doc(hidden)]
+pub mod data;
 mod per_ip;
 mod session;
 #[cfg(test)]

@@ -216,6 +216,8 @@ impl Session {
         loop {
             // Answer every complete command already received (PIPELINING)...
             while let Some(line) = self.next_line() {
+                // Only a DATA line ending in CRLF puts the message at a line start.
+                let crlf = matches!(&line, Ok(l) if l.ends_with(b"\r\n"));
                 let next = match line {
                     Ok(line) => self.command(&line),
                     Err(()) => self.error("500 5.5.2 Line too long"),
@@ -241,7 +243,7 @@ impl Session {
                         return Ok(End::StartTls);
                     }
                     Next::Data => {
-                        if let Some(end) = self.data(stream).await? {
+                        if let Some(end) = self.data(stream, crlf).await? {
                             return Ok(end);
                         }
                     }
@@ -492,14 +494,19 @@ impl Session {
 
     /// Receives the message after 354, stores it and answers. Returns
     /// `Some(end)` when the session must end (timeout, shutdown, EOF).
+    /// `crlf`: the DATA line ended in CRLF (else a bare LF, which starts no line).
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
+        crlf: bool,
     ) -> std::io::Result<Option<End>> {
-        let mut reader = DataReader::new(
-            self.cfg().smtp.max_message_size,
-            self.shared.budget.reservation(),
-        );
+        let max = self.cfg().smtp.max_message_size;
+        let reservation = self.shared.budget.reservation();
+        let mut reader = if crlf {
+            DataReader::new(max, reservation)
+        } else {
+            DataReader::after_bare_lf(max, reservation)
+        };
         // Bytes pipelined behind DATA are already message content.
         let buffered = std::mem::take(&mut self.input);
         let mut done = match reader.feed(&buffered) {
