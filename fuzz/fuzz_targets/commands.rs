@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postdesk::process::commands::{Command, parse, split};
+use postdesk::process::commands::{Action, MailCommand, parse, split};
 
 fn is_command_line(t: &str) -> bool {
     let mut c = t.chars();
@@ -23,16 +23,16 @@ fn is_word(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(char::is_whitespace)
 }
 
-fn check(cmd: &Result<Command, String>) {
+fn check(cmd: &Result<MailCommand, String>) {
     match cmd {
-        Ok(Command::Assign(a) | Command::Queue(a)) => assert!(is_word(a), "argument {a:?}"),
-        Ok(Command::Canned(n)) => assert!(
+        Ok(MailCommand::Act(Action::Assign(a) | Action::Queue(a))) => assert!(is_word(a), "argument {a:?}"),
+        Ok(MailCommand::Act(Action::Canned(n))) => assert!(
             !n.is_empty()
                 && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "canned name {n:?}"
         ),
-        Ok(Command::Tag { add, remove }) => {
+        Ok(MailCommand::Act(Action::Tags { add, remove })) => {
             assert!(!add.is_empty() || !remove.is_empty(), "#tag without tags");
             for t in add.iter().chain(remove) {
                 assert!(is_word(t), "tag {t:?}");

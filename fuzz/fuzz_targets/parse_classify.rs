@@ -53,6 +53,7 @@ fuzz_target!(|raw: &[u8]| {
             source: Source::Smtp,
             peer: "127.0.0.1:1".into(),
             helo: "fuzz".into(),
+            imap: None,
         };
         let class = classify(&p, &env, HOSTNAME);
         assert_eq!(class, classify(&p, &env, HOSTNAME), "classify is not pure");
