@@ -25,7 +25,9 @@ fn is_word(s: &str) -> bool {
 
 fn check(cmd: &Result<MailCommand, String>) {
     match cmd {
-        Ok(MailCommand::Act(Action::Assign(a) | Action::Queue(a))) => assert!(is_word(a), "argument {a:?}"),
+        Ok(MailCommand::Act(Action::Assign(a) | Action::Queue(a))) => {
+            assert!(is_word(a), "argument {a:?}")
+        }
         Ok(MailCommand::Act(Action::Canned(n))) => assert!(
             !n.is_empty()
                 && n.chars()
