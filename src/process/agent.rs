@@ -153,6 +153,14 @@ enum Entry {
     Error(String),
 }
 
+/// A mail's command block as checked: its lines, what each became, and the
+/// check of each action.
+struct CommandBlock<'a> {
+    lines: &'a [commands::Line],
+    entries: &'a [Entry],
+    checked: &'a [Result<(), String>],
+}
+
 /// An authenticated agent's mail, ready to apply to its ticket.
 pub(super) struct Posting<'a> {
     pub agent: &'a Agent,
@@ -556,16 +564,13 @@ impl Processor {
         let outcome = match refused {
             Ok(outcome) => outcome,
             Err(checked) => {
-                return self.commands_failed(
-                    tx,
-                    &mut ticket,
-                    agent,
-                    record,
-                    &lines,
-                    &entries,
-                    &checked,
-                    now,
-                );
+                let block = CommandBlock {
+                    lines: &lines,
+                    entries: &entries,
+                    checked: &checked,
+                };
+                let by = super::Actor { agent, now };
+                return self.commands_failed(tx, &mut ticket, by, record, block);
             }
         };
 
@@ -606,7 +611,8 @@ impl Processor {
             })
             .collect();
         if !done.is_empty() {
-            self.transcript(tx, &ticket, agent, record, &done, false, &text, now)?;
+            let by = super::Actor { agent, now };
+            self.transcript(tx, &ticket, by, record, &done, Ok(&text))?;
         }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, agent = %agent.name, commands = done.len(), "agent mail applied");
@@ -615,18 +621,20 @@ impl Processor {
 
     /// A mail whose commands cannot all be applied: nothing was; an event
     /// on the ticket, and a transcript telling the agent which line failed.
-    #[allow(clippy::too_many_arguments)]
     fn commands_failed(
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
-        agent: &Agent,
+        by: super::Actor<'_>,
         record: &MessageRecord,
-        lines: &[commands::Line],
-        entries: &[Entry],
-        checked: &[Result<(), String>],
-        now: i64,
+        block: CommandBlock<'_>,
     ) -> Result<(), StoreError> {
+        let (agent, now) = (by.agent, by.now);
+        let CommandBlock {
+            lines,
+            entries,
+            checked,
+        } = block;
         let error_of = |entry: &Entry| match entry {
             Entry::Error(e) => Some(e.clone()),
             Entry::Action(i) => checked.get(*i).and_then(|r| r.as_ref().err().cloned()),
@@ -677,13 +685,13 @@ impl Processor {
         self.transcript(
             tx,
             ticket,
-            agent,
+            by,
             record,
             &done,
-            true,
-            "Nothing was applied and nothing was sent to the customer, because of the \
-             error(s) above. Correct the commands and send your mail again.",
-            now,
+            Err(
+                "Nothing was applied and nothing was sent to the customer, because of the \
+                 error(s) above. Correct the commands and send your mail again.",
+            ),
         )?;
         tx.put_ticket(ticket)?;
         info!(ticket = ticket.id, agent = %agent.name, "agent commands failed; nothing applied");
@@ -708,18 +716,21 @@ impl Processor {
     }
 
     /// Mails the agent what became of each command (as debbugs' control@ does).
-    #[allow(clippy::too_many_arguments)]
+    /// `outcome`: what came of the commands, in words; `Err` when nothing was applied.
     fn transcript(
         &self,
         tx: &mut Tx<'_>,
         ticket: &Ticket,
-        agent: &Agent,
+        by: super::Actor<'_>,
         record: &MessageRecord,
         done: &[Done],
-        failed: bool,
-        outcome: &str,
-        now: i64,
+        outcome: Result<&str, &str>,
     ) -> Result<(), StoreError> {
+        let (agent, now) = (by.agent, by.now);
+        let (failed, outcome) = match outcome {
+            Ok(text) => (false, text),
+            Err(text) => (true, text),
+        };
         let mut body = format!(
             "Commands in your mail \"{}\" for ticket #{}:\n\n",
             record.subject, ticket.id

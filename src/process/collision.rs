@@ -45,17 +45,16 @@ fn quote(text: &str) -> String {
 impl Processor {
     /// Holds `record` (an agent's reply with text `text`: their mail, or a
     /// message made for a reply from the web) and tells its author why.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn hold(
         &self,
         tx: &mut Tx<'_>,
         ticket: &mut Ticket,
         record: &mut MessageRecord,
-        agent: &Agent,
+        by: super::Actor<'_>,
         text: String,
         conflicts: &[PublicReply],
-        now: i64,
     ) -> Result<(), StoreError> {
+        let (agent, now) = (by.agent, by.now);
         record.kind = MessageKind::Held;
         record.ticket = Some(ticket.id);
         tx.put_message_unlisted(record)?;
@@ -151,7 +150,8 @@ impl Processor {
                 .raw(h.message)?
                 .map(|r| attachments_of(&r))
                 .unwrap_or_default();
-            let seq = self.send_reply(tx, rules, ticket, agent, &h.text, &attachments, now)?;
+            let by = super::Actor { agent, now };
+            let seq = self.send_reply(tx, rules, ticket, by, &h.text, &attachments)?;
             tx.remove_held(h.message)?;
             tx.add_event(
                 ticket,

@@ -747,6 +747,14 @@ impl Processor {
     }
 }
 
+/// Who acts on a ticket, and when: the agent behind a change and the time
+/// of the request.
+#[derive(Clone, Copy)]
+pub(crate) struct Actor<'a> {
+    pub agent: &'a crate::rules::Agent,
+    pub now: i64,
+}
+
 /// Records on `ticket` the values of message `seq` that failed their syntax
 /// checks and were dropped, if any.
 fn note_dropped(

@@ -79,17 +79,16 @@ impl Processor {
     /// Queues `text` (and `attachments`) from `agent` to the ticket's customers,
     /// stores it as the ticket's outbound agent message, bumps the ticket
     /// version, meets the SLA first response. Returns the message sequence.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn send_reply(
         &self,
         tx: &mut Tx<'_>,
         rules: &RuleSet,
         ticket: &mut Ticket,
-        agent: &Agent,
+        by: super::Actor<'_>,
         text: &str,
         attachments: &[Attachment],
-        now: i64,
     ) -> Result<MessageSeq, StoreError> {
+        let (agent, now) = (by.agent, by.now);
         let support = self.cfg.support_address(&ticket.queue).to_string();
         let text = redact(text, agent, &support);
         let seq = tx.next_id("next_message")?;

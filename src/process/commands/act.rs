@@ -13,7 +13,7 @@
 use super::{Action, Outcome, Refusal, Request, Sent, Via};
 use crate::model::{Direction, EventKind, MessageKind, MessageRecord, MessageSeq, Status, Ticket};
 use crate::outbound::compose::Attachment;
-use crate::process::{Processor, canned, collision, event};
+use crate::process::{Actor, Processor, canned, collision, event};
 use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
 use tracing::{info, info_span};
@@ -74,7 +74,10 @@ impl Processor {
                     format!("done: canned response {n:?} added to the reply")
                 }
                 Action::Internal => "done: nothing of this is sent to the customer".to_string(),
-                other => self.apply(tx, rules, &mut ticket, agent, other, &mut released, now)?,
+                other => {
+                    let by = Actor { agent, now };
+                    self.apply(tx, rules, &mut ticket, by, other, &mut released)?
+                }
             };
             results.push(result);
         }
@@ -101,26 +104,14 @@ impl Processor {
                 .seen_version
                 .map_or_else(Vec::new, |v| collision::conflicts(&ticket, &agent.name, v));
             let sent = if conflicts.is_empty() {
-                Sent::Reply(self.send_reply(
-                    tx,
-                    rules,
-                    &mut ticket,
-                    agent,
-                    &body,
-                    attachments,
-                    now,
-                )?)
+                let by = Actor { agent, now };
+                Sent::Reply(self.send_reply(tx, rules, &mut ticket, by, &body, attachments)?)
             } else {
-                let mut record = self.agent_record(
-                    tx,
-                    &ticket,
-                    agent,
-                    request.via,
-                    MessageKind::Held,
-                    &body,
-                    now,
-                )?;
-                self.hold(tx, &mut ticket, &mut record, agent, body, &conflicts, now)?;
+                let by = Actor { agent, now };
+                let via = request.via;
+                let mut record =
+                    self.agent_record(tx, &ticket, by, via, MessageKind::Held, &body)?;
+                self.hold(tx, &mut ticket, &mut record, by, body, &conflicts)?;
                 Sent::Held(record.seq)
             };
             if let Some(r) = reply_index.and_then(|i| results.get_mut(i)) {
@@ -281,17 +272,16 @@ impl Processor {
     /// Applies one checked action that changes the ticket itself; returns
     /// what was done, for the transcript. (`Reply`, `Canned`, `Note` and
     /// `Internal` are the request's text: `act` handles them.)
-    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         tx: &mut Tx<'_>,
         rules: &RuleSet,
         ticket: &mut Ticket,
-        agent: &Agent,
+        by: Actor<'_>,
         action: &Action,
         released: &mut Vec<MessageSeq>,
-        now: i64,
     ) -> Result<String, StoreError> {
+        let (agent, now) = (by.agent, by.now);
         let actor = agent.name.as_str();
         let ev = |kind: EventKind, detail: String| event(now, kind, actor, detail);
         Ok(match action {
@@ -429,7 +419,8 @@ impl Processor {
         text: &str,
         now: i64,
     ) -> Result<MessageSeq, StoreError> {
-        let record = self.agent_record(tx, ticket, agent, via, MessageKind::Note, text, now)?;
+        let by = Actor { agent, now };
+        let record = self.agent_record(tx, ticket, by, via, MessageKind::Note, text)?;
         tx.put_message(&record)?;
         ticket.message_count += 1;
         ticket.updated_at = now;
@@ -447,17 +438,16 @@ impl Processor {
 
     /// The message that carries the agent's text as `kind` (not yet stored):
     /// by mail, the stored mail; from the web or the API, a new message.
-    #[allow(clippy::too_many_arguments)]
     fn agent_record(
         &self,
         tx: &mut Tx<'_>,
         ticket: &Ticket,
-        agent: &Agent,
+        by: Actor<'_>,
         via: Via,
         kind: MessageKind,
         text: &str,
-        now: i64,
     ) -> Result<MessageRecord, StoreError> {
+        let (agent, now) = (by.agent, by.now);
         if let Via::Mail { message } = via {
             let mut record = tx.message(message)?.ok_or_else(|| {
                 StoreError::Io(std::io::Error::other(format!(
