@@ -21,7 +21,6 @@ mod tests;
 
 use crate::config::Config;
 use crate::spool::Spool;
-use anyhow::Context;
 use budget::InflightBudget;
 use per_ip::PerIpLimit;
 use session::{Shared, Signals};
@@ -34,7 +33,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 /// After the hard stop every session has been told to close; one that is
 /// still stuck (e.g. inside a TLS handshake) after this long is aborted.
@@ -211,28 +209,9 @@ async fn refuse(mut tcp: TcpStream, line: String) {
 
 /// Builds the STARTTLS acceptor from `smtp.tls_cert`/`tls_key` (PEM), if set.
 fn load_tls(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
     let (Some(cert), Some(key)) = (&cfg.smtp.tls_cert, &cfg.smtp.tls_key) else {
         return Ok(None);
     };
-    let (cert, key) = (cfg.resolve(cert), cfg.resolve(key));
-    let chain = CertificateDer::pem_file_iter(&cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("cannot read smtp.tls_cert {}", cert.display()))?;
-    if chain.is_empty() {
-        anyhow::bail!("smtp.tls_cert {} holds no certificate", cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(&key)
-        .with_context(|| format!("cannot read smtp.tls_key {}", key.display()))?;
-    // An explicit provider: no dependence on (or panic about) the process default.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS provider does not support the default protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("smtp.tls_cert and smtp.tls_key do not form a usable TLS identity")?;
+    let config = crate::tls::server_config(&cfg.resolve(cert), &cfg.resolve(key), "smtp")?;
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
