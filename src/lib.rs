@@ -25,6 +25,7 @@ pub mod diagnostic;
 pub mod imap;
 pub mod model;
 pub mod outbound;
+pub mod password;
 pub mod process;
 pub mod rules;
 pub mod sla;

@@ -30,6 +30,9 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Read a password on standard input and print its argon2id hash, for
+    /// `password_hash` in rules/agents.toml (no daemon needed).
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
+        Command::HashPassword => hash_password(),
         Command::Rules {
             command:
                 RulesCommand::Test {
@@ -85,6 +89,28 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// `postdesk hash-password`: the first line of standard input (without its
+/// line end) is the password; the hash goes to standard output.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("postdesk: cannot read the password from standard input: {e}");
+        return ExitCode::from(1);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    match postdesk::password::hash(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

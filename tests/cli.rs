@@ -75,3 +75,50 @@ fn rules_test_reports_on_a_message_without_changing_anything() {
         "rules test must not create or change the store"
     );
 }
+
+#[test]
+fn hash_password_makes_a_hash_that_check_accepts_and_a_bad_one_is_refused() {
+    use std::io::Write;
+    let mut child = Command::new(daemon_bin())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run postdesk hash-password");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(postdesk::password::verify(
+        "correct horse battery",
+        Some(&hash)
+    ));
+    assert!(!postdesk::password::verify("correct horse", Some(&hash)));
+
+    // A good hash in agents.toml passes check; a plain password is refused at its position.
+    let (dir, path) = write_config(&DaemonConfig::new(free_port()));
+    let agents = dir.path.join("rules").join("agents.toml");
+    let text = std::fs::read_to_string(&agents).unwrap();
+    let with = |h: &str| {
+        text.replacen(
+            "[[agent]]\nname = \"alice\"",
+            &format!("[[agent]]\nname = \"alice\"\npassword_hash = {}", q(h)),
+            1,
+        )
+    };
+    assert_ne!(with(&hash), text, "rules/agents.toml starts with alice");
+    std::fs::write(&agents, with(&hash)).unwrap();
+    let (ok, out) = postdesk(&["check", "-c", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    std::fs::write(&agents, with("hunter2")).unwrap();
+    let (ok, out) = postdesk(&["check", "-c", path.to_str().unwrap()]);
+    assert!(!ok, "a plain password passed check:\n{out}");
+    let re = regex::Regex::new(r"agents\.toml:\d+:\d+: password_hash of agent").unwrap();
+    assert!(re.is_match(&out), "{out}");
+}

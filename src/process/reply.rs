@@ -326,6 +326,7 @@ mod tests {
             alternates: vec!["alice@home.example".into()],
             queues: vec![],
             skills: vec![],
+            password_hash: None,
         }
     }
 

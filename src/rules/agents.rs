@@ -25,6 +25,9 @@ pub struct Agent {
     pub alternates: Vec<String>,
     pub queues: Vec<String>,
     pub skills: Vec<String>,
+    /// The agent's web password as an argon2id PHC string (`postdesk
+    /// hash-password`); None: the agent cannot log in to the web view.
+    pub password_hash: Option<String>,
 }
 
 impl Agent {
@@ -59,6 +62,8 @@ struct AgentSpec {
     queues: Vec<String>,
     #[serde(default)]
     skills: Vec<String>,
+    #[serde(default)]
+    password_hash: Option<Spanned<String>>,
 }
 
 impl Agents {
@@ -111,6 +116,16 @@ impl Agents {
                     ));
                 }
             }
+            if let Some(h) = &spec.password_hash
+                && let Err(e) = crate::password::check_hash(h.get_ref())
+            {
+                diags.push(diag_at(
+                    path,
+                    text,
+                    h.span().start,
+                    format!("password_hash of agent {name:?}: {e}"),
+                ));
+            }
             list.push(Agent {
                 display_name: spec
                     .display_name
@@ -126,6 +141,7 @@ impl Agents {
                     .collect(),
                 queues: spec.queues,
                 skills: spec.skills,
+                password_hash: spec.password_hash.map(Spanned::into_inner),
             });
         }
         if diags.is_empty() {
