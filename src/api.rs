@@ -53,7 +53,39 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/messages/{seq}", get(get_message))
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
         .route("/api/v1/quarantine", get(quarantine))
+        .fallback(not_found)
         .with_state(state)
+        // Last, so that it wraps every route and the fallback.
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers every response carries: nothing postdesk serves may run script,
+/// load from elsewhere, be framed, be sniffed into another type, or leak its
+/// address as a referrer (the raw-message route serves a stranger's bytes).
+async fn security_headers(mut res: Response) -> Response {
+    use axum::http::HeaderValue;
+    use axum::http::header;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".into())
 }
 
 /// An API failure, rendered as `{"error": "..."}` with its status.

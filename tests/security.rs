@@ -509,3 +509,50 @@ fn every_recipient_of_a_reply_gets_a_reply_address_of_their_own() {
         "{t}"
     );
 }
+
+/// The response head of `GET path` (with the bearer token when `token`), lower-cased.
+fn response_head(port: u16, path: &str, token: bool) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
+    let auth = if token {
+        format!("Authorization: Bearer {API_TOKEN}\r\n")
+    } else {
+        String::new()
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    text.split("\r\n\r\n").next().unwrap_or("").to_string()
+}
+
+#[test]
+fn every_http_response_carries_the_security_headers() {
+    let (sink, d) = start();
+    open(&d, &sink, "headers-1", &[]);
+    for (path, token, status) in [
+        ("/api/v1/health", false, "200"),
+        ("/api/v1/tickets", false, "401"),
+        ("/api/v1/tickets/1", true, "200"),
+        ("/api/v1/messages/1/raw", true, "200"),
+        ("/no/such/page", false, "404"),
+    ] {
+        let head = response_head(d.web_port, path, token);
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
+        for want in [
+            "content-security-policy: default-src 'none'; frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+        ] {
+            assert!(head.contains(want), "{path} lacks {want:?}:\n{head}");
+        }
+    }
+}
