@@ -210,8 +210,12 @@ async fn health(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respon
 struct ListQuery {
     status: Option<String>,
     queue: Option<String>,
+    assignee: Option<String>,
+    tag: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// Keyset paging: tickets older than this id (the last of the previous page).
+    before: Option<String>,
 }
 
 async fn list_tickets(
@@ -226,11 +230,22 @@ async fn list_tickets(
             "limit must be between 1 and 10000".into(),
         ));
     }
+    let before = match q.before.as_deref().filter(|v| !v.is_empty()) {
+        Some(b) => Some(
+            b.trim_start_matches('#')
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("before={b:?} is not a ticket id")))?,
+        ),
+        None => None,
+    };
     let filter = TicketFilter {
         status: q.status.filter(|v| !v.is_empty()),
         queue: q.queue.filter(|v| !v.is_empty()),
+        assignee: q.assignee.filter(|v| !v.is_empty()),
+        tag: q.tag.filter(|v| !v.is_empty()),
         limit,
         offset: q.offset.unwrap_or(0),
+        before,
     };
     let store = s.store.clone();
     let (total, tickets) = blocking(move || store.list_tickets(&filter)).await?;

@@ -458,4 +458,19 @@ fn ticket_list_is_newest_first_with_filters_and_pages() {
     assert_eq!(same["total"].as_u64(), Some(3), "{same}");
     let big = d.api_ok("/api/v1/tickets?limit=1000");
     assert_eq!(big["tickets"].as_array().unwrap().len(), 3);
+    // Keyset paging: the page after the newest one, by its id.
+    let after_newest = d.api_ok(&format!(
+        "/api/v1/tickets?status={status}&limit=1&before={}",
+        newest_first[0]
+    ));
+    assert_eq!(
+        id_string(&after_newest["tickets"][0]["id"]).as_deref(),
+        Some(newest_first[1].as_str()),
+        "{after_newest}"
+    );
+    assert_eq!(after_newest["total"].as_u64(), Some(3), "{after_newest}");
+    let nobody = d.api_ok("/api/v1/tickets?assignee=nobody-at-all&tag=none");
+    assert_eq!(nobody["total"].as_u64(), Some(0), "{nobody}");
+    let (code, _) = d.api_get("/api/v1/tickets?before=yesterday");
+    assert_eq!(code, 400);
 }

@@ -57,6 +57,15 @@ const HELD: TableDefinition<u64, &[u8]> = TableDefinition::new("held");
 const AGENT_LOAD: TableDefinition<&str, u64> = TableDefinition::new("agent_load");
 /// META key set once `AGENT_LOAD` has been built from the tickets.
 const AGENT_LOAD_BUILT: &str = "agent_load_built";
+/// Secondary index of tickets by what lists filter on: `(key, ticket id)`
+/// with keys `status:open`, `queue:general`, `assignee:alice`, `tag:vip`.
+/// Kept by [`Tx::put_ticket`]; a filtered list walks one key's range
+/// (newest first) instead of every ticket.
+const TICKET_INDEX: TableDefinition<(&str, u64), ()> = TableDefinition::new("ticket_index");
+/// Tickets per index key, so a one-filter list knows its total at once.
+const TICKET_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("ticket_counts");
+/// META key set once `TICKET_INDEX` has been built from the tickets.
+const TICKET_INDEX_BUILT: &str = "ticket_index_built";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -144,11 +153,33 @@ fn load_holder(status: Status, assignee: Option<&str>) -> Option<String> {
     }
 }
 
-/// The part of a stored ticket that [`load_holder`] needs.
+/// The part of a stored ticket that [`load_holder`] and [`index_keys`] need.
 #[derive(serde::Deserialize)]
 struct LoadView {
     status: Status,
     assignee: Option<String>,
+    queue: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// The `TICKET_INDEX` keys of a ticket.
+fn index_keys(
+    status: Status,
+    queue: &str,
+    assignee: Option<&str>,
+    tags: &[String],
+) -> std::collections::BTreeSet<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    keys.insert(format!("status:{}", status.as_str()));
+    keys.insert(format!("queue:{queue}"));
+    if let Some(a) = assignee {
+        keys.insert(format!("assignee:{}", a.to_ascii_lowercase()));
+    }
+    for t in tags {
+        keys.insert(format!("tag:{t}"));
+    }
+    keys
 }
 
 /// Filter for [`Store::list_tickets`].
@@ -156,8 +187,33 @@ struct LoadView {
 pub struct TicketFilter {
     pub status: Option<String>,
     pub queue: Option<String>,
+    pub assignee: Option<String>,
+    pub tag: Option<String>,
     pub limit: usize,
     pub offset: usize,
+    /// Keyset paging: only tickets with a smaller id (the last id of the
+    /// previous page), so a deep page costs no more than the first.
+    pub before: Option<TicketId>,
+}
+
+impl TicketFilter {
+    /// The index keys every listed ticket must have.
+    fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Some(s) = &self.status {
+            keys.push(format!("status:{s}"));
+        }
+        if let Some(q) = &self.queue {
+            keys.push(format!("queue:{q}"));
+        }
+        if let Some(a) = &self.assignee {
+            keys.push(format!("assignee:{}", a.to_ascii_lowercase()));
+        }
+        if let Some(t) = &self.tag {
+            keys.push(format!("tag:{t}"));
+        }
+        keys
+    }
 }
 
 /// redb's page cache. Its default (1 GiB) would let a mail backlog grow the
@@ -271,6 +327,7 @@ impl Store {
             tx.txn.open_table(AGENT_LOAD)?;
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
+            tx.build_ticket_index_if_needed()?;
             Ok(())
         })?;
         Ok(store)
@@ -588,15 +645,20 @@ impl Store {
     }
 
     /// Tickets newest first, filtered; returns (total matching, page).
+    /// Filters walk `TICKET_INDEX` (the rarest key's range; the others are
+    /// looked up per id), so no list reads every ticket; only the page's
+    /// tickets are decoded.
     pub fn list_tickets(&self, f: &TicketFilter) -> Result<(usize, Vec<Ticket>)> {
         let r = self.db()?.0.begin_read()?;
         let t = r.open_table(TICKETS)?;
-        if f.status.is_none() && f.queue.is_none() {
+        let below = f.before.unwrap_or(u64::MAX);
+        let keys = f.keys();
+        if keys.is_empty() {
             // Unfiltered: ids grow with time, so the page is a slice of the
             // key order and the total is the table's length.
             let total = t.len()? as usize;
             let page = t
-                .iter()?
+                .range(..below)?
                 .rev()
                 .skip(f.offset)
                 .take(f.limit)
@@ -604,22 +666,55 @@ impl Store {
                 .collect::<Result<Vec<Ticket>>>()?;
             return Ok((total, page));
         }
-        let mut total = 0;
-        let mut page = Vec::new();
-        for item in t.iter()?.rev() {
-            let (_, v) = item?;
-            let ticket: Ticket = dec("tickets", v.value())?;
-            if f.status
-                .as_deref()
-                .is_some_and(|s| s != ticket.status.as_str())
-                || f.queue.as_deref().is_some_and(|q| q != ticket.queue)
-            {
+        let index = r.open_table(TICKET_INDEX)?;
+        let counts = r.open_table(TICKET_COUNTS)?;
+        let count = |k: &str| -> Result<u64> { Ok(counts.get(k)?.map_or(0, |v| v.value())) };
+        let mut sized = Vec::with_capacity(keys.len());
+        for k in &keys {
+            sized.push((count(k)?, k.as_str()));
+        }
+        sized.sort();
+        let (_, driver) = sized[0];
+        let others: Vec<&str> = sized[1..].iter().map(|(_, k)| *k).collect();
+        // One key: its count is the total, and the walk starts at `before`
+        // and stops with the page. Several: the rarest key's range is walked
+        // whole to count (the page still only from below `before`).
+        let one_key = others.is_empty();
+        let walk_from = if one_key { below } else { u64::MAX };
+        let (mut total, mut skipped) = (0, 0);
+        let mut ids = Vec::new();
+        for item in index.range((driver, 0)..=(driver, walk_from))?.rev() {
+            let id = item?.0.value().1;
+            let mut all = true;
+            for k in &others {
+                if index.get((*k, id))?.is_none() {
+                    all = false;
+                    break;
+                }
+            }
+            if !all {
                 continue;
             }
-            if total >= f.offset && page.len() < f.limit {
-                page.push(ticket);
-            }
             total += 1;
+            if id >= below {
+                continue;
+            }
+            if skipped < f.offset {
+                skipped += 1;
+            } else if ids.len() < f.limit {
+                ids.push(id);
+            } else if one_key {
+                break;
+            }
+        }
+        if one_key {
+            total = count(driver)? as usize;
+        }
+        let mut page = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = t.get(id)? {
+                page.push(dec("tickets", v.value())?);
+            }
         }
         Ok((total, page))
     }
@@ -964,18 +1059,40 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
-        let before = {
+        let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;
             match old {
-                // Only the two fields that matter, not the whole record.
+                // Only the fields that matter, not the whole record.
                 Some(v) => {
                     let old: LoadView = dec("tickets", v.value())?;
-                    load_holder(old.status, old.assignee.as_deref())
+                    (
+                        load_holder(old.status, old.assignee.as_deref()),
+                        index_keys(old.status, &old.queue, old.assignee.as_deref(), &old.tags),
+                    )
                 }
-                None => None,
+                None => (None, Default::default()),
             }
         };
+        let new_keys = index_keys(t.status, &t.queue, t.assignee.as_deref(), &t.tags);
+        if old_keys != new_keys {
+            let mut index = self.txn.open_table(TICKET_INDEX)?;
+            let mut counts = self.txn.open_table(TICKET_COUNTS)?;
+            for k in old_keys.difference(&new_keys) {
+                index.remove((k.as_str(), t.id))?;
+                let n = counts.get(k.as_str())?.map_or(0, |v| v.value());
+                if n <= 1 {
+                    counts.remove(k.as_str())?;
+                } else {
+                    counts.insert(k.as_str(), n - 1)?;
+                }
+            }
+            for k in new_keys.difference(&old_keys) {
+                index.insert((k.as_str(), t.id), ())?;
+                let n = counts.get(k.as_str())?.map_or(0, |v| v.value());
+                counts.insert(k.as_str(), n + 1)?;
+            }
+        }
         let after = load_holder(t.status, t.assignee.as_deref());
         if before != after {
             let mut load = self.txn.open_table(AGENT_LOAD)?;
@@ -992,6 +1109,38 @@ impl Tx<'_> {
                 load.insert(agent.as_str(), n + 1)?;
             }
         }
+        Ok(())
+    }
+
+    /// Indexes every ticket once, for stores made before `TICKET_INDEX`.
+    fn build_ticket_index_if_needed(&mut self) -> Result<()> {
+        let mut meta = self.txn.open_table(META)?;
+        if meta.get(TICKET_INDEX_BUILT)?.is_some() {
+            return Ok(());
+        }
+        let tickets = self.txn.open_table(TICKETS)?;
+        let mut index = self.txn.open_table(TICKET_INDEX)?;
+        let mut counts = self.txn.open_table(TICKET_COUNTS)?;
+        index.retain(|_, _| false)?;
+        counts.retain(|_, _| false)?;
+        let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
+        for item in tickets.iter()? {
+            let (id, v) = item?;
+            let view: LoadView = dec("tickets", v.value())?;
+            for k in index_keys(
+                view.status,
+                &view.queue,
+                view.assignee.as_deref(),
+                &view.tags,
+            ) {
+                index.insert((k.as_str(), id.value()), ())?;
+                *totals.entry(k).or_insert(0) += 1;
+            }
+        }
+        for (k, n) in &totals {
+            counts.insert(k.as_str(), *n)?;
+        }
+        meta.insert(TICKET_INDEX_BUILT, 1)?;
         Ok(())
     }
 
@@ -1378,6 +1527,133 @@ mod agent_load_tests {
         let store = Store::open(&dir).unwrap();
         let rebuilt = store.write(|tx| tx.open_ticket_counts()).unwrap();
         assert_eq!(rebuilt, slow);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod ticket_index_tests {
+    use super::*;
+
+    /// What a scan of every ticket says a filter lists (the index must agree).
+    fn brute(all: &std::collections::BTreeMap<u64, Ticket>, f: &TicketFilter) -> Vec<u64> {
+        all.values()
+            .rev()
+            .filter(|t| f.before.is_none_or(|b| t.id < b))
+            .filter(|t| f.status.as_deref().is_none_or(|s| s == t.status.as_str()))
+            .filter(|t| f.queue.as_deref().is_none_or(|q| q == t.queue))
+            .filter(|t| {
+                f.assignee.as_deref().is_none_or(|a| {
+                    t.assignee
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(a))
+                })
+            })
+            .filter(|t| {
+                f.tag
+                    .as_deref()
+                    .is_none_or(|g| t.tags.iter().any(|x| x == g))
+            })
+            .map(|t| t.id)
+            .collect()
+    }
+
+    #[test]
+    fn filtered_lists_agree_with_a_full_scan_and_old_stores_are_indexed_on_open() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-store-index-{}-{}",
+            std::process::id(),
+            crate::clock::Clock::system().now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let statuses = [
+            Status::New,
+            Status::Open,
+            Status::Pending,
+            Status::Resolved,
+            Status::Closed,
+        ];
+        let queues = ["general", "billing"];
+        let agents = [None, Some("alice"), Some("Bob")];
+        let tags = ["vip", "spam", "printer"];
+        let mut all = std::collections::BTreeMap::new();
+        let mut x: u64 = 11;
+        for _ in 0..600 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let id = 1 + (x >> 33) % 120;
+            let mut t = Ticket {
+                status: statuses[((x >> 10) % 5) as usize],
+                queue: queues[((x >> 14) % 2) as usize].to_string(),
+                assignee: agents[((x >> 18) % 3) as usize].map(str::to_string),
+                ..Ticket::new(id, "ann@example.org", 0)
+            };
+            for (i, tag) in tags.iter().enumerate() {
+                if (x >> (22 + i)) & 1 == 1 {
+                    t.tags.push(tag.to_string());
+                }
+            }
+            store.write(|tx| tx.put_ticket(&t)).unwrap();
+            all.insert(id, t);
+        }
+        let filters = || {
+            let mut out = Vec::new();
+            for status in [None, Some("open"), Some("closed")] {
+                for queue in [None, Some("billing")] {
+                    for assignee in [None, Some("bob")] {
+                        for tag in [None, Some("vip")] {
+                            for (offset, before) in [(0, None), (3, None), (0, Some(60))] {
+                                out.push(TicketFilter {
+                                    status: status.map(str::to_string),
+                                    queue: queue.map(str::to_string),
+                                    assignee: assignee.map(str::to_string),
+                                    tag: tag.map(str::to_string),
+                                    limit: 7,
+                                    offset,
+                                    before,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let check = |store: &Store| {
+            for f in filters() {
+                let want = brute(&all, &f);
+                let (total, page) = store.list_tickets(&f).unwrap();
+                let got: Vec<u64> = page.iter().map(|t| t.id).collect();
+                let want_page: Vec<u64> =
+                    want.iter().skip(f.offset).take(f.limit).copied().collect();
+                assert_eq!(got, want_page, "{f:?}");
+                let everything = brute(
+                    &all,
+                    &TicketFilter {
+                        before: None,
+                        ..f.clone()
+                    },
+                );
+                assert_eq!(total, everything.len(), "total of {f:?}");
+            }
+        };
+        check(&store);
+
+        // A store from before the index: built once on open, with the same answers.
+        store
+            .write(|tx| {
+                tx.txn.open_table(META)?.remove(TICKET_INDEX_BUILT)?;
+                tx.txn.open_table(TICKET_INDEX)?.retain(|_, _| false)?;
+                tx.txn.open_table(TICKET_COUNTS)?.retain(|_, _| false)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        check(&store);
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
