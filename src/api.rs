@@ -26,6 +26,9 @@ pub struct ApiState {
     /// Live status of the IMAP pollers, shown by the health endpoint.
     pub imap: crate::imap::ImapRegistry,
     pub clock: crate::clock::Clock,
+    /// Acts on tickets (the write API) through the processor's `act`, the
+    /// same path as agents' mail commands.
+    pub processor: crate::process::Processor,
 }
 
 type Shared = Arc<ApiState>;
@@ -53,10 +56,107 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/messages/{seq}", get(get_message))
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
         .route("/api/v1/quarantine", get(quarantine))
+        .route(
+            "/api/v1/tickets/{id}/{action}",
+            axum::routing::post(act_on_ticket),
+        )
         .fallback(not_found)
         .with_state(state)
         // Last, so that it wraps every route and the fallback.
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The body of `POST /api/v1/tickets/{id}/{reply|note|commands}`.
+#[derive(Deserialize)]
+struct ActBody {
+    /// The acting agent's name (rules/agents.toml).
+    agent: String,
+    /// The reply or note text (`reply`, `note`).
+    #[serde(default)]
+    body: String,
+    /// Command lines as agents write them by mail (`#priority high`, `#close`…).
+    #[serde(default)]
+    commands: Vec<String>,
+    /// The ticket version the agent saw: a reply written against an older one,
+    /// after which another agent replied, is held (collision detection).
+    seen_version: Option<u64>,
+}
+
+/// Acts on a ticket as an agent: a reply to the customer, an internal note,
+/// or commands, checked and applied whole by `Processor::act`; answers the
+/// new ticket version and what was done.
+async fn act_on_ticket(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    axum::Json(b): axum::Json<ActBody>,
+) -> ApiResult<axum::Json<Value>> {
+    use crate::process::commands::{Action, MailCommand, Refusal, Request, Sent, Via, parse};
+    authorize(&headers, &s)?;
+    let id = parse_id(&id, "ticket")?;
+    let mut actions = Vec::new();
+    for line in &b.commands {
+        match parse(line) {
+            Ok(MailCommand::Act(a)) => actions.push(a),
+            Ok(MailCommand::Note) => {
+                return Err(ApiError::BadRequest("#note: post to /note instead".into()));
+            }
+            Err(e) => return Err(ApiError::BadRequest(format!("{line}: {e}"))),
+        }
+    }
+    let text = b.body.trim().to_string();
+    match action.as_str() {
+        "reply" if text.is_empty() => return Err(ApiError::BadRequest("empty body".into())),
+        "reply" => actions.push(Action::Reply {
+            text,
+            attachments: Vec::new(),
+        }),
+        "note" if text.is_empty() => return Err(ApiError::BadRequest("empty body".into())),
+        "note" => actions.push(Action::Note(text)),
+        "commands" if actions.is_empty() => {
+            return Err(ApiError::BadRequest("no commands".into()));
+        }
+        "commands" => {}
+        other => return Err(ApiError::NotFound(format!("no action {other:?}"))),
+    }
+    let request = Request {
+        ticket: id,
+        actor: b.agent,
+        seen_version: b.seen_version,
+        actions,
+        via: Via::Api,
+    };
+    let state = s.clone();
+    let acted = blocking(move || {
+        let p = &state.processor;
+        let rules = p.rules.current();
+        let now = state.clock.now();
+        p.store.write(|tx| match p.act(tx, &rules, request, now) {
+            Err(Refusal::Store(e)) => Err(e),
+            other => Ok(other),
+        })
+    })
+    .await?;
+    match acted {
+        Ok(outcome) => {
+            s.processor.outbound_wake.notify_one();
+            let sent = match outcome.sent {
+                Sent::Nothing => json!(null),
+                Sent::Note(seq) => json!({ "note": seq.to_string() }),
+                Sent::Reply(seq) => json!({ "reply": seq.to_string() }),
+                Sent::Held(seq) => json!({ "held": seq.to_string() }),
+            };
+            Ok(axum::Json(json!({
+                "ticket": outcome.ticket.id.to_string(),
+                "version": outcome.ticket.version,
+                "status": outcome.ticket.status,
+                "results": outcome.results,
+                "sent": sent,
+            })))
+        }
+        Err(Refusal::NoTicket(_)) => Err(ApiError::NotFound(format!("no ticket {id}"))),
+        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+    }
 }
 
 /// Headers every response carries: nothing postdesk serves may run script,

@@ -62,6 +62,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
     };
+    let acting = processor.clone();
     let processor = tokio::spawn(processor.run(shutdown_rx.clone()));
     let sender = tokio::spawn(sender::run(
         cfg.clone(),
@@ -81,6 +82,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             token: api_token,
             imap: imap_status.clone(),
             clock: clock.clone(),
+            processor: acting,
         },
         shutdown_rx.clone(),
     ));

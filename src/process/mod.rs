@@ -49,6 +49,9 @@ const BATCH_BYTES: usize = 64 * 1024 * 1024;
 const MAX_TEXT: usize = 256 * 1024;
 
 /// Everything the processor needs, shared with the thread that runs it.
+/// Cheap to clone (handles and `Arc`s): the JSON API holds one to act on
+/// tickets through the same `act` as mail commands.
+#[derive(Clone)]
 pub struct Processor {
     pub cfg: Arc<Config>,
     pub store: Store,
