@@ -29,6 +29,8 @@ pub struct ApiState {
     /// Acts on tickets (the write API) through the processor's `act`, the
     /// same path as agents' mail commands.
     pub processor: crate::process::Processor,
+    /// Where phone tickets enter, like mail: the processor opens the ticket.
+    pub spool: crate::spool::Spool,
 }
 
 type Shared = Arc<ApiState>;
@@ -51,7 +53,7 @@ pub async fn serve(
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
-        .route("/api/v1/tickets", get(list_tickets))
+        .route("/api/v1/tickets", get(list_tickets).post(new_ticket))
         .route("/api/v1/tickets/{id}", get(get_ticket))
         .route("/api/v1/messages/{seq}", get(get_message))
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
@@ -64,6 +66,121 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
         // Last, so that it wraps every route and the fallback.
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The body of `POST /api/v1/tickets`: a ticket opened by an agent on a
+/// customer's behalf (a phone call, a walk-in).
+#[derive(Deserialize)]
+struct NewTicketBody {
+    agent: String,
+    customer: String,
+    #[serde(default)]
+    name: String,
+    subject: String,
+    body: String,
+    /// `phone` (default), `walk-in`, … : recorded as `X-Postdesk-Channel`.
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+/// Opens a ticket for a customer: the request becomes a message from the
+/// customer committed to the spool, so it takes the same path as mail
+/// (routing, SLA, acknowledgement to the customer, agents notified). Answers
+/// once the processor has made the ticket (or 202 with the message's seq if
+/// that takes long).
+async fn new_ticket(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    axum::Json(b): axum::Json<NewTicketBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    use crate::outbound::compose::{self, Kind, Outgoing};
+    authorize(&headers, &s)?;
+    let cfg = s.processor.cfg.clone();
+    let rules = s.processor.rules.current();
+    let agent = rules
+        .agents
+        .by_name(&b.agent)
+        .ok_or_else(|| ApiError::BadRequest(format!("no agent {:?} in agents.toml", b.agent)))?;
+    let customer = crate::syntax::mailbox(b.customer.trim())
+        .ok_or_else(|| ApiError::BadRequest(format!("{:?} is not an address", b.customer)))?;
+    let subject = crate::syntax::header_text(&b.subject, crate::syntax::MAX_SUBJECT);
+    if subject.is_empty() || b.body.trim().is_empty() {
+        return Err(ApiError::BadRequest("subject and body are required".into()));
+    }
+    let channel = crate::syntax::header_text(b.channel.as_deref().unwrap_or("phone"), 32)
+        .to_ascii_lowercase();
+    if !channel
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ApiError::BadRequest(format!(
+            "channel {channel:?}: letters, digits and -"
+        )));
+    }
+    let Some(mailbox) = cfg.mailboxes.first() else {
+        return Err(ApiError::Internal("no [[mailbox]] configured".into()));
+    };
+    let now = s.clock.now();
+    let mut nonce = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let raw = compose::render(
+        &Outgoing {
+            kind: Kind::OnBehalf,
+            from: (
+                crate::syntax::header_text(&b.name, crate::syntax::MAX_NAME),
+                customer.clone(),
+            ),
+            to: mailbox.address.clone(),
+            cc: Vec::new(),
+            reply_to: None,
+            subject,
+            message_id: format!("{channel}.{nonce}@{}", cfg.server.hostname),
+            date: now,
+            in_reply_to: None,
+            references: Vec::new(),
+            body: format!("{}\n", b.body.trim_end()),
+            attachments: &[],
+            extra_headers: vec![
+                ("X-Postdesk-Channel", channel.clone()),
+                ("X-Postdesk-Taken-By", agent.name.clone()),
+            ],
+        },
+        &cfg.server.hostname,
+    );
+    let envelope = crate::model::Envelope {
+        mail_from: customer,
+        rcpt_to: vec![mailbox.address.clone()],
+        received_at: now,
+        source: crate::model::Source::Api,
+        peer: format!("api ({})", agent.name),
+        helo: String::new(),
+        imap: None,
+    };
+    let seq = s
+        .spool
+        .submit(envelope, raw)
+        .await
+        .map_err(|e| ApiError::Internal(format!("not taken: {e}")))?;
+    // The processor is woken by the commit; wait a little for the ticket.
+    for _ in 0..250 {
+        let store = s.store.clone();
+        if let Some(m) = blocking(move || store.message(seq)).await?
+            && let Some(ticket) = m.ticket
+        {
+            return Ok((
+                StatusCode::CREATED,
+                axum::Json(
+                    json!({ "ticket": ticket.to_string(), "seq": seq.to_string(), "version": 0 }),
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "ticket": null, "seq": seq.to_string() })),
+    ))
 }
 
 /// The body of `POST /api/v1/tickets/{id}/{reply|note|commands}`.

@@ -83,6 +83,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             imap: imap_status.clone(),
             clock: clock.clone(),
             processor: acting,
+            spool: spool.clone(),
         },
         shutdown_rx.clone(),
     ));

@@ -16,6 +16,8 @@ pub type TicketId = u64;
 pub enum Source {
     Smtp,
     Imap,
+    /// Made by the JSON API on a customer's behalf (a phone ticket).
+    Api,
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).

@@ -133,3 +133,49 @@ fn agents_act_on_tickets_through_the_api_as_by_mail() {
     let (code, _) = post(d.web_port, "/api/v1/tickets/999/reply", &reply, true);
     assert_eq!(code, 404);
 }
+
+#[test]
+fn a_phone_ticket_takes_the_same_path_as_mail() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let call = json!({
+        "agent": "alice",
+        "customer": "dan@customer.example",
+        "name": "Dan Caller",
+        "subject": "Called: VPN drops every hour",
+        "body": "Dan called: the VPN drops every hour since Monday.",
+    });
+    let (code, v) = post(d.web_port, "/api/v1/tickets", &call, true);
+    assert_eq!(code, 201, "{v}");
+    let id = v["ticket"].as_str().expect("ticket id").to_string();
+    let t = d.ticket(&id);
+    assert_eq!(t["requester"], "dan@customer.example", "{t}");
+    assert_eq!(t["subject"], "Called: VPN drops every hour", "{t}");
+    assert!(t["sla"]["policy"].is_string(), "the SLA clock runs: {t}");
+    // The customer is told, as if they had written.
+    let ack = sink.nth_to("dan@customer.example", 1);
+    assert!(
+        header(&ack, "Subject")
+            .unwrap_or_default()
+            .contains(&format!("[#{id}]"))
+    );
+    let (_, raw) = d.api_get_raw(&format!(
+        "/api/v1/messages/{}/raw",
+        v["seq"].as_str().unwrap()
+    ));
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    assert!(raw.contains("X-Postdesk-Channel: phone"), "{raw}");
+    assert!(raw.contains("X-Postdesk-Taken-By: alice"), "{raw}");
+
+    for bad in [
+        json!({"agent": "alice", "customer": "not an address", "subject": "x", "body": "y"}),
+        json!({"agent": "mallory", "customer": "dan@customer.example", "subject": "x", "body": "y"}),
+        json!({"agent": "alice", "customer": "dan@customer.example", "subject": "", "body": "y"}),
+    ] {
+        let (code, v) = post(d.web_port, "/api/v1/tickets", &bad, true);
+        assert_eq!(code, 400, "{bad} → {v}");
+    }
+    let (code, _) = post(d.web_port, "/api/v1/tickets", &call, false);
+    assert_eq!(code, 401);
+    assert_eq!(d.tickets_total(), 1);
+}

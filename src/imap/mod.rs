@@ -835,6 +835,7 @@ impl Poller {
                 references: Vec::new(),
                 body,
                 attachments: &[],
+                extra_headers: Vec::new(),
             },
             &self.hostname,
         );

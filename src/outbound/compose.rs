@@ -24,6 +24,10 @@ pub enum Kind {
     /// A person's words relayed (an agent's reply): no Auto-Submitted, so
     /// the customer's own auto-responder may answer it as it would a person.
     Personal,
+    /// A customer's words taken down by an agent (a phone ticket), put into
+    /// intake as if the customer had written: no automatic headers and no
+    /// loop header, since it is not our mail going out.
+    OnBehalf,
 }
 
 /// A file attached to outgoing mail.
@@ -51,6 +55,8 @@ pub struct Outgoing<'a> {
     pub references: Vec<String>,
     pub body: String,
     pub attachments: &'a [Attachment],
+    /// Headers of our own (`X-Postdesk-Channel`), values already checked.
+    pub extra_headers: Vec<(&'static str, String)>,
 }
 
 /// The bytes of `mail`, with our loop header naming `hostname`.
@@ -77,11 +83,15 @@ pub fn render(mail: &Outgoing<'_>, hostname: &str) -> Vec<u8> {
                 .header("Auto-Submitted", Raw::new("auto-generated"))
                 .header("X-Auto-Response-Suppress", Raw::new("All"));
         }
-        Kind::Personal => {}
+        Kind::Personal | Kind::OnBehalf => {}
     }
-    b = b
-        .header(LOOP_HEADER, Raw::new(hostname.to_string()))
-        .text_body(mail.body.clone());
+    if mail.kind != Kind::OnBehalf {
+        b = b.header(LOOP_HEADER, Raw::new(hostname.to_string()));
+    }
+    for (name, value) in &mail.extra_headers {
+        b = b.header(*name, Raw::new(value.clone()));
+    }
+    b = b.text_body(mail.body.clone());
     if !mail.cc.is_empty() {
         b = b.cc(mail.cc.clone());
     }
@@ -165,6 +175,7 @@ pub fn queue_notice(
             references: Vec::new(),
             body: body.to_string(),
             attachments: &[],
+            extra_headers: Vec::new(),
         },
         &cfg.server.hostname,
     );
@@ -274,6 +285,7 @@ pub fn queue_agent_mail(
             references: mail.references.clone(),
             body: mail.body.clone(),
             attachments: &[],
+            extra_headers: Vec::new(),
         },
         host,
     );
@@ -323,6 +335,7 @@ mod tests {
                     .collect(),
                 body: "Hello\n".into(),
                 attachments: &[],
+                extra_headers: Vec::new(),
             },
             "support.example.test",
         )

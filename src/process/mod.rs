@@ -701,6 +701,7 @@ impl Processor {
                 references,
                 body: text.clone(),
                 attachments: &[],
+                extra_headers: Vec::new(),
             },
             &self.cfg.server.hostname,
         );

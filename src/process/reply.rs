@@ -131,6 +131,7 @@ impl Processor {
                     // A text body ends with a line break, whatever the stripping left.
                     body: format!("{}\n", text.trim_end()),
                     attachments,
+                    extra_headers: Vec::new(),
                 },
                 &self.cfg.server.hostname,
             )
@@ -246,6 +247,7 @@ impl Processor {
                 references,
                 body: text.clone(),
                 attachments: &[],
+                extra_headers: Vec::new(),
             },
             &self.cfg.server.hostname,
         );
