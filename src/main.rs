@@ -30,6 +30,18 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Hand one message on standard input to the running daemon (an MTA's
+    /// pipe transport): exit 0 once committed, 75 when it could not be.
+    Deliver {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// The envelope sender (empty for the null sender of a bounce).
+        #[arg(short = 'f', long = "from", allow_hyphen_values = true)]
+        from: String,
+        /// The envelope recipients.
+        #[arg(required = true)]
+        recipients: Vec<String>,
+    },
     /// Read a password on standard input and print its argon2id hash, for
     /// `password_hash` in rules/agents.toml (no daemon needed).
     HashPassword,
@@ -65,6 +77,11 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::HashPassword => hash_password(),
+        Command::Deliver {
+            config,
+            from,
+            recipients,
+        } => deliver(config, from, recipients),
         Command::Rules {
             command:
                 RulesCommand::Test {
@@ -89,6 +106,28 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// `postdesk deliver`: exit codes are sysexits(3), which MTAs act on.
+fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(75);
+        }
+    };
+    let from = from.trim_start_matches('<').trim_end_matches('>');
+    match postdesk::cli::deliver::deliver(&cfg, from, &recipients, &mut std::io::stdin()) {
+        Ok(reply) => {
+            eprintln!("postdesk: {reply}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

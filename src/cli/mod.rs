@@ -6,6 +6,7 @@
 //! - [`rules_test`]: `postdesk rules test`, what the rules would do with a message.
 
 pub mod check;
+pub mod deliver;
 pub mod rules_test;
 
 pub use check::check;
