@@ -5,6 +5,7 @@
 #                    replying with real mutt, driven through tmux), dovecot-imapd and
 #                    dovecot-core (a private IMAP server the IMAP intake tests start)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
+#                    and prometheus_client (parses /metrics)
 #
 # Idempotent and fast when everything is present. Runs as root on CI (no sudo);
 # as a non-root user it uses sudo for apt-get when available.
@@ -40,6 +41,12 @@ if ! "$VENV/bin/python3" -c 'import aiosmtpd' 2>/dev/null; then
     /usr/bin/python3 -m venv "$VENV"
   fi
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
+fi
+
+# prometheus_client parses /metrics in tests/metrics.rs (a real text-format parser).
+if ! "$VENV/bin/python3" -c 'import prometheus_client' 2>/dev/null; then
+  echo "test-deps: installing prometheus_client into $VENV" >&2
+  "$VENV/bin/pip" install -q --disable-pip-version-check prometheus_client
 fi
 
 command -v swaks >/dev/null || { echo "test-deps: swaks missing after install" >&2; exit 1; }

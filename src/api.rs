@@ -58,6 +58,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/messages/{seq}", get(get_message))
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
         .route("/api/v1/quarantine", get(quarantine))
+        .route("/metrics", get(metrics))
         .route(
             "/api/v1/tickets/{id}/{action}",
             axum::routing::post(act_on_ticket),
@@ -421,6 +422,106 @@ async fn health(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respon
         })).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+/// Prometheus text format (version 0.0.4) of what the daemon holds now:
+/// spool and outbound depth, tickets per status, quarantine, IMAP pollers.
+/// Behind the bearer token, like the rest of the API.
+async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
+    use std::fmt::Write;
+    authorize(&headers, &s)?;
+    let store = s.store.clone();
+    let failure = tokio::task::spawn_blocking(move || store.probe())
+        .await
+        .map_err(|e| ApiError::Internal(format!("task failed: {e}")))?;
+    let store = s.store.clone();
+    let (spool, outbound, (by_status, quarantined)) =
+        blocking(move || Ok((store.spool_len()?, store.outbound_len()?, store.gauges()?))).await?;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v)];
+    gauge(
+        "postdesk_store_ok",
+        "1 while the store commits, 0 after an I/O error until it is reopened.",
+        "gauge",
+        &one(u64::from(failure.is_none())),
+    );
+    gauge(
+        "postdesk_spool_pending",
+        "Messages committed by intake, not yet processed.",
+        "gauge",
+        &one(spool),
+    );
+    gauge(
+        "postdesk_outbound_queued",
+        "Outbound jobs waiting for delivery or a retry.",
+        "gauge",
+        &one(outbound),
+    );
+    gauge(
+        "postdesk_quarantine_entries",
+        "Messages set aside.",
+        "gauge",
+        &one(quarantined),
+    );
+    let tickets: Vec<(String, u64)> = by_status
+        .iter()
+        .map(|(st, n)| (format!("{{status=\"{}\"}}", label(st)), *n))
+        .collect();
+    gauge("postdesk_tickets", "Tickets by status.", "gauge", &tickets);
+    let imap = s.imap.snapshot();
+    let per_folder = |f: &dyn Fn(&crate::imap::ImapStatus) -> u64| -> Vec<(String, u64)> {
+        imap.iter()
+            .map(|i| {
+                (
+                    format!(
+                        "{{account=\"{}\",folder=\"{}\"}}",
+                        label(&i.account),
+                        label(&i.folder)
+                    ),
+                    f(i),
+                )
+            })
+            .collect()
+    };
+    gauge(
+        "postdesk_imap_connected",
+        "1 while the poller holds a connection.",
+        "gauge",
+        &per_folder(&|i| u64::from(i.connected)),
+    );
+    gauge(
+        "postdesk_imap_messages_ingested_total",
+        "Messages taken from the folder since start.",
+        "counter",
+        &per_folder(&|i| i.messages_ingested),
+    );
+    gauge(
+        "postdesk_imap_last_poll_timestamp_seconds",
+        "Unix time of the last poll (0: none yet).",
+        "gauge",
+        &per_folder(&|i| i.last_poll.map_or(0, |t| t.max(0) as u64)),
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[derive(Deserialize)]

@@ -947,6 +947,20 @@ impl Store {
         let r = self.db()?.0.begin_read()?;
         Ok(r.open_table(TICKETS)?.len()?)
     }
+
+    /// Tickets per status (from the ticket index's counts), and the number
+    /// of quarantine entries: what `/metrics` shows.
+    pub fn gauges(&self) -> Result<(Vec<(String, u64)>, u64)> {
+        let r = self.db()?.0.begin_read()?;
+        let counts = r.open_table(TICKET_COUNTS)?;
+        let mut by_status = Vec::new();
+        for item in counts.range("status:".."status;")? {
+            let (k, v) = item?;
+            let status = k.value().trim_start_matches("status:").to_string();
+            by_status.push((status, v.value()));
+        }
+        Ok((by_status, r.open_table(QUARANTINE)?.len()?))
+    }
 }
 
 /// Operations inside one write transaction (see [`Store::write`]).
