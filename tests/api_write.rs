@@ -9,33 +9,10 @@ use serde_json::{Value, json};
 
 /// `POST path` with a JSON body (and the bearer token when `token`): (status, JSON).
 fn post(port: u16, path: &str, body: &Value, token: bool) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
-    let auth = if token {
-        format!("Authorization: Bearer {API_TOKEN}\r\n")
-    } else {
-        String::new()
-    };
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        serde_json::from_str(rest.trim()).unwrap_or(Value::Null),
-    )
+    let token = token.then_some(API_TOKEN);
+    let (status, _, body) =
+        http_request(port, "POST", path, token, Some(&body.to_string())).expect("HTTP POST");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[test]

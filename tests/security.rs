@@ -512,22 +512,9 @@ fn every_recipient_of_a_reply_gets_a_reply_address_of_their_own() {
 
 /// The response head of `GET path` (with the bearer token when `token`), lower-cased.
 fn response_head(port: u16, path: &str, token: bool) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
-    let auth = if token {
-        format!("Authorization: Bearer {API_TOKEN}\r\n")
-    } else {
-        String::new()
-    };
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
-    text.split("\r\n\r\n").next().unwrap_or("").to_string()
+    let token = token.then_some(API_TOKEN);
+    let (_, head, _) = http_request(port, "GET", path, token, None).expect("HTTP GET");
+    head.to_ascii_lowercase()
 }
 
 #[test]

@@ -893,14 +893,33 @@ pub fn id_string(v: &Value) -> Option<String> {
 
 /// Minimal HTTP/1.1 GET over std TcpStream (`Connection: close`, chunked understood).
 pub fn http_get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, Vec<u8>)> {
+    http_request(port, "GET", path, token, None).map(|(status, _, body)| (status, body))
+}
+
+/// One HTTP/1.1 request on a fresh connection: `json`, if any, is sent as
+/// the body with its length. Returns (status, response head, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let body = match json {
+        Some(j) => format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
+            j.len()
+        ),
+        None => "\r\n".to_string(),
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Accept: */*\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Accept: */*\r\nConnection: close\r\n{body}"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -924,7 +943,7 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(
     if chunked {
         body = dechunk(&body);
     }
-    Ok((status, body))
+    Ok((status, head, body))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
