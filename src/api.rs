@@ -474,6 +474,48 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respo
         .map(|(st, n)| (format!("{{status=\"{}\"}}", label(st)), *n))
         .collect();
     gauge("postdesk_tickets", "Tickets by status.", "gauge", &tickets);
+    {
+        use crate::counters as c;
+        let counted = |pairs: &[(&str, &c::Counter)]| -> Vec<(String, u64)> {
+            pairs
+                .iter()
+                .map(|(l, k)| (format!("{{{l}}}"), k.get()))
+                .collect()
+        };
+        gauge(
+            "postdesk_smtp_messages_total",
+            "SMTP intake answers since start, by result.",
+            "counter",
+            &counted(&[
+                ("result=\"accepted\"", &c::SMTP_ACCEPTED),
+                ("result=\"refused_size\"", &c::SMTP_REFUSED_SIZE),
+                ("result=\"deferred_budget\"", &c::SMTP_DEFERRED_BUDGET),
+                ("result=\"deferred_store\"", &c::SMTP_DEFERRED_STORE),
+            ]),
+        );
+        gauge(
+            "postdesk_smtp_recipients_refused_total",
+            "Recipients refused at RCPT (not ours).",
+            "counter",
+            &one(c::SMTP_REFUSED_RECIPIENT.get()),
+        );
+        gauge(
+            "postdesk_smtp_connections_refused_total",
+            "Connections refused at a connection limit.",
+            "counter",
+            &one(c::SMTP_REFUSED_CONNECTION.get()),
+        );
+        gauge(
+            "postdesk_outbound_attempts_total",
+            "Delivery attempts since start, by result.",
+            "counter",
+            &counted(&[
+                ("result=\"delivered\"", &c::OUTBOUND_DELIVERED),
+                ("result=\"deferred\"", &c::OUTBOUND_DEFERRED),
+                ("result=\"failed\"", &c::OUTBOUND_FAILED),
+            ]),
+        );
+    }
     let imap = s.imap.snapshot();
     let per_folder = |f: &dyn Fn(&crate::imap::ImapStatus) -> u64| -> Vec<(String, u64)> {
         imap.iter()

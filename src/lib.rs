@@ -20,6 +20,7 @@ pub mod assignment;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod counters;
 pub mod daemon;
 pub mod diagnostic;
 pub mod imap;

@@ -19,6 +19,8 @@ fn metrics_parse_with_a_real_prometheus_parser_and_need_the_token() {
         "Hi\n",
     );
     d.ticket_of(d.send_ok("fay@customer.example", &[SUPPORT], &raw));
+    let refused = d.send("fay@customer.example", &["nobody@elsewhere.example"], &raw);
+    assert_ne!(refused.code, Some(250), "{refused:?}");
     d.wait_idle(SECS_30);
     let (code, _) = d.api_get_as("/metrics", None);
     assert_eq!(code, 401);
@@ -54,4 +56,17 @@ fn metrics_parse_with_a_real_prometheus_parser_and_need_the_token() {
     assert_eq!(value("postdesk_spool_pending", None), 0.0);
     assert_eq!(value("postdesk_outbound_queued", None), 0.0);
     assert_eq!(value("postdesk_tickets", Some(("status", "new"))), 1.0);
+    assert_eq!(
+        value("postdesk_smtp_messages_total", Some(("result", "accepted"))),
+        1.0
+    );
+    assert_eq!(value("postdesk_smtp_recipients_refused_total", None), 1.0);
+    assert_eq!(
+        value(
+            "postdesk_outbound_attempts_total",
+            Some(("result", "delivered"))
+        ),
+        1.0,
+        "the acknowledgement"
+    );
 }

@@ -385,6 +385,13 @@ impl Ctx {
         let now = self.clock.now();
         let outcome = outcome(&job, result, now, &self.cfg.outbound);
         match &outcome {
+            Outcome::Delivered | Outcome::Partial { .. } => {
+                crate::counters::OUTBOUND_DELIVERED.inc()
+            }
+            Outcome::Retry { .. } => crate::counters::OUTBOUND_DEFERRED.inc(),
+            Outcome::Failed(_) => crate::counters::OUTBOUND_FAILED.inc(),
+        }
+        match &outcome {
             Outcome::Delivered => tracing::info!(rcpt = ?job.rcpt_to, "delivered"),
             Outcome::Partial { failed, later } => tracing::warn!(
                 rcpt = ?job.rcpt_to,

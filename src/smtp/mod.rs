@@ -118,6 +118,7 @@ impl SmtpServer {
                         next_id += 1;
                         let Some(slot) = per_ip.try_acquire(peer.ip()) else {
                             tracing::warn!(%peer, limit = cfg.smtp.max_connections_per_ip, "too many connections from this client, refusing");
+                            crate::counters::SMTP_REFUSED_CONNECTION.inc();
                             sessions.spawn(refuse(tcp, format!("421 4.7.0 {} Too many connections from your address, try again later\r\n", cfg.server.hostname)));
                             continue;
                         };
@@ -133,6 +134,7 @@ impl SmtpServer {
                             }
                             Err(_) => {
                                 tracing::warn!(%peer, limit = cfg.smtp.max_connections, "too many connections, refusing");
+                                crate::counters::SMTP_REFUSED_CONNECTION.inc();
                                 sessions.spawn(refuse(tcp, format!("421 4.7.0 {} Too many connections, try again later\r\n", cfg.server.hostname)));
                             }
                         }

@@ -424,6 +424,7 @@ impl Session {
         let max = self.cfg().smtp.max_message_size;
         // `size` is usize::MAX when SIZE= had no digits or overflowed.
         if from.size as u64 > max {
+            crate::counters::SMTP_REFUSED_SIZE.inc();
             self.reply("552 5.3.4 Message size exceeds fixed maximum message size");
             return Next::Continue;
         }
@@ -459,6 +460,7 @@ impl Session {
         }
         if !known {
             tracing::debug!(to = %to.address, "unknown recipient");
+            crate::counters::SMTP_REFUSED_RECIPIENT.inc();
             let line = format!(
                 "550 5.1.1 <{}>: Recipient address rejected: no such mailbox here",
                 printable(&to.address)
@@ -547,6 +549,7 @@ impl Session {
                 limit = self.cfg().smtp.max_message_size,
                 "message too big, refused"
             );
+            crate::counters::SMTP_REFUSED_SIZE.inc();
             self.reply("552 5.3.4 Message size exceeds fixed maximum message size");
             return Ok(None);
         }
@@ -556,6 +559,7 @@ impl Session {
                 budget = self.cfg().smtp.max_inflight_bytes,
                 "in-flight message budget spent, message deferred"
             );
+            crate::counters::SMTP_DEFERRED_BUDGET.inc();
             self.reply("452 4.3.1 Insufficient system storage, try again later");
             return Ok(None);
         }
@@ -576,10 +580,12 @@ impl Session {
         match self.shared.spool.submit(envelope, raw).await {
             Ok(seq) => {
                 tracing::info!(seq, size, rcpts, "message accepted");
+                crate::counters::SMTP_ACCEPTED.inc();
                 self.reply(&format!("250 2.0.0 Ok: queued as {seq}"));
             }
             Err(e) => {
                 tracing::error!(error = %e, size, "could not spool message");
+                crate::counters::SMTP_DEFERRED_STORE.inc();
                 self.reply("451 4.3.0 Temporary failure: could not store message, try again later");
             }
         }
