@@ -31,6 +31,8 @@ pub struct ApiState {
     pub processor: crate::process::Processor,
     /// Where phone tickets enter, like mail: the processor opens the ticket.
     pub spool: crate::spool::Spool,
+    /// The agent web view served beside the API, if the daemon runs one.
+    pub web: Option<crate::web::WebState>,
 }
 
 type Shared = Arc<ApiState>;
@@ -41,7 +43,17 @@ pub async fn serve(
     state: ApiState,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let app = router(Arc::new(state));
+    let mut state = state;
+    let web = state.web.take();
+    let mut app = router(Arc::new(state));
+    if let Some(web) = web {
+        app = app.merge(crate::web::router(Arc::new(web)));
+    }
+    let app = app.layer(axum::middleware::from_fn(
+        crate::web::headers::security_headers,
+    ));
+    // Client addresses feed the login rate limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;

@@ -84,6 +84,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             clock: clock.clone(),
             processor: acting,
             spool: spool.clone(),
+            web: Some(crate::web::WebState {
+                store: store.clone(),
+                rules: rules.clone(),
+                clock: clock.clone(),
+                session_idle: i64::try_from(cfg.web.session_idle.as_secs()).unwrap_or(i64::MAX),
+                https: cfg.web.https,
+                limiter: Default::default(),
+            }),
         },
         shutdown_rx.clone(),
     ));

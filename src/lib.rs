@@ -10,6 +10,7 @@
 //! - [`process`]: reads the spool: parse, classify, thread, store, acknowledge.
 //! - [`outbound`]: the durable outbound queue and the sender that drains it.
 //! - [`api`]: the JSON API over the store.
+//! - [`web`]: the agent web view (HTML pages, sessions) on the API's listener.
 //! - [`store`]: the only module that knows redb.
 //! - [`daemon`]: starts the stages and fans out shutdown.
 //! - [`cli`]: the commands that only read config and rules (`check`, `rules test`).
@@ -37,3 +38,4 @@ pub mod store;
 pub mod syntax;
 pub mod tls;
 pub mod token;
+pub mod web;

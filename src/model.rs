@@ -497,3 +497,15 @@ pub struct SlaState {
     #[serde(default)]
     pub paused_business_secs: i64,
 }
+
+/// A web view login, stored under the SHA-256 of its cookie value (a copy
+/// of the store does not hand out live sessions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebSession {
+    /// Agent name as in rules/agents.toml.
+    pub agent: String,
+    pub created: i64,
+    pub last_seen: i64,
+    /// The token every form of this session carries (CSRF), hex.
+    pub csrf: String,
+}

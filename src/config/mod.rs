@@ -183,6 +183,13 @@ pub struct WebConfig {
     pub listen: String,
     pub api_token: Option<String>,
     pub api_token_file: Option<PathBuf>,
+    /// A web view session ends after this long without a request.
+    #[serde(deserialize_with = "de_duration")]
+    pub session_idle: Duration,
+    /// Browsers reach the web view over HTTPS (a TLS reverse proxy in
+    /// front): the session cookie becomes `__Host-postdesk` with `Secure`,
+    /// and the expected Origin is `https://`.
+    pub https: bool,
 }
 
 impl Default for WebConfig {
@@ -191,6 +198,8 @@ impl Default for WebConfig {
             listen: "127.0.0.1:8080".into(),
             api_token: None,
             api_token_file: None,
+            session_idle: Duration::from_secs(8 * 3600),
+            https: false,
         }
     }
 }
@@ -779,6 +788,7 @@ api_token = "t"
         assert_eq!(c.data_dir(), Path::new("/etc/postdesk/data"));
         assert_eq!(c.smtp.max_message_size, 25 * 1024 * 1024);
         assert_eq!(c.outbound.lifetime, Duration::from_secs(5 * 86400));
+        assert_eq!(c.web.session_idle, Duration::from_secs(8 * 3600));
         assert_eq!(
             c.relay(),
             Relay::Maildir("/etc/postdesk/data/outbox".into())

@@ -55,6 +55,9 @@ const HELD: TableDefinition<u64, &[u8]> = TableDefinition::new("held");
 /// pending): least-loaded assignment reads this instead of every ticket.
 /// Kept by [`Tx::put_ticket`].
 const AGENT_LOAD: TableDefinition<&str, u64> = TableDefinition::new("agent_load");
+/// Hex SHA-256 of a web session id → JSON [`WebSession`]. Small: expired
+/// sessions are dropped when met and swept at each login.
+const WEB_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("web_sessions");
 /// META key set once `AGENT_LOAD` has been built from the tickets.
 const AGENT_LOAD_BUILT: &str = "agent_load_built";
 /// Secondary index of tickets by what lists filter on: `(key, ticket id)`
@@ -325,6 +328,7 @@ impl Store {
             tx.txn.open_table(OUTBOUND_DUE)?;
             tx.txn.open_table(HELD)?;
             tx.txn.open_table(AGENT_LOAD)?;
+            tx.txn.open_table(WEB_SESSIONS)?;
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
             tx.build_ticket_index_if_needed()?;
@@ -1669,5 +1673,59 @@ mod ticket_index_tests {
         check(&store);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Web view sessions (see `web::session`): keyed by the hash of the id.
+impl Store {
+    pub fn web_session(&self, key: &str) -> Result<Option<WebSession>> {
+        let r = self.db()?.0.begin_read()?;
+        let t = r.open_table(WEB_SESSIONS)?;
+        t.get(key)?
+            .map(|v| dec("web_sessions", v.value()))
+            .transpose()
+    }
+
+    /// Stores a new session and drops every one idle since before `idle_before`.
+    pub fn put_web_session(&self, key: &str, s: &WebSession, idle_before: i64) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.txn.open_table(WEB_SESSIONS)?;
+            let mut stale = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                let old: WebSession = dec("web_sessions", v.value())?;
+                if old.last_seen < idle_before {
+                    stale.push(k.value().to_string());
+                }
+            }
+            for k in stale {
+                t.remove(k.as_str())?;
+            }
+            t.insert(key, enc(s).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Records activity; lazily durable (a lost touch only shortens a session).
+    pub fn touch_web_session(&self, key: &str, now: i64) -> Result<()> {
+        self.write_lazy(|tx| {
+            let mut t = tx.txn.open_table(WEB_SESSIONS)?;
+            let found = t
+                .get(key)?
+                .map(|v| dec::<WebSession>("web_sessions", v.value()))
+                .transpose()?;
+            if let Some(mut s) = found {
+                s.last_seen = now;
+                t.insert(key, enc(&s).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn remove_web_session(&self, key: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.txn.open_table(WEB_SESSIONS)?.remove(key)?;
+            Ok(())
+        })
     }
 }

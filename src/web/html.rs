@@ -1,0 +1,89 @@
+//! The page frame and the one escaping function every dynamic string
+//! goes through.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// `s` as HTML text or a quoted attribute value.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Who is logged in, for the header bar and its logout form.
+pub struct Viewer<'a> {
+    pub agent: &'a str,
+    pub csrf: &'a str,
+}
+
+/// The hidden input every form of a session carries.
+pub fn csrf_input(token: &str) -> String {
+    format!(
+        r#"<input type="hidden" name="csrf" value="{}">"#,
+        esc(token)
+    )
+}
+
+/// A whole page: `body` is already escaped HTML. Pages are never cached:
+/// they show tickets to one logged-in agent.
+pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> Response {
+    let bar = match viewer {
+        Some(v) => format!(
+            r#"<header class="bar"><a class="home" href="/">postdesk</a><span class="who">{}</span><form method="post" action="/logout">{}<button type="submit">Log out</button></form></header>"#,
+            esc(v.agent),
+            csrf_input(v.csrf)
+        ),
+        None => r#"<header class="bar"><span class="home">postdesk</span></header>"#.to_string(),
+    };
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"></head>
+<body>{bar}<main>{body}</main></body></html>
+"#,
+        esc(title)
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// A time as UTC text, with the RFC 3339 value for machines.
+pub fn time(secs: i64) -> String {
+    let iso = crate::clock::rfc3339(secs);
+    let shown = iso.get(..16).unwrap_or(&iso).replace('T', " ");
+    format!(
+        r#"<time datetime="{}" title="{}">{} UTC</time>"#,
+        esc(&iso),
+        esc(&iso),
+        esc(&shown)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            esc(r#"<script>alert('x')</script> & "q""#),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+}

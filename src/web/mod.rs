@@ -1,0 +1,116 @@
+//! The agent web view: server-rendered HTML on the API's listener.
+//!
+//! One file per page area (`login`, `queue`, `ticket`) plus the pieces every
+//! page uses: `session` (the login cookie and its store record), `csrf`
+//! (Origin / Sec-Fetch-Site and the per-session form token), `headers`
+//! (CSP and friends on every response, the API's too) and `html` (the page
+//! frame and the one escaping function).
+//!
+//! Invariants: every dynamic string goes through [`html::esc`]; every POST
+//! passes [`csrf::check`] before it does anything; every response carries
+//! the CSP of [`headers`].
+
+pub mod csrf;
+pub mod headers;
+pub mod html;
+pub mod login;
+pub mod queue;
+pub mod session;
+pub mod ticket;
+
+use crate::clock::Clock;
+use crate::rules::LiveRules;
+use crate::store::{Store, StoreError};
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// What the pages need: the store, who the agents are, the time.
+pub struct WebState {
+    pub store: Store,
+    pub rules: Arc<LiveRules>,
+    pub clock: Clock,
+    /// `web.session_idle`, in seconds.
+    pub session_idle: i64,
+    /// `web.https`: secure cookie name and `https://` origin.
+    pub https: bool,
+    pub limiter: login::Limiter,
+}
+
+pub type Shared = Arc<WebState>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(queue::page))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/tickets/{id}", get(ticket::page))
+        .route("/tickets/{id}/reply", post(ticket::reply))
+        .route("/tickets/{id}/note", post(ticket::note))
+        .route("/static/app.css", get(stylesheet))
+        .with_state(state)
+}
+
+/// The one stylesheet (no inline styles: the CSP forbids them).
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+/// Why a page could not be shown; rendered as a small HTML page.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("storage error")]
+    Store(#[from] StoreError),
+    #[error("request refused: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            WebError::Store(e) => {
+                tracing::error!(error = %e, "web view: store read failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            WebError::Forbidden(why) => {
+                tracing::warn!(reason = why, "web view: request refused");
+                StatusCode::FORBIDDEN
+            }
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::Internal(e) => {
+                tracing::error!(error = %e, "web view failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let text = self.to_string();
+        html::page(
+            status,
+            &text,
+            None,
+            &format!("<h1>{}</h1>", html::esc(&text)),
+        )
+    }
+}
+
+/// Runs a blocking store read off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WebError::Internal(format!("task failed: {e}")))?
+        .map_err(WebError::from)
+}

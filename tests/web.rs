@@ -1,0 +1,366 @@
+//! The agent web view through the real binary: login, sessions, CSRF and
+//! security headers over plain HTTP from here; the pages in a real browser
+//! (Debian's chromium driven by Playwright, tests/peers/web_browse.py).
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// What a refused POST shows, its headers and its body.
+type RefusedPost<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
+
+/// An HTTP answer: status, header lines (lower-cased names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the web listener");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = find(&buf, b"\r\n\r\n").expect("an HTTP response");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = find(b, b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = nl + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `postdesk hash-password` of `password`.
+fn hash_password(password: &str) -> String {
+    let mut child = Command::new(daemon_bin())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run postdesk hash-password");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A daemon whose agent alice has a password, set in the daemon's copy of
+/// rules/agents.toml and picked up by the rules reload.
+fn daemon_with_password(sink: &Sink) -> Daemon {
+    let d = Daemon::start(sink);
+    let agents = d.dir.path.join("rules/agents.toml");
+    let shipped = std::fs::read_to_string(&agents).unwrap();
+    let anchor = "skills = [\"printers\"]\n";
+    assert!(shipped.contains(anchor), "rules/agents.toml changed");
+    let phc = hash_password(PASSWORD);
+    std::fs::write(
+        &agents,
+        shipped.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "rules reloaded with the password",
+        || d.log().contains("rules reloaded").then_some(()),
+    );
+    d
+}
+
+fn origin(d: &Daemon) -> String {
+    format!("http://127.0.0.1:{}", d.web_port)
+}
+
+/// Logs alice in; returns the `name=value` cookie.
+fn login(d: &Daemon) -> String {
+    let a = http(
+        d.web_port,
+        "POST",
+        "/login",
+        &[("Origin", &origin(d))],
+        &form(&[("username", "alice"), ("password", PASSWORD)]),
+    );
+    assert_eq!(a.status, 303, "login failed: {}", a.body);
+    let cookie = a
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_string();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+fn csrf_token(page: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#).unwrap();
+    re.captures(page).expect("a csrf input in the page")[1].to_string()
+}
+
+#[test]
+fn login_sessions_headers_and_csrf_over_http() {
+    let sink = Sink::start();
+    let d = daemon_with_password(&sink);
+    let port = d.web_port;
+
+    // Security headers on pages and on the API alike.
+    for path in ["/login", "/api/v1/health"] {
+        let a = http(port, "GET", path, &[], "");
+        assert_eq!(a.status, 200, "{path}");
+        let csp = a.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: CSP {csp:?}"
+        );
+        assert_eq!(
+            a.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(a.header("referrer-policy"), Some("no-referrer"), "{path}");
+    }
+    let a = http(port, "GET", "/login", &[], "");
+    assert!(a.body.contains(r#"name="username""#) && a.body.contains(r#"name="password""#));
+    let a = http(port, "GET", "/", &[], "");
+    assert_eq!((a.status, a.header("location")), (303, Some("/login")));
+
+    // Unknown account and wrong password: the same answer.
+    let wrong = http(
+        port,
+        "POST",
+        "/login",
+        &[],
+        &form(&[("username", "alice"), ("password", "nope")]),
+    );
+    let unknown = http(
+        port,
+        "POST",
+        "/login",
+        &[],
+        &form(&[("username", "mallory"), ("password", "nope")]),
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!((unknown.status, &unknown.body), (wrong.status, &wrong.body));
+    assert!(wrong.header("set-cookie").is_none());
+
+    // A foreign page cannot log the browser in.
+    let a = http(
+        port,
+        "POST",
+        "/login",
+        &[("Origin", "http://evil.test")],
+        &form(&[("username", "alice"), ("password", PASSWORD)]),
+    );
+    assert_eq!(a.status, 403, "cross-origin login accepted");
+
+    let a = http(
+        port,
+        "POST",
+        "/login",
+        &[("Origin", &origin(&d))],
+        &form(&[("username", "alice@example.test"), ("password", PASSWORD)]),
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let set = a.header("set-cookie").unwrap();
+    assert!(set.starts_with("postdesk_session="), "{set}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    let first = set.split(';').next().unwrap().to_string();
+    let cookie = login(&d);
+    assert_ne!(cookie, first, "a login must make a new session id");
+
+    let seq = d.send_ok(
+        "carol@customer.test",
+        &[SUPPORT],
+        &mail(
+            "Carol <carol@customer.test>",
+            "Printer on fire",
+            "<csrf-1@customer.test>",
+            &[],
+            "It smokes.\n",
+        ),
+    );
+    let id = d.ticket_of(seq);
+    let page = http(
+        port,
+        "GET",
+        &format!("/tickets/{id}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Printer on fire"));
+    assert!(page.header("content-security-policy").is_some());
+    let token = csrf_token(&page.body);
+
+    // Every refused variant of a state-changing POST: 403.
+    let reply = format!("/tickets/{id}/reply");
+    let ours = origin(&d);
+    let refused: [RefusedPost; 4] = [
+        (
+            "foreign Origin, no token",
+            vec![("Cookie", &cookie), ("Origin", "http://evil.test")],
+            form(&[("body", "hi")]),
+        ),
+        (
+            "same origin, no token",
+            vec![("Cookie", &cookie), ("Origin", &ours)],
+            form(&[("body", "hi")]),
+        ),
+        (
+            "same origin, wrong token",
+            vec![("Cookie", &cookie), ("Origin", &ours)],
+            form(&[("csrf", &"0".repeat(64)), ("body", "hi")]),
+        ),
+        (
+            "cross-site fetch with the right token",
+            vec![("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")],
+            form(&[("csrf", &token), ("body", "hi")]),
+        ),
+    ];
+    for (what, headers, body) in &refused {
+        let a = http(port, "POST", &reply, headers, body);
+        assert_eq!(a.status, 403, "{what}: {}", a.body);
+    }
+    let logout_without = http(
+        port,
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("Origin", "http://evil.test")],
+        "",
+    );
+    assert_eq!(logout_without.status, 403);
+    assert_eq!(
+        http(port, "GET", "/", &[("Cookie", &cookie)], "").status,
+        200
+    );
+
+    // The same form with its token from our origin passes the check (and
+    // is not implemented yet).
+    let a = http(
+        port,
+        "POST",
+        &reply,
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &origin(&d)),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        &form(&[("csrf", &token), ("body", "hi")]),
+    );
+    assert_eq!(a.status, 501, "{}", a.body);
+
+    let a = http(
+        port,
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("Origin", &origin(&d))],
+        &form(&[("csrf", &token)]),
+    );
+    assert_eq!(a.status, 303);
+    // The old cookie is dead on the server, not only in the browser.
+    let a = http(port, "GET", "/", &[("Cookie", &cookie)], "");
+    assert_eq!((a.status, a.header("location")), (303, Some("/login")));
+
+    // Ten failures for one account (the wrong password above and nine
+    // more) lock it for a while, even with the right password.
+    for _ in 0..9 {
+        let a = http(
+            port,
+            "POST",
+            "/login",
+            &[],
+            &form(&[("username", "alice"), ("password", "guess")]),
+        );
+        assert_eq!(a.status, 401);
+    }
+    let a = http(
+        port,
+        "POST",
+        "/login",
+        &[],
+        &form(&[("username", "alice"), ("password", PASSWORD)]),
+    );
+    assert_eq!(a.status, 429, "{}", a.body);
+}
