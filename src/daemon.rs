@@ -82,7 +82,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             token: api_token,
             imap: imap_status.clone(),
             clock: clock.clone(),
-            processor: acting,
+            processor: acting.clone(),
             spool: spool.clone(),
             web: Some(crate::web::WebState {
                 store: store.clone(),
@@ -91,6 +91,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 session_idle: i64::try_from(cfg.web.session_idle.as_secs()).unwrap_or(i64::MAX),
                 https: cfg.web.https,
                 limiter: Default::default(),
+                processor: acting.clone(),
             }),
         },
         shutdown_rx.clone(),

@@ -316,8 +316,14 @@ fn login_sessions_headers_and_csrf_over_http() {
         200
     );
 
-    // The same form with its token from our origin passes the check (and
-    // is not implemented yet).
+    // The same form with its token from our origin passes the check, and the
+    // reply goes to the customer through the durable outbound queue.
+    assert!(
+        sink.messages_to("carol@customer.test")
+            .iter()
+            .all(|m| !String::from_utf8_lossy(m).contains("Tray two is jammed")),
+        "refused posts sent nothing"
+    );
     let a = http(
         port,
         "POST",
@@ -327,9 +333,30 @@ fn login_sessions_headers_and_csrf_over_http() {
             ("Origin", &origin(&d)),
             ("Sec-Fetch-Site", "same-origin"),
         ],
-        &form(&[("csrf", &token), ("body", "hi")]),
+        &form(&[
+            ("csrf", &token),
+            ("body", "Tray two is jammed; we send a technician."),
+        ]),
     );
-    assert_eq!(a.status, 501, "{}", a.body);
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(
+        a.header("location"),
+        Some(format!("/tickets/{id}").as_str())
+    );
+    wait_until(SECS_30, "the web reply at the customer", || {
+        sink.messages_to("carol@customer.test")
+            .into_iter()
+            .find(|m| body_text(m).contains("Tray two is jammed"))
+    });
+    let t = d.ticket(&id);
+    assert!(
+        t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "replied" && e["actor"] == "alice"),
+        "{t}"
+    );
 
     let a = http(
         port,

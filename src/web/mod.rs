@@ -37,6 +37,8 @@ pub struct WebState {
     /// `web.https`: secure cookie name and `https://` origin.
     pub https: bool,
     pub limiter: login::Limiter,
+    /// Replies and notes go through its `act`, the path mail commands take.
+    pub processor: crate::process::Processor,
 }
 
 pub type Shared = Arc<WebState>;

@@ -120,7 +120,13 @@ pub async fn page(
             )
         })
         .collect();
-    let token = csrf_input(&cur.session.csrf);
+    // The version seen travels with the reply: collision detection holds a
+    // reply written against an older one after another agent answered.
+    let token = format!(
+        r#"{}<input type="hidden" name="version" value="{}">"#,
+        csrf_input(&cur.session.csrf),
+        t.version
+    );
     let body = format!(
         r#"<article class="ticket"><h1><span class="id">#{id}</span> {subject}</h1>{facts}
 <section class="conversation" aria-label="Conversation">{conversation}</section>
@@ -144,37 +150,80 @@ pub async fn page(
 #[derive(Deserialize)]
 pub struct ActForm {
     csrf: Option<String>,
-    #[allow(dead_code)] // read once the command path takes web replies and notes
     body: Option<String>,
+    /// The ticket version the page showed (collision detection).
+    version: Option<u64>,
 }
 
 /// Shared by reply and note: a session, a same-origin request with its
-/// token; then "not yet".
-async fn not_yet(
+/// token, then the one command path (`Processor::act`, as mail commands
+/// and the JSON API use) with the logged-in agent as actor. Back to the
+/// ticket on success; the refusal, in words, otherwise.
+async fn act(
     state: Shared,
     headers: HeaderMap,
     id: String,
     f: ActForm,
-    what: &str,
+    note: bool,
 ) -> Result<Response, WebError> {
+    use crate::process::commands::{Action, Refusal, Request, Via};
     let Some(cur) = session::current(&state, &headers).await? else {
         csrf::same_origin(&headers, state.https)?;
         return Ok(Redirect::to("/login").into_response());
     };
     csrf::check(&headers, state.https, &cur.session.csrf, f.csrf.as_deref())?;
     let id = parse_id(&id)?;
-    Ok(html::page(
-        StatusCode::NOT_IMPLEMENTED,
-        "Not yet",
-        Some(&Viewer {
-            agent: &cur.session.agent,
-            csrf: &cur.session.csrf,
-        }),
-        &format!(
-            r#"<h1>Not yet</h1><p>Sending a {} from the web view is not available yet; answer by mail for now.</p><p><a href="/tickets/{id}">Back to ticket #{id}</a></p>"#,
-            esc(what)
-        ),
-    ))
+    let text = f.body.unwrap_or_default().trim().to_string();
+    let viewer = Viewer {
+        agent: &cur.session.agent,
+        csrf: &cur.session.csrf,
+    };
+    let refused = |why: String| {
+        html::page(
+            StatusCode::BAD_REQUEST,
+            "Not sent",
+            Some(&viewer),
+            &format!(
+                r#"<h1>Not sent</h1><p>{}</p><p><a href="/tickets/{id}">Back to ticket #{id}</a></p>"#,
+                esc(&why)
+            ),
+        )
+    };
+    if text.is_empty() {
+        return Ok(refused("The text is empty.".into()));
+    }
+    let action = if note {
+        Action::Note(text)
+    } else {
+        Action::Reply {
+            text,
+            attachments: Vec::new(),
+        }
+    };
+    let request = Request {
+        ticket: id,
+        actor: cur.session.agent.clone(),
+        seen_version: f.version,
+        actions: vec![action],
+        via: Via::Web,
+    };
+    let p = state.processor.clone();
+    let acted = blocking(move || {
+        let rules = p.rules.current();
+        let now = p.clock.now();
+        p.store.write(|tx| match p.act(tx, &rules, request, now) {
+            Err(Refusal::Store(e)) => Err(e),
+            other => Ok(other),
+        })
+    })
+    .await?;
+    match acted {
+        Ok(_) => {
+            state.processor.outbound_wake.notify_one();
+            Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
+        }
+        Err(e) => Ok(refused(e.to_string())),
+    }
 }
 
 pub async fn reply(
@@ -183,7 +232,7 @@ pub async fn reply(
     Path(id): Path<String>,
     Form(f): Form<ActForm>,
 ) -> Result<Response, WebError> {
-    not_yet(state, headers, id, f, "reply").await
+    act(state, headers, id, f, false).await
 }
 
 pub async fn note(
@@ -192,5 +241,5 @@ pub async fn note(
     Path(id): Path<String>,
     Form(f): Form<ActForm>,
 ) -> Result<Response, WebError> {
-    not_yet(state, headers, id, f, "note").await
+    act(state, headers, id, f, true).await
 }
