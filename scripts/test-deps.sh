@@ -5,7 +5,8 @@
 #                    replying with real mutt, driven through tmux), dovecot-imapd and
 #                    dovecot-core (a private IMAP server the IMAP intake tests start)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
-#                    and prometheus_client (parses /metrics)
+#                    and prometheus_client (parses /metrics) and playwright (drives Debian's
+#                    /usr/bin/chromium, from apt; never `playwright install`)
 #
 # Idempotent and fast when everything is present. Runs as root on CI (no sudo);
 # as a non-root user it uses sudo for apt-get when available.
@@ -14,7 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.venv-test"
 PYTHON=${PYTHON:-python3}
 
-APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux)
+APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -49,5 +50,12 @@ if ! "$VENV/bin/python3" -c 'import prometheus_client' 2>/dev/null; then
   "$VENV/bin/pip" install -q --disable-pip-version-check prometheus_client
 fi
 
+if ! "$VENV/bin/python3" -c 'import playwright' 2>/dev/null; then
+  echo "test-deps: installing playwright (the Python driver only) into $VENV" >&2
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$VENV/bin/pip" install -q --disable-pip-version-check playwright
+fi
+
 command -v swaks >/dev/null || { echo "test-deps: swaks missing after install" >&2; exit 1; }
 "$VENV/bin/python3" -c 'import aiosmtpd' || { echo "test-deps: aiosmtpd missing in $VENV" >&2; exit 1; }
+"$VENV/bin/python3" -c 'import playwright' || { echo "test-deps: playwright missing in $VENV" >&2; exit 1; }
+[[ -x /usr/bin/chromium ]] || { echo "test-deps: /usr/bin/chromium missing after install" >&2; exit 1; }
