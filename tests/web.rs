@@ -391,3 +391,169 @@ fn login_sessions_headers_and_csrf_over_http() {
     );
     assert_eq!(a.status, 429, "{}", a.body);
 }
+
+/// Runs tests/peers/web_browse.py against the daemon for ticket `id`;
+/// screenshots go to target/web-screenshots/NAME/. Returns its JSON report.
+fn browse(d: &Daemon, id: &str, name: &str) -> serde_json::Value {
+    let out_dir = repo_root().join("target/web-screenshots").join(name);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new(python())
+        .arg(peer_script("web_browse.py"))
+        .args([&origin(d), "alice", PASSWORD, id])
+        .arg(&out_dir)
+        .output()
+        .expect("run tests/peers/web_browse.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "web_browse.py failed:\n{}\n{}\n--- daemon log ---\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr),
+        d.log_tail(40)
+    );
+    for shot in [
+        "queue-desktop",
+        "queue-phone",
+        "ticket-desktop",
+        "ticket-phone",
+    ] {
+        let png = out_dir.join(format!("{shot}.png"));
+        let len = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "no screenshot {}", png.display());
+    }
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn browser_logs_in_opens_the_queue_and_the_ticket_at_desktop_and_phone_width() {
+    let sink = Sink::start();
+    let d = daemon_with_password(&sink);
+    let seq = d.send_ok(
+        "carol@customer.test",
+        &[SUPPORT],
+        &mail(
+            "Carol Customer <carol@customer.test>",
+            "Invoice 2026-118 is wrong",
+            "<browse-1@customer.test>",
+            &[],
+            "Hello,\n\nthe invoice lists 12 seats; we have 10.\n\n  Carol\n",
+        ),
+    );
+    let id = d.ticket_of(seq);
+    let report = browse(&d, &id, "browse");
+    for width in ["desktop", "phone"] {
+        let w = &report["widths"][width];
+        assert_eq!(w["redirected_to_login"], true, "{width}: {w}");
+        assert!(
+            w["after_login_url"].as_str().unwrap().ends_with('/'),
+            "{width}: {w}"
+        );
+        assert_eq!(w["queue_lists_ticket"], true, "{width}: {w}");
+        let folders = w["folders"].to_string();
+        for f in ["Unassigned", "Mine", "All open", "Pending", "Resolved"] {
+            assert!(folders.contains(f), "{width}: no folder {f}: {folders}");
+        }
+        assert!(
+            w["ticket_url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/tickets/{id}")),
+            "{width}: {w}"
+        );
+        assert!(
+            w["h1"]
+                .as_str()
+                .unwrap()
+                .contains("Invoice 2026-118 is wrong"),
+            "{width}: {w}"
+        );
+        let texts = w["messages"].to_string();
+        assert!(
+            texts.contains("the invoice lists 12 seats"),
+            "{width}: {texts}"
+        );
+        assert_eq!(w["message_kinds"][0], "Customer", "{width}: {w}");
+        assert_eq!(
+            (w["reply_form"].as_u64(), w["note_form"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            w["queue_overflows"], false,
+            "{width}: the queue page scrolls sideways"
+        );
+        assert_eq!(
+            w["ticket_overflows"], false,
+            "{width}: the ticket page scrolls sideways"
+        );
+    }
+    assert_eq!(report["dialogs"], serde_json::json!([]));
+    assert_eq!(report["foreign_requests"], serde_json::json!([]));
+    let console = report["console"].to_string();
+    assert!(
+        !console.contains("Content Security Policy"),
+        "our own page violates its CSP: {console}"
+    );
+}
+
+#[test]
+fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
+    let sink = Sink::start();
+    let d = daemon_with_password(&sink);
+    let subject = r#"<script>alert('subject')</script><img src=x onerror=alert('subj-img')>"#;
+    let corpus = [
+        r#"<script>alert('body-script')</script>"#,
+        r#"<img src=x onerror="alert('onerror')">"#,
+        r#"<a href="javascript:alert('js-link')">click</a>"#,
+        r#"<svg onload=alert('svg')><circle r=5 /></svg>"#,
+        r#"<meta http-equiv="refresh" content="0;url=http://evil.test/">"#,
+        r#"<div style="background:url(javascript:alert('css'));width:expression(alert('expr'))">x</div>"#,
+        r#"<math><mtext><table><mglyph><style><img src=x onerror=alert('mathml')>"#,
+        r#""><script>alert('attr-break')</script><b x=""#,
+        r#"<iframe src="http://evil.test/"></iframe><form action=http://evil.test/><button>go"#,
+        r#"</textarea><script>alert('textarea')</script>"#,
+    ];
+    let body = corpus.join("\n") + "\n";
+    let seq = d.send_ok(
+        "eve@customer.test",
+        &[SUPPORT],
+        &mail(
+            "Eve <eve@customer.test>",
+            subject,
+            "<xss-1@customer.test>",
+            &[],
+            &body,
+        ),
+    );
+    let id = d.ticket_of(seq);
+    let report = browse(&d, &id, "xss");
+    assert_eq!(report["dialogs"], serde_json::json!([]), "a payload ran");
+    assert_eq!(
+        report["foreign_requests"],
+        serde_json::json!([]),
+        "the page reached another origin"
+    );
+    for width in ["desktop", "phone"] {
+        let w = &report["widths"][width];
+        assert_eq!(w["queue_lists_ticket"], true, "{width}: {w}");
+        assert_eq!(w["script_elements"], 0, "{width}: {w}");
+        assert_eq!(w["svg_elements"], 0, "{width}: {w}");
+        assert_eq!(w["meta_refresh"], 0, "{width}: {w}");
+        assert_eq!(w["elements_with_on_attrs"], 0, "{width}: {w}");
+        assert_eq!(w["javascript_links"], 0, "{width}: {w}");
+        assert!(
+            w["url_after_wait"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/tickets/{id}")),
+            "{width}: navigated away: {w}"
+        );
+        assert!(w["h1"].as_str().unwrap().contains(subject), "{width}: {w}");
+        let shown = w["messages"][0].as_str().unwrap_or_default();
+        for payload in corpus {
+            assert!(
+                shown.contains(payload),
+                "{width}: {payload:?} not shown as text in {shown:?}"
+            );
+        }
+    }
+}

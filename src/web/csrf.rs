@@ -8,19 +8,26 @@ use axum::http::{HeaderMap, header};
 
 /// Refuses a request another site's page made. The expected origin is our
 /// scheme (`web.https`) with the Host the browser addressed.
+///
+/// Under our `Referrer-Policy: no-referrer` browsers send `Origin: null`
+/// on form posts, so a `null` Origin is accepted only when Sec-Fetch-Site
+/// (which the browser sets and pages cannot) says `same-origin`.
 pub fn same_origin(headers: &HeaderMap, https: bool) -> Result<(), WebError> {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && site.as_bytes() != b"same-origin"
-    {
+    let fetch_site = headers.get("sec-fetch-site");
+    if fetch_site.is_some_and(|s| s.as_bytes() != b"same-origin") {
         return Err(WebError::Forbidden("Sec-Fetch-Site is not same-origin"));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
+        if origin.as_bytes() == b"null" && fetch_site.is_some() {
+            return Ok(());
+        }
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .ok_or(WebError::Forbidden("no Host header"))?;
         let scheme = if https { "https" } else { "http" };
         if origin.as_bytes() != format!("{scheme}://{host}").as_bytes() {
+            tracing::info!(origin = ?origin, host, "cross-origin request");
             return Err(WebError::Forbidden("Origin is not this site"));
         }
     }
@@ -69,6 +76,13 @@ mod tests {
         assert!(check(&h, false, "abcd", Some("abcd")).is_err());
         h.remove("sec-fetch-site");
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.test"));
+        assert!(check(&h, false, "abcd", Some("abcd")).is_err());
+        // Origin: null (no-referrer) passes only with Sec-Fetch-Site: same-origin.
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(check(&h, false, "abcd", Some("abcd")).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(check(&h, false, "abcd", Some("abcd")).is_ok());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
         assert!(check(&h, false, "abcd", Some("abcd")).is_err());
     }
 }

@@ -231,7 +231,7 @@ fn row(t: &Ticket, now: i64) -> String {
         format!("{} <{}>", t.requester_name, t.requester)
     };
     format!(
-        r#"<tr><td>{id}</td><td><a href="/tickets/{id}">{subject}</a></td><td>{requester}</td><td><span class="status status-{status}">{status}</span></td><td>{priority}</td><td>{assignee}</td><td>{updated}</td><td><span class="sla sla-{state}">{state}{left}</span></td></tr>"#,
+        r#"<tr><td data-label="Ticket">{id}</td><td data-label="Subject"><a href="/tickets/{id}">{subject}</a></td><td data-label="Requester">{requester}</td><td data-label="Status"><span class="status status-{status}">{status}</span></td><td data-label="Priority">{priority}</td><td data-label="Assignee">{assignee}</td><td data-label="Updated">{updated}</td><td data-label="SLA"><span class="sla sla-{state}">{state}{left}</span></td></tr>"#,
         id = t.id,
         subject = esc(if t.subject.is_empty() {
             "(no subject)"
