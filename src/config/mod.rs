@@ -511,6 +511,13 @@ impl Config {
                 format!("web.listen {:?} is not an IP:port address", self.web.listen),
             );
         }
+        // Below a minute every page view would outlive its own session.
+        if self.web.session_idle < Duration::from_secs(60) {
+            err(
+                "session_idle",
+                "web.session_idle must be at least 1m".into(),
+            );
+        }
         if self.smtp.max_line_length < 512 {
             err(
                 "max_line_length",
@@ -793,6 +800,14 @@ api_token = "t"
             c.relay(),
             Relay::Maildir("/etc/postdesk/data/outbox".into())
         );
+    }
+
+    #[test]
+    fn session_idle_below_a_minute_is_refused_with_position() {
+        let text = MINIMAL.replace("[web]\n", "[web]\nsession_idle = \"10s\"\n");
+        let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
+        let d = e.0.iter().find(|d| d.message.contains("session_idle"));
+        assert!(d.is_some_and(|d| d.line > 1), "{e}");
     }
 
     #[test]
