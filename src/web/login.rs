@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-/// Attempts one client address may make per window.
+/// Attempts one client address may make per window (successful ones are
+/// given back).
 pub const MAX_ATTEMPTS_PER_ADDRESS: u32 = 20;
 /// Failed attempts one account name may take per window, from anywhere.
 pub const MAX_FAILURES_PER_ACCOUNT: u32 = 10;
@@ -66,6 +67,19 @@ impl Limiter {
 
     fn failed(&self, account: &str, now: i64) {
         count(&self.by_account, account.to_string(), now);
+    }
+
+    /// A successful login gives its address's attempt back: only failures
+    /// use the allowance up (counted before verifying, so a burst of
+    /// parallel guesses is cut off all the same).
+    fn succeeded(&self, ip: IpAddr) {
+        let mut m = self
+            .by_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = m.get_mut(&ip) {
+            e.1 = e.1.saturating_sub(1);
+        }
     }
 }
 
@@ -135,6 +149,7 @@ pub async fn submit(
         tracing::info!(client = %peer.ip(), "web login refused");
         return Ok(login_page(StatusCode::UNAUTHORIZED, Some(REFUSED)));
     };
+    state.limiter.succeeded(peer.ip());
     // A new id at every login: a session id planted before login is useless.
     let old = session::cookie_value(&headers, session::cookie_name(state.https));
     let id = session::random_hex()?;
@@ -186,4 +201,36 @@ pub async fn logout(
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_failures_per_account_and_attempts_per_address() {
+        let l = Limiter::default();
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let other: IpAddr = [127, 0, 0, 2].into();
+        for _ in 0..MAX_FAILURES_PER_ACCOUNT {
+            assert!(l.allow(ip, "alice", 1000));
+            l.failed("alice", 1000);
+        }
+        assert!(
+            !l.allow(other, "alice", 1001),
+            "the account is locked from anywhere"
+        );
+        assert!(l.allow(other, "bob", 1001));
+        assert!(l.allow(other, "alice", 1000 + WINDOW), "the window passed");
+        // Successful logins do not use up the address's allowance.
+        let l = Limiter::default();
+        for _ in 0..3 * MAX_ATTEMPTS_PER_ADDRESS {
+            assert!(l.allow(ip, "alice", 1000));
+            l.succeeded(ip);
+        }
+        for _ in 0..MAX_ATTEMPTS_PER_ADDRESS {
+            assert!(l.allow(ip, "mallory", 1000));
+        }
+        assert!(!l.allow(ip, "carol", 1000));
+    }
 }

@@ -44,6 +44,11 @@ pub struct WebState {
 pub type Shared = Arc<WebState>;
 
 pub fn router(state: Shared) -> Router {
+    // Made now, not at the first unknown-account login, which would
+    // otherwise take twice as long as a wrong password and tell them apart.
+    tokio::task::spawn_blocking(|| {
+        crate::password::dummy_hash();
+    });
     Router::new()
         .route("/", get(queue::page))
         .route("/login", get(login::form).post(login::submit))
