@@ -525,6 +525,58 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
         ),
     );
     let id = d.ticket_of(seq);
+    // The same again as HTML-only mail, threaded into the ticket: its
+    // sanitised HTML is framed on the ticket page.
+    let html = format!(
+        "<table width=\"500\" style=\"color: #224488\"><tr><td>HTML-MARKER in a layout table</td></tr></table>\n\
+         <img src=\"http://evil.test/pixel.png\">\n\
+         <p style=\"background-image: url(http://evil.test/bg.png)\">styled</p>\n{}",
+        corpus.join("\n")
+    );
+    let raw = format!(
+        "From: Eve <eve@customer.test>\r\nTo: Support <support@example.test>\r\nSubject: Re: more\r\n\
+         Message-ID: <xss-2@customer.test>\r\nIn-Reply-To: <xss-1@customer.test>\r\n\
+         References: <xss-1@customer.test>\r\nDate: Thu, 26 Nov 2026 10:05:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{}\r\n",
+        html.replace('\n', "\r\n")
+    );
+    let seq2 = d.send_ok("eve@customer.test", &[SUPPORT], raw.as_bytes());
+    assert_eq!(d.ticket_of(seq2), id, "the HTML mail did not thread");
+    let cookie = login(&d);
+    let frame_path = format!("/tickets/{id}/messages/{seq2}/html");
+    let a = http(d.web_port, "GET", &frame_path, &[], "");
+    assert_eq!(a.status, 403, "the HTML version without a session");
+    let a = http(d.web_port, "GET", &frame_path, &[("Cookie", &cookie)], "");
+    assert_eq!(a.status, 200, "{}", a.body);
+    let csp = a.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.starts_with("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(a.body.contains("HTML-MARKER"), "{}", a.body);
+    for gone in [
+        "<script",
+        "onerror",
+        "javascript:",
+        "<svg",
+        "<math",
+        "http-equiv",
+        "evil.test",
+    ] {
+        assert!(
+            !a.body.contains(gone),
+            "{gone} survived sanitising: {}",
+            a.body
+        );
+    }
+    let page = http(
+        d.web_port,
+        "GET",
+        &format!("/tickets/{id}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert!(page.body.contains(r#"sandbox="""#), "{}", page.body);
     let report = browse(&d, &id, "xss");
     assert_eq!(report["dialogs"], serde_json::json!([]), "a payload ran");
     assert_eq!(
@@ -548,6 +600,16 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
             "{width}: navigated away: {w}"
         );
         assert!(w["h1"].as_str().unwrap().contains(subject), "{width}: {w}");
+        let frames = w["frames"].as_array().cloned().unwrap_or_default();
+        assert_eq!(frames.len(), 1, "{width}: one HTML version framed: {w}");
+        assert!(
+            frames[0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("HTML-MARKER"),
+            "{width}: the framed HTML is not shown: {w}"
+        );
+        assert_eq!(frames[0]["scripts"], 0, "{width}: {w}");
         let shown = w["messages"][0].as_str().unwrap_or_default();
         for payload in corpus {
             assert!(

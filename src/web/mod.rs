@@ -4,7 +4,8 @@
 //! page uses: `session` (the login cookie and its store record), `csrf`
 //! (Origin / Sec-Fetch-Site and the per-session form token), `headers`
 //! (CSP and friends on every response, the API's too) and `html` (the page
-//! frame and the one escaping function).
+//! frame and the one escaping function); `mail_html` serves a customer's
+//! HTML mail, sanitised, to a sandboxed iframe.
 //!
 //! Invariants: every dynamic string goes through [`html::esc`]; every POST
 //! passes [`csrf::check`] before it does anything; every response carries
@@ -14,6 +15,7 @@ pub mod csrf;
 pub mod headers;
 pub mod html;
 pub mod login;
+pub mod mail_html;
 pub mod queue;
 pub mod session;
 pub mod ticket;
@@ -54,6 +56,7 @@ pub fn router(state: Shared) -> Router {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/tickets/{id}", get(ticket::page))
+        .route("/tickets/{id}/messages/{seq}/html", get(mail_html::frame))
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))
         .route("/static/app.css", get(stylesheet))

@@ -32,7 +32,7 @@ fn kind_of(m: &MessageRecord) -> (&'static str, &'static str) {
     }
 }
 
-fn message(m: &MessageRecord) -> String {
+fn message(m: &MessageRecord, html: bool) -> String {
     let (label, class) = kind_of(m);
     let stranger = m
         .stranger
@@ -44,12 +44,23 @@ fn message(m: &MessageRecord) -> String {
             )
         })
         .unwrap_or_default();
+    // The sanitised HTML in a sandbox (no scripts, no same-origin, no
+    // popups), under the plain text, for layout the text loses.
+    let frame = if html {
+        format!(
+            r#"<details class="html"><summary>HTML version</summary><iframe sandbox="" src="/tickets/{}/messages/{}/html" title="HTML version of the message" loading="lazy"></iframe></details>"#,
+            m.ticket.unwrap_or_default(),
+            m.seq
+        )
+    } else {
+        String::new()
+    };
     let arrow = match m.direction {
         Direction::Inbound => "received",
         Direction::Outbound => "sent",
     };
     format!(
-        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date}</header><div class="text">{text}</div></article>"#,
+        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date}</header><div class="text">{text}</div>{frame}</article>"#,
         seq = m.seq,
         from = esc(&m.from),
         date = html::time(m.date),
@@ -71,14 +82,20 @@ pub async fn page(
         let Some(t) = store.ticket(id)? else {
             return Ok(None);
         };
-        Ok(Some((
-            t,
-            store.ticket_messages(id)?,
-            store.ticket_events(id)?,
-        )))
+        let messages = store.ticket_messages(id)?;
+        // Which messages came as HTML only: those get a framed HTML view.
+        let mut html = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let raw = match m.direction {
+                crate::model::Direction::Inbound => store.raw(m.seq)?,
+                crate::model::Direction::Outbound => None,
+            };
+            html.push(super::mail_html::has_html(m, raw.as_deref()));
+        }
+        Ok(Some((t, messages, html, store.ticket_events(id)?)))
     })
     .await?;
-    let (t, messages, events) = found.ok_or(WebError::NotFound)?;
+    let (t, messages, html_flags, events) = found.ok_or(WebError::NotFound)?;
     let now = state.clock.now();
     let subject = if t.subject.is_empty() {
         "(no subject)"
@@ -107,7 +124,11 @@ pub async fn page(
         .iter()
         .map(|p| format!("<li>{}</li>", esc(p)))
         .collect();
-    let conversation: String = messages.iter().map(message).collect();
+    let conversation: String = messages
+        .iter()
+        .zip(&html_flags)
+        .map(|(m, html)| message(m, *html))
+        .collect();
     let log: String = events
         .iter()
         .map(|e| {
@@ -136,7 +157,7 @@ pub async fn page(
 <h2>Events</h2><div class="scroll"><table class="events"><thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Who</th><th scope="col">Detail</th></tr></thead><tbody>{log}</tbody></table></div></section></article>"#,
         subject = esc(subject),
     );
-    Ok(html::page(
+    let mut resp = html::page(
         StatusCode::OK,
         &format!("#{id} {subject}"),
         Some(&Viewer {
@@ -144,7 +165,14 @@ pub async fn page(
             csrf: &cur.session.csrf,
         }),
         &body,
-    ))
+    );
+    if html_flags.iter().any(|h| *h) {
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(super::headers::CSP_WITH_MAIL_FRAMES),
+        );
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize)]

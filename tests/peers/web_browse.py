@@ -6,7 +6,8 @@
 Logs in through the /login form, opens the queue and the ticket at desktop
 (1280 px) and phone (360 px) widths, writes screenshots to OUT_DIR, and
 prints one JSON object on stdout with what it saw: page titles, whether the
-ticket is listed, the ticket page's message texts, script elements, dialogs
+ticket is listed, the ticket page's message texts, its HTML-version frames
+(opened, with their text and script elements), script elements, dialogs
 fired, requests to other origins, console CSP violations, and whether the
 page overflows horizontally at 360 px. The Rust test (tests/web.rs) asserts
 on it. Never downloads a browser: it launches /usr/bin/chromium.
@@ -95,9 +96,25 @@ def main():
                 seen["note_form"] = page.locator(
                     'form[action$="/note"] textarea[name=body]'
                 ).count()
+                # Open every framed HTML version, so its payloads get their chance.
+                for summary in page.locator("details.html summary").all():
+                    summary.click()
+                page.wait_for_timeout(500)
                 page.screenshot(path=f"{out_dir}/ticket-{name}.png", full_page=True)
                 # Give a refresh or a delayed handler time to fire, if anything did run.
                 page.wait_for_timeout(1500)
+                frames = []
+                for f in page.frames:
+                    if f == page.main_frame:
+                        continue
+                    frames.append(
+                        {
+                            "url": f.url,
+                            "scripts": f.locator("script").count(),
+                            "text": f.evaluate("document.body ? document.body.innerText : ''"),
+                        }
+                    )
+                seen["frames"] = frames
                 seen["url_after_wait"] = page.url
                 seen["ticket_overflows"] = page.evaluate(
                     "document.documentElement.scrollWidth > window.innerWidth"
