@@ -132,7 +132,12 @@ fn hash_password(password: &str) -> String {
 /// A daemon whose agent alice has a password, set in the daemon's copy of
 /// rules/agents.toml and picked up by the rules reload.
 fn daemon_with_password(sink: &Sink) -> Daemon {
-    let d = Daemon::start(sink);
+    daemon_with_password_and(sink, |_| {})
+}
+
+/// [`daemon_with_password`] after `tweak` changed the config.
+fn daemon_with_password_and(sink: &Sink, tweak: impl FnOnce(&mut DaemonConfig)) -> Daemon {
+    let d = Daemon::start_with(sink, tweak);
     let agents = d.dir.path.join("rules/agents.toml");
     let shipped = std::fs::read_to_string(&agents).unwrap();
     let anchor = "skills = [\"printers\"]\n";
@@ -618,4 +623,41 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
             );
         }
     }
+}
+
+#[test]
+fn behind_https_the_cookie_is_host_prefixed_and_secure_and_the_origin_must_be_https() {
+    let sink = Sink::start();
+    let d = daemon_with_password_and(&sink, |c| {
+        c.set("web", "https", "true");
+    });
+    let creds = form(&[("username", "alice"), ("password", PASSWORD)]);
+    let a = http(
+        d.web_port,
+        "POST",
+        "/login",
+        &[("Origin", &origin(&d))],
+        &creds,
+    );
+    assert_eq!(a.status, 403, "an http:// Origin passed behind https");
+    let https_origin = format!("https://127.0.0.1:{}", d.web_port);
+    let a = http(
+        d.web_port,
+        "POST",
+        "/login",
+        &[("Origin", &https_origin)],
+        &creds,
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let set = a.header("set-cookie").unwrap();
+    assert!(set.starts_with("__Host-postdesk="), "{set}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(!set.contains("Domain="), "{set}");
+    let cookie = set.split(';').next().unwrap();
+    assert_eq!(
+        http(d.web_port, "GET", "/", &[("Cookie", cookie)], "").status,
+        200
+    );
 }
