@@ -106,3 +106,85 @@ pub async fn current(state: &Shared, headers: &HeaderMap) -> Result<Option<Curre
     }
     Ok(Some(Current { key, session }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::agents::Agent;
+    use crate::rules::{LiveRules, RuleSet};
+    use crate::store::Store;
+    use axum::http::HeaderValue;
+    use std::sync::Arc;
+
+    fn agent(hash: Option<String>) -> Agent {
+        Agent {
+            name: "alice".into(),
+            display_name: "Alice".into(),
+            address: "alice@example.test".into(),
+            alternates: vec![],
+            queues: vec![],
+            skills: vec![],
+            password_hash: hash,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_when_idle_too_long_or_when_its_agent_loses_the_password() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-web-session-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let store = Store::open(&dir).unwrap();
+        let mut rules = RuleSet::default();
+        rules.agents.list.push(agent(Some("$argon2id$x".into())));
+        let state: Shared = Arc::new(super::super::WebState {
+            store: store.clone(),
+            rules: Arc::new(LiveRules::new(rules)),
+            clock: crate::clock::Clock::system(),
+            session_idle: 3600,
+            https: false,
+            limiter: Default::default(),
+        });
+        let login = |id: &str| {
+            let now = state.clock.now();
+            let s = WebSession {
+                agent: "alice".into(),
+                created: now,
+                last_seen: now,
+                csrf: "t".into(),
+            };
+            store.put_web_session(&key_of(id), &s, now - 3600).unwrap();
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("other=1; postdesk_session={id}")).unwrap(),
+            );
+            h
+        };
+        let id = "a".repeat(64);
+        let h = login(&id);
+        assert!(current(&state, &h).await.unwrap().is_some());
+        // Activity within the idle time keeps it alive...
+        state.clock.advance(3000);
+        assert!(current(&state, &h).await.unwrap().is_some());
+        state.clock.advance(3000);
+        assert!(current(&state, &h).await.unwrap().is_some());
+        // ...an hour and a second without a request ends it, in the store too.
+        state.clock.advance(3601);
+        assert!(current(&state, &h).await.unwrap().is_none());
+        assert!(store.web_session(&key_of(&id)).unwrap().is_none());
+
+        let id = "b".repeat(64);
+        let h = login(&id);
+        assert!(current(&state, &h).await.unwrap().is_some());
+        let mut rules = RuleSet::default();
+        rules.agents.list.push(agent(None));
+        state.rules.replace(rules);
+        assert!(current(&state, &h).await.unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
