@@ -133,7 +133,7 @@ pub async fn page(
         .iter()
         .map(|e| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r#"<tr><td data-label="When">{}</td><td data-label="What">{}</td><td data-label="Who">{}</td><td data-label="Detail">{}</td></tr>"#,
                 html::time(e.at),
                 esc(&e.kind),
                 esc(&e.actor),
