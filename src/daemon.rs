@@ -91,7 +91,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 session_idle: i64::try_from(cfg.web.session_idle.as_secs()).unwrap_or(i64::MAX),
                 https: cfg.web.https,
                 limiter: Default::default(),
-                processor: acting.clone(),
+                processor: Some(acting.clone()),
             }),
         },
         shutdown_rx.clone(),

@@ -159,6 +159,8 @@ fn modules_depend_one_way() {
             panic!("module cycle: {}", cycle.join(" → "));
         }
     }
+}
+
 #[test]
 fn only_the_password_module_names_argon2() {
     assert_eq!(offenders("argon2", &["password.rs"]), Vec::<String>::new());

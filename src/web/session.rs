@@ -148,6 +148,7 @@ mod tests {
             session_idle: 3600,
             https: false,
             limiter: Default::default(),
+            processor: None,
         });
         let login = |id: &str| {
             let now = state.clock.now();

@@ -235,7 +235,12 @@ async fn act(
         actions: vec![action],
         via: Via::Web,
     };
-    let p = state.processor.clone();
+    let Some(p) = state.processor.clone() else {
+        return Ok(refused(
+            "This daemon does not act on tickets from the web.".into(),
+        ));
+    };
+    let wake = p.outbound_wake.clone();
     let acted = blocking(move || {
         let rules = p.rules.current();
         let now = p.clock.now();
@@ -247,7 +252,7 @@ async fn act(
     .await?;
     match acted {
         Ok(_) => {
-            state.processor.outbound_wake.notify_one();
+            wake.notify_one();
             Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
         }
         Err(e) => Ok(refused(e.to_string())),
