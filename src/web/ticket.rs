@@ -2,8 +2,8 @@
 //! message's stored visible text, escaped, kind and standing marked),
 //! participants and the event log, with the reply and note forms.
 //!
-//! Replying and notes go through the one command path shared with mail
-//! (being built); until then their POST answers 501 after the CSRF check.
+//! Replying and notes go through the one command path shared with mail and
+//! the JSON API (`Processor::act`), after the CSRF check.
 
 use super::html::{self, Viewer, csrf_input, esc};
 use super::{Shared, WebError, blocking, csrf, session};
