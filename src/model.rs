@@ -316,6 +316,10 @@ pub enum EventKind {
     DeliveryFailed,
     /// An agent's reply was refused for good.
     ReplyRefused,
+    /// One ticket was merged into another (on both).
+    Merged,
+    /// A message was split out into a new ticket (on both).
+    Split,
 }
 
 impl EventKind {
@@ -356,6 +360,8 @@ impl EventKind {
             EventKind::Delivered => "delivered",
             EventKind::DeliveryFailed => "delivery_failed",
             EventKind::ReplyRefused => "reply_refused",
+            EventKind::Merged => "merged",
+            EventKind::Split => "split",
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod act;
 pub mod mail;
+mod merge;
 
 pub use mail::{HINT, Line, MailCommand, parse, split};
 
@@ -53,8 +54,21 @@ pub enum Action {
     Canned(String),
     /// `#send`: send the agent's replies held by collision detection anyway.
     SendHeld,
-    // Merge(TicketId) and Split(MessageSeq) will go here: each checked in
-    // `act.rs`'s `check` and applied in its `apply` like the others.
+    /// `#merge N [reason]`: this ticket's messages move to ticket `into`
+    /// (the survivor), its participants join it, and it is closed with a
+    /// pointer that later mail to it follows. The reason, if any, goes into
+    /// both tickets' events.
+    Merge {
+        into: TicketId,
+        reason: Option<String>,
+    },
+    /// Takes one customer message out of this ticket into a new ticket of
+    /// the same requester (routed and clocked as a new ticket); later mail
+    /// answering that message follows it.
+    Split {
+        message: MessageSeq,
+        reason: Option<String>,
+    },
 }
 
 impl PartialEq for Action {
@@ -95,6 +109,20 @@ impl PartialEq for Action {
                     })
             }
             (Internal, Internal) | (SendHeld, SendHeld) => true,
+            (
+                Merge { into, reason },
+                Merge {
+                    into: i2,
+                    reason: r2,
+                },
+            ) => into == i2 && reason == r2,
+            (
+                Split { message, reason },
+                Split {
+                    message: m2,
+                    reason: r2,
+                },
+            ) => message == m2 && reason == r2,
             _ => false,
         }
     }
@@ -156,6 +184,9 @@ pub struct Outcome {
     pub resolved_notice: Option<MessageSeq>,
     /// Whether the request was internal (a note): nothing went to the customer.
     pub internal: bool,
+    /// The other ticket a merge or split changed (already stored): the
+    /// survivor of a merge, the new ticket of a split.
+    pub other: Option<Ticket>,
 }
 
 /// Why a request applied nothing.

@@ -5,6 +5,10 @@
 //!    (also the Message-IDs quoted inside a report or forwarded message);
 //! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
 //!
+//! A ticket found that was merged into another leads to the end of its
+//! `merged_into` chain (A→B→C: C), whichever of the three found it: the
+//! tokens, Message-IDs and tags in customers' mailboxes keep naming it.
+//!
 //! Otherwise no match: a new ticket.
 
 use super::classify::Class;
@@ -75,7 +79,7 @@ pub fn find(
             Some(Token::Agent { .. } | Token::Comment { .. }) | None => continue,
         };
         if tx.ticket(ticket)?.is_some() {
-            return Ok(found(ticket, reason));
+            return followed(tx, ticket, reason);
         }
     }
     // 2. Message-IDs: the most direct parent first
@@ -93,17 +97,27 @@ pub fn find(
             } else {
                 "Message-ID quoted in the report"
             };
-            return Ok(found(ticket, format!("{how} <{id}>")));
+            return followed(tx, ticket, format!("{how} <{id}>"));
         }
     }
     // 3. subject tag, trusted only from participants
     if let Some(n) = subject_tag(&parsed.subject) {
         if let Some(ticket) = tx.ticket(n)? {
-            if ticket.participants.contains(&sender.to_ascii_lowercase()) {
-                return Ok(found(
+            let sender_lc = sender.to_ascii_lowercase();
+            // After a merge the survivor's participants count too (the
+            // merged ticket's were united into it, others may have joined).
+            let end = tx.survivor(n)?;
+            let takes_part = ticket.participants.contains(&sender_lc)
+                || (end != n
+                    && tx
+                        .ticket(end)?
+                        .is_some_and(|t| t.participants.contains(&sender_lc)));
+            if takes_part {
+                return followed(
+                    tx,
                     n,
                     format!("subject tag [#{n}] from participant {sender}"),
-                ));
+                );
             }
             return Ok(Found {
                 matched: None,
@@ -118,6 +132,19 @@ pub fn find(
         });
     }
     Ok(Found::default())
+}
+
+/// The match for `ticket`, or for the ticket it was merged into (the end
+/// of the chain), saying so.
+fn followed(tx: &mut Tx<'_>, ticket: TicketId, reason: String) -> Result<Found, StoreError> {
+    let end = tx.survivor(ticket)?;
+    if end == ticket {
+        return Ok(found(ticket, reason));
+    }
+    Ok(found(
+        end,
+        format!("{reason}; #{ticket} was merged into #{end}"),
+    ))
 }
 
 fn found(ticket: TicketId, reason: String) -> Found {

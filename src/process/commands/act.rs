@@ -35,6 +35,24 @@ impl Processor {
         let _span =
             info_span!("act", ticket = request.ticket, actor = %request.actor, via = ?request.via)
                 .entered();
+        let mut request = request;
+        let merging = request
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Merge { .. } | Action::Split { .. }));
+        if !merging && tx.merged_into(request.ticket)?.is_some() {
+            // A merged ticket's conversation lives on in its survivor: act
+            // there. The version seen was the merged ticket's, so any public
+            // reply by another agent on the survivor counts as unseen.
+            let survivor = tx.survivor(request.ticket)?;
+            info!(
+                from = request.ticket,
+                to = survivor,
+                "request follows a merge"
+            );
+            request.ticket = survivor;
+            request.seen_version = request.seen_version.map(|_| 0);
+        }
         let mut ticket = tx
             .ticket(request.ticket)?
             .ok_or(Refusal::NoTicket(request.ticket))?;
@@ -56,6 +74,7 @@ impl Processor {
         let mut reply: Option<(usize, String, &[Attachment])> = None;
         let mut canned_texts = Vec::new();
         let mut note: Option<(usize, &str)> = None;
+        let mut other: Option<Ticket> = None;
         for (i, (action, canned)) in request.actions.iter().zip(checked).enumerate() {
             // Checked above: every entry is Ok.
             let canned = canned.ok().flatten();
@@ -74,6 +93,18 @@ impl Processor {
                     format!("done: canned response {n:?} added to the reply")
                 }
                 Action::Internal => "done: nothing of this is sent to the customer".to_string(),
+                Action::Merge { into, reason } => {
+                    let by = Actor { agent, now };
+                    let (line, survivor) = self.merge(tx, &mut ticket, by, *into, reason)?;
+                    other = Some(survivor);
+                    line
+                }
+                Action::Split { message, reason } => {
+                    let by = Actor { agent, now };
+                    let (line, new) = self.split(tx, rules, &mut ticket, by, *message, reason)?;
+                    other = Some(new);
+                    line
+                }
                 other => {
                     let by = Actor { agent, now };
                     self.apply(tx, rules, &mut ticket, by, other, &mut released)?
@@ -95,6 +126,16 @@ impl Processor {
         }
         let sent = if let Some((i, text)) = note {
             let seq = self.keep_note(tx, &mut ticket, agent, request.via, text, now)?;
+            // A note that came with a merge belongs to the conversation, which
+            // now lives in the survivor.
+            if let Some(survivor) = other.as_mut().filter(|_| ticket.status == Status::Closed)
+                && tx.merged_into(ticket.id)? == Some(survivor.id)
+            {
+                tx.move_message(seq, ticket.id, survivor.id)?;
+                ticket.message_count = ticket.message_count.saturating_sub(1);
+                survivor.message_count += 1;
+                tx.put_ticket(survivor)?;
+            }
             results[i] = format!("done: internal note (message {seq})");
             Sent::Note(seq)
         } else if internal || (body.is_empty() && attachments.is_empty()) {
@@ -124,12 +165,17 @@ impl Processor {
         };
         // Resolved or closed without a word to the customer: the resolved
         // notice, if the help desk has one.
-        let resolved_notice =
-            if !internal && sent == Sent::Nothing && !was_finished && ticket.status.is_finished() {
-                self.resolved_notice(tx, &mut ticket, now)?
-            } else {
-                None
-            };
+        // (A merge closes the merged ticket without anything being resolved.)
+        let resolved_notice = if !internal
+            && sent == Sent::Nothing
+            && other.is_none()
+            && !was_finished
+            && ticket.status.is_finished()
+        {
+            self.resolved_notice(tx, &mut ticket, now)?
+        } else {
+            None
+        };
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, agent = %agent.name, actions = results.len(), "request applied");
         Ok(Outcome {
@@ -139,6 +185,7 @@ impl Processor {
             released,
             resolved_notice,
             internal,
+            other,
         })
     }
 
@@ -222,6 +269,8 @@ impl Processor {
                         ))
                     }
                 }
+                Action::Merge { into, .. } => self.check_merge(tx, ticket, *into, request)?,
+                Action::Split { message, .. } => self.check_split(tx, ticket, *message, request)?,
                 Action::Participant {
                     add: false,
                     addresses,
@@ -402,9 +451,12 @@ impl Processor {
                 released.extend(sent);
                 format!("done: held reply sent to the customer (message {list})")
             }
-            Action::Note(_) | Action::Internal | Action::Reply { .. } | Action::Canned(_) => {
-                String::new()
-            }
+            Action::Note(_)
+            | Action::Internal
+            | Action::Reply { .. }
+            | Action::Canned(_)
+            | Action::Merge { .. }
+            | Action::Split { .. } => String::new(),
         })
     }
 

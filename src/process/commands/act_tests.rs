@@ -352,3 +352,234 @@ fn a_request_from_the_web_does_what_the_same_mail_does() {
     assert_eq!(rm[0].text, rw[0].text);
     assert_eq!(rm[0].to, rw[0].to);
 }
+
+/// A customer's mail; returns the ticket it went to.
+fn mail_to(h: &Harness, from: &str, id: &str, subject: &str, extra: &str) -> TicketId {
+    let seq = h.deliver(
+        from,
+        "support@example.test",
+        &format!(
+            "From: {from}\nTo: support@example.test\nSubject: {subject}\nMessage-ID: <{id}>\n{extra}\nMore.\n"
+        ),
+    );
+    h.store.message(seq).unwrap().unwrap().ticket.unwrap()
+}
+
+fn merge(into: TicketId, reason: Option<&str>) -> Action {
+    Action::Merge {
+        into,
+        reason: reason.map(str::to_string),
+    }
+}
+
+fn refusal_of(h: &Harness, r: Request) -> String {
+    match act(h, r) {
+        Err(Refusal::Invalid(checked)) => checked
+            .into_iter()
+            .filter_map(Result::err)
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn a_merge_moves_the_conversation_and_later_mail_follows_it() {
+    let h = harness();
+    let old = ticket(&h, 10);
+    let survivor = mail_to(&h, "bob@example.org", "b10@example.org", "Also broken", "");
+    assert_ne!(old, survivor);
+    let jobs = h.store.due_jobs(i64::MAX, 100).unwrap().len();
+    let done = act(
+        &h,
+        request(
+            old,
+            "alice",
+            Some(0),
+            vec![merge(survivor, Some("same printer"))],
+        ),
+    )
+    .unwrap();
+    assert!(done.results[0].contains(&format!("merged into #{survivor}")));
+    assert_eq!(done.ticket.status, Status::Closed);
+    assert_eq!(done.ticket.version, 1);
+    let s = done.other.expect("the survivor");
+    assert_eq!((s.id, s.version), (survivor, 1));
+
+    let merged = h.store.ticket(old).unwrap().unwrap();
+    assert_eq!(merged.status, Status::Closed);
+    assert!(merged.sla.is_none());
+    assert!(h.store.ticket_messages(old).unwrap().is_empty());
+    assert_eq!(h.store.merged_into(old).unwrap(), Some(survivor));
+    assert_eq!(h.store.merged_from(survivor).unwrap(), [old]);
+    let s = h.store.ticket(survivor).unwrap().unwrap();
+    assert!(
+        s.participants.contains("ann@example.org") && s.participants.contains("bob@example.org")
+    );
+    let msgs = h.store.ticket_messages(survivor).unwrap();
+    assert!(
+        msgs.iter()
+            .any(|m| m.message_id == "c10@example.org" && m.ticket == Some(survivor))
+    );
+    assert_eq!(s.message_count, msgs.len() as u64);
+    for id in [old, survivor] {
+        let ev = h.store.ticket_events(id).unwrap();
+        let e = ev
+            .iter()
+            .find(|e| e.kind == "merged")
+            .expect("merged event");
+        assert_eq!(e.actor, "alice");
+        assert!(e.detail.contains("same printer"), "{}", e.detail);
+    }
+    // Closing by merge tells the customer nothing.
+    assert_eq!(h.store.due_jobs(i64::MAX, 100).unwrap().len(), jobs);
+
+    // Later mail to the merged ticket: by Message-ID and by its subject tag.
+    let by_id = mail_to(
+        &h,
+        "ann@example.org",
+        "r1@example.org",
+        "Re: Broken 10",
+        "In-Reply-To: <c10@example.org>\n",
+    );
+    assert_eq!(by_id, survivor);
+    let by_tag = mail_to(
+        &h,
+        "ann@example.org",
+        "r2@example.org",
+        &format!("[#{old}] still"),
+        "",
+    );
+    assert_eq!(by_tag, survivor);
+    let ev = h.store.ticket_events(survivor).unwrap();
+    assert!(ev.iter().any(|e| {
+        e.detail
+            .contains(&format!("#{old} was merged into #{survivor}"))
+    }));
+
+    // A request on the merged ticket acts on the survivor.
+    let noted = act(
+        &h,
+        request(old, "bob", None, vec![Action::Note("x".into())]),
+    )
+    .unwrap();
+    assert_eq!(noted.ticket.id, survivor);
+}
+
+#[test]
+fn merges_are_refused_into_itself_a_descendant_a_merged_or_unknown_ticket() {
+    let h = harness();
+    let a = ticket(&h, 20);
+    let b = ticket(&h, 21);
+    let c = ticket(&h, 22);
+    let r = |id, seen, actions| request(id, "alice", seen, actions);
+    assert!(refusal_of(&h, r(a, None, vec![merge(a, None)])).contains("into itself"));
+    assert!(refusal_of(&h, r(a, None, vec![merge(9999, None)])).contains("no ticket #9999"));
+    assert!(refusal_of(&h, r(a, None, vec![merge(b, None), reply("hi")])).contains("on its own"));
+    // The version the agent saw must be the ticket's.
+    act(&h, r(a, None, vec![reply("first")])).unwrap();
+    assert!(refusal_of(&h, r(a, Some(0), vec![merge(b, None)])).contains("changed since"));
+    let events = h.store.ticket_events(a).unwrap().len();
+    assert_eq!(h.store.merged_into(a).unwrap(), None);
+
+    // a → b, b → c: a chain; mail to a reaches c.
+    act(&h, r(a, Some(1), vec![merge(b, None)])).unwrap();
+    assert!(h.store.ticket_events(a).unwrap().len() > events);
+    assert!(refusal_of(&h, r(b, None, vec![merge(a, None)])).contains("cycle"));
+    assert!(refusal_of(&h, r(a, None, vec![merge(c, None)])).contains("already merged"));
+    act(&h, r(b, None, vec![merge(c, None)])).unwrap();
+    // c may not go into a or b: both are its descendants now.
+    assert!(refusal_of(&h, r(c, None, vec![merge(a, None)])).contains("cycle"));
+    assert!(refusal_of(&h, r(c, None, vec![merge(b, None)])).contains("cycle"));
+    let d = ticket(&h, 23);
+    assert!(refusal_of(&h, r(d, None, vec![merge(a, None)])).contains(&format!("merge into #{c}")));
+    let to_a = mail_to(
+        &h,
+        "ann@example.org",
+        "r20@example.org",
+        "Re: Broken 20",
+        "In-Reply-To: <c20@example.org>\n",
+    );
+    assert_eq!(to_a, c);
+    assert_eq!(
+        h.store
+            .ticket_messages(c)
+            .unwrap()
+            .iter()
+            .filter(|m| m.kind == MessageKind::Customer)
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn a_split_gives_a_message_its_own_ticket_and_its_replies_follow() {
+    let h = harness();
+    let old = ticket(&h, 30);
+    let joined = mail_to(
+        &h,
+        "ann@example.org",
+        "other@example.org",
+        "Re: Broken 30 [#1] and another thing",
+        "In-Reply-To: <c30@example.org>\n",
+    );
+    assert_eq!(joined, old);
+    let seq = h
+        .store
+        .ticket_messages(old)
+        .unwrap()
+        .iter()
+        .find(|m| m.message_id == "other@example.org")
+        .unwrap()
+        .seq;
+    let split = |s| Action::Split {
+        message: s,
+        reason: Some("another problem".into()),
+    };
+    assert!(
+        refusal_of(&h, request(old, "alice", None, vec![split(seq + 1000)]))
+            .contains("not in ticket")
+    );
+    let done = act(&h, request(old, "alice", Some(0), vec![split(seq)])).unwrap();
+    let new = done.other.expect("the new ticket");
+    assert_ne!(new.id, old);
+    assert_eq!(new.requester, "ann@example.org");
+    assert_eq!(done.ticket.version, 1);
+    assert!(new.participants.contains("ann@example.org"));
+    let moved = h.store.message(seq).unwrap().unwrap();
+    assert_eq!(moved.ticket, Some(new.id));
+    assert_eq!(h.store.ticket_messages(new.id).unwrap().len(), 1);
+    assert!(
+        h.store
+            .ticket_messages(old)
+            .unwrap()
+            .iter()
+            .all(|m| m.seq != seq)
+    );
+    let ev = h.store.ticket_events(old).unwrap();
+    let e = ev.iter().find(|e| e.kind == "split").expect("split event");
+    assert!(e.detail.contains(&format!("#{}", new.id)) && e.actor == "alice");
+    assert!(e.detail.contains("another problem"));
+    let created = h.store.ticket_events(new.id).unwrap();
+    assert!(
+        created
+            .iter()
+            .any(|e| e.kind == "created" && e.detail.contains(&format!("split from #{old}")))
+    );
+
+    // The customer's answer to the split message follows it.
+    let reply_to = mail_to(
+        &h,
+        "ann@example.org",
+        "r30@example.org",
+        "Re: another thing",
+        "In-Reply-To: <other@example.org>\n",
+    );
+    assert_eq!(reply_to, new.id);
+    // The old ticket keeps its first message: it cannot be split out alone.
+    let first = h.store.ticket_messages(old).unwrap()[0].seq;
+    assert!(
+        refusal_of(&h, request(old, "alice", None, vec![split(first)]))
+            .contains("only customer message")
+    );
+}

@@ -147,8 +147,19 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(MailCommand::Act(Action::Participant { add, addresses }))
         }
+        "merge" => {
+            let Some((n, reason)) = args.split_first() else {
+                return Err("#merge needs the ticket to merge into, e.g. #merge 42".into());
+            };
+            let into = n
+                .trim_start_matches('#')
+                .parse()
+                .map_err(|_| format!("#merge {n:?}: give a ticket number, e.g. #merge 42"))?;
+            let reason = (!reason.is_empty()).then(|| reason.join(" "));
+            Ok(MailCommand::Act(Action::Merge { into, reason }))
+        }
         _ => Err(format!(
-            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send)"
+            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send #merge)"
         )),
     }
 }
@@ -156,7 +167,7 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
 /// The short list of commands for the foot of notifications.
 pub const HINT: &str = "Commands (lines at the top of your reply): #note (internal, not sent) \
 #pending #resolve #close #open #priority low|normal|high|urgent #assign NAME|me #queue NAME \
-#tag +a -b #participant add|remove ADDRESS #canned NAME";
+#tag +a -b #participant add|remove ADDRESS #canned NAME #merge N [why] (into ticket N)";
 
 #[cfg(test)]
 mod tests {
@@ -209,6 +220,20 @@ mod tests {
             parse("#canned thanks"),
             act(Action::Canned("thanks".into()))
         );
+        assert_eq!(
+            parse("#merge 42"),
+            act(Action::Merge {
+                into: 42,
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("#merge #7 same printer, asked twice"),
+            act(Action::Merge {
+                into: 7,
+                reason: Some("same printer, asked twice".into())
+            })
+        );
     }
 
     #[test]
@@ -229,6 +254,9 @@ mod tests {
         assert!(parse("#participant add").is_err());
         assert!(parse("#participant invite a@example.org").is_err());
         assert!(parse("#participant add spy@evil.example\rRCPT").is_err());
+        assert!(parse("#merge").is_err());
+        assert!(parse("#merge next").is_err());
+        assert!(parse("#merge -1").is_err());
     }
 
     #[test]
