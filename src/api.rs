@@ -75,6 +75,14 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/tickets/{id}/{action}",
             axum::routing::post(act_on_ticket),
         )
+        .route(
+            "/api/v1/tickets/{id}/merge",
+            axum::routing::post(merge_ticket),
+        )
+        .route(
+            "/api/v1/tickets/{id}/messages/{seq}/split",
+            axum::routing::post(split_message),
+        )
         .fallback(not_found)
         .with_state(state)
         // Last, so that it wraps every route and the fallback.
@@ -683,12 +691,22 @@ async fn get_ticket(
             store.ticket_messages(id)?,
             store.ticket_events(id)?,
             store.held_for_ticket(id)?,
+            (store.merged_into(id)?, store.merged_from(id)?),
         )))
     })
     .await?;
-    let (t, messages, events, held) =
+    let (t, messages, events, held, (merged_into, merged_from)) =
         found.ok_or_else(|| ApiError::NotFound(format!("no ticket {id}")))?;
     let mut v = ticket_json(&t);
+    // A merged ticket names the ticket its conversation went to (one hop);
+    // a survivor lists the tickets merged into it.
+    v["merged_into"] = json!(merged_into.map(|m| m.to_string()));
+    v["merged_from"] = json!(
+        merged_from
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+    );
     v["participants"] = json!(t.participants);
     v["tags"] = json!(t.tags);
     v["sla"] = match &t.sla {
@@ -770,4 +788,123 @@ async fn quarantine(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<ax
             "subject": q.subject,
         })).collect::<Vec<_>>(),
     })))
+}
+
+/// The body of `POST /api/v1/tickets/{id}/merge`.
+#[derive(Deserialize)]
+struct MergeBody {
+    agent: String,
+    /// The survivor: a number, or the id string the API shows (`"42"`, `"#42"`).
+    into: Value,
+    /// The ticket version the agent saw; a merge against an older one is refused.
+    #[serde(alias = "seen_version")]
+    version: Option<u64>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The body of `POST /api/v1/tickets/{id}/messages/{seq}/split`.
+#[derive(Deserialize)]
+struct SplitBody {
+    agent: String,
+    #[serde(alias = "seen_version")]
+    version: Option<u64>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Merges ticket `id` into `into` as an agent, through `Processor::act`;
+/// answers both tickets' new versions.
+async fn merge_ticket(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::Json(b): axum::Json<MergeBody>,
+) -> ApiResult<axum::Json<Value>> {
+    use crate::process::commands::Action;
+    authorize(&headers, &s)?;
+    let id = parse_id(&id, "ticket")?;
+    let into = match &b.into {
+        Value::Number(n) => n.as_u64(),
+        Value::String(t) => t.trim().trim_start_matches('#').parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::BadRequest(format!("into: {} is not a ticket number", b.into)))?;
+    let action = Action::Merge {
+        into,
+        reason: b.reason,
+    };
+    let outcome = act_alone(&s, id, b.agent, b.version, action).await?;
+    Ok(axum::Json(json!({
+        "ticket": outcome.ticket.id.to_string(),
+        "version": outcome.ticket.version,
+        "status": outcome.ticket.status,
+        "merged_into": outcome.other.as_ref().map(|t| t.id.to_string()),
+        "into_version": outcome.other.as_ref().map(|t| t.version),
+        "results": outcome.results,
+    })))
+}
+
+/// Splits message `seq` out of ticket `id` into a new ticket as an agent;
+/// answers the old ticket's new version and the new ticket.
+async fn split_message(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((id, seq)): Path<(String, String)>,
+    axum::Json(b): axum::Json<SplitBody>,
+) -> ApiResult<axum::Json<Value>> {
+    use crate::process::commands::Action;
+    authorize(&headers, &s)?;
+    let id = parse_id(&id, "ticket")?;
+    let message = parse_id(&seq, "message")?;
+    let action = Action::Split {
+        message,
+        reason: b.reason,
+    };
+    let outcome = act_alone(&s, id, b.agent, b.version, action).await?;
+    Ok(axum::Json(json!({
+        "ticket": outcome.ticket.id.to_string(),
+        "version": outcome.ticket.version,
+        "new_ticket": outcome.other.as_ref().map(|t| t.id.to_string()),
+        "new_version": outcome.other.as_ref().map(|t| t.version),
+        "results": outcome.results,
+    })))
+}
+
+/// One action as `agent` on ticket `id` through `Processor::act` in its own
+/// transaction; a refusal is 404 (no ticket) or 400 with its reasons.
+async fn act_alone(
+    s: &Shared,
+    id: u64,
+    agent: String,
+    seen_version: Option<u64>,
+    action: crate::process::commands::Action,
+) -> ApiResult<crate::process::commands::Outcome> {
+    use crate::process::commands::{Refusal, Request, Via};
+    let request = Request {
+        ticket: id,
+        actor: agent,
+        seen_version,
+        actions: vec![action],
+        via: Via::Api,
+    };
+    let state = s.clone();
+    let acted = blocking(move || {
+        let p = &state.processor;
+        let rules = p.rules.current();
+        let now = state.clock.now();
+        p.store.write(|tx| match p.act(tx, &rules, request, now) {
+            Err(Refusal::Store(e)) => Err(e),
+            other => Ok(other),
+        })
+    })
+    .await?;
+    match acted {
+        Ok(outcome) => {
+            s.processor.outbound_wake.notify_one();
+            Ok(outcome)
+        }
+        Err(Refusal::NoTicket(_)) => Err(ApiError::NotFound(format!("no ticket {id}"))),
+        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+    }
 }
