@@ -317,3 +317,278 @@ fn a_split_message_and_its_later_reply_go_to_a_new_ticket() {
     );
     assert_eq!(code, 400, "{v}");
 }
+
+// ---- the web view's merge and split forms, over HTTP ----
+
+const PASSWORD: &str = "correct horse battery";
+
+/// One HTTP/1.0 request (so the answer is never chunked): status, head, body.
+fn web(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.web_port)).expect("connect");
+    s.set_read_timeout(Some(SECS_30)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n",
+        d.web_port
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Gives alice a password in the daemon's rules/agents.toml (hashed by
+/// `postdesk hash-password`) and waits for the rules reload.
+fn set_password(d: &Daemon) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(daemon_bin())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("postdesk hash-password");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let agents = d.dir.path.join("rules/agents.toml");
+    let shipped = std::fs::read_to_string(&agents).unwrap();
+    let anchor = "skills = [\"printers\"]\n";
+    assert!(shipped.contains(anchor), "rules/agents.toml changed");
+    std::fs::write(
+        &agents,
+        shipped.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1),
+    )
+    .unwrap();
+    wait_until(SECS_30, "rules reloaded with the password", || {
+        d.log().contains("rules reloaded").then_some(())
+    });
+}
+
+/// Logs alice in; returns the session cookie (`name=value`).
+fn login(d: &Daemon, origin: &str) -> String {
+    let (status, head, body) = web(
+        d,
+        "POST",
+        "/login",
+        &[("Origin", origin)],
+        &form(&[("username", "alice"), ("password", PASSWORD)]),
+    );
+    assert_eq!(status, 303, "login failed: {body}");
+    let line = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .expect("a session cookie");
+    // The cookie's name and value keep their case in the original head.
+    let start = "set-cookie:".len();
+    line[start..].split(';').next().unwrap().trim().to_string()
+}
+
+fn csrf_of(page: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#).unwrap();
+    re.captures(page).expect("a csrf input in the page")[1].to_string()
+}
+
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("location:"))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_web_merge_and_split_forms_pass_csrf_and_act() {
+    let (sink, d) = start();
+    set_password(&d);
+    let fay = "fay@customer.example";
+    let (old, _) = open(&d, &sink, fay, "w-old");
+    let (survivor, _) = open(&d, &sink, fay, "w-new");
+    let origin = format!("http://127.0.0.1:{}", d.web_port);
+    let cookie = login(&d, &origin);
+    let (status, _, page) = web(
+        &d,
+        "GET",
+        &format!("/tickets/{old}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    let action = format!(r#"action="/tickets/{old}/merge""#);
+    assert!(
+        page.contains(&action) && page.contains(r#"name="into""#),
+        "{page}"
+    );
+    let token = csrf_of(&page);
+    let path = format!("/tickets/{old}/merge");
+    let into = format!("#{survivor}");
+
+    // Without the form token, or from another site: refused, nothing merged.
+    for (what, headers, body) in [
+        (
+            "no token",
+            vec![("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
+            form(&[("into", &into)]),
+        ),
+        (
+            "wrong token",
+            vec![("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
+            form(&[("csrf", &"0".repeat(64)), ("into", &into)]),
+        ),
+        (
+            "foreign origin",
+            vec![("Cookie", cookie.as_str()), ("Origin", "http://evil.test")],
+            form(&[("csrf", &token), ("into", &into)]),
+        ),
+    ] {
+        let (status, _, body) = web(&d, "POST", &path, &headers, &body);
+        assert_eq!(status, 403, "{what}: {body}");
+    }
+    assert_eq!(
+        d.ticket(&old)["merged_into"],
+        Value::Null,
+        "refused posts merged nothing"
+    );
+
+    // A refusal by the command path is shown in words.
+    let same_origin = [
+        ("Cookie", cookie.as_str()),
+        ("Origin", origin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let (status, _, body) = web(
+        &d,
+        "POST",
+        &path,
+        &same_origin,
+        &form(&[("csrf", &token), ("into", &old), ("version", "0")]),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("into itself"), "{body}");
+
+    let (status, head, body) = web(
+        &d,
+        "POST",
+        &path,
+        &same_origin,
+        &form(&[
+            ("csrf", &token),
+            ("into", &into),
+            ("reason", "asked twice"),
+            ("version", "0"),
+        ]),
+    );
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(location(&head), format!("/tickets/{survivor}"));
+    let t = d.ticket(&old);
+    assert_eq!(t["merged_into"], survivor.as_str(), "{t}");
+    let e = events(&t, "merged");
+    assert!(
+        e.len() == 1
+            && e[0]["actor"] == "alice"
+            && e[0]["detail"].as_str().unwrap().contains("asked twice"),
+        "{t}"
+    );
+    let (_, _, page) = web(
+        &d,
+        "GET",
+        &format!("/tickets/{old}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert!(
+        page.contains(&format!(r#"Merged into <a href="/tickets/{survivor}">"#)),
+        "{page}"
+    );
+
+    // The survivor now has two customer messages: each can be split out.
+    let (_, _, page) = web(
+        &d,
+        "GET",
+        &format!("/tickets/{survivor}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    let s = d.ticket(&survivor);
+    let moved = s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["message_id"] == "w-old@customer.example")
+        .expect("moved message");
+    let seq = moved["seq"].as_str().unwrap().to_string();
+    let split = format!("/tickets/{survivor}/messages/{seq}/split");
+    assert!(page.contains(&format!(r#"action="{split}""#)), "{page}");
+    let version = regex::Regex::new(r#"name="version" value="([0-9]+)""#)
+        .unwrap()
+        .captures(&page)
+        .expect("the version in the page")[1]
+        .to_string();
+    let (status, _, _) = web(
+        &d,
+        "POST",
+        &split,
+        &[("Cookie", &cookie), ("Origin", "http://evil.test")],
+        &form(&[("csrf", &token), ("version", &version)]),
+    );
+    assert_eq!(status, 403);
+    let (status, head, body) = web(
+        &d,
+        "POST",
+        &split,
+        &same_origin,
+        &form(&[("csrf", &token), ("version", &version)]),
+    );
+    assert_eq!(status, 303, "{body}");
+    let new = location(&head).trim_start_matches("/tickets/").to_string();
+    assert!(!new.is_empty() && new != survivor && new != old, "{head}");
+    let n = d.ticket(&new);
+    assert_eq!(n["messages"][0]["seq"], seq.as_str(), "{n}");
+}

@@ -16,6 +16,7 @@ pub mod headers;
 pub mod html;
 pub mod login;
 pub mod mail_html;
+pub mod merge;
 pub mod queue;
 pub mod session;
 pub mod ticket;
@@ -55,6 +56,8 @@ pub fn router(state: Shared) -> Router {
         .route("/tickets/{id}/messages/{seq}/html", get(mail_html::frame))
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))
+        .route("/tickets/{id}/merge", post(merge::merge))
+        .route("/tickets/{id}/messages/{seq}/split", post(merge::split))
         .route("/static/app.css", get(stylesheet))
         .with_state(state)
 }

@@ -148,11 +148,12 @@ pub async fn page(
         csrf_input(&cur.session.csrf),
         t.version
     );
+    let merge = super::merge::section(&state, &t, &messages, &cur.session.csrf).await?;
     let body = format!(
         r#"<article class="ticket"><h1><span class="id">#{id}</span> {subject}</h1>{facts}
 <section class="conversation" aria-label="Conversation">{conversation}</section>
 <section class="act"><form method="post" action="/tickets/{id}/reply">{token}<label for="reply">Reply to the customer</label><textarea id="reply" name="body" rows="6"></textarea><button type="submit">Send reply</button></form>
-<form method="post" action="/tickets/{id}/note">{token}<label for="note">Internal note</label><textarea id="note" name="body" rows="4"></textarea><button type="submit">Add note</button></form></section>
+<form method="post" action="/tickets/{id}/note">{token}<label for="note">Internal note</label><textarea id="note" name="body" rows="4"></textarea><button type="submit">Add note</button></form></section>{merge}
 <section class="side"><h2>Participants</h2><ul class="participants">{participants}</ul>
 <h2>Events</h2><div class="scroll"><table class="events"><thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Who</th><th scope="col">Detail</th></tr></thead><tbody>{log}</tbody></table></div></section></article>"#,
         subject = esc(subject),
