@@ -592,3 +592,49 @@ fn the_web_merge_and_split_forms_pass_csrf_and_act() {
     let n = d.ticket(&new);
     assert_eq!(n["messages"][0]["seq"], seq.as_str(), "{n}");
 }
+
+#[test]
+fn a_merge_by_clicking_in_chromium() {
+    let (sink, d) = start();
+    set_password(&d);
+    let (old, _) = open(&d, &sink, "gus@customer.example", "b-old");
+    let (survivor, _) = open(&d, &sink, "gus@customer.example", "b-new");
+    let out_dir = repo_root().join("target/web-screenshots/merge");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = std::process::Command::new(python())
+        .arg(peer_script("web_merge.py"))
+        .arg(format!("http://127.0.0.1:{}", d.web_port))
+        .args(["alice", PASSWORD, &old, &survivor])
+        .arg(&out_dir)
+        .output()
+        .expect("run tests/peers/web_merge.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "web_merge.py failed:\n{stdout}\n{}\n--- daemon log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_tail(40)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("JSON report");
+    assert!(
+        seen["landed"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&format!("/tickets/{survivor}")),
+        "{seen}"
+    );
+    assert!(
+        seen["merged_page"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("Merged into #{survivor}")),
+        "{seen}"
+    );
+    let t = d.ticket(&old);
+    assert_eq!(t["merged_into"], survivor.as_str(), "{t}");
+    let e = events(&t, "merged");
+    assert!(
+        e.len() == 1 && e[0]["detail"].as_str().unwrap().contains("asked twice"),
+        "{t}"
+    );
+}

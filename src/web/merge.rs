@@ -42,7 +42,7 @@ pub async fn section(
     };
     if let Some(into) = into {
         return Ok(format!(
-            r##"<section class="act merge" aria-label="Merge"><p class="merged-into">Merged into <a href="/tickets/{into}">#{into}</a>: its conversation and later mail are there.</p>{from}</section>"##
+            r##"<section class="act merge" aria-labelledby="merge-h"><h2 id="merge-h">Merged</h2><p class="merged-into">Merged into <a href="/tickets/{into}">#{into}</a>: its conversation and later mail are there.</p>{from}</section>"##
         ));
     }
     let hidden = format!(
@@ -73,7 +73,7 @@ pub async fn section(
         String::new()
     };
     Ok(format!(
-        r##"<section class="act merge" aria-label="Merge">{from}<form method="post" action="/tickets/{id}/merge">{hidden}<label for="merge-into">Merge this ticket into ticket number</label><input id="merge-into" name="into" inputmode="numeric" pattern="#?[0-9]+" required><label for="merge-reason">Why (optional)</label><input id="merge-reason" name="reason"><button type="submit">Merge</button></form>{split}</section>"##
+        r##"<section class="act merge" aria-labelledby="merge-h"><h2 id="merge-h">Merge or split</h2>{from}<form method="post" action="/tickets/{id}/merge">{hidden}<label for="merge-into">Merge this ticket into ticket number</label><input id="merge-into" name="into" inputmode="numeric" pattern="#?[0-9]+" required><label for="merge-reason">Why (optional)</label><input id="merge-reason" name="reason"><button type="submit">Merge</button></form>{split}</section>"##
     ))
 }
 
