@@ -583,3 +583,30 @@ fn a_split_gives_a_message_its_own_ticket_and_its_replies_follow() {
             .contains("only customer message")
     );
 }
+
+#[test]
+fn held_replies_and_later_requests_follow_a_merge() {
+    let h = harness();
+    let a = ticket(&h, 40);
+    let b = ticket(&h, 41);
+    // Bob's reply on a is held behind alice's.
+    act(&h, request(a, "alice", Some(0), vec![reply("Alice on a.")])).unwrap();
+    let held = act(&h, request(a, "bob", Some(0), vec![reply("Bob on a.")])).unwrap();
+    assert!(matches!(held.sent, Sent::Held(_)), "{:?}", held.sent);
+    act(&h, request(b, "alice", Some(0), vec![reply("Alice on b.")])).unwrap();
+    act(&h, request(a, "alice", Some(1), vec![merge(b, None)])).unwrap();
+    assert!(h.store.held_for_ticket(a).unwrap().is_empty());
+    assert_eq!(
+        h.store.held_for_ticket(b).unwrap().len(),
+        1,
+        "held on the survivor"
+    );
+    // A reply written on the merged ticket has not seen the survivor's
+    // replies: whatever version it names there, alice's counts as unseen.
+    let late = act(&h, request(a, "bob", Some(9), vec![reply("Bob late.")])).unwrap();
+    assert_eq!(late.ticket.id, b);
+    assert!(matches!(late.sent, Sent::Held(_)), "{:?}", late.sent);
+    // #send on the survivor releases both.
+    let sent = act(&h, request(b, "bob", None, vec![Action::SendHeld])).unwrap();
+    assert_eq!(sent.released.len(), 2);
+}

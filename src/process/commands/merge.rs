@@ -50,11 +50,16 @@ fn alone_and_current(request: &Request, ticket: &Ticket, what: &str) -> Result<(
     }
 }
 
-/// The reason as the events show it: ": why" or nothing.
+/// Longest reason kept in the events (a door may pass any text).
+const MAX_REASON: usize = 300;
+
+/// The reason as the events show it: ": why" (one line, bounded) or nothing.
 fn because(reason: &Option<String>) -> String {
-    match reason.as_deref().map(str::trim) {
-        Some(r) if !r.is_empty() => format!(": {r}"),
-        _ => String::new(),
+    let r = crate::syntax::header_text(reason.as_deref().unwrap_or(""), MAX_REASON);
+    if r.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", r.trim())
     }
 }
 
@@ -337,5 +342,10 @@ mod tests {
         assert_eq!(super::because(&None), "");
         assert_eq!(super::because(&Some("  ".into())), "");
         assert_eq!(super::because(&Some("dup".into())), ": dup");
+        let long = super::because(&Some(format!("a\nb{}", "x".repeat(5000))));
+        assert!(
+            !long.contains('\n') && long.len() <= super::MAX_REASON + 8,
+            "{long}"
+        );
     }
 }
