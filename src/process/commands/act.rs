@@ -8,7 +8,9 @@
 //! actions, as one message) is sent last, or held when another agent replied
 //! after the version the agent saw (`collision.rs`), or, for an internal
 //! request, kept as a note. A request that resolves the ticket without a word
-//! to the customer sends the resolved notice.
+//! to the customer sends the resolved notice. A request on a merged ticket
+//! (other than a merge or split) acts on the ticket it was merged into.
+//! Merge and split, which change two tickets, are `merge.rs`.
 
 use super::{Action, Outcome, Refusal, Request, Sent, Via};
 use crate::model::{Direction, EventKind, MessageKind, MessageRecord, MessageSeq, Status, Ticket};
@@ -128,7 +130,7 @@ impl Processor {
             let seq = self.keep_note(tx, &mut ticket, agent, request.via, text, now)?;
             // A note that came with a merge belongs to the conversation, which
             // now lives in the survivor.
-            if let Some(survivor) = other.as_mut().filter(|_| ticket.status == Status::Closed)
+            if let Some(survivor) = other.as_mut()
                 && tx.merged_into(ticket.id)? == Some(survivor.id)
             {
                 tx.move_message(seq, ticket.id, survivor.id)?;

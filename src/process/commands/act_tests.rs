@@ -610,3 +610,37 @@ fn held_replies_and_later_requests_follow_a_merge() {
     let sent = act(&h, request(b, "bob", None, vec![Action::SendHeld])).unwrap();
     assert_eq!(sent.released.len(), 2);
 }
+
+#[test]
+fn a_note_with_a_merge_joins_the_survivors_conversation() {
+    let h = harness();
+    let a = ticket(&h, 50);
+    let b = ticket(&h, 51);
+    let done = act(
+        &h,
+        request(
+            a,
+            "alice",
+            None,
+            vec![merge(b, None), Action::Note("dup of b".into())],
+        ),
+    )
+    .unwrap();
+    let Sent::Note(seq) = done.sent else {
+        panic!("{:?}", done.sent);
+    };
+    assert_eq!(h.store.message(seq).unwrap().unwrap().ticket, Some(b));
+    assert!(
+        h.store
+            .ticket_messages(b)
+            .unwrap()
+            .iter()
+            .any(|m| m.seq == seq)
+    );
+    assert!(h.store.ticket_messages(a).unwrap().is_empty());
+    let s = h.store.ticket(b).unwrap().unwrap();
+    assert_eq!(
+        s.message_count,
+        h.store.ticket_messages(b).unwrap().len() as u64
+    );
+}
