@@ -190,6 +190,10 @@ pub struct WebConfig {
     /// front): the session cookie becomes `__Host-postdesk` with `Secure`,
     /// and the expected Origin is `https://`.
     pub https: bool,
+    /// How often an open ticket page tells the server its agent is still
+    /// viewing (or replying); presence expires after three intervals.
+    #[serde(deserialize_with = "de_duration")]
+    pub presence_interval: Duration,
 }
 
 impl Default for WebConfig {
@@ -200,6 +204,7 @@ impl Default for WebConfig {
             api_token_file: None,
             session_idle: Duration::from_secs(8 * 3600),
             https: false,
+            presence_interval: Duration::from_secs(10),
         }
     }
 }
@@ -516,6 +521,18 @@ impl Config {
             err(
                 "session_idle",
                 "web.session_idle must be at least 1m".into(),
+            );
+        }
+        // Whole seconds: the page's script counts in them; a heartbeat
+        // slower than a few minutes would show agents long gone.
+        let presence = self.web.presence_interval;
+        if presence < Duration::from_secs(1)
+            || presence > Duration::from_secs(300)
+            || presence.subsec_nanos() != 0
+        {
+            err(
+                "presence_interval",
+                "web.presence_interval must be whole seconds between 1s and 5m".into(),
             );
         }
         if self.smtp.max_line_length < 512 {

@@ -53,6 +53,9 @@ pub enum Action {
     Canned(String),
     /// `#send`: send the agent's replies held by collision detection anyway.
     SendHeld,
+    /// Drop the agent's replies held on the ticket unsent (the web view's
+    /// "revise": the agent writes a new reply instead).
+    DropHeld,
     // Merge(TicketId) and Split(MessageSeq) will go here: each checked in
     // `act.rs`'s `check` and applied in its `apply` like the others.
 }
@@ -94,7 +97,7 @@ impl PartialEq for Action {
                         x.name == y.name && x.content_type == y.content_type && x.data == y.data
                     })
             }
-            (Internal, Internal) | (SendHeld, SendHeld) => true,
+            (Internal, Internal) | (SendHeld, SendHeld) | (DropHeld, DropHeld) => true,
             _ => false,
         }
     }

@@ -47,7 +47,7 @@ pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: 
     };
     let html = format!(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>
 <body>{bar}<main>{body}</main></body></html>
 "#,
         esc(title)
