@@ -9,6 +9,7 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::str::FromStr;
 use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery";
@@ -465,6 +466,21 @@ fn presence_shows_other_agents_viewing_and_replying_until_they_expire() {
     assert_eq!(r["alice_sees"], "bob is viewing", "{r}");
     assert_eq!(r["bob_after_alice_left"], "", "{r}");
     assert!(r["local_times"].as_u64().unwrap() > 0, "{r}");
+    // 2026-12-03 10:00 UTC is 05:00 in New York: the text moves, the title
+    // keeps the UTC value.
+    let iso = r["time_datetime"].as_str().unwrap();
+    let utc = jiff::Timestamp::from_str(iso).unwrap();
+    let ny = utc.in_tz("America/New_York").unwrap();
+    assert_eq!(
+        r["time_local_text"].as_str().unwrap(),
+        format!("{} America/New York", ny.strftime("%Y-%m-%d %H:%M")),
+        "{r}"
+    );
+    assert_eq!(
+        r["time_utc_title"].as_str().unwrap(),
+        format!("{} UTC", utc.strftime("%Y-%m-%d %H:%M")),
+        "{r}"
+    );
     assert_eq!(r["script_errors"], serde_json::json!([]), "{r}");
 }
 

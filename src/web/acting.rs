@@ -107,6 +107,15 @@ pub fn forms(t: &Ticket, choices: &Choices, hidden: &str) -> String {
             (n.clone(), shown)
         })
         .collect();
+    // Nobody assigned: an empty first choice, so the form does not claim
+    // the first agent is.
+    let agents: Vec<(String, String)> = if t.assignee.is_none() {
+        std::iter::once((String::new(), "— nobody —".to_string()))
+            .chain(agents)
+            .collect()
+    } else {
+        agents
+    };
     let assignee = select(
         "assignee",
         "Assignee",

@@ -37,8 +37,8 @@ CHROMIUM_ARGS = [
 PRESENCE_TEXT = "document.getElementById('presence').textContent"
 
 
-def log_in(browser, base, user, password, report, width=1280):
-    ctx = browser.new_context(viewport={"width": width, "height": 800})
+def log_in(browser, base, user, password, report, width=1280, zone=None):
+    ctx = browser.new_context(viewport={"width": width, "height": 800}, timezone_id=zone)
     page = ctx.new_page()
     page.on("pageerror", lambda e: report["script_errors"].append(f"{user}: {e}"))
     # Errors of our script, CSP refusals, and failed requests (but the
@@ -82,10 +82,15 @@ def wait_presence(page, expected, timeout=15000):
 
 def presence(browser, base, password, ticket, out_dir, report):
     url = f"{base}/tickets/{ticket}"
-    ctx_b, bob = log_in(browser, base, "bob", password, report)
+    # Bob reads times in New York's zone; the server wrote them in UTC.
+    ctx_b, bob = log_in(browser, base, "bob", password, report, zone="America/New_York")
     bob.goto(url)
     ctx_a, alice = log_in(browser, base, "alice", password, report)
     alice.goto(url)
+    first = bob.locator("time[data-local]").first
+    report["time_local_text"] = first.inner_text()
+    report["time_utc_title"] = first.get_attribute("title")
+    report["time_datetime"] = first.get_attribute("datetime")
     report["bob_sees_viewing"] = wait_presence(bob, "Alice Example is viewing")
     report["alice_sees"] = wait_presence(alice, "bob is viewing")
     report["local_times"] = bob.locator("time[data-local]").count()
@@ -143,6 +148,7 @@ def by_mail(browser, base, password, ticket, out_dir, report):
     held_seen(alice, report)
     alice.set_viewport_size({"width": 360, "height": 740})
     alice.screenshot(path=f"{out_dir}/held-by-mail-phone.png", full_page=True)
+    alice.screenshot(path=f"{out_dir}/held-by-mail-phone-top.png")
     alice.set_viewport_size({"width": 1280, "height": 800})
     if report["held_panel"]:
         alice.fill("#revise-body", "Revised: Bob is right, the tray was empty.")
