@@ -828,6 +828,23 @@ api_token = "t"
     }
 
     #[test]
+    fn presence_interval_defaults_to_10s_and_is_bounded() {
+        let c = Config::from_str(MINIMAL, Path::new("config.toml")).unwrap();
+        assert_eq!(c.web.presence_interval, Duration::from_secs(10));
+        let ok = MINIMAL.replace("[web]\n", "[web]\npresence_interval = \"1s\"\n");
+        assert!(Config::from_str(&ok, Path::new("config.toml")).is_ok());
+        for bad in ["0s", "10m"] {
+            let text = MINIMAL.replace(
+                "[web]\n",
+                &format!("[web]\npresence_interval = \"{bad}\"\n"),
+            );
+            let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
+            let d = e.0.iter().find(|d| d.message.contains("presence_interval"));
+            assert!(d.is_some_and(|d| d.line > 1), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn syntax_error_has_position() {
         let text = "[server]\nhostname = \"x\"\nbogus = \n";
         let e = Config::from_str(text, Path::new("c.toml")).unwrap_err();
