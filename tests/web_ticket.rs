@@ -246,6 +246,10 @@ fn forms_act_downloads_are_attachments_and_sent_mail_shows_its_delivery() {
     }
     // Why the message is here: its created event, linked to the log row.
     assert!(page.contains(r##"<a href="#e0">created</a>"##), "{page}");
+    assert!(
+        page.contains(&format!(r##"<a href="#m{seq}">message {seq}</a>"##)),
+        "{page}"
+    );
 
     // Downloads: attachment disposition with filename*, nosniff, never HTML.
     let base = format!("/tickets/{id}/messages/{seq}");

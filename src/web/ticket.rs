@@ -209,12 +209,20 @@ pub async fn page(
             )
         })
         .collect();
+    // Each event about a message of the conversation links to it (and the
+    // message lists its events): why it joined, what became of it.
+    let shown: std::collections::HashSet<u64> = messages.iter().map(|m| m.seq).collect();
     let log: String = events
         .iter()
         .enumerate()
         .map(|(i, e)| {
+            let link = e
+                .message
+                .filter(|seq| shown.contains(seq))
+                .map(|seq| format!(r##" <a href="#m{seq}">message {seq}</a>"##))
+                .unwrap_or_default();
             format!(
-                r#"<tr id="e{i}"><td data-label="When">{}</td><td data-label="What">{}</td><td data-label="Who">{}</td><td data-label="Detail">{}</td></tr>"#,
+                r#"<tr id="e{i}"><td data-label="When">{}</td><td data-label="What">{}</td><td data-label="Who">{}</td><td data-label="Detail">{}{link}</td></tr>"#,
                 html::time(e.at),
                 esc(&e.kind),
                 esc(&e.actor),
