@@ -83,12 +83,12 @@ pub fn forms(t: &Ticket, choices: &Choices, hidden: &str) -> String {
     let pairs = |v: &[&str]| -> Vec<(String, String)> {
         v.iter().map(|s| (s.to_string(), s.to_string())).collect()
     };
-    let status = select(
-        "status",
-        "Status",
-        &pairs(&["open", "pending", "resolved", "closed"]),
-        t.status.as_str(),
-    );
+    // A new ticket shows as new, which is no state an agent sets.
+    let mut statuses = pairs(&["open", "pending", "resolved", "closed"]);
+    if t.status == Status::New {
+        statuses.insert(0, (String::new(), "new".to_string()));
+    }
+    let status = select("status", "Status", &statuses, t.status.as_str());
     let priority = select(
         "priority",
         "Priority",
