@@ -92,6 +92,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 https: cfg.web.https,
                 limiter: Default::default(),
                 processor: Some(acting.clone()),
+                presence: crate::web::presence::Board::new(
+                    i64::try_from(cfg.web.presence_interval.as_secs()).unwrap_or(10),
+                ),
             }),
         },
         shutdown_rx.clone(),

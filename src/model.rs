@@ -240,6 +240,11 @@ pub struct Event {
     pub kind: String,
     pub actor: String,
     pub detail: String,
+    /// The message the event is about (the one that joined, was sent or
+    /// delivered), so a page can show why each message is in the ticket
+    /// and what became of each mail we sent. None in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageSeq>,
 }
 
 /// What happened to a ticket: the vocabulary of its event log. Stored and
@@ -310,6 +315,8 @@ pub enum EventKind {
     HeldReleased,
     /// A held reply expired.
     HeldExpired,
+    /// An agent dropped their held reply (to write another).
+    HeldDropped,
     /// The relay accepted our mail.
     Delivered,
     /// Our mail could not be delivered.
@@ -357,6 +364,7 @@ impl EventKind {
             EventKind::ReplyHeld => "reply_held",
             EventKind::HeldReleased => "held_released",
             EventKind::HeldExpired => "held_expired",
+            EventKind::HeldDropped => "held_dropped",
             EventKind::Delivered => "delivered",
             EventKind::DeliveryFailed => "delivery_failed",
             EventKind::ReplyRefused => "reply_refused",
@@ -374,7 +382,14 @@ impl Event {
             kind: kind.as_str().to_string(),
             actor: actor.to_string(),
             detail,
+            message: None,
         }
+    }
+
+    /// The same event, about message `seq`.
+    pub fn about(mut self, seq: MessageSeq) -> Event {
+        self.message = Some(seq);
+        self
     }
 }
 

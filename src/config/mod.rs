@@ -190,6 +190,10 @@ pub struct WebConfig {
     /// front): the session cookie becomes `__Host-postdesk` with `Secure`,
     /// and the expected Origin is `https://`.
     pub https: bool,
+    /// How often an open ticket page tells the server its agent is still
+    /// viewing (or replying); presence expires after three intervals.
+    #[serde(deserialize_with = "de_duration")]
+    pub presence_interval: Duration,
 }
 
 impl Default for WebConfig {
@@ -200,6 +204,7 @@ impl Default for WebConfig {
             api_token_file: None,
             session_idle: Duration::from_secs(8 * 3600),
             https: false,
+            presence_interval: Duration::from_secs(10),
         }
     }
 }
@@ -518,6 +523,18 @@ impl Config {
                 "web.session_idle must be at least 1m".into(),
             );
         }
+        // Whole seconds: the page's script counts in them; a heartbeat
+        // slower than a few minutes would show agents long gone.
+        let presence = self.web.presence_interval;
+        if presence < Duration::from_secs(1)
+            || presence > Duration::from_secs(300)
+            || presence.subsec_nanos() != 0
+        {
+            err(
+                "presence_interval",
+                "web.presence_interval must be whole seconds between 1s and 5m".into(),
+            );
+        }
         if self.smtp.max_line_length < 512 {
             err(
                 "max_line_length",
@@ -808,6 +825,23 @@ api_token = "t"
         let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
         let d = e.0.iter().find(|d| d.message.contains("session_idle"));
         assert!(d.is_some_and(|d| d.line > 1), "{e}");
+    }
+
+    #[test]
+    fn presence_interval_defaults_to_10s_and_is_bounded() {
+        let c = Config::from_str(MINIMAL, Path::new("config.toml")).unwrap();
+        assert_eq!(c.web.presence_interval, Duration::from_secs(10));
+        let ok = MINIMAL.replace("[web]\n", "[web]\npresence_interval = \"1s\"\n");
+        assert!(Config::from_str(&ok, Path::new("config.toml")).is_ok());
+        for bad in ["0s", "10m"] {
+            let text = MINIMAL.replace(
+                "[web]\n",
+                &format!("[web]\npresence_interval = \"{bad}\"\n"),
+            );
+            let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
+            let d = e.0.iter().find(|d| d.message.contains("presence_interval"));
+            assert!(d.is_some_and(|d| d.line > 1), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -541,7 +541,8 @@ impl Ctx {
         match ticket {
             Some(mut ticket) => {
                 for (kind, detail) in events {
-                    tx.add_event(&mut ticket, Event::new(now, kind, "postdesk", detail))?;
+                    let e = Event::new(now, kind, "postdesk", detail).about(job.message);
+                    tx.add_event(&mut ticket, e)?;
                 }
                 let requester = ticket.requester.clone();
                 if let Some((_, error)) = refused
@@ -664,7 +665,8 @@ impl Ctx {
                         ""
                     }
                 ),
-            ),
+            )
+            .about(seq),
         )
     }
 }

@@ -100,6 +100,27 @@ pub fn check_dir(rules_dir: &Path) -> Vec<crate::config::Diagnostic> {
     out
 }
 
+/// The names of the canned responses in `rules_dir` (`canned/NAME.txt`
+/// whose NAME `render` accepts), sorted: the web view's picker.
+pub fn names(rules_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(rules_dir.join(DIR)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".txt")?.to_string();
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            ok.then_some(name)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,9 @@ pub enum Action {
         message: MessageSeq,
         reason: Option<String>,
     },
+    /// Drop the agent's replies held on the ticket unsent (the web view's
+    /// "revise": the agent writes a new reply instead).
+    DropHeld,
 }
 
 impl PartialEq for Action {
@@ -108,7 +111,7 @@ impl PartialEq for Action {
                         x.name == y.name && x.content_type == y.content_type && x.data == y.data
                     })
             }
-            (Internal, Internal) | (SendHeld, SendHeld) => true,
+            (Internal, Internal) | (SendHeld, SendHeld) | (DropHeld, DropHeld) => true,
             (
                 Merge { into, reason },
                 Merge {

@@ -315,7 +315,7 @@ impl Processor {
         let detail = format!("{} threaded by {}", class.as_str(), m.reason);
         tx.add_event(
             &mut ticket,
-            event(now, EventKind::MessageAdded, sender, detail),
+            event(now, EventKind::MessageAdded, sender, detail).about(record.seq),
         )?;
         if class != Class::Customer {
             tx.put_ticket(&ticket)?;
@@ -442,7 +442,8 @@ impl Processor {
                 EventKind::Created,
                 sender,
                 format!("{} from {sender}: {why}", class.as_str()),
-            ),
+            )
+            .about(record.seq),
         )?;
         self.attach(tx, &mut ticket, record, parsed, now)?;
         // The requester's own mail brings in its Cc; mail that nothing
@@ -624,7 +625,8 @@ impl Processor {
                 EventKind::Acknowledged,
                 "postdesk",
                 format!("acknowledgement queued to {}", parsed.from),
-            ),
+            )
+            .about(seq),
         )
     }
 

@@ -195,7 +195,8 @@ impl Processor {
                         format!(" with {} attachment(s)", attachments.len())
                     }
                 ),
-            ),
+            )
+            .about(seq),
         )?;
         Ok(seq)
     }

@@ -1732,3 +1732,22 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The outbound jobs still queued for ticket `id` (waiting for their
+    /// first attempt or retrying): the ticket page's delivery state. A scan
+    /// of the queue, which holds only undelivered mail.
+    pub fn ticket_jobs(&self, id: TicketId) -> Result<Vec<OutboundJob>> {
+        let r = self.db()?.0.begin_read()?;
+        let t = r.open_table(OUTBOUND)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let job: OutboundJob = dec("outbound", v.value())?;
+            if job.ticket == Some(id) {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+}

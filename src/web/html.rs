@@ -47,7 +47,7 @@ pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: 
     };
     let html = format!(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>
 <body>{bar}<main>{body}</main></body></html>
 "#,
         esc(title)
@@ -63,14 +63,16 @@ pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: 
         .into_response()
 }
 
-/// A time as UTC text, with the RFC 3339 value for machines.
+/// A time as UTC text, with the RFC 3339 value for machines; `app.js`
+/// rewrites the text in the viewer's zone and the title keeps the UTC
+/// value for hover.
 pub fn time(secs: i64) -> String {
     let iso = crate::clock::rfc3339(secs);
-    let shown = iso.get(..16).unwrap_or(&iso).replace('T', " ");
+    let shown = format!("{} UTC", iso.get(..16).unwrap_or(&iso).replace('T', " "));
     format!(
-        r#"<time datetime="{}" title="{}">{} UTC</time>"#,
+        r#"<time datetime="{}" title="{}">{}</time>"#,
         esc(&iso),
-        esc(&iso),
+        esc(&shown),
         esc(&shown)
     )
 }

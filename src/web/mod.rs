@@ -11,12 +11,17 @@
 //! passes [`csrf::check`] before it does anything; every response carries
 //! the CSP of [`headers`].
 
+pub mod acting;
+pub mod attachments;
 pub mod csrf;
+pub mod delivery;
 pub mod headers;
+pub mod held;
 pub mod html;
 pub mod login;
 pub mod mail_html;
 pub mod merge;
+pub mod presence;
 pub mod queue;
 pub mod session;
 pub mod ticket;
@@ -43,6 +48,8 @@ pub struct WebState {
     /// Replies and notes go through its `act`, the path mail commands take
     /// (None only in unit tests of the pages that do not act).
     pub processor: Option<crate::process::Processor>,
+    /// Who is on which ticket page (`web.presence_interval`).
+    pub presence: presence::Board,
 }
 
 pub type Shared = Arc<WebState>;
@@ -59,6 +66,15 @@ pub fn router(state: Shared) -> Router {
         .route("/tickets/{id}/merge", post(merge::merge))
         .route("/tickets/{id}/messages/{seq}/split", post(merge::split))
         .route("/static/app.css", get(stylesheet))
+        .route("/tickets/{id}/act", post(acting::act))
+        .route("/tickets/{id}/send-held", post(acting::send_held))
+        .route("/tickets/{id}/presence", post(presence::beat))
+        .route(
+            "/tickets/{id}/messages/{seq}/attachments/{n}",
+            get(attachments::attachment),
+        )
+        .route("/tickets/{id}/messages/{seq}/raw", get(attachments::raw))
+        .route("/static/app.js", get(script))
         .with_state(state)
 }
 
@@ -122,4 +138,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| WebError::Internal(format!("task failed: {e}")))?
         .map_err(WebError::from)
+}
+
+/// The one script (`app.js`): times in the viewer's zone, presence
+/// heartbeats. External, as the CSP allows no inline script; every page
+/// works without it.
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("app.js"),
+    )
+        .into_response()
 }

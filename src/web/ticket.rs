@@ -1,24 +1,25 @@
 //! The ticket page `/tickets/{id}`: the conversation oldest first (each
-//! message's stored visible text, escaped, kind and standing marked),
-//! participants and the event log, with the reply and note forms.
+//! message's stored visible text, escaped, kind and standing marked, its
+//! attachments and raw bytes as downloads, why it joined the ticket and,
+//! for mail we sent, its delivery state), participants, who else is on the
+//! page, the event log, the acting forms and the reply and note forms.
 //!
 //! Replying and notes go through the one command path shared with mail and
-//! the JSON API (`Processor::act`), after the CSRF check.
+//! the JSON API (`Processor::act`), after the CSRF check; a reply written
+//! against an older version when another agent answered meanwhile is held
+//! and the page opens with the choice (`held.rs`).
 
+use super::acting::{self, parse_id};
+use super::delivery;
 use super::html::{self, Viewer, csrf_input, esc};
-use super::{Shared, WebError, blocking, csrf, session};
-use crate::model::{Direction, MessageKind, MessageRecord};
+use super::presence::{self, Activity};
+use super::{Shared, WebError, blocking, session};
+use crate::model::{Direction, Event, MessageKind, MessageRecord, OutboundJob};
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-
-fn parse_id(s: &str) -> Result<u64, WebError> {
-    s.trim_start_matches('#')
-        .parse()
-        .map_err(|_| WebError::NotFound)
-}
 
 /// The label and CSS class of a message's kind.
 fn kind_of(m: &MessageRecord) -> (&'static str, &'static str) {
@@ -32,8 +33,21 @@ fn kind_of(m: &MessageRecord) -> (&'static str, &'static str) {
     }
 }
 
-fn message(m: &MessageRecord, html: bool) -> String {
+/// What the page shows of one message besides its text.
+struct Extras<'a> {
+    /// Framed HTML version (HTML-only mail).
+    html: bool,
+    /// Attachment names and sizes.
+    attachments: Vec<(String, usize)>,
+    /// Whether its raw bytes are stored.
+    raw: bool,
+    jobs: &'a [OutboundJob],
+    events: &'a [Event],
+}
+
+fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
     let (label, class) = kind_of(m);
+    let ticket = m.ticket.unwrap_or_default();
     let stranger = m
         .stranger
         .as_deref()
@@ -46,11 +60,10 @@ fn message(m: &MessageRecord, html: bool) -> String {
         .unwrap_or_default();
     // The sanitised HTML in a sandbox (no scripts, no same-origin, no
     // popups), under the plain text, for layout the text loses.
-    let frame = if html {
+    let frame = if x.html {
         format!(
             r#"<details class="html"><summary>HTML version</summary><iframe sandbox="" src="/tickets/{}/messages/{}/html" title="HTML version of the message" loading="lazy"></iframe></details>"#,
-            m.ticket.unwrap_or_default(),
-            m.seq
+            ticket, m.seq
         )
     } else {
         String::new()
@@ -59,19 +72,59 @@ fn message(m: &MessageRecord, html: bool) -> String {
         Direction::Inbound => "received",
         Direction::Outbound => "sent",
     };
+    let delivery = match m.direction {
+        Direction::Outbound => delivery::badge(&delivery::state_of(m.seq, x.jobs, x.events)),
+        Direction::Inbound => String::new(),
+    };
+    // Why the message is here and what happened to it: its events, linked
+    // to their rows in the log.
+    let why: String = delivery::events_about(m.seq, x.events)
+        .into_iter()
+        .filter_map(|i| x.events.get(i).map(|e| (i, e)))
+        .filter(|(_, e)| e.kind != "delivered" && e.kind != "delivery_failed")
+        .map(|(i, e)| {
+            format!(
+                r##"<li><a href="#e{i}">{}</a>: {}</li>"##,
+                esc(&e.kind),
+                esc(&e.detail)
+            )
+        })
+        .collect();
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<ul class="why" aria-label="Why this message is here">{why}</ul>"#)
+    };
+    let raw = if x.raw {
+        format!(
+            r#" <a class="raw" href="/tickets/{ticket}/messages/{}/raw" download>raw</a>"#,
+            m.seq
+        )
+    } else {
+        String::new()
+    };
     format!(
-        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date}</header><div class="text">{text}</div>{frame}</article>"#,
+        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date} {delivery}{raw}</header><div class="text">{text}</div>{attachments}{frame}{why}</article>"#,
         seq = m.seq,
         from = esc(&m.from),
         date = html::time(m.date),
         text = esc(&m.text),
+        attachments = super::attachments::list(ticket, m.seq, &x.attachments),
     )
+}
+
+/// The page's query: `seen` is the version a held reply was written
+/// against (set by the redirect after a held submit).
+#[derive(Deserialize)]
+pub struct PageQuery {
+    seen: Option<u64>,
 }
 
 pub async fn page(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, WebError> {
     let Some(cur) = session::current(&state, &headers).await? else {
         return Ok(Redirect::to("/login").into_response());
@@ -83,19 +136,35 @@ pub async fn page(
             return Ok(None);
         };
         let messages = store.ticket_messages(id)?;
-        // Which messages came as HTML only: those get a framed HTML view.
-        let mut html = Vec::with_capacity(messages.len());
+        // HTML-only mail gets a framed HTML view; every stored message its
+        // attachments and raw download.
+        let mut extras = Vec::with_capacity(messages.len());
         for m in &messages {
-            let raw = match m.direction {
-                crate::model::Direction::Inbound => store.raw(m.seq)?,
-                crate::model::Direction::Outbound => None,
-            };
-            html.push(super::mail_html::has_html(m, raw.as_deref()));
+            let raw = store.raw(m.seq)?;
+            let html = super::mail_html::has_html(m, raw.as_deref());
+            let attachments = raw
+                .as_deref()
+                .map(super::attachments::of_raw)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.name, a.data.len()))
+                .collect::<Vec<_>>();
+            extras.push((html, attachments, raw.is_some()));
         }
-        Ok(Some((t, messages, html, store.ticket_events(id)?)))
+        let held = store.held_for_ticket(id)?;
+        let jobs = store.ticket_jobs(id)?;
+        Ok(Some((
+            t,
+            messages,
+            extras,
+            store.ticket_events(id)?,
+            held,
+            jobs,
+        )))
     })
     .await?;
-    let (t, messages, html_flags, events) = found.ok_or(WebError::NotFound)?;
+    let (t, messages, extras, events, held, jobs) = found.ok_or(WebError::NotFound)?;
+    let html_flags: Vec<bool> = extras.iter().map(|e| e.0).collect();
     let now = state.clock.now();
     let subject = if t.subject.is_empty() {
         "(no subject)"
@@ -126,14 +195,34 @@ pub async fn page(
         .collect();
     let conversation: String = messages
         .iter()
-        .zip(&html_flags)
-        .map(|(m, html)| message(m, *html))
+        .zip(extras)
+        .map(|(m, (html, attachments, raw))| {
+            message(
+                m,
+                &Extras {
+                    html,
+                    attachments,
+                    raw,
+                    jobs: &jobs,
+                    events: &events,
+                },
+            )
+        })
         .collect();
+    // Each event about a message of the conversation links to it (and the
+    // message lists its events): why it joined, what became of it.
+    let shown: std::collections::HashSet<u64> = messages.iter().map(|m| m.seq).collect();
     let log: String = events
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
+            let link = e
+                .message
+                .filter(|seq| shown.contains(seq))
+                .map(|seq| format!(r##" <a href="#m{seq}">message {seq}</a>"##))
+                .unwrap_or_default();
             format!(
-                r#"<tr><td data-label="When">{}</td><td data-label="What">{}</td><td data-label="Who">{}</td><td data-label="Detail">{}</td></tr>"#,
+                r#"<tr id="e{i}"><td data-label="When">{}</td><td data-label="What">{}</td><td data-label="Who">{}</td><td data-label="Detail">{}{link}</td></tr>"#,
                 html::time(e.at),
                 esc(&e.kind),
                 esc(&e.actor),
@@ -148,13 +237,30 @@ pub async fn page(
         csrf_input(&cur.session.csrf),
         t.version
     );
+    let me = cur.session.agent.clone();
+    state.presence.beat(id, &me, Activity::Viewing, now);
+    let present = presence::sentences(&state, &state.presence.others(id, &me, now));
+    let presence = format!(
+        r#"<p id="presence" class="presence" aria-live="polite" data-ticket="{id}" data-interval="{}">{}</p>"#,
+        state.presence.interval(),
+        esc(&present.join(", "))
+    );
+    let held = super::held::panel(
+        &t,
+        &me,
+        &held,
+        &messages,
+        query.seen,
+        &csrf_input(&cur.session.csrf),
+    );
+    let acting = acting::forms(&t, &acting::Choices::of(&state), &token);
     let merge = super::merge::section(&state, &t, &messages, &cur.session.csrf).await?;
     let body = format!(
-        r#"<article class="ticket"><h1><span class="id">#{id}</span> {subject}</h1>{facts}
+        r#"<article class="ticket"><h1><span class="id">#{id}</span> {subject}</h1>{presence}{held}{facts}
 <section class="conversation" aria-label="Conversation">{conversation}</section>
-<section class="act"><form method="post" action="/tickets/{id}/reply">{token}<label for="reply">Reply to the customer</label><textarea id="reply" name="body" rows="6"></textarea><button type="submit">Send reply</button></form>
-<form method="post" action="/tickets/{id}/note">{token}<label for="note">Internal note</label><textarea id="note" name="body" rows="4"></textarea><button type="submit">Add note</button></form></section>{merge}
-<section class="side"><h2>Participants</h2><ul class="participants">{participants}</ul>
+<section class="act"><form method="post" action="/tickets/{id}/reply" class="reply">{token}<label for="reply">Reply to the customer</label><textarea id="reply" name="body" rows="6"></textarea><button type="submit">Send reply</button></form>
+<form method="post" action="/tickets/{id}/note">{token}<label for="note">Internal note</label><textarea id="note" name="body" rows="4"></textarea><button type="submit">Add note</button></form></section>
+<section class="side"><h2>Change</h2>{acting}{merge}<h2>Participants</h2><ul class="participants">{participants}</ul>
 <h2>Events</h2><div class="scroll"><table class="events"><thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Who</th><th scope="col">Detail</th></tr></thead><tbody>{log}</tbody></table></div></section></article>"#,
         subject = esc(subject),
     );
@@ -182,12 +288,14 @@ pub struct ActForm {
     body: Option<String>,
     /// The ticket version the page showed (collision detection).
     version: Option<u64>,
+    /// Set by the held panel's "revise" form: this reply replaces my held one.
+    revise: Option<String>,
 }
 
 /// Shared by reply and note: a session, a same-origin request with its
-/// token, then the one command path (`Processor::act`, as mail commands
-/// and the JSON API use) with the logged-in agent as actor. Back to the
-/// ticket on success; the refusal, in words, otherwise.
+/// token, then the one command path (`acting::run`) with the logged-in
+/// agent as actor. Back to the ticket on success (to its held panel when
+/// the reply was held); the refusal, in words, otherwise.
 async fn act(
     state: Shared,
     headers: HeaderMap,
@@ -195,68 +303,30 @@ async fn act(
     f: ActForm,
     note: bool,
 ) -> Result<Response, WebError> {
-    use crate::process::commands::{Action, Refusal, Request, Via};
-    let Some(cur) = session::current(&state, &headers).await? else {
-        csrf::same_origin(&headers, state.https)?;
+    use crate::process::commands::Action;
+    let Some(cur) = acting::gate(&state, &headers, f.csrf.as_deref()).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
-    csrf::check(&headers, state.https, &cur.session.csrf, f.csrf.as_deref())?;
     let id = parse_id(&id)?;
     let text = f.body.unwrap_or_default().trim().to_string();
-    let viewer = Viewer {
-        agent: &cur.session.agent,
-        csrf: &cur.session.csrf,
-    };
-    let refused = |why: String| {
-        html::page(
-            StatusCode::BAD_REQUEST,
-            "Not sent",
-            Some(&viewer),
-            &format!(
-                r#"<h1>Not sent</h1><p>{}</p><p><a href="/tickets/{id}">Back to ticket #{id}</a></p>"#,
-                esc(&why)
-            ),
-        )
-    };
     if text.is_empty() {
-        return Ok(refused("The text is empty.".into()));
+        return Ok(acting::refused(&cur, id, "Not sent", "The text is empty."));
     }
-    let action = if note {
+    let mut actions = Vec::with_capacity(2);
+    if f.revise.is_some() && !note {
+        actions.push(Action::DropHeld);
+    }
+    actions.push(if note {
         Action::Note(text)
     } else {
         Action::Reply {
             text,
             attachments: Vec::new(),
         }
-    };
-    let request = Request {
-        ticket: id,
-        actor: cur.session.agent.clone(),
-        seen_version: f.version,
-        actions: vec![action],
-        via: Via::Web,
-    };
-    let Some(p) = state.processor.clone() else {
-        return Ok(refused(
-            "This daemon does not act on tickets from the web.".into(),
-        ));
-    };
-    let wake = p.outbound_wake.clone();
-    let acted = blocking(move || {
-        let rules = p.rules.current();
-        let now = p.clock.now();
-        p.store.write(|tx| match p.act(tx, &rules, request, now) {
-            Err(Refusal::Store(e)) => Err(e),
-            other => Ok(other),
-        })
-    })
-    .await?;
-    match acted {
-        Ok(_) => {
-            wake.notify_one();
-            Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
-        }
-        Err(e) => Ok(refused(e.to_string())),
+    });
+    match acting::run(&state, &cur, id, f.version, actions).await? {
+        Ok(outcome) => Ok(acting::after(id, &outcome, f.version)),
+        Err(why) => Ok(acting::refused(&cur, id, "Not sent", &why)),
     }
 }
 

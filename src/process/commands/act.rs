@@ -257,7 +257,7 @@ impl Processor {
                 {
                     Err("the note is empty".into())
                 }
-                Action::SendHeld => {
+                Action::SendHeld | Action::DropHeld => {
                     let held = tx.held()?;
                     if held
                         .iter()
@@ -291,8 +291,9 @@ impl Processor {
         Ok(out)
     }
 
-    /// Queues known to postdesk: those of the mailboxes and of the agents.
-    fn known_queues(&self, rules: &RuleSet) -> Vec<String> {
+    /// Queues known to postdesk: those of the mailboxes and of the agents
+    /// (what `Action::Queue` accepts; the web view offers them).
+    pub fn known_queues(&self, rules: &RuleSet) -> Vec<String> {
         let mut q: Vec<String> = self.cfg.mailboxes.iter().map(|m| m.queue.clone()).collect();
         for a in &rules.agents.list {
             q.extend(a.queues.iter().cloned());
@@ -452,6 +453,29 @@ impl Processor {
                     .join(", ");
                 released.extend(sent);
                 format!("done: held reply sent to the customer (message {list})")
+            }
+            Action::DropHeld => {
+                let mine: Vec<crate::model::HeldReply> = tx
+                    .held()?
+                    .into_iter()
+                    .filter(|h| h.ticket == ticket.id && h.agent.eq_ignore_ascii_case(&agent.name))
+                    .collect();
+                let list = mine
+                    .iter()
+                    .map(|h| h.message.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                for h in &mine {
+                    tx.remove_held(h.message)?;
+                }
+                tx.add_event(
+                    ticket,
+                    ev(
+                        EventKind::HeldDropped,
+                        format!("held reply by {actor} (message {list}) dropped unsent"),
+                    ),
+                )?;
+                format!("done: held reply dropped (message {list})")
             }
             Action::Note(_)
             | Action::Internal

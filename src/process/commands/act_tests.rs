@@ -644,3 +644,71 @@ fn a_note_with_a_merge_joins_the_survivors_conversation() {
         h.store.ticket_messages(b).unwrap().len() as u64
     );
 }
+
+#[test]
+fn dropping_a_held_reply_with_a_revised_one_sends_only_the_revision() {
+    let h = harness();
+    let id = ticket(&h, 9);
+    act(
+        &h,
+        request(id, "alice", Some(0), vec![reply("Alice first.")]),
+    )
+    .unwrap();
+    let bob = act(&h, request(id, "bob", Some(0), vec![reply("Bob draft.")])).unwrap();
+    assert!(matches!(bob.sent, Sent::Held(_)), "{:?}", bob.sent);
+    // Nothing held for alice: refused, nothing changed.
+    let none = act(&h, request(id, "alice", Some(1), vec![Action::DropHeld]));
+    assert!(matches!(none, Err(Refusal::Invalid(_))), "{none:?}");
+    // Bob revises: the held draft goes, the revision is sent, in one request.
+    let revised = act(
+        &h,
+        request(
+            id,
+            "bob",
+            Some(1),
+            vec![Action::DropHeld, reply("Bob revised.")],
+        ),
+    )
+    .unwrap();
+    assert!(matches!(revised.sent, Sent::Reply(_)), "{:?}", revised.sent);
+    assert!(h.store.held_for_ticket(id).unwrap().is_empty());
+    let texts: Vec<String> = replies_to_customer(&h, id)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, vec!["Alice first.", "Bob revised."]);
+    assert!(
+        h.store
+            .ticket_events(id)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "held_dropped" && e.actor == "bob")
+    );
+    // Nothing left to send anyway.
+    let send = act(&h, request(id, "bob", None, vec![Action::SendHeld]));
+    assert!(matches!(send, Err(Refusal::Invalid(_))), "{send:?}");
+}
+
+#[test]
+fn events_name_the_message_they_are_about() {
+    let h = harness();
+    let id = ticket(&h, 10);
+    let out = act(&h, request(id, "alice", Some(0), vec![reply("Hello.")])).unwrap();
+    let Sent::Reply(seq) = out.sent else {
+        panic!("{:?}", out.sent);
+    };
+    let events = h.store.ticket_events(id).unwrap();
+    let customer = h.store.ticket_messages(id).unwrap()[0].seq;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "created" && e.message == Some(customer)),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "replied" && e.message == Some(seq)),
+        "{events:?}"
+    );
+}
