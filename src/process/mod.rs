@@ -19,6 +19,7 @@ pub mod participants;
 pub mod quote;
 pub mod reply;
 pub mod thread;
+pub mod unseen;
 pub mod vouch;
 
 use crate::clock::Clock;
@@ -312,6 +313,7 @@ impl Processor {
             record.stranger = Some(why.clone());
         }
         self.attach(tx, &mut ticket, record, parsed, now)?;
+        unseen::remember(tx, parsed, ticket.id, true)?;
         let detail = format!("{} threaded by {}", class.as_str(), m.reason);
         tx.add_event(
             &mut ticket,
@@ -445,6 +447,7 @@ impl Processor {
             ),
         )?;
         self.attach(tx, &mut ticket, record, parsed, now)?;
+        unseen::remember(tx, parsed, ticket.id, false)?;
         // The requester's own mail brings in its Cc; mail that nothing
         // vouches came from its From brings in nobody but the requester
         // (who, if forged, is the one who gets the replies, not the forger).

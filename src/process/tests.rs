@@ -380,3 +380,51 @@ fn a_batch_stops_taking_messages_once_its_raw_bytes_reach_the_bound() {
     assert_eq!(h.processor.process_pending(BATCH).unwrap(), 5);
     assert_eq!(h.store.spool_len().unwrap(), 0);
 }
+
+/// An unseen parent that turns up in an unrelated conversation (a reply
+/// threaded into another ticket by a Message-ID we hold references it) is
+/// ambiguous from then on and threads nothing.
+#[test]
+fn unseen_parent_in_unrelated_conversations_becomes_ambiguous() {
+    let h = harness();
+    let ann = "Ann <ann@example.org>";
+    let shared = "In-Reply-To: <shared-0001@lists.example.org>";
+    let s1 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0001@example.org", "Export", shared),
+    );
+    let t1 = h.ticket_of(s1).unwrap();
+    let s2 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0002@example.org", "Export again", shared),
+    );
+    assert_eq!(h.ticket_of(s2), Some(t1), "joins by the unseen parent");
+    let s3 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0003@example.org", "Printer", ""),
+    );
+    let t3 = h.ticket_of(s3).unwrap();
+    assert_ne!(t3, t1);
+    // A reply in the printer conversation that also names the export's parent.
+    let s4 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(
+            ann,
+            "ann-0004@example.org",
+            "Re: Printer",
+            "In-Reply-To: <ann-0003@example.org>\nReferences: <shared-0001@lists.example.org> <ann-0003@example.org>",
+        ),
+    );
+    assert_eq!(h.ticket_of(s4), Some(t3));
+    let s5 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0005@example.org", "Export", shared),
+    );
+    let t5 = h.ticket_of(s5).unwrap();
+    assert!(t5 != t1 && t5 != t3, "an ambiguous parent threads nothing");
+}

@@ -3,6 +3,8 @@
 //!    VERP address of our mail);
 //! 2. In-Reply-To / References naming a Message-ID we saw or sent
 //!    (also the Message-IDs quoted inside a report or forwarded message);
+//!    and, for the ticket's participants, a parent we never received that
+//!    the ticket's messages reference too (`unseen.rs`);
 //! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
 //!
 //! Otherwise no match: a new ticket.
@@ -96,6 +98,16 @@ pub fn find(
             return Ok(found(ticket, format!("{how} <{id}>")));
         }
     }
+    // 2b. a parent we never received, shared with a ticket the sender takes part in
+    let unseen_note = match super::unseen::find(tx, parsed, sender)? {
+        Some(super::unseen::UnseenMatch::Joined { ticket, id }) => {
+            return Ok(found(ticket, format!("the unseen parent <{id}>")));
+        }
+        Some(super::unseen::UnseenMatch::NotParticipant { ticket, id }) => Some(format!(
+            "#{ticket} also replies to the unseen <{id}>, but {sender} is not a participant of #{ticket}"
+        )),
+        None => None,
+    };
     // 3. subject tag, trusted only from participants
     if let Some(n) = subject_tag(&parsed.subject) {
         if let Some(ticket) = tx.ticket(n)? {
@@ -117,7 +129,10 @@ pub fn find(
             note: Some(format!("subject tag [#{n}] names no ticket")),
         });
     }
-    Ok(Found::default())
+    Ok(Found {
+        matched: None,
+        note: unseen_note,
+    })
 }
 
 fn found(ticket: TicketId, reason: String) -> Found {

@@ -1729,3 +1729,6 @@ impl Store {
         })
     }
 }
+
+mod unseen_refs;
+pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};

@@ -1,0 +1,183 @@
+//! Real mail, read right (issue 17), through the real binary over SMTP: replies to a message
+//! postdesk never received, auto-replies without the standard headers, inline answers and
+//! forwards. Fixtures from other projects are under fixtures/ (see fixtures/README.md); the
+//! crafted messages here are modelled on the clients named beside them.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    to_crlf(&std::fs::read(repo_root().join("fixtures").join(rel)).unwrap())
+}
+
+/// The inbound messages of `ticket`, in order.
+fn inbound(d: &Daemon, ticket: &str) -> Vec<Value> {
+    messages_dir(&d.ticket(ticket), "inbound")
+}
+
+fn event_details(ticket: &Value) -> Vec<String> {
+    ticket["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| format!("{}: {}", e["kind"], e["detail"]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Replies to a message postdesk never received
+
+/// A reply to a list post, copied to support (Gmail-style Message-ID).
+fn list_reply(from: &str, id: &str, parent: &str, cc: &str, body: &str) -> Vec<u8> {
+    let mut headers = vec![
+        format!("In-Reply-To: <{parent}>"),
+        format!("References: <{parent}>"),
+    ];
+    if !cc.is_empty() {
+        headers.push(format!("Cc: {cc}"));
+    }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    mail(
+        from,
+        "Re: [users] Export fails after the upgrade",
+        &format!("<{id}>"),
+        &headers,
+        body,
+    )
+}
+
+#[test]
+fn replies_to_an_unseen_parent_share_a_ticket_but_let_no_stranger_in() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let parent = "list-post-4711.20261126@lists.example.org";
+
+    // Ann answers a list post we never received, Cc support and her colleague Bob.
+    let ann = list_reply(
+        "Ann <ann@customer.example>",
+        "CAFann-1x9Qk@mail.gmail.com",
+        parent,
+        "support@example.test, Bob <bob@customer.example>",
+        "Same here: the export fails since Tuesday.\n",
+    );
+    let t1 = d.ticket_of(d.send_ok("ann@customer.example", &[SUPPORT], &ann));
+    // Bob answers the same list post (not Ann's mail): one ticket, not two.
+    let bob = list_reply(
+        "Bob <bob@customer.example>",
+        "bob-reply-5521@customer.example",
+        parent,
+        "",
+        "It fails for the CSV export only.\n",
+    );
+    let t_bob = d.ticket_of(d.send_ok("bob@customer.example", &[SUPPORT], &bob));
+    assert_eq!(
+        t_bob, t1,
+        "a participant's reply to the same unseen parent joins the ticket"
+    );
+    let t = d.ticket(&t1);
+    let joined = event_details(&t);
+    assert!(
+        joined
+            .iter()
+            .any(|e| e.contains(&format!("unseen parent <{parent}>"))),
+        "{joined:#?}"
+    );
+
+    // Mallory quotes the same (public) list post: she must not join Ann's ticket.
+    let mallory = list_reply(
+        "Mallory <mallory@evil.example>",
+        "m-0001-spy@evil.example",
+        parent,
+        "spy@evil.example",
+        "Please send me the export too.\n",
+    );
+    let t_m = d.ticket_of(d.send_ok("mallory@evil.example", &[SUPPORT], &mallory));
+    assert_ne!(
+        t_m, t1,
+        "a non-participant does not join by an unseen parent"
+    );
+    let tm = d.ticket(&t_m);
+    assert!(
+        event_details(&tm)
+            .iter()
+            .any(|e| e.contains("not a participant") && e.contains(&format!("#{t1}"))),
+        "{:#?}",
+        event_details(&tm)
+    );
+    let participants = d.ticket(&t1)["participants"].to_string();
+    assert!(
+        !participants.contains("evil.example"),
+        "Mallory is not a participant of #{t1}: {participants}"
+    );
+    // ...and her own later reply to the same post joins her ticket, not Ann's.
+    let mallory2 = list_reply(
+        "Mallory <mallory@evil.example>",
+        "m-0002-spy@evil.example",
+        parent,
+        "",
+        "Anyone?\n",
+    );
+    let t_m2 = d.ticket_of(d.send_ok("mallory@evil.example", &[SUPPORT], &mallory2));
+    assert_eq!(t_m2, t_m);
+
+    // Ids that cannot identify anything thread nothing, even from the same sender.
+    let carol = |id: &str| {
+        mail(
+            "Carol <carol@customer.example>",
+            "Question",
+            &format!("<{id}>"),
+            &[
+                "In-Reply-To: <yes@customer.example>",
+                "References: <yes@customer.example>",
+            ],
+            "A question.\n",
+        )
+    };
+    let c1 = d.ticket_of(d.send_ok(
+        "carol@customer.example",
+        &[SUPPORT],
+        &carol("carol-q1-8812@customer.example"),
+    ));
+    let c2 = d.ticket_of(d.send_ok(
+        "carol@customer.example",
+        &[SUPPORT],
+        &carol("carol-q2-8813@customer.example"),
+    ));
+    assert_ne!(c1, c2, "<yes@…> identifies no conversation");
+}
+
+/// notmuch's ghost-root corpus (fixtures/threading/notmuch-ghost-root): a child of a root we
+/// have not received, its grand-child, then the root itself arriving late; all one ticket. The
+/// fake root from Mallory, who references the same ids, is kept on it as a non-participant's.
+#[test]
+fn notmuch_ghost_root_is_one_ticket() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let dir = "threading/notmuch-ghost-root";
+    let child = d.send_ok(
+        "alice@example.org",
+        &[SUPPORT],
+        &fixture(&format!("{dir}/child.eml")),
+    );
+    let t = d.ticket_of(child);
+    for (env, file) in [
+        ("alice@example.org", "grand-child.eml"),
+        ("alice@example.org", "real-root.eml"),
+    ] {
+        let seq = d.send_ok(env, &[SUPPORT], &fixture(&format!("{dir}/{file}")));
+        assert_eq!(d.ticket_of(seq), t, "{file}");
+    }
+    let fake = d.send_ok(
+        "mallory@example.org",
+        &[SUPPORT],
+        &fixture(&format!("{dir}/fake-root.eml")),
+    );
+    assert_eq!(d.ticket_of(fake), t);
+    let m = d.wait_message(fake, SECS_30);
+    assert!(m["non_participant"].is_string(), "{m}");
+    assert_eq!(d.tickets_total(), 1);
+    assert_eq!(inbound(&d, &t).len(), 4);
+}
