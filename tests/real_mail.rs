@@ -181,3 +181,52 @@ fn notmuch_ghost_root_is_one_ticket() {
     assert_eq!(d.tickets_total(), 1);
     assert_eq!(inbound(&d, &t).len(), 4);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Auto-replies without the standard headers
+
+/// Challenge-response requests and vacation notices that carry no Auto-Submitted, Precedence or
+/// X-Auto-Response-Suppress (fixtures/autoreply-unmarked, crafted on the shapes of real ones):
+/// stored as automatic mail, and the sink receives nothing for any of them (checked after a
+/// control message got its acknowledgement and the daemon is idle).
+#[test]
+fn unmarked_auto_replies_are_stored_as_automatic_and_never_acknowledged() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let files = [
+        ("challenge-en.eml", "dana@customer.example"),
+        ("challenge-de.eml", "jens@kunde.example"),
+        ("vacation-es-outlook.eml", "lucia@cliente.example"),
+        ("vacation-nl.eml", "pieter@klant.example"),
+        ("vacation-ru.eml", "ivan@klient.example"),
+        ("firstclass-oof.eml", "mark@school.example"),
+    ];
+    let mut seqs = Vec::new();
+    for (file, sender) in files {
+        let raw = fixture(&format!("autoreply-unmarked/{file}"));
+        seqs.push((file, d.send_ok(sender, &[SUPPORT], &raw)));
+    }
+    let control = mail(
+        "Control <control@customer.example>",
+        "control",
+        "<control-1@customer.example>",
+        &[],
+        "Ordinary question.\n",
+    );
+    d.send_ok("control@customer.example", &[SUPPORT], &control);
+    wait_until(SECS_60, "the control acknowledgement", || {
+        (!sink.messages_to("control@customer.example").is_empty()).then_some(())
+    });
+    d.wait_idle(SECS_60);
+    for (file, seq) in &seqs {
+        let m = d.wait_message(*seq, SECS_30);
+        assert_eq!(m["kind"], "auto", "{file}: {m}");
+    }
+    let stray: Vec<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|m| header(m, "X-RcptTo"))
+        .filter(|to| to != "control@customer.example")
+        .collect();
+    assert!(stray.is_empty(), "acknowledged: {stray:?}");
+}
