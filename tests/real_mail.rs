@@ -230,3 +230,142 @@ fn unmarked_auto_replies_are_stored_as_automatic_and_never_acknowledged() {
         .collect();
     assert!(stray.is_empty(), "acknowledged: {stray:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Inline answers
+
+/// A customer answers between the quoted questions of the agent's mail (the way mutt and
+/// Thunderbird users answer inline): the stored visible text keeps the questions, and the
+/// trailing rest of the quote and the signature are cut.
+#[test]
+fn an_inline_answer_keeps_the_quoted_questions() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let first = mail(
+        "Erin <erin@customer.example>",
+        "Printer prints blank pages",
+        "<erin-0001.9931@customer.example>",
+        &[],
+        "Since this morning every page comes out blank.\n",
+    );
+    let t = d.ticket_of(d.send_ok("erin@customer.example", &[SUPPORT], &first));
+    let answer = mail(
+        "Erin <erin@customer.example>",
+        "Re: Printer prints blank pages",
+        "<erin-0002.9932@customer.example>",
+        &[
+            "In-Reply-To: <erin-0001.9931@customer.example>",
+            "References: <erin-0001.9931@customer.example>",
+        ],
+        "On Thu, 26 Nov 2026 at 10:20, Example Support <support@example.test> wrote:\n\
+         > Which printer model is it?\n\
+         \n\
+         The LX-300 on the second floor.\n\
+         \n\
+         > Did you change the toner recently?\n\
+         \n\
+         Yes, yesterday.\n\
+         \n\
+         > Kind regards,\n\
+         > Support\n\
+         \n\
+         -- \n\
+         Erin Example, Accounting\n",
+    );
+    let seq = d.send_ok("erin@customer.example", &[SUPPORT], &answer);
+    assert_eq!(d.ticket_of(seq), t);
+    let m = d.wait_message(seq, SECS_30);
+    assert_eq!(
+        m["text"].as_str().unwrap_or_default(),
+        "> Which printer model is it?\n\nThe LX-300 on the second floor.\n\n\
+         > Did you change the toner recently?\n\nYes, yesterday.",
+        "{m}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Forwards
+
+/// A customer forwards an error message (Gmail's forward format, "Fwd:" subject): the forwarded
+/// message is the request and stays in the ticket's text with its header block; the customer's
+/// own mobile signature above it goes.
+#[test]
+fn a_forwarded_error_is_the_tickets_text() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let forwarded = "---------- Forwarded message ---------\n\
+                     From: Billing <billing@shop.example>\n\
+                     Date: Thu, 26 Nov 2026 at 09:12\n\
+                     Subject: Payment failed\n\
+                     To: <finn@customer.example>\n\
+                     \n\
+                     Your payment of EUR 40.00 could not be processed (code 51).\n\
+                     Please update your card within 3 days.";
+    let raw = mail(
+        "Finn <finn@customer.example>",
+        "Fwd: Payment failed",
+        "<CAFfinn-fwd-0001@mail.gmail.com>",
+        &[],
+        &format!("Why did this fail? My card is fine.\n\nSent from my phone\n\n{forwarded}\n"),
+    );
+    let seq = d.send_ok("finn@customer.example", &[SUPPORT], &raw);
+    let m = d.wait_message(seq, SECS_30);
+    assert_eq!(
+        m["text"].as_str().unwrap_or_default(),
+        format!("Why did this fail? My card is fine.\n\n{forwarded}"),
+        "{m}"
+    );
+}
+
+/// A forward attached as message/rfc822 (Thunderbird's "forward as attachment") threads by the
+/// forwarded message's Message-ID only when the sender takes part in its ticket.
+#[test]
+fn an_attached_forward_threads_only_for_participants() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let original = mail(
+        "Gina <gina@customer.example>",
+        "Contract renewal",
+        "<gina-0001.4411@customer.example>",
+        &[],
+        "Please renew our contract.\n",
+    );
+    let t = d.ticket_of(d.send_ok("gina@customer.example", &[SUPPORT], &original));
+    let forward = |from: &str, id: &str| {
+        format!(
+            "From: {from}\r\nTo: support@example.test\r\nSubject: Fwd: Contract renewal\r\n\
+             Message-ID: <{id}>\r\nDate: Thu, 26 Nov 2026 11:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"fwd-boundary\"\r\n\r\n\
+             --fwd-boundary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             See the attached mail.\r\n\
+             --fwd-boundary\r\nContent-Type: message/rfc822\r\n\
+             Content-Disposition: attachment; filename=\"Contract renewal.eml\"\r\n\r\n\
+             From: Gina <gina@customer.example>\r\nSubject: Contract renewal\r\n\
+             Message-ID: <gina-0001.4411@customer.example>\r\n\r\nPlease renew our contract.\r\n\
+             --fwd-boundary--\r\n"
+        )
+        .into_bytes()
+    };
+    let stranger = d.send_ok(
+        "mallory@evil.example",
+        &[SUPPORT],
+        &forward(
+            "Mallory <mallory@evil.example>",
+            "mal-fwd-0001@evil.example",
+        ),
+    );
+    assert_ne!(
+        d.ticket_of(stranger),
+        t,
+        "a stranger's forward opens its own ticket"
+    );
+    let own = d.send_ok(
+        "gina@customer.example",
+        &[SUPPORT],
+        &forward(
+            "Gina <gina@customer.example>",
+            "gina-fwd-0002@customer.example",
+        ),
+    );
+    assert_eq!(d.ticket_of(own), t);
+}

@@ -72,6 +72,9 @@ impl Parsed {
     pub fn visible_text(&self) -> String {
         match &self.html {
             Some(html) => super::quote::visible_text_html(html),
+            None if super::autoreply::forward_subject(&self.subject) => {
+                super::quote::visible_text_forward(&self.text)
+            }
             None => visible_text(&self.text),
         }
     }

@@ -428,3 +428,48 @@ fn unseen_parent_in_unrelated_conversations_becomes_ambiguous() {
     let t5 = h.ticket_of(s5).unwrap();
     assert!(t5 != t1 && t5 != t3, "an ambiguous parent threads nothing");
 }
+
+/// A forwarded message (attached as message/rfc822) threads by its
+/// Message-ID only for the ticket's participants: anyone can forward a
+/// copy of a ticket's mail.
+#[test]
+fn forwarded_message_ids_thread_only_for_participants() {
+    let h = harness();
+    let s1 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(
+            "Ann <ann@example.org>",
+            "ann-fw-0001@example.org",
+            "Invoice",
+            "",
+        ),
+    );
+    let t = h.ticket_of(s1).unwrap();
+    let forward = |from: &str, id: &str| {
+        format!(
+            "From: {from}\nTo: support@example.test\nSubject: Fwd: Invoice\nMessage-ID: <{id}>\n\
+             MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n\
+             --B\nContent-Type: text/plain\n\nSee the attached mail.\n\
+             --B\nContent-Type: message/rfc822\n\n\
+             From: Ann <ann@example.org>\nSubject: Invoice\nMessage-ID: <ann-fw-0001@example.org>\n\nbody\n\
+             --B--\n"
+        )
+    };
+    let m = h.deliver(
+        "mallory@evil.example",
+        "support@example.test",
+        &forward("Mallory <mallory@evil.example>", "mal-fw-0001@evil.example"),
+    );
+    assert_ne!(
+        h.ticket_of(m),
+        Some(t),
+        "a stranger's forward opens its own ticket"
+    );
+    let a = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &forward("Ann <ann@example.org>", "ann-fw-0002@example.org"),
+    );
+    assert_eq!(h.ticket_of(a), Some(t), "the participant's forward joins");
+}

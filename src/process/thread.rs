@@ -2,7 +2,8 @@
 //! 1. a signed plus-address (reply token; for delivery reports also the
 //!    VERP address of our mail);
 //! 2. In-Reply-To / References naming a Message-ID we saw or sent
-//!    (also the Message-IDs quoted inside a report or forwarded message);
+//!    (also the Message-IDs quoted inside a report, and inside a forwarded
+//!    message when the sender is a participant of its ticket);
 //!    and, for the ticket's participants, a parent we never received that
 //!    the ticket's messages reference too (`unseen.rs`);
 //! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
@@ -92,8 +93,15 @@ pub fn find(
                 "In-Reply-To"
             } else if parsed.references.contains(id) {
                 "References"
-            } else {
+            } else if class != Class::Customer {
                 "Message-ID quoted in the report"
+            } else {
+                // A person's forwarded copy of a ticket's mail: anyone may
+                // hold one, so it threads only a participant's forward.
+                if !is_participant(tx, ticket, sender)? {
+                    continue;
+                }
+                "Message-ID of the forwarded message"
             };
             return Ok(found(ticket, format!("{how} <{id}>")));
         }
@@ -133,6 +141,14 @@ pub fn find(
         matched: None,
         note: unseen_note,
     })
+}
+
+fn is_participant(tx: &mut Tx<'_>, ticket: TicketId, sender: &str) -> Result<bool, StoreError> {
+    let sender = sender.to_ascii_lowercase();
+    Ok(!sender.is_empty()
+        && tx
+            .ticket(ticket)?
+            .is_some_and(|t| t.participants.contains(&sender)))
 }
 
 fn found(ticket: TicketId, reason: String) -> Found {
