@@ -359,6 +359,15 @@ fn an_attached_forward_threads_only_for_participants() {
         t,
         "a stranger's forward opens its own ticket"
     );
+    // The attached message is the request: shown below the sender's note as a forward.
+    let m = d.wait_message(stranger, SECS_30);
+    assert_eq!(
+        m["text"].as_str().unwrap_or_default(),
+        "See the attached mail.\n\n---------- Forwarded message ---------\n\
+         From: Gina <gina@customer.example>\nSubject: Contract renewal\n\n\
+         Please renew our contract.",
+        "{m}"
+    );
     let own = d.send_ok(
         "gina@customer.example",
         &[SUPPORT],
