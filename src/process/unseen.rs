@@ -43,6 +43,11 @@ pub fn identifying(id: &str) -> bool {
         && domain != "example"
 }
 
+/// At most this many referenced ids of a message are looked up or kept
+/// (the nearest ancestors): each may name several tickets, and a message
+/// with a hundred References must not cost a hundred lookups and writes.
+const MAX_IDS_PER_MESSAGE: usize = 20;
+
 /// The parent ids of a message, nearest first, that can identify something.
 fn referenced(parsed: &Parsed) -> impl Iterator<Item = &String> {
     parsed
@@ -51,6 +56,7 @@ fn referenced(parsed: &Parsed) -> impl Iterator<Item = &String> {
         .chain(parsed.references.iter().rev())
         .filter(|id| identifying(id))
         .filter(move |id| parsed.message_id.as_deref() != Some(id.as_str()))
+        .take(MAX_IDS_PER_MESSAGE)
 }
 
 /// What the unseen parents of a message found.

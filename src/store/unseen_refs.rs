@@ -78,3 +78,37 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use super::*;
+
+    #[test]
+    fn an_id_referenced_from_too_many_tickets_becomes_ambiguous() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-unseen-refs-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let store = Store::open(&dir).unwrap();
+        let entry = store
+            .write(|tx| {
+                for t in 1..=MAX_TICKETS_PER_REF as u64 {
+                    tx.note_unseen_ref("parent-0001@lists.example.org", t)?;
+                    tx.note_unseen_ref("parent-0001@lists.example.org", t)?;
+                }
+                let full = tx.unseen_ref("parent-0001@lists.example.org")?;
+                tx.note_unseen_ref("parent-0001@lists.example.org", 99)?;
+                Ok((full, tx.unseen_ref("parent-0001@lists.example.org")?))
+            })
+            .unwrap();
+        let (full, after) = entry;
+        let full = full.unwrap();
+        assert_eq!(full.tickets.len(), MAX_TICKETS_PER_REF, "each ticket once");
+        assert!(!full.ambiguous);
+        assert!(after.unwrap().ambiguous);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
