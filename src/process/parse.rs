@@ -75,6 +75,9 @@ impl Parsed {
     /// both paths on the corpus).
     pub fn visible_text(&self) -> String {
         match &self.html {
+            Some(html) if super::autoreply::forward_subject(&self.subject) => {
+                super::quote::visible_text_html_forward(html)
+            }
             Some(html) => super::quote::visible_text_html(html),
             None if super::autoreply::forward_subject(&self.subject) => {
                 let own = super::quote::visible_text_forward(&self.text);

@@ -27,6 +27,7 @@ mod patterns;
 mod plain;
 
 pub use html::visible_text_html;
+pub use html::visible_text_html_forward;
 pub use plain::visible_text;
 pub use plain::visible_text_forward;
 

@@ -36,7 +36,7 @@ pub(super) fn extract(text: &str, signoffs: bool) -> String {
 
 /// [`extract`]; with `forward`, the first banner or header block starts the
 /// forwarded message, which is kept, instead of a quoted history to cut.
-fn extract_with(text: &str, signoffs: bool, forward: bool) -> String {
+pub(super) fn extract_with(text: &str, signoffs: bool, forward: bool) -> String {
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end()).collect();
     let n = lines.len();
     let mut kinds: Vec<Kind> = lines.iter().map(|l| classify(l)).collect();

@@ -647,3 +647,22 @@ fn the_subject_decides_between_forward_and_reply() {
         assert_eq!(msg(reply), "See below.", "{reply}");
     }
 }
+
+#[test]
+fn html_only_forwards_keep_the_forwarded_message() {
+    let outlook = r#"<p>FYI, see below.</p><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> Shop &lt;s@shop.example&gt;<br><b>Sent:</b> Thursday, November 26, 2026 9:12 AM<br><b>To:</b> Ann<br><b>Subject:</b> Payment failed</div><p>Error 51: card declined.</p>"#;
+    let out = visible_text_html_forward(outlook);
+    assert!(out.starts_with("FYI, see below."), "{out}");
+    assert!(out.contains("From: Shop <s@shop.example>"), "{out}");
+    assert!(out.ends_with("Error 51: card declined."), "{out}");
+    // the same as a reply: the history goes
+    assert_eq!(visible_text_html(outlook), "FYI, see below.");
+    let gmail = r#"<div dir="ltr">Please help<br><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">---------- Forwarded message ---------<br>From: <b>App</b> &lt;app@x.example&gt;<br>Date: Thu, 26 Nov 2026<br>Subject: Crash<br></div><br>Stack trace here</div></div>"#;
+    let out = visible_text_html_forward(gmail);
+    assert!(out.starts_with("Please help"), "{out}");
+    assert!(
+        out.contains("---------- Forwarded message ---------"),
+        "{out}"
+    );
+    assert!(out.ends_with("Stack trace here"), "{out}");
+}
