@@ -123,6 +123,7 @@ pub fn classify(p: &Parsed, env: &Envelope, hostname: &str) -> Class {
         || precedence == "auto_reply"
         || AUTO_SUBJECT.is_match(&p.subject)
         || system
+        || super::autoreply::unmarked(p).is_some()
     {
         return Class::AutoReply;
     }

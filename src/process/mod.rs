@@ -8,6 +8,7 @@
 /// Acknowledgement templates live with the rules (`rules::template`).
 pub use crate::rules::template as ack;
 pub mod agent;
+pub mod autoreply;
 pub mod canned;
 pub mod classify;
 pub mod collision;
@@ -19,6 +20,7 @@ pub mod participants;
 pub mod quote;
 pub mod reply;
 pub mod thread;
+pub mod unseen;
 pub mod vouch;
 
 use crate::clock::Clock;
@@ -312,6 +314,7 @@ impl Processor {
             record.stranger = Some(why.clone());
         }
         self.attach(tx, &mut ticket, record, parsed, now)?;
+        unseen::remember(tx, parsed, ticket.id, true)?;
         let detail = format!("{} threaded by {}", class.as_str(), m.reason);
         tx.add_event(
             &mut ticket,
@@ -446,6 +449,7 @@ impl Processor {
             .about(record.seq),
         )?;
         self.attach(tx, &mut ticket, record, parsed, now)?;
+        unseen::remember(tx, parsed, ticket.id, false)?;
         // The requester's own mail brings in its Cc; mail that nothing
         // vouches came from its From brings in nobody but the requester
         // (who, if forged, is the one who gets the replies, not the forger).

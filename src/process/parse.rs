@@ -36,6 +36,10 @@ pub struct Parsed {
     pub dsn_summary: Option<String>,
     /// mail-parser could not make sense of the message at all.
     pub unparseable: bool,
+    /// The first message attached whole (message/rfc822: a forward as
+    /// attachment), as a forward block: banner, its From, Date, Subject and
+    /// To, and its text. A forward's visible text shows it.
+    pub forwarded: Option<String>,
     /// Addresses and Message-IDs the message carried that failed the syntax
     /// checks of [`crate::syntax`] and were dropped, in words (bounded).
     pub dropped: Vec<String>,
@@ -71,7 +75,18 @@ impl Parsed {
     /// both paths on the corpus).
     pub fn visible_text(&self) -> String {
         match &self.html {
+            Some(html) if super::autoreply::forward_subject(&self.subject) => {
+                super::quote::visible_text_html_forward(html)
+            }
             Some(html) => super::quote::visible_text_html(html),
+            None if super::autoreply::forward_subject(&self.subject) => {
+                let own = super::quote::visible_text_forward(&self.text);
+                match &self.forwarded {
+                    Some(block) if own.is_empty() => block.clone(),
+                    Some(block) => format!("{own}\n\n{block}"),
+                    None => own,
+                }
+            }
             None => visible_text(&self.text),
         }
     }
@@ -203,6 +218,9 @@ fn collect_embedded(msg: &Message<'_>, p: &mut Parsed) {
                 {
                     p.embedded_message_ids.push(id);
                 }
+                if p.forwarded.is_none() {
+                    p.forwarded = Some(forward_block(inner));
+                }
             }
             PartType::Text(text) => {
                 let ct = part
@@ -230,6 +248,48 @@ fn collect_embedded(msg: &Message<'_>, p: &mut Parsed) {
     if !summary.is_empty() {
         p.dsn_summary = Some(summary.join("; "));
     }
+}
+
+/// At most this many bytes of an attached message's text are shown.
+const MAX_FORWARDED_TEXT: usize = 64 * 1024;
+
+/// An attached message as the forward block Gmail writes inline.
+fn forward_block(inner: &Message<'_>) -> String {
+    let mut out = String::from("---------- Forwarded message ---------\n");
+    if let Some(a) = inner.from().and_then(|a| a.first()) {
+        let addr = a.address().unwrap_or_default();
+        let from = match a.name() {
+            Some(name) => format!("{name} <{addr}>"),
+            None => addr.to_string(),
+        };
+        out.push_str(&format!("From: {}\n", syntax::header_text(&from, 300)));
+    }
+    if let Some(d) = inner.date() {
+        out.push_str(&format!("Date: {}\n", d.to_rfc822()));
+    }
+    if let Some(s) = inner.subject() {
+        out.push_str(&format!(
+            "Subject: {}\n",
+            syntax::header_text(s, syntax::MAX_SUBJECT)
+        ));
+    }
+    if let Some(to) = inner.to() {
+        let list: Vec<&str> = to.iter().filter_map(|a| a.address()).take(10).collect();
+        if !list.is_empty() {
+            out.push_str(&format!(
+                "To: {}\n",
+                syntax::header_text(&list.join(", "), 300)
+            ));
+        }
+    }
+    let text = inner.body_text(0).unwrap_or_default();
+    let mut cut = text.len().min(MAX_FORWARDED_TEXT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push('\n');
+    out.push_str(text[..cut].trim_end());
+    out
 }
 
 fn scan_text(ct: &str, text: &str, p: &mut Parsed, summary: &mut Vec<String>) {

@@ -27,7 +27,9 @@ mod patterns;
 mod plain;
 
 pub use html::visible_text_html;
+pub use html::visible_text_html_forward;
 pub use plain::visible_text;
+pub use plain::visible_text_forward;
 
 /// Inputs beyond this many bytes are cut before scanning: a reply longer than
 /// this is almost certainly a forwarded archive, and its top is what matters.

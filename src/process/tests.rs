@@ -380,3 +380,170 @@ fn a_batch_stops_taking_messages_once_its_raw_bytes_reach_the_bound() {
     assert_eq!(h.processor.process_pending(BATCH).unwrap(), 5);
     assert_eq!(h.store.spool_len().unwrap(), 0);
 }
+
+/// An unseen parent that turns up in an unrelated conversation (a reply
+/// threaded into another ticket by a Message-ID we hold references it) is
+/// ambiguous from then on and threads nothing.
+#[test]
+fn unseen_parent_in_unrelated_conversations_becomes_ambiguous() {
+    let h = harness();
+    let ann = "Ann <ann@example.org>";
+    let shared = "In-Reply-To: <shared-0001@lists.example.org>";
+    let s1 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0001@example.org", "Export", shared),
+    );
+    let t1 = h.ticket_of(s1).unwrap();
+    let s2 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0002@example.org", "Export again", shared),
+    );
+    assert_eq!(h.ticket_of(s2), Some(t1), "joins by the unseen parent");
+    let s3 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0003@example.org", "Printer", ""),
+    );
+    let t3 = h.ticket_of(s3).unwrap();
+    assert_ne!(t3, t1);
+    // A reply in the printer conversation that also names the export's parent.
+    let s4 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(
+            ann,
+            "ann-0004@example.org",
+            "Re: Printer",
+            "In-Reply-To: <ann-0003@example.org>\nReferences: <shared-0001@lists.example.org> <ann-0003@example.org>",
+        ),
+    );
+    assert_eq!(h.ticket_of(s4), Some(t3));
+    let s5 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(ann, "ann-0005@example.org", "Export", shared),
+    );
+    let t5 = h.ticket_of(s5).unwrap();
+    assert!(t5 != t1 && t5 != t3, "an ambiguous parent threads nothing");
+}
+
+/// A forwarded message (attached as message/rfc822) threads by its
+/// Message-ID only for the ticket's participants: anyone can forward a
+/// copy of a ticket's mail.
+#[test]
+fn forwarded_message_ids_thread_only_for_participants() {
+    let h = harness();
+    let s1 = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &mail(
+            "Ann <ann@example.org>",
+            "ann-fw-0001@example.org",
+            "Invoice",
+            "",
+        ),
+    );
+    let t = h.ticket_of(s1).unwrap();
+    let forward = |from: &str, id: &str| {
+        format!(
+            "From: {from}\nTo: support@example.test\nSubject: Fwd: Invoice\nMessage-ID: <{id}>\n\
+             MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n\
+             --B\nContent-Type: text/plain\n\nSee the attached mail.\n\
+             --B\nContent-Type: message/rfc822\n\n\
+             From: Ann <ann@example.org>\nSubject: Invoice\nMessage-ID: <ann-fw-0001@example.org>\n\nbody\n\
+             --B--\n"
+        )
+    };
+    let m = h.deliver(
+        "mallory@evil.example",
+        "support@example.test",
+        &forward("Mallory <mallory@evil.example>", "mal-fw-0001@evil.example"),
+    );
+    assert_ne!(
+        h.ticket_of(m),
+        Some(t),
+        "a stranger's forward opens its own ticket"
+    );
+    let a = h.deliver(
+        "ann@example.org",
+        "support@example.test",
+        &forward("Ann <ann@example.org>", "ann-fw-0002@example.org"),
+    );
+    assert_eq!(h.ticket_of(a), Some(t), "the participant's forward joins");
+}
+
+/// The threading figures on notmuch's corpora (fixtures/threading, with
+/// the thread groups notmuch computes from Message-ID / In-Reply-To /
+/// References): every message is delivered from its own From, then each
+/// pair of messages is compared (`cargo test --lib threading_corpus_measured
+/// -- --nocapture`). postdesk splits a thread on purpose where a
+/// non-participant replies to a parent we never received, so it does not
+/// reach every same-thread pair; it must never put two different threads
+/// in one ticket.
+#[test]
+fn threading_corpus_measured() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/threading");
+    let manifest = std::fs::read_to_string(root.join("MANIFEST.md")).unwrap();
+    let h = harness();
+    // (file, expected group, ticket)
+    let mut got: Vec<(String, String, TicketId)> = Vec::new();
+    for line in manifest
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(".eml"))
+    {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (file, expected) = (cols[1], cols[4]);
+        let Some(group) = expected
+            .strip_prefix("thread group ")
+            .and_then(|g| g.split_whitespace().next())
+        else {
+            continue;
+        };
+        let raw = std::fs::read(root.join(file)).unwrap();
+        let text = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
+        let sender = crate::process::parse::envelope_sender(text.as_bytes());
+        let seq = h.deliver(&sender, "support@example.test", &text);
+        if let Some(t) = h.ticket_of(seq) {
+            got.push((file.to_string(), group.to_string(), t));
+        }
+    }
+    let (mut same, mut joined, mut apart, mut wrongly_joined) = (0, 0, 0, Vec::new());
+    for (i, a) in got.iter().enumerate() {
+        for b in &got[i + 1..] {
+            if a.1 == b.1 {
+                same += 1;
+                joined += usize::from(a.2 == b.2);
+            } else {
+                apart += 1;
+                if a.2 == b.2 {
+                    wrongly_joined.push(format!("{} + {}", a.0, b.0));
+                }
+            }
+        }
+    }
+    let groups: std::collections::BTreeSet<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    for g in &groups {
+        let split: std::collections::BTreeSet<TicketId> =
+            got.iter().filter(|m| m.1 == *g).map(|m| m.2).collect();
+        if split.len() > 1 {
+            println!("  SPLIT {g} over {} tickets", split.len());
+        }
+    }
+    let tickets: std::collections::BTreeSet<TicketId> = got.iter().map(|g| g.2).collect();
+    println!(
+        "threading corpus: {} messages in {} notmuch threads became {} tickets; \
+         same-thread pairs in one ticket: {joined} of {same}; \
+         different-thread pairs in one ticket: {} of {apart}",
+        got.len(),
+        groups.len(),
+        tickets.len(),
+        wrongly_joined.len()
+    );
+    assert!(got.len() >= 70, "fixtures missing: {}", got.len());
+    assert!(wrongly_joined.is_empty(), "{wrongly_joined:#?}");
+    // Recorded when unseen parents came (44 of 90 before them, 48 tickets):
+    // a change that loses one fails here.
+    assert!(joined >= 60, "{joined} of {same}");
+}

@@ -2,7 +2,10 @@
 //! 1. a signed plus-address (reply token; for delivery reports also the
 //!    VERP address of our mail);
 //! 2. In-Reply-To / References naming a Message-ID we saw or sent
-//!    (also the Message-IDs quoted inside a report or forwarded message);
+//!    (also the Message-IDs quoted inside a report, and inside a forwarded
+//!    message when the sender is a participant of its ticket);
+//!    and, for the ticket's participants, a parent we never received that
+//!    the ticket's messages reference too (`unseen.rs`);
 //! 3. a subject tag `[#N]`, only when the sender already takes part in ticket N;
 //!
 //! A ticket found that was merged into another leads to the end of its
@@ -94,12 +97,29 @@ pub fn find(
                 "In-Reply-To"
             } else if parsed.references.contains(id) {
                 "References"
-            } else {
+            } else if class != Class::Customer {
                 "Message-ID quoted in the report"
+            } else {
+                // A person's forwarded copy of a ticket's mail: anyone may
+                // hold one, so it threads only a participant's forward.
+                if !is_participant(tx, ticket, sender)? {
+                    continue;
+                }
+                "Message-ID of the forwarded message"
             };
             return followed(tx, ticket, format!("{how} <{id}>"));
         }
     }
+    // 2b. a parent we never received, shared with a ticket the sender takes part in
+    let unseen_note = match super::unseen::find(tx, parsed, sender)? {
+        Some(super::unseen::UnseenMatch::Joined { ticket, id }) => {
+            return Ok(found(ticket, format!("the unseen parent <{id}>")));
+        }
+        Some(super::unseen::UnseenMatch::NotParticipant { ticket, id }) => Some(format!(
+            "#{ticket} also replies to the unseen <{id}>, but {sender} is not a participant of #{ticket}"
+        )),
+        None => None,
+    };
     // 3. subject tag, trusted only from participants
     if let Some(n) = subject_tag(&parsed.subject) {
         if let Some(ticket) = tx.ticket(n)? {
@@ -131,7 +151,18 @@ pub fn find(
             note: Some(format!("subject tag [#{n}] names no ticket")),
         });
     }
-    Ok(Found::default())
+    Ok(Found {
+        matched: None,
+        note: unseen_note,
+    })
+}
+
+fn is_participant(tx: &mut Tx<'_>, ticket: TicketId, sender: &str) -> Result<bool, StoreError> {
+    let sender = sender.to_ascii_lowercase();
+    Ok(!sender.is_empty()
+        && tx
+            .ticket(ticket)?
+            .is_some_and(|t| t.participants.contains(&sender)))
 }
 
 /// The match for `ticket`, or for the ticket it was merged into (the end

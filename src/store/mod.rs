@@ -1751,3 +1751,6 @@ impl Store {
         Ok(out)
     }
 }
+
+mod unseen_refs;
+pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};

@@ -2,7 +2,7 @@
 //! text, which then goes through the plain-text engine.
 
 use super::cap;
-use super::plain::extract;
+use super::plain::{extract, extract_with};
 
 /// The reply the human wrote, from an HTML-only body: quote containers
 /// (`<blockquote>`, Gmail's `gmail_quote`, Thunderbird's `moz-cite-prefix`,
@@ -24,6 +24,15 @@ pub fn visible_text_html(html: &str) -> String {
         return extract(&all, false);
     }
     out
+}
+
+/// The text of an HTML-only forward (its subject says so): quote containers
+/// are not dropped (Outlook puts the forwarded message after the same
+/// separator as a reply's history), and the forwarded message is kept
+/// whole from its banner or header block on, as
+/// [`super::visible_text_forward`] does for plain text.
+pub fn visible_text_html_forward(html: &str) -> String {
+    extract_with(&html_to_text_inner(cap(html), false), false, true)
 }
 
 fn html_to_text(html: &str) -> String {

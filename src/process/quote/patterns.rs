@@ -321,6 +321,69 @@ fn is_banner(t: &str) -> bool {
     BANNERS.contains(&inner)
 }
 
+/// Lines that open a forwarded message, in the major clients' formats and
+/// languages: Gmail's and Thunderbird's dashed banners, Yahoo's, Apple
+/// Mail's "Begin forwarded message:".
+const FORWARD_BANNERS: &[&str] = &[
+    "forwarded message",
+    "weitergeleitete nachricht",
+    "message transféré",
+    "mensaje reenviado",
+    "messaggio inoltrato",
+    "doorgestuurd bericht",
+    "mensagem encaminhada",
+    "przekazana wiadomość",
+    "vidarebefordrat meddelande",
+    "videresendt meddelelse",
+    "videresendt melding",
+    "välitetty viesti",
+    "пересылаемое сообщение",
+    "пересланное сообщение",
+    "přeposlaná zpráva",
+    "továbbított üzenet",
+    "iletilen ileti",
+];
+
+/// Apple Mail's forward introductions (ending in a colon).
+const FORWARD_INTROS: &[&str] = &[
+    "begin forwarded message",
+    "anfang der weitergeleiteten nachricht",
+    "début du message réexpédié",
+    "début du message transféré",
+    "inicio del mensaje reenviado",
+    "inizio messaggio inoltrato",
+    "begin doorgestuurd bericht",
+    "início da mensagem reencaminhada",
+    "mensagem encaminhada",
+];
+
+/// Whether the line opens a forwarded message.
+pub(super) fn is_forward_banner(t: &str) -> bool {
+    let t = t.trim();
+    if t.len() > 100 {
+        return false;
+    }
+    let lower = t.to_lowercase();
+    let bare = lower.trim_end_matches([':', ' ']);
+    if FORWARD_INTROS.contains(&bare) {
+        return true;
+    }
+    if !t.starts_with(['-', '_', '=', '*']) {
+        return false;
+    }
+    let inner =
+        lower.trim_matches(|c: char| matches!(c, '-' | '_' | '=' | '*' | ':') || c.is_whitespace());
+    FORWARD_BANNERS.contains(&inner)
+}
+
+/// Whether a forward starts at line `i` of a mail whose subject says it is
+/// a forward: a forward banner, an "original message" banner, or a header
+/// block (Outlook forwards with one under a rule).
+pub(super) fn is_forwarded_start(lines: &[&str], kinds: &[Kind], i: usize) -> bool {
+    let t = lines[i].trim();
+    is_forward_banner(t) || is_banner(t) || is_header_block(lines, kinds, i)
+}
+
 /// Header names that start or belong to a quoted header block ("From: … Sent:
 /// … To: … Subject: …"), in the languages Outlook and webmails localize them to.
 const FROM_KEYS: &[&str] = &[

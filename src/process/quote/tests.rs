@@ -322,10 +322,42 @@ fn mobile_signatures() {
     assert_eq!(visible_text(prose), prose);
 }
 
+/// Issue 17: an answer written between the quoted lines keeps the quoted
+/// questions that give it its meaning (this expected only the answers
+/// before); only the attribution above them goes.
 #[test]
 fn inline_replies_are_kept() {
     let t = "On Mon, 1 Jan 2024 at 10:00, Ann <a@x.org> wrote:\n> Question one?\n\nAnswer one.\n\n> Question two?\n\nAnswer two.\n";
-    assert_eq!(visible_text(t), "Answer one.\n\nAnswer two.");
+    assert_eq!(
+        visible_text(t),
+        "> Question one?\n\nAnswer one.\n\n> Question two?\n\nAnswer two."
+    );
+}
+
+#[test]
+fn a_quote_answered_below_is_kept() {
+    let t = "> Does it print double-sided now?\nYes, since the update.\n";
+    assert_eq!(visible_text(t), t.trim());
+    let t = "Hi,\n\n> Which model?\n> And which driver?\n\nThe X200, driver 4.1.\n\nAnn\n";
+    assert_eq!(
+        visible_text(t),
+        "Hi,\n\n> Which model?\n> And which driver?\n\nThe X200, driver 4.1.\n\nAnn"
+    );
+}
+
+#[test]
+fn only_a_trailing_quote_is_cut() {
+    // top-posting: the quote below the answer is history
+    assert_eq!(visible_text("Yes.\n\n> old\n> older\n"), "Yes.");
+    // inline answers, then the rest of the history under an attribution
+    let t = "> Q1?\nA1\n\nOn Mon, 1 Jan 2024 at 10:00, Ann <a@x.org> wrote:\n> older\n";
+    assert_eq!(visible_text(t), "> Q1?\nA1");
+    // inline answers, then trailing quoted lines and a signature
+    let t = "> Q1?\nA1\n\n> Q2?\nA2\n\n> rest of the mail\n> unanswered\n\n-- \nAnn\n";
+    assert_eq!(visible_text(t), "> Q1?\nA1\n\n> Q2?\nA2");
+    // a bottom-posted reply to the whole earlier mail (Thunderbird): only the answer
+    let t = "On 04/02/2012 06:26 PM, Megan One wrote:\n> Hi\nHello\n";
+    assert_eq!(visible_text(t), "Hello");
 }
 
 #[test]
@@ -513,4 +545,124 @@ fn html_paths_measured() {
         processor >= HTML_RECORDED_PASSES,
         "HTML passes {processor} of {total}, recorded {HTML_RECORDED_PASSES}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Forwards (issue 17): the forwarded content is the request.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn forwards_keep_the_forwarded_message_in_each_clients_format() {
+    let gmail = "Please see the error below.\n\nSent from my phone\n\n---------- Forwarded message ---------\nFrom: Billing <billing@shop.example>\nDate: Thu, 26 Nov 2026 at 09:12\nSubject: Payment failed\nTo: <ann@example.org>\n\nYour payment of EUR 40 failed: code 51.\n";
+    let out = visible_text_forward(gmail);
+    assert!(out.starts_with("Please see the error below."), "{out}");
+    assert!(
+        out.contains("---------- Forwarded message ---------\nFrom: Billing"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Your payment of EUR 40 failed: code 51."),
+        "{out}"
+    );
+    assert!(!out.contains("Sent from my phone"), "{out}");
+    for (banner, headers) in [
+        (
+            "---------- Weitergeleitete Nachricht ---------",
+            "Von: Shop <s@shop.example>\nDate: Do., 26. Nov. 2026 um 09:12 Uhr\nSubject: Zahlung\nTo: <a@x.de>",
+        ),
+        (
+            "---------- Message transféré ---------",
+            "De : Shop <s@shop.example>\nDate: jeu. 26 nov. 2026 à 09:12\nSubject: Paiement\nTo: <a@x.fr>",
+        ),
+        (
+            "Begin forwarded message:",
+            "From: Shop <s@shop.example>\nSubject: Payment\nDate: 26 November 2026 at 09:12:00 CET\nTo: a@x.org",
+        ),
+        (
+            "Anfang der weitergeleiteten Nachricht:",
+            "Von: Shop <s@shop.example>\nBetreff: Zahlung\nDatum: 26. November 2026 um 09:12:00 MEZ\nAn: a@x.de",
+        ),
+        (
+            "-------- Forwarded Message --------",
+            "Subject: Payment\nDate: Thu, 26 Nov 2026 09:12:00 +0100\nFrom: Shop <s@shop.example>\nTo: a@x.org",
+        ),
+        (
+            "----- Forwarded Message -----",
+            "From: Shop <s@shop.example>\nTo: a@x.org\nSent: Thursday, November 26, 2026, 09:12:00 AM GMT+1\nSubject: Payment",
+        ),
+        (
+            "________________________________",
+            "From: Shop <s@shop.example>\nSent: Thursday, November 26, 2026 9:12 AM\nTo: Ann <a@x.org>\nSubject: Payment",
+        ),
+        (
+            "-----Original Message-----",
+            "From: Shop <s@shop.example>\nSent: Thursday, November 26, 2026 9:12 AM\nTo: Ann <a@x.org>\nSubject: Payment",
+        ),
+    ] {
+        let t = format!("FYI\n\n{banner}\n{headers}\n\nError 51: card declined.\n");
+        let out = visible_text_forward(&t);
+        assert!(out.starts_with("FYI"), "{banner}: {out}");
+        assert!(out.contains(headers), "{banner}: {out}");
+        assert!(out.ends_with("Error 51: card declined."), "{banner}: {out}");
+    }
+}
+
+#[test]
+fn a_forward_banner_at_the_top_is_a_forward_whatever_the_subject() {
+    let t = "---------- Forwarded message ---------\nFrom: App <app@x.example>\nSubject: Crash\n\nStack trace here\n";
+    assert_eq!(visible_text(t), t.trim());
+    // ...but below a reply's own text it is quoted history (a reply to a forward)
+    let t = "Thanks, done.\n\n---------- Forwarded message ---------\nFrom: App <app@x.example>\n\nold\n";
+    assert_eq!(visible_text(t), "Thanks, done.");
+}
+
+#[test]
+fn the_subject_decides_between_forward_and_reply() {
+    let body = "See below.\n\n-----Original Message-----\nFrom: Shop <s@shop.example>\nSent: Thursday\nTo: Ann\nSubject: Payment\n\nError 51\n";
+    let msg = |subject: &str| {
+        crate::process::parse::parse(
+            format!(
+                "From: a@x.org\r\nSubject: {subject}\r\n\r\n{}",
+                body.replace('\n', "\r\n")
+            )
+            .as_bytes(),
+        )
+        .visible_text()
+    };
+    for fwd in [
+        "Fwd: Payment",
+        "FW: Payment",
+        "WG: Zahlung",
+        "TR: Paiement",
+        "RV: Pago",
+    ] {
+        assert!(msg(fwd).ends_with("Error 51"), "{fwd}: {}", msg(fwd));
+    }
+    for reply in [
+        "Re: Payment",
+        "Re: Fwd: Payment",
+        "AW: WG: Zahlung",
+        "Payment",
+    ] {
+        assert_eq!(msg(reply), "See below.", "{reply}");
+    }
+}
+
+#[test]
+fn html_only_forwards_keep_the_forwarded_message() {
+    let outlook = r#"<p>FYI, see below.</p><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> Shop &lt;s@shop.example&gt;<br><b>Sent:</b> Thursday, November 26, 2026 9:12 AM<br><b>To:</b> Ann<br><b>Subject:</b> Payment failed</div><p>Error 51: card declined.</p>"#;
+    let out = visible_text_html_forward(outlook);
+    assert!(out.starts_with("FYI, see below."), "{out}");
+    assert!(out.contains("From: Shop <s@shop.example>"), "{out}");
+    assert!(out.ends_with("Error 51: card declined."), "{out}");
+    // the same as a reply: the history goes
+    assert_eq!(visible_text_html(outlook), "FYI, see below.");
+    let gmail = r#"<div dir="ltr">Please help<br><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">---------- Forwarded message ---------<br>From: <b>App</b> &lt;app@x.example&gt;<br>Date: Thu, 26 Nov 2026<br>Subject: Crash<br></div><br>Stack trace here</div></div>"#;
+    let out = visible_text_html_forward(gmail);
+    assert!(out.starts_with("Please help"), "{out}");
+    assert!(
+        out.contains("---------- Forwarded message ---------"),
+        "{out}"
+    );
+    assert!(out.ends_with("Stack trace here"), "{out}");
 }
