@@ -652,6 +652,12 @@ impl Config {
         }
     }
 
+    /// A file a key names, which may be a systemd credential
+    /// (`credential:NAME`, see [`crate::credentials`]).
+    pub fn resolve_file(&self, p: &Path) -> Result<PathBuf, String> {
+        crate::credentials::resolve(&self.base_dir, p)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.resolve(&self.server.data_dir)
     }
@@ -706,8 +712,10 @@ impl Config {
             .web
             .api_token_file
             .as_ref()
-            .map(|p| self.resolve(p))
             .ok_or_else(|| anyhow::anyhow!("no web.api_token configured"))?;
+        let path = self
+            .resolve_file(path)
+            .map_err(|e| anyhow::anyhow!("web.api_token_file: {e}"))?;
         let t = std::fs::read_to_string(&path).map_err(|e| {
             anyhow::anyhow!("cannot read web.api_token_file {}: {e}", path.display())
         })?;
