@@ -193,23 +193,37 @@ impl SmtpServer {
             }
         }
 
-        // Stop accepting immediately: the listening sockets close here.
-        drop(listeners);
         tracing::info!(
             sessions = sessions.len(),
             grace_secs = cfg.smtp.shutdown_grace.as_secs(),
             "SMTP shutting down"
         );
         // Idle sessions close on their own (they watch `shutdown`); the rest
-        // get until the grace period ends.
+        // get until the grace period ends. Meanwhile a new connection is told
+        // 421 (the client knows to come back, rather than guess from a refused
+        // connection); the listening sockets close once the sessions are done.
+        let shutting_down = format!(
+            "421 4.3.2 {} Service shutting down\r\n",
+            cfg.server.hostname
+        );
+        let mut refusals = JoinSet::new();
         let grace = tokio::time::sleep(cfg.smtp.shutdown_grace);
         tokio::pin!(grace);
         loop {
             tokio::select! {
                 joined = sessions.join_next() => if joined.is_none() { return Ok(()) },
                 () = &mut grace => break,
+                accepted = accept_any(&listeners) => match accepted {
+                    Ok((tcp, peer)) => {
+                        tracing::info!(%peer, "shutting down: new connection refused with 421");
+                        refusals.spawn(refuse(tcp, shutting_down.clone()));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                },
+                Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
             }
         }
+        drop(listeners);
         tracing::info!(
             sessions = sessions.len(),
             "shutdown grace elapsed, closing remaining SMTP sessions"
