@@ -42,6 +42,24 @@ enum Command {
         #[arg(required = true)]
         recipients: Vec<String>,
     },
+    /// Write a consistent copy of the running daemon's store to FILE
+    /// (through its API; intake goes on).
+    Backup {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Read the API token from this file instead of the config.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// The backup file to create (must not exist).
+        file: PathBuf,
+    },
+    /// Put a backup in place as the store of an empty data directory.
+    Restore {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// A file written by `postdesk backup`.
+        file: PathBuf,
+    },
     /// Read a password on standard input and print its argon2id hash, for
     /// `password_hash` in rules/agents.toml (no daemon needed).
     HashPassword,
@@ -77,6 +95,16 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::HashPassword => hash_password(),
+        Command::Backup {
+            config,
+            token_file,
+            file,
+        } => backup_or_restore(&config, |cfg| {
+            postdesk::cli::backup::backup(cfg, token_file.as_deref(), &file)
+        }),
+        Command::Restore { config, file } => {
+            backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
+        }
         Command::Deliver {
             config,
             from,
@@ -127,6 +155,35 @@ fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
         Err(e) => {
             eprintln!("postdesk: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `postdesk backup` / `restore`: prints what the file holds.
+fn backup_or_restore(
+    path: &std::path::Path,
+    run: impl FnOnce(
+        &Config,
+    ) -> Result<postdesk::store::BackupSummary, postdesk::cli::backup::BackupError>,
+) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cfg) {
+        Ok(s) => {
+            println!(
+                "ok: {} tickets, {} messages, {} tables",
+                s.tickets, s.messages, s.tables
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
         }
     }
 }
