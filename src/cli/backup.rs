@@ -35,7 +35,7 @@ pub enum BackupError {
 const READ_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The daemon's API address as a client reaches it (a wildcard is this machine).
-fn api_address(cfg: &Config) -> Result<SocketAddr, BackupError> {
+pub(crate) fn api_address(cfg: &Config) -> Result<SocketAddr, BackupError> {
     let mut addr: SocketAddr = cfg
         .web
         .listen
@@ -48,6 +48,16 @@ fn api_address(cfg: &Config) -> Result<SocketAddr, BackupError> {
         });
     }
     Ok(addr)
+}
+
+/// The API token: from `token_file` when given, else as the daemon reads it.
+pub(crate) fn read_token(cfg: &Config, token_file: Option<&Path>) -> Result<String, BackupError> {
+    match token_file {
+        Some(f) => Ok(std::fs::read_to_string(f)?.trim().to_string()),
+        None => cfg
+            .api_token()
+            .map_err(|e| BackupError::Config(format!("{e:#} (or pass --token-file)"))),
+    }
 }
 
 /// Takes a backup through the running daemon into `dest` (which must not exist).
@@ -64,12 +74,7 @@ pub fn backup(
             dest.display()
         )));
     }
-    let token = match token_file {
-        Some(f) => std::fs::read_to_string(f)?.trim().to_string(),
-        None => cfg
-            .api_token()
-            .map_err(|e| BackupError::Config(format!("{e:#} (or pass --token-file)")))?,
-    };
+    let token = read_token(cfg, token_file)?;
     let addr = api_address(cfg)?;
     let tcp = TcpStream::connect(addr).map_err(|source| BackupError::Unreachable {
         addr: addr.to_string(),

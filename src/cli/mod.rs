@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod check;
 pub mod deliver;
+pub mod export;
 pub mod rules_test;
 
 pub use check::check;
