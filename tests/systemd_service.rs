@@ -154,3 +154,44 @@ fn the_api_token_comes_from_a_systemd_credential() {
         "{err}"
     );
 }
+
+/// `postdesk check` by hand (outside the unit) warns about a credential it
+/// cannot see, and under systemd's environment finds it.
+#[test]
+fn check_warns_about_a_credential_outside_systemd() {
+    let mut cfg = DaemonConfig::new(free_port());
+    cfg.unset("web", "api_token");
+    cfg.set("web", "api_token_file", &q("credential:api-token"));
+    let (dir, config) = write_config(&cfg);
+    let run = |creds: Option<&std::path::Path>| {
+        let mut c = Command::new(daemon_bin());
+        c.args(["check", "-c"]).arg(&config);
+        match creds {
+            Some(p) => c.env("CREDENTIALS_DIRECTORY", p),
+            None => c.env_remove("CREDENTIALS_DIRECTORY"),
+        };
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = run(None);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "warning: web.api_token_file: credential:api-token needs $CREDENTIALS_DIRECTORY"
+        ),
+        "{out}"
+    );
+    let creds = dir.path.join("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    let (_, out) = run(Some(&creds));
+    assert!(
+        out.contains("credential file") && out.contains("does not exist"),
+        "{out}"
+    );
+    std::fs::write(creds.join("api-token"), "secret\n").unwrap();
+    let (ok, out) = run(Some(&creds));
+    assert!(ok && !out.contains("warning: web.api_token_file"), "{out}");
+}
