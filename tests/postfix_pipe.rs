@@ -271,6 +271,8 @@ fn postfix_pipe_delivers_every_message_into_exactly_one_ticket_across_down_and_r
     wait_until(Duration::from_secs(60), "3 pipe deliveries", || {
         (pf.statuses("sent") >= 3).then_some(())
     });
+    // 250 (and so exit 0) means committed; the ticket is made just after.
+    d.wait_processed(Duration::from_secs(60));
     assert_eq!(d.tickets_total(), 3);
 
     // Down: `deliver` exits 75, Postfix defers and keeps the messages.
