@@ -1,6 +1,6 @@
 //! Secrets handed over by systemd's `LoadCredential=`: a file key in the
 //! config (`web.api_token_file`, an IMAP `password_file`, `smtp.tls_key`,
-//! `smtp.tls_cert`) may name `credential:NAME`, which is the file NAME in
+//! `smtp.tls_cert`, `tokens.secret_file`) may name `credential:NAME`, which is the file NAME in
 //! `$CREDENTIALS_DIRECTORY`. systemd copies the secret there readable only
 //! by the service, so the config itself holds no secret and may be world
 //! readable (the MTA's pipe user runs `postdesk deliver` with it), and the

@@ -24,8 +24,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
     let store = Store::open(&data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let token_secret = match cfg.token_secret()? {
+        Some(key) => key,
+        None => store.secret("token-hmac")?,
+    };
     let tokens = Tokens::with_lifetimes(
-        &store.secret("token-hmac")?,
+        &token_secret,
         cfg.tokens.reply_lifetime,
         cfg.tokens.agent_lifetime,
     );

@@ -195,3 +195,66 @@ fn check_warns_about_a_credential_outside_systemd() {
     let (ok, out) = run(Some(&creds));
     assert!(ok && !out.contains("warning: web.api_token_file"), "{out}");
 }
+
+/// `tokens.secret_file = "credential:token-secret"`: the plus-addresses are
+/// signed with the credential's key, not one the store made, so two
+/// installations given the same key sign the same address alike (and one
+/// without it does not).
+#[test]
+fn reply_addresses_are_signed_with_the_credential_key() {
+    let creds = TempDir::new("credentials");
+    std::fs::write(
+        creds.path.join("token-secret"),
+        "0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let reply_to = |with_secret: bool| {
+        let sink = Sink::start();
+        let d = Daemon::start_with(&sink, |c| {
+            if with_secret {
+                c.set("tokens", "secret_file", &q("credential:token-secret"));
+                c.env.push((
+                    "CREDENTIALS_DIRECTORY".into(),
+                    creds.path.to_string_lossy().into_owned(),
+                ));
+            }
+        });
+        d.send_ok(
+            "ivy@customer.example",
+            &[SUPPORT],
+            &mail(
+                "ivy@customer.example",
+                "Sign me",
+                "<sign-1@customer.example>",
+                &[],
+                "Hi\n",
+            ),
+        );
+        let ack = sink.nth_to("ivy@customer.example", 1);
+        header(&ack, "Reply-To").expect("the acknowledgement has a Reply-To")
+    };
+    let a = reply_to(true);
+    let b = reply_to(true);
+    let c = reply_to(false);
+    assert!(a.contains("support+t1."), "{a}");
+    assert_eq!(a, b, "same key, same ticket, same day: same signature");
+    assert_ne!(a, c, "the store's own key signs differently");
+
+    // A key too short to sign with stops start-up with the reason.
+    std::fs::write(creds.path.join("token-secret"), "short\n").unwrap();
+    let mut cfg = DaemonConfig::new(free_port());
+    cfg.set("tokens", "secret_file", &q("credential:token-secret"));
+    let (_dir, config) = write_config(&cfg);
+    let out = Command::new(daemon_bin())
+        .args(["serve", "-c"])
+        .arg(&config)
+        .env("CREDENTIALS_DIRECTORY", &creds.path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 32 are needed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

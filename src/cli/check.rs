@@ -51,6 +51,9 @@ fn unresolved_credentials(cfg: &Config) -> Vec<String> {
     if let Some(p) = &cfg.smtp.tls_key {
         keys.push(("smtp.tls_key".into(), p));
     }
+    if let Some(p) = &cfg.tokens.secret_file {
+        keys.push(("tokens.secret_file".into(), p));
+    }
     for (i, a) in cfg.imap.iter().enumerate() {
         if let Some(p) = &a.password_file {
             keys.push((format!("imap[{i}].password_file"), p));
