@@ -4,6 +4,9 @@
 #   Debian packages: swaks (a real SMTP client used by some tests), mutt and tmux (an agent
 #                    replying with real mutt, driven through tmux), dovecot-imapd and
 #                    dovecot-core (a private IMAP server the IMAP intake tests start)
+#                    postfix (a private instance delivers through pipe(8) to `postdesk deliver`
+#                    in tests/postfix_pipe.rs; preseeded "No configuration", so the system's
+#                    own Postfix is neither configured nor started)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
 #                    and prometheus_client (parses /metrics) and playwright (drives Debian's
 #                    /usr/bin/chromium, from apt; never `playwright install`)
@@ -15,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.venv-test"
 PYTHON=${PYTHON:-python3}
 
-APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux chromium)
+APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux chromium postfix)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,6 +28,8 @@ if ((${#missing[@]})); then
   SUDO=
   [[ $(id -u) -eq 0 ]] || SUDO=sudo
   echo "test-deps: installing ${missing[*]}" >&2
+  # Postfix asks how to configure the system's mail at install time: nothing (we run private ones).
+  echo 'postfix postfix/main_mailer_type select No configuration' | $SUDO debconf-set-selections
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -59,3 +64,4 @@ command -v swaks >/dev/null || { echo "test-deps: swaks missing after install" >
 "$VENV/bin/python3" -c 'import aiosmtpd' || { echo "test-deps: aiosmtpd missing in $VENV" >&2; exit 1; }
 "$VENV/bin/python3" -c 'import playwright' || { echo "test-deps: playwright missing in $VENV" >&2; exit 1; }
 [[ -x /usr/bin/chromium ]] || { echo "test-deps: /usr/bin/chromium missing after install" >&2; exit 1; }
+[[ -x /usr/sbin/postfix ]] || { echo "test-deps: /usr/sbin/postfix missing after install" >&2; exit 1; }

@@ -71,6 +71,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
         .route("/api/v1/quarantine", get(quarantine))
         .route("/metrics", get(metrics))
+        .route("/api/v1/backup", get(get_backup))
         .route(
             "/api/v1/tickets/{id}/{action}",
             axum::routing::post(act_on_ticket),
@@ -907,4 +908,56 @@ async fn act_alone(
         Err(Refusal::NoTicket(_)) => Err(ApiError::NotFound(format!("no ticket {id}"))),
         Err(e) => Err(ApiError::BadRequest(e.to_string())),
     }
+}
+
+/// `GET /api/v1/backup`: a consistent copy of the whole store (a redb file)
+/// taken from one read transaction while intake goes on, for `postdesk
+/// backup`. The copy is made next to the store, opened, unlinked, then
+/// streamed, so nothing is left behind even if the client goes away.
+async fn get_backup(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
+    authorize(&headers, &s)?;
+    let store = s.store.clone();
+    let temp = store.backup_temp_path();
+    let temp2 = temp.clone();
+    let summary = match blocking(move || store.backup_to(&temp2)).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+    };
+    let opened = tokio::fs::File::open(&temp).await;
+    let _ = tokio::fs::remove_file(&temp).await;
+    let file = opened.map_err(|e| ApiError::Internal(format!("backup file: {e}")))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(format!("backup file: {e}")))?
+        .len();
+    tracing::info!(
+        bytes = len,
+        tickets = summary.tickets,
+        messages = summary.messages,
+        "backup taken"
+    );
+    let stream = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -24,8 +24,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
     let store = Store::open(&data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let token_secret = match cfg.token_secret()? {
+        Some(key) => key,
+        None => store.secret("token-hmac")?,
+    };
     let tokens = Tokens::with_lifetimes(
-        &store.secret("token-hmac")?,
+        &token_secret,
         cfg.tokens.reply_lifetime,
         cfg.tokens.agent_lifetime,
     );
@@ -47,8 +51,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let spool = Spool::start(store.clone(), committed.clone());
     let imap_status = crate::imap::ImapRegistry::default();
 
+    // Take over SIGTERM and SIGHUP before reporting ready: tokio keeps a handler
+    // installed for the process's life once one is made, so a signal that comes
+    // before the tasks below listen is not the default action (exit).
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let _hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    }
     // Bind everything before reporting ready, so a port clash fails start-up.
     let smtp = SmtpServer::bind(cfg.clone()).await?;
+    let tls_reloader = smtp.tls_reloader();
     let web = tokio::net::TcpListener::bind(&cfg.web.listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.web.listen))?;
@@ -112,6 +125,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let reloader = tokio::spawn(reload_rules(
         cfg.clone(),
         rules.clone(),
+        tls_reloader,
         shutdown_rx.clone(),
     ));
 
@@ -121,12 +135,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         data = %data_dir.display(),
         "postdesk ready"
     );
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    crate::service::ready();
+    let watchdog = tokio::spawn(crate::service::watchdog(shutdown_rx.clone()));
 
     wait_for_signal().await;
     tracing::info!("shutting down");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = shutdown_tx.send(true);
+    // No ping may follow STOPPING=1: the watchdog returns at the shutdown signal.
+    let _ = watchdog.await;
+    crate::service::stopping();
 
     match smtp.await {
         Ok(Err(e)) => tracing::error!(error = %e, "SMTP listener failed"),
@@ -149,11 +166,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads the rules on SIGHUP and when a rule file changes (checked every 2 s).
-/// A set that fails to load is logged and the working set stays in force.
+/// Reloads the rules on SIGHUP and when a rule file changes (checked every 2 s),
+/// and on SIGHUP the STARTTLS certificate too, telling systemd RELOADING=1
+/// then READY=1 around it. A set or certificate that fails to load is logged
+/// and the working one stays in force.
 async fn reload_rules(
     cfg: Arc<Config>,
     rules: Arc<LiveRules>,
+    tls: Option<crate::smtp::TlsReloader>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -172,6 +192,17 @@ async fn reload_rules(
             continue;
         }
         seen = now;
+        if forced {
+            crate::service::reloading();
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("STARTTLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "STARTTLS certificate not reloaded; the previous one stays in force")
+                    }
+                }
+            }
+        }
         let cfg2 = cfg.clone();
         match tokio::task::spawn_blocking(move || RuleSet::load_for(&cfg2)).await {
             Ok(Ok(set)) => {
@@ -188,6 +219,9 @@ async fn reload_rules(
                 }
             }
             Err(e) => tracing::error!(error = %e, "rules reload task failed"),
+        }
+        if forced {
+            crate::service::reloaded();
         }
     }
 }

@@ -13,6 +13,8 @@
 //! - [`web`]: the agent web view (HTML pages, sessions) on the API's listener.
 //! - [`store`]: the only module that knows redb.
 //! - [`daemon`]: starts the stages and fans out shutdown.
+//! - [`service`]: the systemd notification protocol (ready, reload, stop, watchdog);
+//!   [`liveness`]: whether the stages the watchdog vouches for are alive.
 //! - [`cli`]: the commands that only read config and rules (`check`, `rules test`).
 
 pub mod address;
@@ -22,14 +24,17 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod counters;
+pub mod credentials;
 pub mod daemon;
 pub mod diagnostic;
 pub mod imap;
+pub mod liveness;
 pub mod model;
 pub mod outbound;
 pub mod password;
 pub mod process;
 pub mod rules;
+pub mod service;
 pub mod sla;
 pub mod sla_scheduler;
 pub mod smtp;

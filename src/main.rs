@@ -42,6 +42,41 @@ enum Command {
         #[arg(required = true)]
         recipients: Vec<String>,
     },
+    /// Write a consistent copy of the running daemon's store to FILE
+    /// (through its API; intake goes on).
+    Backup {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Read the API token from this file instead of the config.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// The backup file to create (must not exist).
+        file: PathBuf,
+    },
+    /// Put a backup in place as the store of an empty data directory.
+    Restore {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// A file written by `postdesk backup`.
+        file: PathBuf,
+    },
+    /// Write every ticket (json: one JSON line each) or every ticket's
+    /// messages (mbox: mboxrd, byte for byte) from the running daemon.
+    Export {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Read the API token from this file instead of the config.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: ExportFormatArg,
+        /// Only this ticket.
+        #[arg(long)]
+        ticket: Option<u64>,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Read a password on standard input and print its argon2id hash, for
     /// `password_hash` in rules/agents.toml (no daemon needed).
     HashPassword,
@@ -66,6 +101,12 @@ enum RulesCommand {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormatArg {
+    Json,
+    Mbox,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum OutputFormat {
     Text,
     Json,
@@ -77,6 +118,29 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::HashPassword => hash_password(),
+        Command::Backup {
+            config,
+            token_file,
+            file,
+        } => backup_or_restore(&config, |cfg| {
+            postdesk::cli::backup::backup(cfg, token_file.as_deref(), &file)
+        }),
+        Command::Export {
+            config,
+            token_file,
+            format,
+            ticket,
+            output,
+        } => export(
+            &config,
+            token_file.as_deref(),
+            format,
+            ticket,
+            output.as_deref(),
+        ),
+        Command::Restore { config, file } => {
+            backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
+        }
         Command::Deliver {
             config,
             from,
@@ -127,6 +191,91 @@ fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
         Err(e) => {
             eprintln!("postdesk: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `postdesk backup` / `restore`: prints what the file holds.
+fn backup_or_restore(
+    path: &std::path::Path,
+    run: impl FnOnce(
+        &Config,
+    ) -> Result<postdesk::store::BackupSummary, postdesk::cli::backup::BackupError>,
+) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cfg) {
+        Ok(s) => {
+            println!(
+                "ok: {} tickets, {} messages, {} tables",
+                s.tickets, s.messages, s.tables
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `postdesk export`: the file appears only once the export is complete.
+fn export(
+    path: &std::path::Path,
+    token_file: Option<&std::path::Path>,
+    format: ExportFormatArg,
+    ticket: Option<u64>,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    use postdesk::cli::export::{ExportFormat, export};
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = match format {
+        ExportFormatArg::Json => ExportFormat::Json,
+        ExportFormatArg::Mbox => ExportFormat::Mbox,
+    };
+    let result = match output {
+        None => export(
+            &cfg,
+            token_file,
+            format,
+            ticket,
+            &mut std::io::stdout().lock(),
+        ),
+        Some(file) => {
+            let partial = file.with_extension("partial");
+            let run = || {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+                let counts = export(&cfg, token_file, format, ticket, &mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                std::fs::rename(&partial, file)?;
+                Ok(counts)
+            };
+            let r: Result<_, postdesk::cli::backup::BackupError> = run();
+            if r.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            r
+        }
+    };
+    match result {
+        Ok((tickets, messages)) => {
+            eprintln!("postdesk: exported {tickets} tickets, {messages} messages");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
         }
     }
 }

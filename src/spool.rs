@@ -44,9 +44,14 @@ impl Spool {
     /// (the processor waits on it).
     pub fn start(store: Store, committed: Arc<Notify>) -> Spool {
         let (tx, rx) = mpsc::channel::<Request>(4096);
+        // Running from now (not from when the thread gets scheduled) until the writer returns.
+        let running = crate::liveness::SPOOL_WRITER.running();
         std::thread::Builder::new()
             .name("spool-writer".into())
-            .spawn(move || writer(store, rx, committed))
+            .spawn(move || {
+                let _running = running;
+                writer(store, rx, committed)
+            })
             .expect("spawning the spool writer thread at startup");
         Spool { tx }
     }
@@ -112,12 +117,14 @@ fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>)
             .flat_map(|r| r.messages.iter().map(|(e, raw)| (e, raw.as_slice())))
             .collect();
         let imap: Vec<&ImapCommit> = batch.iter().filter_map(|r| r.imap.as_ref()).collect();
+        let busy = crate::liveness::SPOOL_WRITER.busy();
         let result = store.spool_commit(&items, &imap, |tx| {
             for n in imap.iter().flat_map(|c| &c.notices) {
                 crate::outbound::queue::enqueue_system(tx, n)?;
             }
             Ok(())
         });
+        drop(busy);
         drop(items);
         drop(imap);
         match result {

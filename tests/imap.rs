@@ -1078,3 +1078,30 @@ fn history_left_alone_after_a_uidvalidity_change_survives_a_crash_and_catch_up()
     let subjects: Vec<Value> = pd.tickets().iter().map(|t| t["subject"].clone()).collect();
     assert_eq!(subjects, vec![Value::from("crashed question")]);
 }
+
+/// `password_file = "credential:imap-password"` (systemd's `LoadCredential=`):
+/// the poller logs in with the password from `$CREDENTIALS_DIRECTORY`.
+#[test]
+fn the_imap_password_comes_from_a_systemd_credential() {
+    if !dovecot_available("the_imap_password_comes_from_a_systemd_credential") {
+        return;
+    }
+    let dir = scratch("imapcred");
+    let dov = Dovecot::start(&dir);
+    dov.append("INBOX", &[mail("credential", 1, "")]);
+    let creds = dir.join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("imap-password"), format!("{PASS}\n")).unwrap();
+    let table = format!(
+        "[[imap]]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{USER}\"\n\
+         password_file = \"credential:imap-password\"\nmailbox = \"support@example.test\"\n\
+         poll_interval = \"300s\"\n",
+        dov.port
+    );
+    let creds_dir = creds.to_string_lossy().into_owned();
+    let pd = Postdesk::start_with_env(&dir, &table, &[("CREDENTIALS_DIRECTORY", &creds_dir)]);
+    wait_until(LONG, "the message as a ticket", Some(&pd), || {
+        pd.ticket_total() == 1
+    });
+    assert_eq!(pd.tickets()[0]["subject"], "credential question 1");
+}

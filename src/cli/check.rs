@@ -22,7 +22,8 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
             rules.map_or((0, 0), |r| (r.routing.rules.len(), r.agents.list.len()));
         let warnings: String = cfg
             .warnings()
-            .iter()
+            .into_iter()
+            .chain(unresolved_credentials(&cfg))
             .map(|w| format!("{}: warning: {w}\n", path.display()))
             .collect();
         Ok(format!(
@@ -34,4 +35,38 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
     } else {
         Err(diags)
     }
+}
+
+/// The file keys naming a systemd credential that cannot be found here
+/// (`postdesk check` run by hand, outside the unit): a warning, since under
+/// systemd (ExecStartPre) the same names resolve.
+fn unresolved_credentials(cfg: &Config) -> Vec<String> {
+    let mut keys: Vec<(String, &std::path::Path)> = Vec::new();
+    if let Some(p) = &cfg.web.api_token_file {
+        keys.push(("web.api_token_file".into(), p));
+    }
+    if let Some(p) = &cfg.smtp.tls_cert {
+        keys.push(("smtp.tls_cert".into(), p));
+    }
+    if let Some(p) = &cfg.smtp.tls_key {
+        keys.push(("smtp.tls_key".into(), p));
+    }
+    if let Some(p) = &cfg.tokens.secret_file {
+        keys.push(("tokens.secret_file".into(), p));
+    }
+    for (i, a) in cfg.imap.iter().enumerate() {
+        if let Some(p) = &a.password_file {
+            keys.push((format!("imap[{i}].password_file"), p));
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(key, p)| match cfg.resolve_file(p) {
+            Err(e) => Some(format!("{key}: {e}")),
+            Ok(f) if crate::credentials::is_credential(p) && !f.exists() => Some(format!(
+                "{key}: credential file {} does not exist",
+                f.display()
+            )),
+            Ok(_) => None,
+        })
+        .collect()
 }

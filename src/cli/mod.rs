@@ -5,8 +5,10 @@
 //! - [`check`]: `postdesk check`, every problem as `file:line:column`.
 //! - [`rules_test`]: `postdesk rules test`, what the rules would do with a message.
 
+pub mod backup;
 pub mod check;
 pub mod deliver;
+pub mod export;
 pub mod rules_test;
 
 pub use check::check;

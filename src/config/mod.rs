@@ -299,6 +299,9 @@ pub struct TokensConfig {
     /// Reply-To addresses made for agents (notifications) and comment addresses.
     #[serde(deserialize_with = "de_duration")]
     pub agent_lifetime: Duration,
+    /// The HMAC key of those addresses from a file (e.g. `credential:token-secret`)
+    /// instead of the one the store made; at least 32 bytes.
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for TokensConfig {
@@ -306,6 +309,7 @@ impl Default for TokensConfig {
         TokensConfig {
             reply_lifetime: Duration::from_secs(365 * 86400),
             agent_lifetime: Duration::from_secs(180 * 86400),
+            secret_file: None,
         }
     }
 }
@@ -669,6 +673,12 @@ impl Config {
         }
     }
 
+    /// A file a key names, which may be a systemd credential
+    /// (`credential:NAME`, see [`crate::credentials`]).
+    pub fn resolve_file(&self, p: &Path) -> Result<PathBuf, String> {
+        crate::credentials::resolve(&self.base_dir, p)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.resolve(&self.server.data_dir)
     }
@@ -714,6 +724,31 @@ impl Config {
         out
     }
 
+    /// The signing key of our plus-addresses from `tokens.secret_file`, if
+    /// set (None: the store's own key is used).
+    pub fn token_secret(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(file) = &self.tokens.secret_file else {
+            return Ok(None);
+        };
+        let path = self
+            .resolve_file(file)
+            .map_err(|e| anyhow::anyhow!("tokens.secret_file: {e}"))?;
+        let mut key = std::fs::read(&path).map_err(|e| {
+            anyhow::anyhow!("cannot read tokens.secret_file {}: {e}", path.display())
+        })?;
+        while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
+            key.pop();
+        }
+        if key.len() < 32 {
+            anyhow::bail!(
+                "tokens.secret_file {} holds {} bytes; at least 32 are needed (e.g. `openssl rand -hex 32`)",
+                path.display(),
+                key.len()
+            );
+        }
+        Ok(Some(key))
+    }
+
     /// The API bearer token, read from api_token_file when that is used.
     pub fn api_token(&self) -> anyhow::Result<String> {
         if let Some(t) = &self.web.api_token {
@@ -723,8 +758,10 @@ impl Config {
             .web
             .api_token_file
             .as_ref()
-            .map(|p| self.resolve(p))
             .ok_or_else(|| anyhow::anyhow!("no web.api_token configured"))?;
+        let path = self
+            .resolve_file(path)
+            .map_err(|e| anyhow::anyhow!("web.api_token_file: {e}"))?;
         let t = std::fs::read_to_string(&path).map_err(|e| {
             anyhow::anyhow!("cannot read web.api_token_file {}: {e}", path.display())
         })?;

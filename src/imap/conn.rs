@@ -208,11 +208,8 @@ async fn password(a: &ImapConfig, base_dir: &Path) -> Result<String, ImapError> 
     let Some(file) = &a.password_file else {
         return Err(ImapError::Credentials("no password configured".into()));
     };
-    let path = if file.is_absolute() {
-        file.clone()
-    } else {
-        base_dir.join(file)
-    };
+    let path = crate::credentials::resolve(base_dir, file)
+        .map_err(|e| ImapError::Credentials(format!("password_file: {e}")))?;
     let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
         ImapError::Credentials(format!("cannot read password_file {}: {e}", path.display()))
     })?;

@@ -71,11 +71,14 @@ impl Processor {
     /// Processes the spool until `shutdown` turns true and nothing is left to do.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let _running = crate::liveness::PROCESSOR.running();
         loop {
             let worker = this.clone();
+            let busy = crate::liveness::PROCESSOR.busy();
             let done = tokio::task::spawn_blocking(move || worker.process_pending(BATCH))
                 .instrument(info_span!("process"))
                 .await;
+            drop(busy);
             match done {
                 Ok(Ok(0)) => {
                     let worker = this.clone();

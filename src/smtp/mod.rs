@@ -44,14 +44,46 @@ const REFUSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SmtpServer {
     cfg: Arc<Config>,
     listeners: Vec<TcpListener>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsSlot>,
+}
+
+/// The STARTTLS identity in force; replaced on reload (SIGHUP) so renewed
+/// certificates apply to the next handshake. Sessions already encrypted
+/// keep theirs; nothing is dropped.
+#[derive(Clone)]
+pub struct TlsSlot(Arc<std::sync::RwLock<TlsAcceptor>>);
+
+impl TlsSlot {
+    /// The identity for a handshake starting now.
+    pub(crate) fn current(&self) -> TlsAcceptor {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Reloads the STARTTLS certificate and key from their files.
+#[derive(Clone)]
+pub struct TlsReloader {
+    cfg: Arc<Config>,
+    slot: TlsSlot,
+}
+
+impl TlsReloader {
+    /// Reads `smtp.tls_cert`/`tls_key` again; on any error the identity in
+    /// force stays and the error says why.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let Some(acceptor) = load_tls(&self.cfg)? else {
+            return Ok(());
+        };
+        *self.slot.0.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+        Ok(())
+    }
 }
 
 impl SmtpServer {
     /// Binds every `smtp.listen` address (so a port clash fails start-up, before we report ready)
     /// and loads the STARTTLS certificate if one is configured (so a bad one fails start-up too).
     pub async fn bind(cfg: Arc<Config>) -> anyhow::Result<SmtpServer> {
-        let tls = load_tls(&cfg)?;
+        let tls = load_tls(&cfg)?.map(|a| TlsSlot(Arc::new(std::sync::RwLock::new(a))));
         let mut listeners = Vec::new();
         for addr in &cfg.smtp.listen {
             let l = TcpListener::bind(addr)
@@ -63,6 +95,14 @@ impl SmtpServer {
             cfg,
             listeners,
             tls,
+        })
+    }
+
+    /// A handle that reloads the STARTTLS certificate (None without STARTTLS).
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.as_ref().map(|slot| TlsReloader {
+            cfg: self.cfg.clone(),
+            slot: slot.clone(),
         })
     }
 
@@ -153,23 +193,37 @@ impl SmtpServer {
             }
         }
 
-        // Stop accepting immediately: the listening sockets close here.
-        drop(listeners);
         tracing::info!(
             sessions = sessions.len(),
             grace_secs = cfg.smtp.shutdown_grace.as_secs(),
             "SMTP shutting down"
         );
         // Idle sessions close on their own (they watch `shutdown`); the rest
-        // get until the grace period ends.
+        // get until the grace period ends. Meanwhile a new connection is told
+        // 421 (the client knows to come back, rather than guess from a refused
+        // connection); the listening sockets close once the sessions are done.
+        let shutting_down = format!(
+            "421 4.3.2 {} Service shutting down\r\n",
+            cfg.server.hostname
+        );
+        let mut refusals = JoinSet::new();
         let grace = tokio::time::sleep(cfg.smtp.shutdown_grace);
         tokio::pin!(grace);
         loop {
             tokio::select! {
                 joined = sessions.join_next() => if joined.is_none() { return Ok(()) },
                 () = &mut grace => break,
+                accepted = accept_any(&listeners) => match accepted {
+                    Ok((tcp, peer)) => {
+                        tracing::info!(%peer, "shutting down: new connection refused with 421");
+                        refusals.spawn(refuse(tcp, shutting_down.clone()));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                },
+                Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
             }
         }
+        drop(listeners);
         tracing::info!(
             sessions = sessions.len(),
             "shutdown grace elapsed, closing remaining SMTP sessions"
@@ -214,6 +268,12 @@ fn load_tls(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let (Some(cert), Some(key)) = (&cfg.smtp.tls_cert, &cfg.smtp.tls_key) else {
         return Ok(None);
     };
-    let config = crate::tls::server_config(&cfg.resolve(cert), &cfg.resolve(key), "smtp")?;
+    let cert = cfg
+        .resolve_file(cert)
+        .map_err(|e| anyhow::anyhow!("smtp.tls_cert: {e}"))?;
+    let key = cfg
+        .resolve_file(key)
+        .map_err(|e| anyhow::anyhow!("smtp.tls_key: {e}"))?;
+    let config = crate::tls::server_config(&cert, &key, "smtp")?;
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }

@@ -19,7 +19,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 /// Errors (bad commands, rejected recipients) tolerated per session before
 /// we assume a broken or abusive client and hang up.
@@ -32,7 +31,7 @@ pub(super) struct Shared {
     pub cfg: Arc<Config>,
     pub spool: Spool,
     /// Present when `smtp.tls_cert`/`tls_key` are configured.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<super::TlsSlot>,
     /// `smtp.max_inflight_bytes`: what all DATA buffers together may hold.
     pub budget: InflightBudget,
 }
@@ -141,7 +140,7 @@ pub(super) async fn serve_connection(
     match session.run(&mut tcp).await {
         Ok(End::Closed) => {}
         Ok(End::StartTls) => {
-            let Some(acceptor) = shared.tls.clone() else {
+            let Some(acceptor) = shared.tls.as_ref().map(|t| t.current()) else {
                 return;
             };
             let handshake = tokio::time::timeout(command_timeout, acceptor.accept(tcp)).await;

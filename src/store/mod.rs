@@ -5,6 +5,9 @@
 //! change in single write transactions, so a crash leaves either the spool
 //! entry or its complete result, never half of both.
 
+mod backup;
+pub use backup::{BackupSummary, inspect_backup, restore};
+
 use crate::model::*;
 use redb::{
     Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,

@@ -15,7 +15,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Referenced Message-ID → [`UnseenRef`] (JSON).
-const UNSEEN_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("unseen_refs");
+pub(super) const UNSEEN_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("unseen_refs");
 
 /// At most this many tickets are remembered per unseen id; an id referenced
 /// from more tickets than this identifies no conversation and is ambiguous.

@@ -433,6 +433,8 @@ pub struct DaemonConfig {
     pub extra: String,
     pub smtp_port: u16,
     pub web_port: u16,
+    /// Extra environment variables for `postdesk serve` (e.g. NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
 }
 
 impl DaemonConfig {
@@ -445,6 +447,7 @@ impl DaemonConfig {
             extra: String::new(),
             smtp_port,
             web_port,
+            env: Vec::new(),
         };
         c.set("server", "hostname", &q(HOSTNAME));
         c.set(
@@ -480,6 +483,14 @@ impl DaemonConfig {
         let web = q(&format!("127.0.0.1:{}", self.web_port));
         self.set("smtp", "listen", &smtp);
         self.set("web", "listen", &web);
+    }
+
+    /// Removes `key` from `[section]` (back to the daemon's default).
+    pub fn unset(&mut self, section: &str, key: &str) -> &mut Self {
+        if let Some((_, keys)) = self.sections.iter_mut().find(|(s, _)| s == section) {
+            keys.retain(|(k, _)| k != key);
+        }
+        self
     }
 
     /// Sets (or overrides) `key = value` in `[section]`; `value` is raw TOML (quote strings
@@ -649,6 +660,7 @@ impl Daemon {
                 std::env::var("POSTDESK_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env("NO_COLOR", "1")
+            .envs(self.cfg.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
