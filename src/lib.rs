@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod imap;
 pub mod model;
+pub mod on_behalf;
 pub mod outbound;
 pub mod password;
 pub mod process;

@@ -190,6 +190,10 @@ pub struct WebConfig {
     /// front): the session cookie becomes `__Host-postdesk` with `Secure`,
     /// and the expected Origin is `https://`.
     pub https: bool,
+    /// PEM certificate chain and key: the web view and the API are served
+    /// over TLS on `web.listen` (and `https` follows). Set both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -200,6 +204,8 @@ impl Default for WebConfig {
             api_token_file: None,
             session_idle: Duration::from_secs(8 * 3600),
             https: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -551,6 +557,20 @@ impl Config {
                 "smtp.session_timeout must be at least 1s".into(),
             );
         }
+        match (&self.web.tls_cert, &self.web.tls_key) {
+            (Some(cert), Some(key)) => {
+                if let Err(e) =
+                    crate::tls::server_config(&self.resolve(cert), &self.resolve(key), "web")
+                {
+                    err("tls_cert", format!("{e:#}"));
+                }
+            }
+            (None, None) => {}
+            _ => err(
+                "tls_",
+                "web.tls_cert and web.tls_key must be set together".into(),
+            ),
+        }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
             err(
                 "tls_",
@@ -675,6 +695,12 @@ impl Config {
     /// token of the shipped config.toml, which anyone who read it knows.
     pub fn uses_shipped_api_token(&self) -> bool {
         self.api_token().is_ok_and(|t| t == SHIPPED_API_TOKEN)
+    }
+
+    /// Whether browsers reach the web view over HTTPS: through a TLS proxy
+    /// (`web.https`) or our own TLS (`web.tls_cert`).
+    pub fn web_https(&self) -> bool {
+        self.web.https || self.web.tls_cert.is_some()
     }
 
     /// Whether `web.listen` accepts connections from other hosts.

@@ -11,14 +11,17 @@
 //! passes [`csrf::check`] before it does anything; every response carries
 //! the CSP of [`headers`].
 
+pub mod bulk;
 pub mod csrf;
 pub mod headers;
 pub mod html;
 pub mod login;
 pub mod mail_html;
+pub mod new_ticket;
 pub mod queue;
 pub mod session;
 pub mod ticket;
+pub mod tls_listener;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -42,6 +45,9 @@ pub struct WebState {
     /// Replies and notes go through its `act`, the path mail commands take
     /// (None only in unit tests of the pages that do not act).
     pub processor: Option<crate::process::Processor>,
+    /// Where tickets opened on a customer's behalf enter, like mail
+    /// (`/tickets/new`; None only in unit tests of pages that do not open any).
+    pub spool: Option<crate::spool::Spool>,
 }
 
 pub type Shared = Arc<WebState>;
@@ -56,6 +62,13 @@ pub fn router(state: Shared) -> Router {
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))
         .route("/static/app.css", get(stylesheet))
+        .route("/static/queue.js", get(queue::script))
+        .route("/queue/live", get(queue::live))
+        .route("/tickets/bulk", post(bulk::submit))
+        .route(
+            "/tickets/new",
+            get(new_ticket::form).post(new_ticket::submit),
+        )
         .with_state(state)
 }
 

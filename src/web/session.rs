@@ -149,6 +149,7 @@ mod tests {
             https: false,
             limiter: Default::default(),
             processor: None,
+            spool: None,
         });
         let login = |id: &str| {
             let now = state.clock.now();
