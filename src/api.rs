@@ -33,6 +33,8 @@ pub struct ApiState {
     pub spool: crate::spool::Spool,
     /// The agent web view served beside the API, if the daemon runs one.
     pub web: Option<crate::web::WebState>,
+    /// `web.tls_cert` / `web.tls_key`: serve over TLS instead of plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 type Shared = Arc<ApiState>;
@@ -45,6 +47,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut state = state;
     let web = state.web.take();
+    let tls = state.tls.take();
     let mut app = router(Arc::new(state));
     if let Some(web) = web {
         app = app.merge(crate::web::router(Arc::new(web)));
@@ -54,6 +57,18 @@ pub async fn serve(
     ));
     // Client addresses feed the login rate limit.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Some(config) = tls {
+        use axum::serve::ListenerExt;
+        let tls_listener =
+            crate::web::tls_listener::TlsListener::start(listener, config, shutdown.clone())?;
+        // tap_io: axum gives the peer address as connect info to tapped listeners.
+        axum::serve(tls_listener.tap_io(|_| {}), app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await?;
+        return Ok(());
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
@@ -86,8 +101,11 @@ pub fn router(state: Shared) -> Router {
         )
         .fallback(not_found)
         .with_state(state)
-        // Last, so that it wraps every route and the fallback.
-        .layer(axum::middleware::map_response(security_headers))
+        // Last, so that it wraps every route and the fallback: the one set
+        // of security headers the web pages use too.
+        .layer(axum::middleware::from_fn(
+            crate::web::headers::security_headers,
+        ))
 }
 
 /// The body of `POST /api/v1/tickets`: a ticket opened by an agent on a
@@ -115,94 +133,31 @@ async fn new_ticket(
     headers: HeaderMap,
     axum::Json(b): axum::Json<NewTicketBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    use crate::outbound::compose::{self, Kind, Outgoing};
+    use crate::on_behalf::{NewTicket, NewTicketError, Opened, open};
     authorize(&headers, &s)?;
-    let cfg = s.processor.cfg.clone();
-    let rules = s.processor.rules.current();
-    let agent = rules
-        .agents
-        .by_name(&b.agent)
-        .ok_or_else(|| ApiError::BadRequest(format!("no agent {:?} in agents.toml", b.agent)))?;
-    let customer = crate::syntax::mailbox(b.customer.trim())
-        .ok_or_else(|| ApiError::BadRequest(format!("{:?} is not an address", b.customer)))?;
-    let subject = crate::syntax::header_text(&b.subject, crate::syntax::MAX_SUBJECT);
-    if subject.is_empty() || b.body.trim().is_empty() {
-        return Err(ApiError::BadRequest("subject and body are required".into()));
-    }
-    let channel = crate::syntax::header_text(b.channel.as_deref().unwrap_or("phone"), 32)
-        .to_ascii_lowercase();
-    if !channel
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
-        return Err(ApiError::BadRequest(format!(
-            "channel {channel:?}: letters, digits and -"
-        )));
-    }
-    let Some(mailbox) = cfg.mailboxes.first() else {
-        return Err(ApiError::Internal("no [[mailbox]] configured".into()));
+    let req = NewTicket {
+        agent: b.agent,
+        customer: b.customer,
+        name: b.name,
+        subject: b.subject,
+        body: b.body,
+        channel: b.channel,
     };
-    let now = s.clock.now();
-    let mut nonce = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-    let raw = compose::render(
-        &Outgoing {
-            kind: Kind::OnBehalf,
-            from: (
-                crate::syntax::header_text(&b.name, crate::syntax::MAX_NAME),
-                customer.clone(),
+    match open(&s.processor, &s.spool, &s.clock, req).await {
+        Ok(Opened::Ticket { ticket, seq }) => Ok((
+            StatusCode::CREATED,
+            axum::Json(
+                json!({ "ticket": ticket.to_string(), "seq": seq.to_string(), "version": 0 }),
             ),
-            to: mailbox.address.clone(),
-            cc: Vec::new(),
-            reply_to: None,
-            subject,
-            message_id: format!("{channel}.{nonce}@{}", cfg.server.hostname),
-            date: now,
-            in_reply_to: None,
-            references: Vec::new(),
-            body: format!("{}\n", b.body.trim_end()),
-            attachments: &[],
-            extra_headers: vec![
-                ("X-Postdesk-Channel", channel.clone()),
-                ("X-Postdesk-Taken-By", agent.name.clone()),
-            ],
-        },
-        &cfg.server.hostname,
-    );
-    let envelope = crate::model::Envelope {
-        mail_from: customer,
-        rcpt_to: vec![mailbox.address.clone()],
-        received_at: now,
-        source: crate::model::Source::Api,
-        peer: format!("api ({})", agent.name),
-        helo: String::new(),
-        imap: None,
-    };
-    let seq = s
-        .spool
-        .submit(envelope, raw)
-        .await
-        .map_err(|e| ApiError::Internal(format!("not taken: {e}")))?;
-    // The processor is woken by the commit; wait a little for the ticket.
-    for _ in 0..250 {
-        let store = s.store.clone();
-        if let Some(m) = blocking(move || store.message(seq)).await?
-            && let Some(ticket) = m.ticket
-        {
-            return Ok((
-                StatusCode::CREATED,
-                axum::Json(
-                    json!({ "ticket": ticket.to_string(), "seq": seq.to_string(), "version": 0 }),
-                ),
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        )),
+        Ok(Opened::Spooled(seq)) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "ticket": null, "seq": seq.to_string() })),
+        )),
+        Err(NewTicketError::Invalid(why)) => Err(ApiError::BadRequest(why)),
+        Err(NewTicketError::Store(e)) => Err(e.into()),
+        Err(e @ NewTicketError::NotTaken(_)) => Err(ApiError::Internal(e.to_string())),
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({ "ticket": null, "seq": seq.to_string() })),
-    ))
 }
 
 /// The body of `POST /api/v1/tickets/{id}/{reply|note|commands}`.
@@ -296,31 +251,6 @@ async fn act_on_ticket(
         Err(Refusal::NoTicket(_)) => Err(ApiError::NotFound(format!("no ticket {id}"))),
         Err(e) => Err(ApiError::BadRequest(e.to_string())),
     }
-}
-
-/// Headers every response carries: nothing postdesk serves may run script,
-/// load from elsewhere, be framed, be sniffed into another type, or leak its
-/// address as a referrer (the raw-message route serves a stranger's bytes).
-async fn security_headers(mut res: Response) -> Response {
-    use axum::http::HeaderValue;
-    use axum::http::header;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    res
 }
 
 async fn not_found() -> ApiError {

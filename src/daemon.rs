@@ -66,6 +66,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.web.listen))?;
 
+    let web_tls = match (&cfg.web.tls_cert, &cfg.web.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_config(
+            &cfg.resolve(cert),
+            &cfg.resolve(key),
+            "web",
+        )?)),
+        _ => None,
+    };
+
     let processor = Processor {
         cfg: cfg.clone(),
         store: store.clone(),
@@ -102,13 +111,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 rules: rules.clone(),
                 clock: clock.clone(),
                 session_idle: i64::try_from(cfg.web.session_idle.as_secs()).unwrap_or(i64::MAX),
-                https: cfg.web.https,
+                https: cfg.web_https(),
                 limiter: Default::default(),
                 processor: Some(acting.clone()),
                 presence: crate::web::presence::Board::new(
                     i64::try_from(cfg.web.presence_interval.as_secs()).unwrap_or(10),
                 ),
+                spool: Some(spool.clone()),
             }),
+            tls: web_tls,
         },
         shutdown_rx.clone(),
     ));

@@ -30,6 +30,7 @@ pub mod diagnostic;
 pub mod imap;
 pub mod liveness;
 pub mod model;
+pub mod on_behalf;
 pub mod outbound;
 pub mod password;
 pub mod process;

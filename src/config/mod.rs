@@ -194,6 +194,10 @@ pub struct WebConfig {
     /// viewing (or replying); presence expires after three intervals.
     #[serde(deserialize_with = "de_duration")]
     pub presence_interval: Duration,
+    /// PEM certificate chain and key: the web view and the API are served
+    /// over TLS on `web.listen` (and `https` follows). Set both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -205,6 +209,8 @@ impl Default for WebConfig {
             session_idle: Duration::from_secs(8 * 3600),
             https: false,
             presence_interval: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -572,6 +578,20 @@ impl Config {
                 "smtp.session_timeout must be at least 1s".into(),
             );
         }
+        match (&self.web.tls_cert, &self.web.tls_key) {
+            (Some(cert), Some(key)) => {
+                if let Err(e) =
+                    crate::tls::server_config(&self.resolve(cert), &self.resolve(key), "web")
+                {
+                    err("tls_cert", format!("{e:#}"));
+                }
+            }
+            (None, None) => {}
+            _ => err(
+                "tls_",
+                "web.tls_cert and web.tls_key must be set together".into(),
+            ),
+        }
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
             err(
                 "tls_",
@@ -702,6 +722,12 @@ impl Config {
     /// token of the shipped config.toml, which anyone who read it knows.
     pub fn uses_shipped_api_token(&self) -> bool {
         self.api_token().is_ok_and(|t| t == SHIPPED_API_TOKEN)
+    }
+
+    /// Whether browsers reach the web view over HTTPS: through a TLS proxy
+    /// (`web.https`) or our own TLS (`web.tls_cert`).
+    pub fn web_https(&self) -> bool {
+        self.web.https || self.web.tls_cert.is_some()
     }
 
     /// Whether `web.listen` accepts connections from other hosts.

@@ -92,6 +92,8 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::merge::MERGED_INTO, c)?;
     copy_multimap(src, dst, super::merge::MERGED_FROM, c)?;
     copy_table(src, dst, super::unseen_refs::UNSEEN_REFS, c)?;
+    copy_table(src, dst, super::queue_index::QUEUE_INDEX, c)?;
+    copy_table(src, dst, super::queue_index::QUEUE_COUNTS, c)?;
     let mut unknown: Vec<String> = Vec::new();
     for t in src.list_tables().map_err(redb::Error::from)? {
         if !copied.iter().any(|c| c == t.name()) {

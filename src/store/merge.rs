@@ -21,7 +21,8 @@ use redb::{
 /// Merged ticket → the ticket it was merged into (one hop; chains are followed).
 pub(super) const MERGED_INTO: TableDefinition<u64, u64> = TableDefinition::new("merged_into");
 /// Survivor → the tickets merged into it (directly).
-pub(super) const MERGED_FROM: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("merged_from");
+pub(super) const MERGED_FROM: MultimapTableDefinition<u64, u64> =
+    MultimapTableDefinition::new("merged_from");
 
 /// How many `merged_into` hops threading follows at most. Merges refuse
 /// cycles, so a chain ends; the bound only keeps a damaged store from

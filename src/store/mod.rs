@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
+mod queue_index;
+pub use queue_index::{QueueCursor, QueuePage, QueueQuery, sla_deadline};
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -338,6 +340,7 @@ impl Store {
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
             tx.build_ticket_index_if_needed()?;
+            queue_index::build_if_needed(tx.txn)?;
             Ok(())
         })?;
         Ok(store)
@@ -1083,6 +1086,8 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
+        let old_queue_view = queue_index::old_view(self, t.id)?;
+        queue_index::update(self, old_queue_view, t)?;
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;

@@ -13,6 +13,7 @@
 
 pub mod acting;
 pub mod attachments;
+pub mod bulk;
 pub mod csrf;
 pub mod delivery;
 pub mod headers;
@@ -21,10 +22,12 @@ pub mod html;
 pub mod login;
 pub mod mail_html;
 pub mod merge;
+pub mod new_ticket;
 pub mod presence;
 pub mod queue;
 pub mod session;
 pub mod ticket;
+pub mod tls_listener;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -50,6 +53,9 @@ pub struct WebState {
     pub processor: Option<crate::process::Processor>,
     /// Who is on which ticket page (`web.presence_interval`).
     pub presence: presence::Board,
+    /// Where tickets opened on a customer's behalf enter, like mail
+    /// (`/tickets/new`; None only in unit tests of pages that do not open any).
+    pub spool: Option<crate::spool::Spool>,
 }
 
 pub type Shared = Arc<WebState>;
@@ -75,6 +81,13 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/tickets/{id}/messages/{seq}/raw", get(attachments::raw))
         .route("/static/app.js", get(script))
+        .route("/static/queue.js", get(queue::script))
+        .route("/queue/live", get(queue::live))
+        .route("/tickets/bulk", post(bulk::submit))
+        .route(
+            "/tickets/new",
+            get(new_ticket::form).post(new_ticket::submit),
+        )
         .with_state(state)
 }
 

@@ -150,6 +150,7 @@ mod tests {
             limiter: Default::default(),
             processor: None,
             presence: Default::default(),
+            spool: None,
         });
         let login = |id: &str| {
             let now = state.clock.now();

@@ -438,6 +438,13 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
+    /// Whether the web listener serves TLS (`web.tls_cert` set).
+    pub fn web_tls(&self) -> bool {
+        self.sections
+            .iter()
+            .any(|(s, keys)| s == "web" && keys.iter().any(|(k, _)| k == "tls_cert"))
+    }
+
     /// The standard test config; outbound mail goes to `relay_port` (a Sink's port).
     pub fn new(relay_port: u16) -> DaemonConfig {
         let smtp_port = free_port();
@@ -683,6 +690,9 @@ impl Daemon {
                 ));
             }
             if let Ok((200, _)) = self.try_get("/api/v1/health", Some(API_TOKEN)) {
+                return Ok(());
+            }
+            if self.cfg.web_tls() && tls_health_ok(self.web_port) {
                 return Ok(());
             }
             if start.elapsed() > timeout {
@@ -1252,3 +1262,16 @@ pub fn counts<I: IntoIterator<Item = String>>(items: I) -> BTreeMap<String, usiz
 
 pub const SECS_30: Duration = Duration::from_secs(30);
 pub const SECS_60: Duration = Duration::from_secs(60);
+
+/// `GET /api/v1/health` over TLS answers 200 (curl, trusting the test CA
+/// fixtures/tls/cert.pem): the start-up probe of a daemon with `web.tls_cert`.
+pub fn tls_health_ok(port: u16) -> bool {
+    Command::new("curl")
+        .args(["-sf", "--max-time", "5", "--cacert"])
+        .arg(repo_root().join("fixtures/tls/cert.pem"))
+        .arg(format!("https://127.0.0.1:{port}/api/v1/health"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
