@@ -609,6 +609,10 @@ fn an_open_queue_page_shows_a_ticket_arriving_by_smtp_without_reload() {
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"));
     assert_eq!(r["listed_before"], false, "{r}");
     assert_eq!(r["appeared"], true, "the new ticket never appeared: {r}");
+    assert_eq!(
+        r["utc_times_after_refresh"], 0,
+        "refreshed rows kept their UTC text: {r}"
+    );
     assert_eq!(r["reloaded"], false, "the page reloaded: {r}");
     assert_eq!(
         r["selection_kept"], true,

@@ -96,6 +96,9 @@
   function start() {
     localTimes();
     presence();
+    // The queue's live refresh (queue.js) replaces rows; their times are
+    // UTC again until rewritten.
+    document.addEventListener("postdesk:updated", localTimes);
   }
 
   if (document.readyState === "loading") {

@@ -76,6 +76,10 @@ def main():
                 f'input[name="ticket"][value="{chosen}"]'
             ).is_checked()
             report["count_after"] = int(page.inner_text("#folder-count"))
+            # Rows the refresh brought: their times in the viewer's zone too.
+            report["utc_times_after_refresh"] = page.evaluate(
+                "document.querySelectorAll('time[datetime]:not([data-local])').length"
+            )
             page.screenshot(path=f"{out_dir}/queue-desktop.png", full_page=True)
             ctx.close()
 
