@@ -30,6 +30,7 @@ pub mod outbound;
 pub mod password;
 pub mod process;
 pub mod rules;
+pub mod search;
 pub mod sla;
 pub mod sla_scheduler;
 pub mod smtp;
