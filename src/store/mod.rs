@@ -5,6 +5,9 @@
 //! change in single write transactions, so a crash leaves either the spool
 //! entry or its complete result, never half of both.
 
+mod search;
+pub use search::{MessageExtras, SearchHit, SearchResults};
+
 use crate::model::*;
 use redb::{
     Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
@@ -334,6 +337,7 @@ impl Store {
             tx.build_ticket_index_if_needed()?;
             Ok(())
         })?;
+        store.build_search_index_if_needed()?;
         Ok(store)
     }
 
@@ -523,8 +527,11 @@ impl Store {
             if !durable && let Err(e) = txn.set_durability(redb::Durability::None) {
                 tracing::debug!(error = %e, "non-durable commit refused; committing durably");
             }
-            let mut tx = Tx { txn: &txn };
-            match f(&mut tx) {
+            let mut tx = Tx {
+                txn: &txn,
+                search_dirty: Default::default(),
+            };
+            match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
                     txn.commit()?;
                     Ok((v, write))
@@ -970,6 +977,8 @@ impl Store {
 /// Operations inside one write transaction (see [`Store::write`]).
 pub struct Tx<'a> {
     txn: &'a WriteTransaction,
+    /// Tickets to re-index before the commit (see `search.rs`).
+    search_dirty: std::collections::BTreeSet<TicketId>,
 }
 
 impl Tx<'_> {
@@ -1019,6 +1028,7 @@ impl Tx<'_> {
             self.txn
                 .open_multimap_table(TICKET_MESSAGES)?
                 .insert(t, m.seq)?;
+            self.search_dirty(t);
         }
         Ok(())
     }
@@ -1077,6 +1087,7 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
+        self.search_dirty(t.id);
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;
