@@ -8,6 +8,7 @@
 pub mod check;
 pub mod deliver;
 pub mod rules_test;
+pub mod search;
 
 pub use check::check;
 pub use rules_test::{Format as RulesTestFormat, rules_test};

@@ -325,6 +325,12 @@ impl Store {
         Ok(count)
     }
 
+    /// Drops the whole index (it is rebuilt on the next open); for tests
+    /// and for an administrator who suspects it.
+    pub fn clear_search_index(&self) -> Result<()> {
+        self.write(|tx| tx.clear_search())
+    }
+
     /// Size of the index: (postings, distinct terms, indexed tickets), for
     /// benchmarks and the log.
     pub fn search_index_stats(&self) -> Result<(u64, u64, u64)> {
@@ -535,17 +541,30 @@ impl Store {
     }
 }
 
-/// The snippet of the first part (subject, then messages) with a match;
-/// the first message's text when none has one.
+/// The snippet of the part with the most distinct matching words:
+/// messages first (the subject is shown beside the snippet anyway), the
+/// earliest on a tie; the first message's text when nothing matches.
 fn best_snippet(parts: &[String], query: &Query) -> Vec<Piece> {
-    for p in parts {
-        let s = search::snippet(p, query);
-        if s.iter().any(|piece| piece.hit) {
-            return s;
+    let order = (1..parts.len()).chain(0..parts.len().min(1));
+    let mut best: Option<(usize, Vec<Piece>)> = None;
+    for i in order {
+        let s = search::snippet(&parts[i], query);
+        let words: BTreeSet<String> = s
+            .iter()
+            .filter(|p| p.hit)
+            .map(|p| search::normalize(&p.text))
+            .collect();
+        if !words.is_empty() && best.as_ref().is_none_or(|(n, _)| words.len() > *n) {
+            best = Some((words.len(), s));
         }
     }
-    let fallback = parts.get(1).or(parts.first()).map_or("", String::as_str);
-    search::snippet(fallback, query)
+    match best {
+        Some((_, s)) => s,
+        None => {
+            let fallback = parts.get(1).or(parts.first()).map_or("", String::as_str);
+            search::snippet(fallback, query)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod html;
 pub mod login;
 pub mod mail_html;
 pub mod queue;
+pub mod search;
 pub mod session;
 pub mod ticket;
 
@@ -52,6 +53,7 @@ pub fn router(state: Shared) -> Router {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/tickets/{id}", get(ticket::page))
+        .route("/search", get(search::page))
         .route("/tickets/{id}/messages/{seq}/html", get(mail_html::frame))
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))
