@@ -14,8 +14,11 @@ use super::*;
 use crate::search::{self, Clause, Piece, Query, TopK};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// `(term, ticket)` → how often the term occurs in the ticket's document.
-const SEARCH_POSTINGS: TableDefinition<(&str, u64), u32> = TableDefinition::new("search_postings");
+/// `(term, ticket)` → how often the term occurs in the ticket's document
+/// (low 32 bits) and the document's length (high 32 bits): scoring a
+/// candidate needs no second lookup. All of a ticket's postings are
+/// rewritten when it is re-indexed, so the length stays current.
+const SEARCH_POSTINGS: TableDefinition<(&str, u64), u64> = TableDefinition::new("search_postings");
 /// Term → in how many tickets it occurs (BM25's document frequency).
 const SEARCH_TERMS: TableDefinition<&str, u64> = TableDefinition::new("search_terms");
 /// Ticket → its indexed document: length in words (4 bytes, little end
@@ -139,6 +142,16 @@ fn doc_value(len: u32, terms: &BTreeMap<String, u32>) -> Vec<u8> {
     v
 }
 
+/// A posting's value: frequency and document length in one word.
+fn posting(tf: u32, doc_len: u32) -> u64 {
+    u64::from(tf) | u64::from(doc_len) << 32
+}
+
+/// (frequency, document length) of a posting's value.
+fn unposting(v: u64) -> (u32, u32) {
+    (v as u32, (v >> 32) as u32)
+}
+
 fn doc_len(v: &[u8]) -> u32 {
     v.get(..4)
         .and_then(|b| b.try_into().ok())
@@ -222,8 +235,9 @@ impl Tx<'_> {
                 df.insert(t.as_str(), n - 1)?;
             }
         }
+        let new_len = new.as_ref().map_or(0, |d| d.len);
         for (t, tf) in new_terms {
-            postings.insert((t.as_str(), id), *tf)?;
+            postings.insert((t.as_str(), id), posting(*tf, new_len))?;
             if !old_terms.contains(t) {
                 let n = df.get(t.as_str())?.map_or(0, |v| v.value());
                 df.insert(t.as_str(), n + 1)?;
@@ -353,7 +367,6 @@ impl Store {
         let r = self.db()?.0.begin_read()?;
         let postings = r.open_table(SEARCH_POSTINGS)?;
         let df_table = r.open_table(SEARCH_TERMS)?;
-        let docs = r.open_table(SEARCH_DOCS)?;
         let tickets = r.open_table(TICKETS)?;
         let index = r.open_table(TICKET_INDEX)?;
         let counts = r.open_table(TICKET_COUNTS)?;
@@ -422,14 +435,30 @@ impl Store {
         // Candidates from the rarest need (or key), best first order not needed.
         let need_size = |n: &Need| n.terms.iter().map(|(_, d)| *d).sum::<u64>();
         let driver = (0..needs.len()).min_by_key(|&i| need_size(&needs[i]));
-        let mut candidates: Vec<u64> = Vec::new();
+        // (ticket, the driver's part of its score).
+        let mut candidates: Vec<(u64, f64)> = Vec::new();
         let mut driver_key = None;
+        // A driver that only filters (`from:`) adds nothing to the score.
+        let weight = |i: usize| if needs[i].scored { 1.0 } else { 0.0 };
         match driver {
+            Some(i) if needs[i].terms.len() == 1 => {
+                // One term: its posting list is already in ticket order.
+                let (t, d) = &needs[i].terms[0];
+                for item in postings.range((t.as_str(), 0)..=(t.as_str(), u64::MAX))? {
+                    let (k, v) = item?;
+                    let (tf, len) = unposting(v.value());
+                    let score = search::bm25(tf, len, *d, n_docs, avg_len) * weight(i);
+                    candidates.push((k.value().1, score));
+                }
+            }
             Some(i) => {
-                let mut ids = BTreeSet::new();
-                for (t, _) in &needs[i].terms {
+                let mut ids: BTreeMap<u64, f64> = BTreeMap::new();
+                for (t, d) in &needs[i].terms {
                     for item in postings.range((t.as_str(), 0)..=(t.as_str(), u64::MAX))? {
-                        ids.insert(item?.0.value().1);
+                        let (k, v) = item?;
+                        let (tf, len) = unposting(v.value());
+                        *ids.entry(k.value().1).or_default() +=
+                            search::bm25(tf, len, *d, n_docs, avg_len) * weight(i);
                     }
                 }
                 candidates.extend(ids);
@@ -442,41 +471,36 @@ impl Store {
                 sized.sort();
                 let k = sized[0].1.clone();
                 for item in index.range((k.as_str(), 0)..=(k.as_str(), u64::MAX))? {
-                    candidates.push(item?.0.value().1);
+                    candidates.push((item?.0.value().1, 0.0));
                 }
                 driver_key = Some(k);
             }
             None => {
                 for item in tickets.iter()? {
-                    candidates.push(item?.0.value());
+                    candidates.push((item?.0.value(), 0.0));
                 }
             }
         }
 
         let mut top = TopK::new(limit);
-        'candidates: for id in candidates {
+        'candidates: for (id, driver_score) in candidates {
             for k in &keys {
                 if Some(k) != driver_key.as_ref() && index.get((k.as_str(), id))?.is_none() {
                     continue 'candidates;
                 }
             }
-            let mut score = 0.0;
-            let mut len = None;
-            for need in &needs {
+            let mut score = driver_score;
+            for (i, need) in needs.iter().enumerate() {
+                if Some(i) == driver {
+                    continue;
+                }
                 let mut found = false;
                 for (t, d) in &need.terms {
-                    if let Some(tf) = postings.get((t.as_str(), id))? {
+                    if let Some(v) = postings.get((t.as_str(), id))? {
                         found = true;
                         if need.scored {
-                            let l = match len {
-                                Some(l) => l,
-                                None => {
-                                    let l = docs.get(id)?.map_or(0, |v| doc_len(v.value()));
-                                    len = Some(l);
-                                    l
-                                }
-                            };
-                            score += search::bm25(tf.value(), l, *d, n_docs, avg_len);
+                            let (tf, len) = unposting(v.value());
+                            score += search::bm25(tf, len, *d, n_docs, avg_len);
                         }
                     }
                 }
