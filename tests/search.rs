@@ -367,3 +367,64 @@ fn web_search_page_escapes_customer_text_and_needs_a_session() {
     assert_eq!(status, 200);
     assert!(body.contains("No ticket matches"), "{body}");
 }
+
+#[test]
+fn every_stored_message_is_found_after_kill_9_during_intake() {
+    let sink = Sink::start();
+    let mut d = Daemon::start(&sink);
+    let port = d.smtp_port;
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..3)
+        .map(|k| {
+            let (accepted, stop) = (accepted.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let word = format!("kw{k}x{i}");
+                    let from = format!("c{k}@customer.example");
+                    let raw = mail(
+                        &from,
+                        &format!("Case {word}"),
+                        &format!("<{word}@customer.example>"),
+                        &[],
+                        &format!("Text with marker{word} inside.\n"),
+                    );
+                    let r = send_smtp(port, &from, &[SUPPORT], &raw);
+                    if r.code == Some(250) {
+                        accepted.lock().unwrap().push(word);
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until(SECS_60, "some messages accepted", || {
+        (accepted.lock().unwrap().len() >= 15).then_some(())
+    });
+    d.kill9();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for s in senders {
+        s.join().unwrap();
+    }
+    d.restart();
+    d.wait_idle(SECS_60);
+    // Every message that got its 250 is found by a word of its text…
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() >= 15);
+    for word in &accepted {
+        let found = ids(&d, &format!("marker{word}"));
+        assert_eq!(found.len(), 1, "marker{word}: {found:?}");
+    }
+    // …and every stored ticket by the word of its subject, none other.
+    let tickets = d.all_tickets();
+    assert!(tickets.len() >= accepted.len());
+    for t in &tickets {
+        let subject = t["subject"].as_str().unwrap();
+        let word = subject.trim_start_matches("Case ");
+        let id = id_string(&t["id"]).unwrap();
+        assert_eq!(ids(&d, word), vec![id.clone()], "{subject}");
+        assert_eq!(ids(&d, &format!("marker{word}")), vec![id], "{subject}");
+    }
+}
