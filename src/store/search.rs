@@ -14,11 +14,14 @@ use super::*;
 use crate::search::{self, Clause, Piece, Query, TopK};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// `(term, ticket)` → how often the term occurs in the ticket's document
-/// (low 32 bits) and the document's length (high 32 bits): scoring a
-/// candidate needs no second lookup. All of a ticket's postings are
-/// rewritten when it is re-indexed, so the length stays current.
-const SEARCH_POSTINGS: TableDefinition<(&str, u64), u64> = TableDefinition::new("search_postings");
+/// `(term, ticket)` → the document's length and the term's frequency (each
+/// 4 bytes, little end first), then the term's positions (LEB128 varints,
+/// each the gap to the one before): scoring a candidate needs no second
+/// lookup and a phrase is checked without reading the text. All of a
+/// ticket's postings are rewritten when it is re-indexed, so the length
+/// stays current.
+const SEARCH_POSTINGS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("search_postings");
 /// Term → in how many tickets it occurs (BM25's document frequency).
 const SEARCH_TERMS: TableDefinition<&str, u64> = TableDefinition::new("search_terms");
 /// Ticket → its indexed document: length in words (4 bytes, little end
@@ -84,11 +87,18 @@ pub struct SearchResults {
 struct Document {
     /// Subject, then every listed message's subject (when different) and text.
     parts: Vec<String>,
-    /// Term → frequency, field terms (`from:`) included.
-    terms: BTreeMap<String, u32>,
+    /// Ticket number, tags, senders' addresses and names, attachment names.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the full-scan test reads it"))]
+    fields: Vec<String>,
+    /// Term → its positions (empty for field terms, `from:`).
+    terms: BTreeMap<String, Vec<u32>>,
     /// Words of the text (field terms not counted).
     len: u32,
 }
+
+/// Positions skipped between two parts or fields, so a phrase never spans
+/// the end of one message and the start of the next.
+const PART_GAP: u32 = 8;
 
 fn document(
     t: &Ticket,
@@ -114,24 +124,29 @@ fn document(
         fields.extend(x.attachments.iter().cloned());
         from.extend(search::from_terms(&m.from, &x.from_name));
     }
-    let mut terms: BTreeMap<String, u32> = BTreeMap::new();
-    let mut len = 0u32;
-    for w in parts
-        .iter()
-        .chain(fields.iter())
-        .flat_map(|s| search::tokenize(s))
-    {
-        *terms.entry(w).or_default() += 1;
-        len += 1;
+    let mut terms: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let (mut len, mut pos) = (0u32, 0u32);
+    for s in parts.iter().chain(fields.iter()) {
+        for w in search::tokenize(s) {
+            terms.entry(w).or_default().push(pos);
+            pos = pos.saturating_add(1);
+            len += 1;
+        }
+        pos = pos.saturating_add(PART_GAP);
     }
     for f in from {
         // A field term counts once per ticket: it filters, it does not rank.
-        terms.insert(f, 1);
+        terms.insert(f, Vec::new());
     }
-    Document { parts, terms, len }
+    Document {
+        parts,
+        fields,
+        terms,
+        len,
+    }
 }
 
-fn doc_value(len: u32, terms: &BTreeMap<String, u32>) -> Vec<u8> {
+fn doc_value(len: u32, terms: &BTreeMap<String, Vec<u32>>) -> Vec<u8> {
     let mut v = len.to_le_bytes().to_vec();
     for (i, t) in terms.keys().enumerate() {
         if i > 0 {
@@ -142,14 +157,55 @@ fn doc_value(len: u32, terms: &BTreeMap<String, u32>) -> Vec<u8> {
     v
 }
 
-/// A posting's value: frequency and document length in one word.
-fn posting(tf: u32, doc_len: u32) -> u64 {
-    u64::from(tf) | u64::from(doc_len) << 32
+/// A posting's value (see [`SEARCH_POSTINGS`]); a field term has no
+/// positions and frequency 1.
+fn posting(positions: &[u32], doc_len: u32) -> Vec<u8> {
+    let tf = (positions.len() as u32).max(1);
+    let mut v = Vec::with_capacity(8 + positions.len() * 2);
+    v.extend_from_slice(&doc_len.to_le_bytes());
+    v.extend_from_slice(&tf.to_le_bytes());
+    let mut last = 0;
+    for &p in positions {
+        let mut gap = p - last;
+        last = p;
+        loop {
+            let byte = (gap & 0x7f) as u8;
+            gap >>= 7;
+            if gap == 0 {
+                v.push(byte);
+                break;
+            }
+            v.push(byte | 0x80);
+        }
+    }
+    v
 }
 
 /// (frequency, document length) of a posting's value.
-fn unposting(v: u64) -> (u32, u32) {
-    (v as u32, (v >> 32) as u32)
+fn unposting(v: &[u8]) -> (u32, u32) {
+    let word = |at: usize| {
+        v.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    (word(4), word(0))
+}
+
+/// The positions of a posting's value, in order.
+fn positions(v: &[u8]) -> Vec<u32> {
+    let mut out = Vec::new();
+    let (mut at, mut gap, mut shift) = (0u32, 0u32, 0u32);
+    for &b in v.get(8..).unwrap_or_default() {
+        gap |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+        if b & 0x80 == 0 {
+            at = at.saturating_add(gap);
+            out.push(at);
+            (gap, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    out
 }
 
 fn doc_len(v: &[u8]) -> u32 {
@@ -236,8 +292,8 @@ impl Tx<'_> {
             }
         }
         let new_len = new.as_ref().map_or(0, |d| d.len);
-        for (t, tf) in new_terms {
-            postings.insert((t.as_str(), id), posting(*tf, new_len))?;
+        for (t, at) in new_terms {
+            postings.insert((t.as_str(), id), posting(at, new_len).as_slice())?;
             if !old_terms.contains(t) {
                 let n = df.get(t.as_str())?.map_or(0, |v| v.value());
                 df.insert(t.as_str(), n + 1)?;
@@ -519,13 +575,14 @@ impl Store {
                     continue;
                 }
             }
-            if !phrases.is_empty() {
-                let parts = self.document_parts(&r, id)?;
-                if !phrases
-                    .iter()
-                    .all(|p| parts.iter().any(|text| search::contains_phrase(text, p)))
-                {
-                    continue;
+            for phrase in &phrases {
+                let mut at = Vec::with_capacity(phrase.len());
+                for w in phrase.iter() {
+                    let v = postings.get((w.as_str(), id))?;
+                    at.push(v.map(|v| positions(v.value())).unwrap_or_default());
+                }
+                if !phrase_at(&at) {
+                    continue 'candidates;
                 }
             }
             top.offer(id, score);
@@ -563,6 +620,19 @@ impl Store {
         )?;
         Ok(document(&t, &messages, &HashMap::new()).parts)
     }
+}
+
+/// Whether word i of a phrase occurs at p + i for some p, given each
+/// word's positions (sorted).
+fn phrase_at(at: &[Vec<u32>]) -> bool {
+    let Some((first, rest)) = at.split_first() else {
+        return true;
+    };
+    first.iter().any(|&p| {
+        rest.iter()
+            .enumerate()
+            .all(|(i, ps)| ps.binary_search(&(p + 1 + i as u32)).is_ok())
+    })
 }
 
 /// The snippet of the part with the most distinct matching words:
@@ -629,7 +699,11 @@ mod tests {
                     .terms
                     .keys()
                     .any(|k| k.starts_with(p.as_str()) && !k.starts_with("from:")),
-                Clause::Phrase(ws) => doc.parts.iter().any(|p| search::contains_phrase(p, ws)),
+                Clause::Phrase(ws) => doc
+                    .parts
+                    .iter()
+                    .chain(doc.fields.iter())
+                    .any(|p| search::contains_phrase(p, ws)),
                 Clause::From(f) => doc.terms.contains_key(f),
                 Clause::Status(s) => t.status.as_str() == s,
                 Clause::Queue(qu) => t.queue == *qu,
@@ -642,6 +716,20 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn postings_keep_length_frequency_and_positions() {
+        let at = [0, 1, 5, 127, 128, 300, 70_000, u32::MAX / 2];
+        let v = posting(&at, 1234);
+        assert_eq!(unposting(&v), (at.len() as u32, 1234));
+        assert_eq!(positions(&v), at);
+        // A field term: no positions, frequency 1.
+        let v = posting(&[], 9);
+        assert_eq!((unposting(&v), positions(&v)), ((1, 9), vec![]));
+        assert!(phrase_at(&[vec![3, 10], vec![4, 20], vec![5]]));
+        assert!(!phrase_at(&[vec![3, 10], vec![11], vec![5]]));
+        assert!(!phrase_at(&[vec![3], vec![]]));
     }
 
     #[test]
