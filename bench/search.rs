@@ -140,6 +140,12 @@ fn main() {
         "store: {n} messages (one per ticket) written and indexed in {written:.1} s ({:.0}/s, 1,000 per transaction)",
         n as f64 / written
     );
+    let index_bytes = store.search_index_bytes().expect("index bytes");
+    println!(
+        "index content: {:.1} MiB of keys and values ({:.0} B per message; positions included)",
+        index_bytes as f64 / 1_048_576.0,
+        index_bytes as f64 / n as f64
+    );
     let t = Instant::now();
     store.rebuild_search_index().expect("rebuild");
     let rebuild = t.elapsed().as_secs_f64();

@@ -412,6 +412,24 @@ impl Store {
         ))
     }
 
+    /// Bytes of keys and values in the index tables (what the index holds,
+    /// without redb's page overhead); walks them all, for benchmarks.
+    pub fn search_index_bytes(&self) -> Result<u64> {
+        let r = self.db()?.0.begin_read()?;
+        let mut n = 0u64;
+        for item in r.open_table(SEARCH_POSTINGS)?.iter()? {
+            let (k, v) = item?;
+            n += (k.value().0.len() + 8 + v.value().len()) as u64;
+        }
+        for item in r.open_table(SEARCH_TERMS)?.iter()? {
+            n += (item?.0.value().len() + 8) as u64;
+        }
+        for item in r.open_table(SEARCH_DOCS)?.iter()? {
+            n += (8 + item?.1.value().len()) as u64;
+        }
+        Ok(n)
+    }
+
     /// Runs `query`: every ticket meeting all its clauses counts; the best
     /// `limit` by BM25 (newest first among equals) come back with snippets.
     ///
