@@ -4,6 +4,8 @@
 //!
 //! - [`check`]: `postdesk check`, every problem as `file:line:column`.
 //! - [`rules_test`]: `postdesk rules test`, what the rules would do with a message.
+//! - [`search`]: `postdesk search` and `postdesk reindex`, which ask the
+//!   running daemon over its JSON API (the store is the daemon's).
 
 pub mod check;
 pub mod deliver;
