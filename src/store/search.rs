@@ -41,7 +41,7 @@ const SEARCH_TOTAL_LEN: &str = "search_total_len";
 
 /// Bump when what is indexed or how changes: stores with another format
 /// are re-indexed on open.
-pub const SEARCH_FORMAT: u64 = 1;
+pub const SEARCH_FORMAT: u64 = 2;
 
 /// A prefix expands to at most this many terms (in term order), so `a*`
 /// cannot read the whole vocabulary; what it leaves out is reported.
@@ -748,6 +748,41 @@ mod tests {
         assert!(phrase_at(&[vec![3, 10], vec![4, 20], vec![5]]));
         assert!(!phrase_at(&[vec![3, 10], vec![11], vec![5]]));
         assert!(!phrase_at(&[vec![3], vec![]]));
+    }
+
+    #[test]
+    fn an_index_of_an_older_format_is_replaced_on_open() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-store-search-format-{}-{}",
+            std::process::id(),
+            crate::clock::Clock::system().now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let mut t = Ticket::new(1, "ann@example.org", 0);
+        t.subject = "Scanner offline".into();
+        store
+            .write(|tx| {
+                tx.put_message(&msg(1, 1, "ann@example.org", &t.subject, "It blinks."))?;
+                tx.put_ticket(&t)
+            })
+            .unwrap();
+        // Format 1 kept postings as u32: a table of another type under the same name.
+        store
+            .write(|tx| {
+                tx.txn.delete_table(SEARCH_POSTINGS)?;
+                let old: TableDefinition<(&str, u64), u32> =
+                    TableDefinition::new("search_postings");
+                tx.txn.open_table(old)?.insert(("scanner", 1), 1)?;
+                tx.txn.open_table(META)?.insert(SEARCH_FORMAT_KEY, 1)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        let r = store.search(&Query::parse("blinks").unwrap(), 5).unwrap();
+        assert_eq!(r.hits.len(), 1);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
