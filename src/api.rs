@@ -85,6 +85,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/messages/{seq}", get(get_message))
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
         .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/search/reindex", axum::routing::post(reindex))
         .route("/metrics", get(metrics))
         .route("/api/v1/backup", get(get_backup))
         .route(
@@ -890,4 +892,63 @@ async fn get_backup(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Re
         axum::body::Body::from_stream(stream),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/search?q=…&limit=…`: tickets matching the query, best
+/// first, each with its BM25 score and a snippet: `snippet` is HTML (the
+/// text escaped, matches in `<mark>`), `snippet_text` the same as plain text.
+async fn search(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    authorize(&headers, &s)?;
+    let limit = q.limit.unwrap_or(20);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let text = q.q.unwrap_or_default();
+    let query =
+        crate::search::Query::parse(&text).map_err(|e| ApiError::BadRequest(format!("q: {e}")))?;
+    let store = s.store.clone();
+    let started = std::time::Instant::now();
+    let found = blocking(move || store.search(&query, limit)).await?;
+    tracing::debug!(query = %text, total = found.total, elapsed_ms = started.elapsed().as_millis() as u64, "search");
+    Ok(axum::Json(json!({
+        "total": found.total,
+        "truncated_prefixes": found.truncated_prefixes,
+        "tickets": found.hits.iter().map(|h| {
+            let mut v = ticket_json(&h.ticket);
+            v["score"] = json!(h.score);
+            v["snippet"] = json!(crate::web::search::snippet_html(&h.snippet));
+            v["snippet_text"] = json!(h.snippet.iter().map(|p| p.text.as_str()).collect::<String>());
+            v
+        }).collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /api/v1/search/reindex` (`postdesk reindex`): rebuilds the search
+/// index from the stored tickets and messages; answers when done.
+async fn reindex(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    authorize(&headers, &s)?;
+    let store = s.store.clone();
+    let started = std::time::Instant::now();
+    let tickets = blocking(move || store.rebuild_search_index()).await?;
+    tracing::info!(
+        tickets,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "search index rebuilt"
+    );
+    Ok(axum::Json(json!({
+        "tickets": tickets,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    })))
 }

@@ -35,6 +35,7 @@ pub mod outbound;
 pub mod password;
 pub mod process;
 pub mod rules;
+pub mod search;
 pub mod service;
 pub mod sla;
 pub mod sla_scheduler;

@@ -80,6 +80,26 @@ enum Command {
     /// Read a password on standard input and print its argon2id hash, for
     /// `password_hash` in rules/agents.toml (no daemon needed).
     HashPassword,
+    /// Search tickets through the running daemon: words, "phrases",
+    /// prefix*, from:, queue:, status:, tag:, before:/after:YYYY-MM-DD.
+    Search {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// At most this many tickets.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the API's JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// The query (several words are joined with spaces).
+        #[arg(required = true)]
+        query: Vec<String>,
+    },
+    /// Rebuild the running daemon's search index from the stored tickets.
+    Reindex {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +161,15 @@ fn main() -> ExitCode {
         Command::Restore { config, file } => {
             backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
         }
+        Command::Search {
+            config,
+            limit,
+            json,
+            query,
+        } => api_command(config, |cfg| {
+            postdesk::cli::search::search(cfg, &query.join(" "), limit, json)
+        }),
+        Command::Reindex { config } => api_command(config, postdesk::cli::search::reindex),
         Command::Deliver {
             config,
             from,
@@ -368,4 +397,28 @@ fn parse_at(at: Option<&str>) -> anyhow::Result<Option<i64>> {
             })
     })
     .transpose()
+}
+
+/// `postdesk search` / `reindex`: load the config, ask the daemon, print.
+fn api_command(
+    path: PathBuf,
+    f: impl FnOnce(&Config) -> Result<String, postdesk::cli::search::ApiClientError>,
+) -> ExitCode {
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match f(&cfg) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

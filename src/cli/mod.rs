@@ -4,12 +4,15 @@
 //!
 //! - [`check`]: `postdesk check`, every problem as `file:line:column`.
 //! - [`rules_test`]: `postdesk rules test`, what the rules would do with a message.
+//! - [`search`]: `postdesk search` and `postdesk reindex`, which ask the
+//!   running daemon over its JSON API (the store is the daemon's).
 
 pub mod backup;
 pub mod check;
 pub mod deliver;
 pub mod export;
 pub mod rules_test;
+pub mod search;
 
 pub use check::check;
 pub use rules_test::{Format as RulesTestFormat, rules_test};

@@ -218,6 +218,14 @@ impl Processor {
             text,
             stranger: None,
         };
+        // For search: the sender's name and attachment names, which the record does not keep.
+        tx.put_message_extras(
+            seq,
+            &crate::store::MessageExtras {
+                from_name: parsed.from_name.clone(),
+                attachments: parsed.attachments.iter().map(|(_, n)| n.clone()).collect(),
+            },
+        )?;
 
         let from_agent = self.rules.current().agents.by_address(&sender).is_some();
         if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent) {

@@ -94,6 +94,10 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::unseen_refs::UNSEEN_REFS, c)?;
     copy_table(src, dst, super::queue_index::QUEUE_INDEX, c)?;
     copy_table(src, dst, super::queue_index::QUEUE_COUNTS, c)?;
+    copy_table(src, dst, super::search::MESSAGE_EXTRAS, c)?;
+    copy_table(src, dst, super::search::SEARCH_POSTINGS, c)?;
+    copy_table(src, dst, super::search::SEARCH_TERMS, c)?;
+    copy_table(src, dst, super::search::SEARCH_DOCS, c)?;
     let mut unknown: Vec<String> = Vec::new();
     for t in src.list_tables().map_err(redb::Error::from)? {
         if !copied.iter().any(|c| c == t.name()) {

@@ -7,6 +7,8 @@
 
 mod backup;
 pub use backup::{BackupSummary, inspect_backup, restore};
+mod search;
+pub use search::{MessageExtras, SearchHit, SearchResults};
 
 use crate::model::*;
 use redb::{
@@ -343,6 +345,7 @@ impl Store {
             queue_index::build_if_needed(tx.txn)?;
             Ok(())
         })?;
+        store.build_search_index_if_needed()?;
         Ok(store)
     }
 
@@ -532,8 +535,11 @@ impl Store {
             if !durable && let Err(e) = txn.set_durability(redb::Durability::None) {
                 tracing::debug!(error = %e, "non-durable commit refused; committing durably");
             }
-            let mut tx = Tx { txn: &txn };
-            match f(&mut tx) {
+            let mut tx = Tx {
+                txn: &txn,
+                search_dirty: Default::default(),
+            };
+            match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
                     txn.commit()?;
                     Ok((v, write))
@@ -979,6 +985,8 @@ impl Store {
 /// Operations inside one write transaction (see [`Store::write`]).
 pub struct Tx<'a> {
     txn: &'a WriteTransaction,
+    /// Tickets to re-index before the commit (see `search.rs`).
+    search_dirty: std::collections::BTreeSet<TicketId>,
 }
 
 impl Tx<'_> {
@@ -1028,6 +1036,7 @@ impl Tx<'_> {
             self.txn
                 .open_multimap_table(TICKET_MESSAGES)?
                 .insert(t, m.seq)?;
+            self.search_dirty(t);
         }
         Ok(())
     }
@@ -1088,6 +1097,7 @@ impl Tx<'_> {
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
         let old_queue_view = queue_index::old_view(self, t.id)?;
         queue_index::update(self, old_queue_view, t)?;
+        self.search_dirty(t.id);
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;

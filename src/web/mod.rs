@@ -25,6 +25,7 @@ pub mod merge;
 pub mod new_ticket;
 pub mod presence;
 pub mod queue;
+pub mod search;
 pub mod session;
 pub mod ticket;
 pub mod tls_listener;
@@ -66,6 +67,7 @@ pub fn router(state: Shared) -> Router {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/tickets/{id}", get(ticket::page))
+        .route("/search", get(search::page))
         .route("/tickets/{id}/messages/{seq}/html", get(mail_html::frame))
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))
