@@ -24,6 +24,7 @@ pub mod config;
 pub mod counters;
 pub mod daemon;
 pub mod diagnostic;
+pub mod dkim;
 pub mod imap;
 pub mod model;
 pub mod outbound;

@@ -4,9 +4,11 @@
 //!
 //! - [`check`]: `postdesk check`, every problem as `file:line:column`.
 //! - [`rules_test`]: `postdesk rules test`, what the rules would do with a message.
+//! - [`dkim_keygen`]: `postdesk dkim-keygen`, a DKIM key and its DNS record.
 
 pub mod check;
 pub mod deliver;
+pub mod dkim_keygen;
 pub mod rules_test;
 
 pub use check::check;

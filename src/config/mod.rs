@@ -13,6 +13,8 @@ use std::time::Duration;
 
 mod imap;
 pub use imap::{ImapAfter, ImapAuth, ImapConfig, ImapExisting, ImapTls};
+mod dkim;
+pub use dkim::{DkimConfig, DkimSelector};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,9 @@ pub struct Config {
     /// How long our signed reply and agent addresses stay valid.
     #[serde(default)]
     pub tokens: TokensConfig,
+    /// DKIM signing of what we send; see [`DkimConfig`].
+    #[serde(default)]
+    pub dkim: DkimConfig,
     /// Directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -658,6 +663,7 @@ impl Config {
             }
         }
         self.validate_imap(text, &mut out);
+        self.validate_dkim(text, &mut out);
         out
     }
 
