@@ -8,6 +8,7 @@
 /// Acknowledgement templates live with the rules (`rules::template`).
 pub use crate::rules::template as ack;
 pub mod agent;
+pub mod bounce;
 pub mod canned;
 pub mod classify;
 pub mod collision;
