@@ -187,6 +187,41 @@ fn ed25519_signatures_verify_with_dkimpy() {
     let altered = alter_a_body_word(&ack);
     let v = verify(&keys.path, &altered, &[("ed1", &txt)]);
     assert_eq!(v["verified"], false, "an altered body verified: {v}");
+
+    // An agent's reply (through the API) is signed as well.
+    let id = header(&ack, "Subject")
+        .and_then(|s| {
+            let at = s.find("[#")? + 2;
+            Some(s[at..at + s[at..].find(']')?].to_string())
+        })
+        .expect("ticket tag in the acknowledgement's subject");
+    let reply = serde_json::json!({"agent": "alice", "body": "Pull the plug first."});
+    let (code, _, body) = http_request(
+        d.web_port,
+        "POST",
+        &format!("/api/v1/tickets/{id}/reply"),
+        Some(API_TOKEN),
+        Some(&reply.to_string()),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let relayed = sink.nth_to(CUSTOMER, 2);
+    assert!(body_text(&relayed).contains("Pull the plug first."));
+    let v = verify(&keys.path, &relayed, &[("ed1", &txt)]);
+    assert_eq!(v["verified"], true, "the agent's reply is not signed: {v}");
+
+    // `postdesk check` shows the record the key needs, to compare with DNS.
+    let out = Command::new(daemon_bin())
+        .args(["check", "-c"])
+        .arg(&d.config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("dkim: ed1._domainkey.example.test (signs): {txt}")),
+        "{text}"
+    );
 }
 
 /// Mail queued while the relay is down waits through a key rotation (a restart with a new
