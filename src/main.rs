@@ -99,9 +99,6 @@ enum OutputFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
-        Command::Check { config } => check(config),
-        Command::HashPassword => hash_password(),
         Command::DkimKeygen {
             selector,
             domain,
@@ -109,6 +106,9 @@ fn main() -> ExitCode {
             key_file,
             config,
         } => dkim_keygen(&selector, domain, algorithm, key_file, &config),
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => check(config),
+        Command::HashPassword => hash_password(),
         Command::Deliver {
             config,
             from,
@@ -163,6 +163,28 @@ fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
     }
 }
 
+/// `postdesk hash-password`: the first line of standard input (without its
+/// line end) is the password; the hash goes to standard output.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("postdesk: cannot read the password from standard input: {e}");
+        return ExitCode::from(1);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    match postdesk::password::hash(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `postdesk dkim-keygen`: the key to `--key-file` or standard output, the
 /// DNS record (and the config lines) to standard output.
 fn dkim_keygen(
@@ -212,28 +234,6 @@ fn dkim_keygen(
         None => println!("; key_file = \"<the file you saved the key above in>\""),
     }
     ExitCode::SUCCESS
-}
-
-/// `postdesk hash-password`: the first line of standard input (without its
-/// line end) is the password; the hash goes to standard output.
-fn hash_password() -> ExitCode {
-    let mut line = String::new();
-    if let Err(e) = std::io::stdin().read_line(&mut line) {
-        eprintln!("postdesk: cannot read the password from standard input: {e}");
-        return ExitCode::from(1);
-    }
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    match postdesk::password::hash(password) {
-        Ok(h) => {
-            println!("{h}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("postdesk: {e}");
-            ExitCode::from(1)
-        }
-    }
 }
 
 fn init_tracing() {

@@ -5,6 +5,26 @@
 use crate::config::{Config, Diagnostic};
 use crate::rules::RuleSet;
 
+/// One line per DKIM selector: which signs, and the TXT record its key
+/// needs, to compare with what DNS publishes. Empty without `[dkim]`.
+fn dkim_summary(cfg: &Config) -> String {
+    let domain = cfg.dkim_domain();
+    let mut out = String::new();
+    for (i, sel) in cfg.dkim.selectors.iter().enumerate() {
+        // `Config::load` loaded every key already; a key that fails now
+        // changed since, and says so.
+        let record = crate::dkim::Key::load(&cfg.resolve(&sel.key_file))
+            .map(|k| k.dns_record())
+            .unwrap_or_else(|e| e.to_string());
+        let role = if i == 0 { "signs" } else { "retired" };
+        out.push_str(&format!(
+            "\ndkim: {}._domainkey.{domain} ({role}): {record}",
+            sel.name
+        ));
+    }
+    out
+}
+
 /// `postdesk check`: validates the config and the rule files it names.
 pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
     let cfg = Config::load(path).map_err(|e| e.0)?;
@@ -35,24 +55,4 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
     } else {
         Err(diags)
     }
-}
-
-/// One line per DKIM selector: which signs, and the TXT record its key
-/// needs, to compare with what DNS publishes. Empty without `[dkim]`.
-fn dkim_summary(cfg: &Config) -> String {
-    let domain = cfg.dkim_domain();
-    let mut out = String::new();
-    for (i, sel) in cfg.dkim.selectors.iter().enumerate() {
-        // `Config::load` loaded every key already; a key that fails now
-        // changed since, and says so.
-        let record = crate::dkim::Key::load(&cfg.resolve(&sel.key_file))
-            .map(|k| k.dns_record())
-            .unwrap_or_else(|e| e.to_string());
-        let role = if i == 0 { "signs" } else { "retired" };
-        out.push_str(&format!(
-            "\ndkim: {}._domainkey.{domain} ({role}): {record}",
-            sel.name
-        ));
-    }
-    out
 }

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-mod merge;
-pub use merge::MAX_MERGE_CHAIN;
 mod bouncing;
 pub use bouncing::Bouncing;
+mod merge;
+pub use merge::MAX_MERGE_CHAIN;
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
