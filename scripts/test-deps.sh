@@ -9,7 +9,9 @@
 #                    own Postfix is neither configured nor started)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
 #                    and prometheus_client (parses /metrics) and playwright (drives Debian's
-#                    /usr/bin/chromium, from apt; never `playwright install`)
+#                    /usr/bin/chromium, from apt; never `playwright install`) and dkimpy with
+#                    PyNaCl (an independent DKIM verifier of what postdesk signs; PyNaCl for
+#                    Ed25519)
 #
 # Idempotent and fast when everything is present. Runs as root on CI (no sudo);
 # as a non-root user it uses sudo for apt-get when available.
@@ -60,8 +62,15 @@ if ! "$VENV/bin/python3" -c 'import playwright' 2>/dev/null; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$VENV/bin/pip" install -q --disable-pip-version-check playwright
 fi
 
+# dkimpy verifies our DKIM signatures in tests/dkim.rs (PyNaCl: its Ed25519 support).
+if ! "$VENV/bin/python3" -c 'import dkim, nacl' 2>/dev/null; then
+  echo "test-deps: installing dkimpy and PyNaCl into $VENV" >&2
+  "$VENV/bin/pip" install -q --disable-pip-version-check dkimpy pynacl
+fi
+
 command -v swaks >/dev/null || { echo "test-deps: swaks missing after install" >&2; exit 1; }
 "$VENV/bin/python3" -c 'import aiosmtpd' || { echo "test-deps: aiosmtpd missing in $VENV" >&2; exit 1; }
 "$VENV/bin/python3" -c 'import playwright' || { echo "test-deps: playwright missing in $VENV" >&2; exit 1; }
+"$VENV/bin/python3" -c 'import dkim, nacl' || { echo "test-deps: dkimpy or PyNaCl missing in $VENV" >&2; exit 1; }
 [[ -x /usr/bin/chromium ]] || { echo "test-deps: /usr/bin/chromium missing after install" >&2; exit 1; }
 [[ -x /usr/sbin/postfix ]] || { echo "test-deps: /usr/sbin/postfix missing after install" >&2; exit 1; }

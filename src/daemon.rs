@@ -68,8 +68,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let web_tls = match (&cfg.web.tls_cert, &cfg.web.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_config(
-            &cfg.resolve(cert),
-            &cfg.resolve(key),
+            &cfg.resolve_file(cert).map_err(anyhow::Error::msg)?,
+            &cfg.resolve_file(key).map_err(anyhow::Error::msg)?,
             "web",
         )?)),
         _ => None,

@@ -27,6 +27,7 @@ pub mod counters;
 pub mod credentials;
 pub mod daemon;
 pub mod diagnostic;
+pub mod dkim;
 pub mod imap;
 pub mod liveness;
 pub mod model;

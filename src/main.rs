@@ -100,6 +100,31 @@ enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Make a DKIM private key (PKCS#8 PEM) and print the DNS TXT record to
+    /// publish for it; with --key-file the key goes to that new file.
+    DkimKeygen {
+        /// The selector (the record is SELECTOR._domainkey.DOMAIN).
+        #[arg(long)]
+        selector: String,
+        /// The signing domain; default: dkim.domain or the domain of
+        /// outbound.from in the config file.
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithm,
+        /// Write the private key to this new file (mode 0600) instead of
+        /// standard output.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyAlgorithm {
+    Rsa,
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +160,13 @@ enum OutputFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::DkimKeygen {
+            selector,
+            domain,
+            algorithm,
+            key_file,
+            config,
+        } => dkim_keygen(&selector, domain, algorithm, key_file, &config),
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::HashPassword => hash_password(),
@@ -329,6 +361,57 @@ fn hash_password() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `postdesk dkim-keygen`: the key to `--key-file` or standard output, the
+/// DNS record (and the config lines) to standard output.
+fn dkim_keygen(
+    selector: &str,
+    domain: Option<String>,
+    algorithm: KeyAlgorithm,
+    key_file: Option<PathBuf>,
+    config: &std::path::Path,
+) -> ExitCode {
+    let domain = match domain {
+        Some(d) => d,
+        None => match Config::load(config) {
+            Ok(cfg) => cfg.dkim_domain().to_string(),
+            Err(e) => {
+                eprintln!("postdesk: no --domain given and the config does not load:\n{e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let algorithm = match algorithm {
+        KeyAlgorithm::Rsa => postdesk::dkim::Algorithm::Rsa,
+        KeyAlgorithm::Ed25519 => postdesk::dkim::Algorithm::Ed25519,
+    };
+    let generated = match postdesk::cli::dkim_keygen::generate(selector, &domain, algorithm) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match &key_file {
+        Some(path) => {
+            if let Err(e) = postdesk::cli::dkim_keygen::write_key(path, &generated.private_pem) {
+                eprintln!("postdesk: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        None => print!("{}", generated.private_pem),
+    }
+    println!("; publish in the zone of {domain}:");
+    print!("{}", generated.zone);
+    println!("; and name the key in config.toml (first selector signs):");
+    println!("; [[dkim.selector]]");
+    println!("; name = {selector:?}");
+    match &key_file {
+        Some(path) => println!("; key_file = {:?}", path.display().to_string()),
+        None => println!("; key_file = \"<the file you saved the key above in>\""),
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_tracing() {

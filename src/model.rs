@@ -327,6 +327,10 @@ pub enum EventKind {
     Merged,
     /// A message was split out into a new ticket (on both).
     Split,
+    /// A delivery report says our mail is delayed (still being tried).
+    DeliveryDelayed,
+    /// An address marked as bouncing wrote to us again: the mark is gone.
+    BounceCleared,
 }
 
 impl EventKind {
@@ -370,6 +374,8 @@ impl EventKind {
             EventKind::ReplyRefused => "reply_refused",
             EventKind::Merged => "merged",
             EventKind::Split => "split",
+            EventKind::DeliveryDelayed => "delivery_delayed",
+            EventKind::BounceCleared => "bounce_cleared",
         }
     }
 }

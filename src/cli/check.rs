@@ -5,6 +5,26 @@
 use crate::config::{Config, Diagnostic};
 use crate::rules::RuleSet;
 
+/// One line per DKIM selector: which signs, and the TXT record its key
+/// needs, to compare with what DNS publishes. Empty without `[dkim]`.
+fn dkim_summary(cfg: &Config) -> String {
+    let domain = cfg.dkim_domain();
+    let mut out = String::new();
+    for (i, sel) in cfg.dkim.selectors.iter().enumerate() {
+        // `Config::load` loaded every key already; a key that fails now
+        // changed since, and says so.
+        let record = crate::dkim::Key::load(&cfg.resolve(&sel.key_file))
+            .map(|k| k.dns_record())
+            .unwrap_or_else(|e| e.to_string());
+        let role = if i == 0 { "signs" } else { "retired" };
+        out.push_str(&format!(
+            "\ndkim: {}._domainkey.{domain} ({role}): {record}",
+            sel.name
+        ));
+    }
+    out
+}
+
 /// `postdesk check`: validates the config and the rule files it names.
 pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
     let cfg = Config::load(path).map_err(|e| e.0)?;
@@ -27,10 +47,11 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
             .map(|w| format!("{}: warning: {w}\n", path.display()))
             .collect();
         Ok(format!(
-            "{warnings}{}: ok ({} mailbox(es), {n_rules} routing rule(s), {n_agents} agent(s), relay {})",
+            "{warnings}{}: ok ({} mailbox(es), {n_rules} routing rule(s), {n_agents} agent(s), relay {}){}",
             path.display(),
             cfg.mailboxes.len(),
-            cfg.outbound.relay
+            cfg.outbound.relay,
+            dkim_summary(&cfg)
         ))
     } else {
         Err(diags)
@@ -53,6 +74,15 @@ fn unresolved_credentials(cfg: &Config) -> Vec<String> {
     }
     if let Some(p) = &cfg.tokens.secret_file {
         keys.push(("tokens.secret_file".into(), p));
+    }
+    for s in &cfg.dkim.selectors {
+        keys.push((format!("dkim.selector {:?} key_file", s.name), &s.key_file));
+    }
+    if let Some(p) = &cfg.web.tls_cert {
+        keys.push(("web.tls_cert".into(), p));
+    }
+    if let Some(p) = &cfg.web.tls_key {
+        keys.push(("web.tls_key".into(), p));
     }
     for (i, a) in cfg.imap.iter().enumerate() {
         if let Some(p) = &a.password_file {

@@ -6,10 +6,12 @@
 //! - [`rules_test`]: `postdesk rules test`, what the rules would do with a message.
 //! - [`search`]: `postdesk search` and `postdesk reindex`, which ask the
 //!   running daemon over its JSON API (the store is the daemon's).
+//! - [`dkim_keygen`]: `postdesk dkim-keygen`, a DKIM key and its DNS record.
 
 pub mod backup;
 pub mod check;
 pub mod deliver;
+pub mod dkim_keygen;
 pub mod export;
 pub mod rules_test;
 pub mod search;

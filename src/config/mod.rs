@@ -13,6 +13,8 @@ use std::time::Duration;
 
 mod imap;
 pub use imap::{ImapAfter, ImapAuth, ImapConfig, ImapExisting, ImapTls};
+mod dkim;
+pub use dkim::{DkimConfig, DkimSelector};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,9 @@ pub struct Config {
     /// How long our signed reply and agent addresses stay valid.
     #[serde(default)]
     pub tokens: TokensConfig,
+    /// DKIM signing of what we send; see [`DkimConfig`].
+    #[serde(default)]
+    pub dkim: DkimConfig,
     /// Directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -579,13 +584,20 @@ impl Config {
             );
         }
         match (&self.web.tls_cert, &self.web.tls_key) {
-            (Some(cert), Some(key)) => {
-                if let Err(e) =
-                    crate::tls::server_config(&self.resolve(cert), &self.resolve(key), "web")
-                {
-                    err("tls_cert", format!("{e:#}"));
+            (Some(cert), Some(key)) => match (self.resolve_file(cert), self.resolve_file(key)) {
+                (Ok(c), Ok(k)) => {
+                    // Credentials exist only under systemd; check warns.
+                    let away =
+                        |p: &Path, f: &Path| crate::credentials::is_credential(p) && !f.exists();
+                    if !away(cert, &c)
+                        && !away(key, &k)
+                        && let Err(e) = crate::tls::server_config(&c, &k, "web")
+                    {
+                        err("tls_cert", format!("{e:#}"));
+                    }
                 }
-            }
+                (Err(e), _) | (_, Err(e)) => err("tls_", e),
+            },
             (None, None) => {}
             _ => err(
                 "tls_",
@@ -682,6 +694,7 @@ impl Config {
             }
         }
         self.validate_imap(text, &mut out);
+        self.validate_dkim(text, &mut out);
         out
     }
 

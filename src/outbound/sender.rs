@@ -48,7 +48,21 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     agents: Agents,
 ) {
+    // `Config::load` has loaded these keys already; failing now means the
+    // file changed since. Mail then waits rather than going out unsigned.
+    let dkim = crate::dkim::Signer::from_config(&cfg).map_err(|e| {
+        tracing::error!(error = %e, "DKIM key unusable: outbound mail waits until it is fixed");
+        e.to_string()
+    });
+    if let Ok(Some(signer)) = &dkim {
+        tracing::info!(
+            domain = signer.domain(),
+            selector = signer.selector(),
+            "outbound mail is DKIM-signed"
+        );
+    }
     let ctx = Arc::new(Ctx {
+        dkim,
         relay: cfg.relay(),
         pool: relay::ConnectionPool::new(cfg.outbound.concurrency.max(1)),
         cfg,
@@ -185,6 +199,8 @@ pub struct Agents {
 
 struct Ctx {
     cfg: Arc<Config>,
+    /// The signer of `[dkim]` (None: unsigned), or why its key failed to load.
+    dkim: Result<Option<crate::dkim::Signer>, String>,
     relay: Relay,
     /// Idle relay connections, reused across deliveries.
     pool: relay::ConnectionPool,
@@ -352,6 +368,20 @@ impl Ctx {
         Ok(next_due)
     }
 
+    /// The bytes to send: the stored message with our DKIM-Signature in
+    /// front when `[dkim]` names a key (signed now, so the signature covers
+    /// exactly what leaves and uses the key configured today).
+    fn signed(&self, raw: Vec<u8>) -> Result<Vec<u8>, DeliveryError> {
+        match &self.dkim {
+            Ok(None) => Ok(raw),
+            Ok(Some(signer)) => signer.sign(&raw).map_err(|e| {
+                tracing::error!(error = %e, "cannot sign the message");
+                DeliveryError::Transient(e.to_string())
+            }),
+            Err(e) => Err(DeliveryError::Transient(e.clone())),
+        }
+    }
+
     /// One delivery attempt; its outcome, to be recorded by the run loop
     /// (None if the message could not be read: the job is left as it is).
     async fn attempt(
@@ -361,18 +391,21 @@ impl Ctx {
     ) -> Option<Attempted> {
         let seq = job.message;
         let result = match raw {
-            Ok(Some(raw)) => {
-                relay::deliver(
-                    &self.relay,
-                    &self.pool,
-                    &self.cfg.server.hostname,
-                    self.cfg.outbound.timeout,
-                    &job.mail_from,
-                    &job.rcpt_to,
-                    &raw,
-                )
-                .await
-            }
+            Ok(Some(raw)) => match self.signed(raw) {
+                Ok(bytes) => {
+                    relay::deliver(
+                        &self.relay,
+                        &self.pool,
+                        &self.cfg.server.hostname,
+                        self.cfg.outbound.timeout,
+                        &job.mail_from,
+                        &job.rcpt_to,
+                        &bytes,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
             Ok(None) => Err(DeliveryError::Permanent(format!(
                 "message {seq} is missing from the store"
             ))),

@@ -9,6 +9,8 @@
 pub use crate::rules::template as ack;
 pub mod agent;
 pub mod autoreply;
+pub mod bounce;
+mod bounce_facts;
 pub mod canned;
 pub mod classify;
 pub mod collision;
@@ -263,6 +265,12 @@ impl Processor {
                     let mut ticket = self.load_ticket(tx, m.ticket)?;
                     let _t = info_span!("ticket", id = ticket.id).entered();
                     self.attach(tx, &mut ticket, &mut record, &parsed, now)?;
+                    if let Some(report) = bounce::parse(&raw) {
+                        let about = self.bounced_message(env, &sender);
+                        self.delivery_report(tx, &mut ticket, &report, &sender, about, now)?;
+                        tx.put_ticket(&ticket)?;
+                        return Ok(());
+                    }
                     let detail = format!(
                         "delivery failure reported by {} ({}): {}",
                         if sender.is_empty() { "<>" } else { &sender },
@@ -289,6 +297,7 @@ impl Processor {
                 }
             },
             Class::Customer | Class::AutoReply | Class::List | Class::OwnLoop => {
+                let cleared = self.writes_again(tx, &msg)?;
                 let existing = match &found.matched {
                     Some(m) => {
                         let t = self.load_ticket(tx, m.ticket)?;
@@ -300,6 +309,9 @@ impl Processor {
                 match existing {
                     Some((ticket, m)) => self.add_to_ticket(tx, ticket, &mut record, &msg, &m)?,
                     None => self.new_ticket(tx, &mut record, &msg, &found)?,
+                }
+                if let (Some(was), Some(id)) = (cleared, record.ticket) {
+                    self.note_bounce_cleared(tx, id, &sender, &was, now)?;
                 }
             }
         }
@@ -598,6 +610,14 @@ impl Processor {
         let Some(mailbox) = msg.mailbox else {
             return Ok(());
         };
+        if let Some(b) = tx.bouncing(&parsed.from)? {
+            let reason = bounce_facts::bouncing_reason(&parsed.from, &b);
+            info!(%reason, "no acknowledgement");
+            return tx.add_event(
+                ticket,
+                event(now, EventKind::AckSuppressed, "postdesk", reason),
+            );
+        }
         if let Some(reason) = self.ack_rate_limited(tx, &parsed.from, now)? {
             info!(%reason, "no acknowledgement");
             return tx.add_event(

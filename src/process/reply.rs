@@ -214,6 +214,18 @@ impl Processor {
         let Some(template) = &rules.resolved else {
             return Ok(None);
         };
+        if let Some(b) = tx.bouncing(&ticket.requester)? {
+            let reason = format!(
+                "no resolved notice: {}",
+                super::bounce_facts::bouncing_reason(&ticket.requester, &b)
+            );
+            tracing::info!(%reason, "resolved notice suppressed");
+            tx.add_event(
+                ticket,
+                crate::model::Event::new(now, EventKind::AckSuppressed, "postdesk", reason),
+            )?;
+            return Ok(None);
+        }
         let support = self.cfg.support_address(&ticket.queue).to_string();
         let requester = ticket.requester.clone();
         let name = if ticket.requester_name.is_empty() {

@@ -95,6 +95,7 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::queue_index::QUEUE_INDEX, c)?;
     copy_table(src, dst, super::queue_index::QUEUE_COUNTS, c)?;
     copy_table(src, dst, super::search::MESSAGE_EXTRAS, c)?;
+    copy_table(src, dst, super::bouncing::BOUNCING, c)?;
     copy_table(src, dst, super::search::SEARCH_POSTINGS, c)?;
     copy_table(src, dst, super::search::SEARCH_TERMS, c)?;
     copy_table(src, dst, super::search::SEARCH_DOCS, c)?;

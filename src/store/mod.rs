@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+mod bouncing;
+pub use bouncing::Bouncing;
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;
