@@ -10,7 +10,6 @@
 //! record may already be gone. The stored copy stays as composed (raw bytes
 //! are never rewritten); retries sign again, which costs one signature.
 
-use crate::config::{Config, DkimConfig};
 use data_encoding::BASE64;
 use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
@@ -195,31 +194,6 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// The signer `[dkim]` asks for, or None when no selector is configured
-    /// (mail goes out unsigned, as before). The other selectors are loaded
-    /// too, so a broken retired key is noticed, but only the first signs.
-    pub fn from_config(cfg: &Config) -> Result<Option<Signer>, KeyError> {
-        let dkim: &DkimConfig = &cfg.dkim;
-        let mut active = None;
-        for sel in &dkim.selectors {
-            let path = cfg
-                .resolve_file(&sel.key_file)
-                .map_err(|reason| KeyError::Credential {
-                    path: sel.key_file.clone(),
-                    reason,
-                })?;
-            let key = Key::load(&path)?;
-            if active.is_none() {
-                active = Some((sel.name.clone(), key));
-            }
-        }
-        let Some((selector, key)) = active else {
-            return Ok(None);
-        };
-        let domain = cfg.dkim_domain().to_string();
-        Ok(Some(Signer::new(domain, selector, key)))
-    }
-
     /// A signer for `d=domain; s=selector`.
     pub fn new(domain: String, selector: String, key: Key) -> Signer {
         let signer = DkimSigner::from_key(key.key)

@@ -9,6 +9,7 @@
 //! ```
 
 use super::{Config, Diagnostic, line_col, split_address};
+use crate::dkim::{Key, KeyError, Signer};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -131,6 +132,34 @@ impl Config {
                 err(&needle, e.to_string());
             }
         }
+    }
+}
+
+impl Config {
+    /// The signer `[dkim]` asks for, or None when no selector is configured
+    /// (mail goes out unsigned, as before). The other selectors are loaded
+    /// too, so a broken retired key is noticed, but only the first signs.
+    /// Here rather than in `dkim.rs` so that modules depend one way
+    /// (config names dkim, dkim names no config).
+    pub fn dkim_signer(&self) -> Result<Option<Signer>, KeyError> {
+        let mut active = None;
+        for sel in &self.dkim.selectors {
+            let path = self
+                .resolve_file(&sel.key_file)
+                .map_err(|reason| KeyError::Credential {
+                    path: sel.key_file.clone(),
+                    reason,
+                })?;
+            let key = Key::load(&path)?;
+            if active.is_none() {
+                active = Some((sel.name.clone(), key));
+            }
+        }
+        let Some((selector, key)) = active else {
+            return Ok(None);
+        };
+        let domain = self.dkim_domain().to_string();
+        Ok(Some(Signer::new(domain, selector, key)))
     }
 }
 

@@ -50,7 +50,7 @@ pub async fn run(
 ) {
     // `Config::load` has loaded these keys already; failing now means the
     // file changed since. Mail then waits rather than going out unsigned.
-    let dkim = crate::dkim::Signer::from_config(&cfg).map_err(|e| {
+    let dkim = cfg.dkim_signer().map_err(|e| {
         tracing::error!(error = %e, "DKIM key unusable: outbound mail waits until it is fixed");
         e.to_string()
     });

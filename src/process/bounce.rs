@@ -15,7 +15,6 @@
 //! [`MAX_RECIPIENTS`] are read from one report.
 
 use crate::syntax;
-use mail_parser::{MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -92,28 +91,13 @@ static REMOTE_HOST: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Reads a delivery report, if it is in a form we know.
 pub fn parse(raw: &[u8]) -> Option<Report> {
-    let msg = MessageParser::default().parse(raw)?;
-    for part in msg.parts.iter() {
-        let is_dsn = part.content_type().is_some_and(|c| {
-            c.ctype().eq_ignore_ascii_case("message")
-                && c.subtype().is_some_and(|s| {
-                    s.eq_ignore_ascii_case("delivery-status")
-                        || s.eq_ignore_ascii_case("global-delivery-status")
-                })
-        });
-        if !is_dsn {
-            continue;
-        }
-        let text = match &part.body {
-            PartType::Text(t) => t.to_string(),
-            PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8_lossy(b).into(),
-            _ => continue,
-        };
-        if let Some(report) = parse_dsn(&text) {
+    let parts = super::parse::report_parts(raw)?;
+    for text in &parts.status_parts {
+        if let Some(report) = parse_dsn(text) {
             return Some(report);
         }
     }
-    let mut body = msg.body_text(0).map(|b| b.to_string()).unwrap_or_default();
+    let mut body = parts.body_text;
     if body.trim().is_empty() {
         // A multipart report without its boundaries has no text part: read
         // what follows the header.
@@ -136,12 +120,7 @@ pub fn parse(raw: &[u8]) -> Option<Report> {
     if let Some(r) = parse_sendmail_text(body) {
         return Some(r);
     }
-    let failed: Vec<String> = msg
-        .header_values("X-Failed-Recipients")
-        .filter_map(|v| v.as_text())
-        .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
-        .collect();
-    parse_failed_header(&failed, body)
+    parse_failed_header(&parts.failed_recipients, body)
 }
 
 fn after_header(raw: &[u8]) -> &[u8] {

@@ -468,3 +468,50 @@ mod tests {
         assert!(p.message_id.is_none());
     }
 }
+
+/// What a delivery report reader needs of a message, read with mail-parser
+/// here so that `bounce.rs` stays free of it: the machine-readable status
+/// parts, the first text body and the `X-Failed-Recipients` values.
+#[derive(Debug, Default, Clone)]
+pub struct ReportParts {
+    /// The bodies of `message/delivery-status` (and RFC 6533
+    /// `message/global-delivery-status`) parts, in order.
+    pub status_parts: Vec<String>,
+    /// The first text body (empty when there is none).
+    pub body_text: String,
+    /// Every address listed in `X-Failed-Recipients` headers.
+    pub failed_recipients: Vec<String>,
+}
+
+/// The parts of a possible delivery report; None when mail-parser cannot
+/// read the message at all.
+pub fn report_parts(raw: &[u8]) -> Option<ReportParts> {
+    let msg = MessageParser::default().parse(raw)?;
+    let mut out = ReportParts::default();
+    for part in msg.parts.iter() {
+        let is_status = part.content_type().is_some_and(|c| {
+            c.ctype().eq_ignore_ascii_case("message")
+                && c.subtype().is_some_and(|s| {
+                    s.eq_ignore_ascii_case("delivery-status")
+                        || s.eq_ignore_ascii_case("global-delivery-status")
+                })
+        });
+        if !is_status {
+            continue;
+        }
+        match &part.body {
+            PartType::Text(t) => out.status_parts.push(t.to_string()),
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                out.status_parts.push(String::from_utf8_lossy(b).into())
+            }
+            _ => {}
+        }
+    }
+    out.body_text = msg.body_text(0).map(|b| b.to_string()).unwrap_or_default();
+    out.failed_recipients = msg
+        .header_values("X-Failed-Recipients")
+        .filter_map(|v| v.as_text())
+        .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    Some(out)
+}
