@@ -29,6 +29,7 @@ pub mod model;
 pub mod outbound;
 pub mod password;
 pub mod process;
+pub mod reports;
 pub mod rules;
 pub mod sla;
 pub mod sla_scheduler;
