@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod deliver;
+pub mod report;
 pub mod rules_test;
 
 pub use check::check;

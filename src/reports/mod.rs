@@ -17,6 +17,7 @@ mod agents;
 mod backlog;
 mod facts;
 mod heatmap;
+pub mod service;
 mod sla;
 mod times;
 mod volume;
@@ -30,7 +31,7 @@ use crate::model::{Event, Ticket};
 use crate::rules::calendar::Calendar;
 use crate::rules::sla::Policies;
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One ticket as the reports see it: the record, its whole event log, and
@@ -86,7 +87,7 @@ impl Query<'_> {
 
 /// One table of a report: named columns and rows of JSON values (strings,
 /// integers, hours as numbers with two decimals, null for "no figure").
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Table {
     pub id: String,
     pub title: String,
@@ -95,7 +96,7 @@ pub struct Table {
 }
 
 /// A computed report: its tables, in the order they are shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub name: String,
     pub since: String,

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
+mod rollups;
+pub use rollups::UNKNOWN_CHANNEL;
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");

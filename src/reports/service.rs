@@ -1,0 +1,102 @@
+//! What every door (API, web page, CSV) does for a report: read the
+//! request's parameters, read the store, compute. One place, so the JSON,
+//! the CSV and the page are the same figures.
+
+use super::{Interval, Query, Report, ReportError, compute, parse_instant};
+use crate::rules::RuleSet;
+use crate::store::{Store, StoreError};
+use serde::Deserialize;
+
+/// A report request as the query string gives it (`?since=30d&until=&queue=
+/// &interval=week&recompute=1`); every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Params {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub queue: Option<String>,
+    pub interval: Option<String>,
+    pub recompute: Option<String>,
+}
+
+/// The period when none is asked for: the last 30 days.
+pub const DEFAULT_SINCE: &str = "30d";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Params {
+    fn flag(v: &Option<String>) -> bool {
+        matches!(v.as_deref(), Some("1" | "true" | "yes" | "on"))
+    }
+
+    fn nonempty(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// The period `[since, until)` asked for.
+    pub fn period(&self, now: i64) -> Result<(i64, i64), ReportError> {
+        let since = parse_instant(Self::nonempty(&self.since).unwrap_or(DEFAULT_SINCE), now)?;
+        let until = match Self::nonempty(&self.until) {
+            Some(u) => parse_instant(u, now)?,
+            None => now + 1,
+        };
+        if until <= since {
+            return Err(ReportError::BadPeriod("until must be after since".into()));
+        }
+        Ok((since, until))
+    }
+
+    pub fn interval(&self) -> Result<Interval, ReportError> {
+        match Self::nonempty(&self.interval) {
+            None | Some("day") => Ok(Interval::Day),
+            Some("week") => Ok(Interval::Week),
+            Some(other) => Err(ReportError::BadPeriod(format!(
+                "interval {other:?} is not day or week"
+            ))),
+        }
+    }
+
+    pub fn recompute(&self) -> bool {
+        Self::flag(&self.recompute)
+    }
+
+    pub fn queue(&self) -> Option<String> {
+        Self::nonempty(&self.queue).map(String::from)
+    }
+}
+
+/// Computes report `name` for `params` from the store, at `now`, under
+/// `rules` (today's calendars and policies). Blocking: call it off the
+/// async threads.
+pub fn run(
+    store: &Store,
+    rules: &RuleSet,
+    name: &str,
+    params: &Params,
+    now: i64,
+) -> Result<Report, RunError> {
+    if !super::NAMES.contains(&name) {
+        return Err(ReportError::UnknownReport(name.to_string()).into());
+    }
+    let (since, until) = params.period(now)?;
+    let q = Query {
+        since,
+        until,
+        queue: params.queue(),
+        interval: params.interval()?,
+        calendars: &rules.calendars,
+        policies: &rules.sla,
+        now,
+        recompute: params.recompute(),
+    };
+    let _span = tracing::info_span!("report", name, since, until).entered();
+    let histories = store.report_histories(since, until)?;
+    let report = compute(name, &q, &histories)?;
+    tracing::debug!(tickets = histories.len(), "report computed");
+    Ok(report)
+}
