@@ -80,8 +80,21 @@ pub fn run(
     params: &Params,
     now: i64,
 ) -> Result<Report, RunError> {
-    if !super::NAMES.contains(&name) {
-        return Err(ReportError::UnknownReport(name.to_string()).into());
+    let mut reports = run_many(store, rules, &[name], params, now)?;
+    Ok(reports.remove(0))
+}
+
+/// Computes several reports over one read of the store (the web page
+/// shows them all).
+pub fn run_many(
+    store: &Store,
+    rules: &RuleSet,
+    names: &[&str],
+    params: &Params,
+    now: i64,
+) -> Result<Vec<Report>, RunError> {
+    if let Some(bad) = names.iter().find(|n| !super::NAMES.contains(n)) {
+        return Err(ReportError::UnknownReport(bad.to_string()).into());
     }
     let (since, until) = params.period(now)?;
     let q = Query {
@@ -94,9 +107,12 @@ pub fn run(
         now,
         recompute: params.recompute(),
     };
-    let _span = tracing::info_span!("report", name, since, until).entered();
+    let _span = tracing::info_span!("report", ?names, since, until).entered();
     let histories = store.report_histories(since, until)?;
-    let report = compute(name, &q, &histories)?;
-    tracing::debug!(tickets = histories.len(), "report computed");
-    Ok(report)
+    let reports = names
+        .iter()
+        .map(|n| compute(n, &q, &histories))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::debug!(tickets = histories.len(), "reports computed");
+    Ok(reports)
 }

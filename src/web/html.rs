@@ -39,7 +39,7 @@ pub fn csrf_input(token: &str) -> String {
 pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> Response {
     let bar = match viewer {
         Some(v) => format!(
-            r#"<header class="bar"><a class="home" href="/">postdesk</a><span class="who">{}</span><form method="post" action="/logout">{}<button type="submit">Log out</button></form></header>"#,
+            r#"<header class="bar"><a class="home" href="/">postdesk</a><a class="reports" href="/reports">Reports</a><span class="who">{}</span><form method="post" action="/logout">{}<button type="submit">Log out</button></form></header>"#,
             esc(v.agent),
             csrf_input(v.csrf)
         ),

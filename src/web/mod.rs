@@ -23,6 +23,7 @@ pub mod mail_html;
 pub mod merge;
 pub mod presence;
 pub mod queue;
+pub mod reports;
 pub mod session;
 pub mod ticket;
 
@@ -75,6 +76,8 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/tickets/{id}/messages/{seq}/raw", get(attachments::raw))
         .route("/static/app.js", get(script))
+        .route("/reports", get(reports::page))
+        .route("/reports/{file}", get(reports::csv))
         .with_state(state)
 }
 
