@@ -2,14 +2,17 @@
 //! when agents answered, when it was resolved and reopened, which SLA
 //! targets it had and which were breached. Every report works on these.
 
-use super::{History, Query};
-use crate::model::{EventKind, Priority, Status, Ticket, TicketId};
+use super::Query;
+use crate::model::{Event, EventKind, Priority, Status, Ticket, TicketId};
 use crate::rules::calendar::Calendar;
 use crate::rules::sla::calendar_of;
+use serde::{Deserialize, Serialize};
 
-/// The facts of one ticket that the reports count.
-#[derive(Debug, Clone)]
-pub struct Facts {
+/// What the reports need of one ticket, read once from its record and
+/// event log. Stored per ticket as the rollup (see `store::rollups`), so a
+/// field added here needs `#[serde(default)]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
     pub id: TicketId,
     /// When the first inbound customer message opened it.
     pub created_at: i64,
@@ -27,37 +30,34 @@ pub struct Facts {
     /// The customer's latest message (the opening one if none followed).
     pub last_customer_at: i64,
     /// The SLA breaches recorded (time, goal: `first_response` or `resolution`).
-    pub breaches: Vec<(i64, &'static str)>,
-    /// The SLA targets it had: (first response due, resolution due), as
-    /// recorded or, with `recompute`, under today's policies.
+    pub breaches: Vec<(i64, String)>,
+    /// The SLA policy and deadlines recorded on the ticket.
+    pub sla_policy: Option<String>,
     pub first_response_due: Option<i64>,
     pub resolution_due: Option<i64>,
-    /// The calendar its business hours count in.
-    pub calendar: Calendar,
 }
 
 const GOALS: [&str; 2] = ["first_response", "resolution"];
 
-impl Facts {
-    pub fn of(h: &History, q: &Query<'_>) -> Facts {
-        let t = &h.ticket;
-        let mut f = Facts {
+impl Summary {
+    pub fn of(t: &Ticket, events: &[Event], channel: &str) -> Summary {
+        let mut f = Summary {
             id: t.id,
             created_at: t.created_at,
             queue: t.queue.clone(),
             priority: t.priority,
-            channel: h.channel.clone(),
+            channel: channel.to_string(),
             status: t.status,
             replies: Vec::new(),
             resolutions: Vec::new(),
             reopens: 0,
             last_customer_at: t.created_at,
             breaches: Vec::new(),
-            first_response_due: None,
-            resolution_due: None,
-            calendar: calendar_for(t, q),
+            sla_policy: t.sla.as_ref().map(|s| s.policy.clone()),
+            first_response_due: t.sla.as_ref().and_then(|s| s.first_response_due),
+            resolution_due: t.sla.as_ref().and_then(|s| s.resolution_due),
         };
-        for e in &h.events {
+        for e in events {
             match e.kind.as_str() {
                 k if k == EventKind::Created.as_str() => f.created_at = e.at,
                 k if k == EventKind::Replied.as_str() => f.replies.push((e.at, e.actor.clone())),
@@ -78,17 +78,71 @@ impl Facts {
                 k if k == EventKind::SlaBreach.as_str() => {
                     let label = |g: &str| g.replace('_', " ");
                     if let Some(g) = GOALS.iter().find(|g| e.detail.starts_with(&label(g))) {
-                        f.breaches.push((e.at, g));
+                        f.breaches.push((e.at, g.to_string()));
                     }
                 }
                 _ => {}
             }
         }
+        f
+    }
+
+    /// The UTC days (unix seconds / 86400) on which something a period
+    /// report counts happened: opened, answered, resolved, breached.
+    pub fn active_days(&self) -> std::collections::BTreeSet<i64> {
+        std::iter::once(self.created_at)
+            .chain(self.replies.iter().map(|r| r.0))
+            .chain(self.resolutions.iter().map(|r| r.0))
+            .chain(self.breaches.iter().map(|r| r.0))
+            .map(|t| t.div_euclid(86_400))
+            .collect()
+    }
+}
+
+/// A [`Summary`] with the calendar its business hours count in and, with
+/// `recompute`, today's deadlines and the breaches they imply.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub id: TicketId,
+    pub created_at: i64,
+    pub queue: String,
+    pub priority: Priority,
+    pub channel: String,
+    pub status: Status,
+    pub replies: Vec<(i64, String)>,
+    pub resolutions: Vec<(i64, String)>,
+    pub reopens: usize,
+    pub last_customer_at: i64,
+    pub breaches: Vec<(i64, &'static str)>,
+    pub first_response_due: Option<i64>,
+    pub resolution_due: Option<i64>,
+    pub calendar: Calendar,
+}
+
+impl Facts {
+    pub fn of(s: &Summary, q: &Query<'_>) -> Facts {
+        let mut f = Facts {
+            id: s.id,
+            created_at: s.created_at,
+            queue: s.queue.clone(),
+            priority: s.priority,
+            channel: s.channel.clone(),
+            status: s.status,
+            replies: s.replies.clone(),
+            resolutions: s.resolutions.clone(),
+            reopens: s.reopens,
+            last_customer_at: s.last_customer_at,
+            breaches: s
+                .breaches
+                .iter()
+                .filter_map(|(at, g)| Some((*at, *GOALS.iter().find(|x| *x == g)?)))
+                .collect(),
+            first_response_due: s.first_response_due,
+            resolution_due: s.resolution_due,
+            calendar: calendar_for(s, q),
+        };
         if q.recompute {
-            f.recompute(t, q);
-        } else if let Some(s) = &t.sla {
-            f.first_response_due = s.first_response_due;
-            f.resolution_due = s.resolution_due;
+            f.recompute(s, q);
         }
         f
     }
@@ -96,10 +150,10 @@ impl Facts {
     /// The deadlines today's policy for this ticket would have set when it
     /// opened, and the breaches they imply (replacing the recorded ones):
     /// the first reply or the first resolution after its deadline, or none
-    /// yet by now.
-    fn recompute(&mut self, t: &Ticket, q: &Query<'_>) {
+    /// yet by now. Time the ticket waited on the customer is not taken off.
+    fn recompute(&mut self, s: &Summary, q: &Query<'_>) {
         self.breaches.clear();
-        let Some(policy) = q.policies.for_ticket(t) else {
+        let Some(policy) = policy_today(s, q) else {
             self.first_response_due = None;
             self.resolution_due = None;
             return;
@@ -149,14 +203,23 @@ impl Facts {
     }
 }
 
+/// The policy that applies to the ticket under today's rules (by its
+/// priority and queue).
+fn policy_today<'a>(s: &Summary, q: &Query<'a>) -> Option<&'a crate::rules::sla::Policy> {
+    let mut t = Ticket::new(s.id, "", s.created_at);
+    t.priority = s.priority;
+    t.queue = s.queue.clone();
+    q.policies.for_ticket(&t)
+}
+
 /// The calendar of the ticket's SLA policy, else the `default` one, else
 /// always open.
-fn calendar_for(t: &Ticket, q: &Query<'_>) -> Calendar {
-    let by_policy = t
-        .sla
-        .as_ref()
-        .and_then(|s| q.policies.by_name(&s.policy))
-        .or_else(|| q.policies.for_ticket(t));
+fn calendar_for(s: &Summary, q: &Query<'_>) -> Calendar {
+    let by_policy = s
+        .sla_policy
+        .as_deref()
+        .and_then(|p| q.policies.by_name(p))
+        .or_else(|| policy_today(s, q));
     match by_policy {
         Some(p) => calendar_of(p, q.calendars).into_owned(),
         None => q

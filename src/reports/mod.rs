@@ -25,7 +25,7 @@ mod volume;
 #[cfg(test)]
 mod tests;
 
-pub use facts::{Facts, channel_of_raw};
+pub use facts::{Facts, Summary, channel_of_raw};
 
 use crate::model::{Event, Ticket};
 use crate::rules::calendar::Calendar;
@@ -79,10 +79,6 @@ impl Query<'_> {
     fn in_period(&self, t: i64) -> bool {
         t >= self.since && t < self.until
     }
-
-    fn wants(&self, h: &History) -> bool {
-        self.queue.as_ref().is_none_or(|q| &h.ticket.queue == q)
-    }
 }
 
 /// One table of a report: named columns and rows of JSON values (strings,
@@ -123,10 +119,24 @@ pub enum ReportError {
 /// Computes report `name` over `histories` (any order; those outside the
 /// query are skipped here, so a caller may pass more than needed).
 pub fn compute(name: &str, q: &Query<'_>, histories: &[History]) -> Result<Report, ReportError> {
-    let facts: Vec<Facts> = histories
+    let summaries: Vec<Summary> = histories
         .iter()
-        .filter(|h| q.wants(h))
-        .map(|h| Facts::of(h, q))
+        .map(|h| Summary::of(&h.ticket, &h.events, &h.channel))
+        .collect();
+    compute_from(name, q, &summaries)
+}
+
+/// [`compute`] over the tickets' summaries (the rollups, or made from the
+/// events on the spot).
+pub fn compute_from(
+    name: &str,
+    q: &Query<'_>,
+    summaries: &[Summary],
+) -> Result<Report, ReportError> {
+    let facts: Vec<Facts> = summaries
+        .iter()
+        .filter(|s| q.queue.as_ref().is_none_or(|want| &s.queue == want))
+        .map(|s| Facts::of(s, q))
         .collect();
     let tables = match name {
         "volume" => volume::tables(q, &facts),
