@@ -2,7 +2,7 @@
 //! request's parameters, read the store, compute. One place, so the JSON,
 //! the CSV and the page are the same figures.
 
-use super::{Interval, Query, Report, ReportError, compute, parse_instant};
+use super::{Interval, Query, Report, ReportError, Summary, compute_from, parse_instant};
 use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
@@ -108,11 +108,22 @@ pub fn run_many(
         recompute: params.recompute(),
     };
     let _span = tracing::info_span!("report", ?names, since, until).entered();
-    let histories = store.report_histories(since, until)?;
+    // The rollups when they cover the period, else the events.
+    let summaries = match store.report_summaries(since, until)? {
+        Some(s) => s,
+        None => {
+            tracing::info!("period starts before the rollups: reading the events");
+            store
+                .report_histories(since, until)?
+                .iter()
+                .map(|h| Summary::of(&h.ticket, &h.events, &h.channel))
+                .collect()
+        }
+    };
     let reports = names
         .iter()
-        .map(|n| compute(n, &q, &histories))
+        .map(|n| compute_from(n, &q, &summaries))
         .collect::<Result<Vec<_>, _>>()?;
-    tracing::debug!(tickets = histories.len(), "reports computed");
+    tracing::debug!(tickets = summaries.len(), "reports computed");
     Ok(reports)
 }

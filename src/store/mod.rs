@@ -337,6 +337,7 @@ impl Store {
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
             tx.build_ticket_index_if_needed()?;
+            tx.init_report_rollups()?;
             Ok(())
         })?;
         Ok(store)
@@ -528,9 +529,13 @@ impl Store {
             if !durable && let Err(e) = txn.set_durability(redb::Durability::None) {
                 tracing::debug!(error = %e, "non-durable commit refused; committing durably");
             }
-            let mut tx = Tx { txn: &txn };
+            let mut tx = Tx {
+                txn: &txn,
+                report_dirty: Default::default(),
+            };
             match f(&mut tx) {
                 Ok(v) => {
+                    tx.refresh_report_rollups()?;
                     txn.commit()?;
                     Ok((v, write))
                 }
@@ -975,6 +980,8 @@ impl Store {
 /// Operations inside one write transaction (see [`Store::write`]).
 pub struct Tx<'a> {
     txn: &'a WriteTransaction,
+    /// Tickets whose report rollup is refreshed before commit (rollups.rs).
+    report_dirty: std::collections::BTreeSet<TicketId>,
 }
 
 impl Tx<'_> {
@@ -1082,6 +1089,7 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
+        self.report_dirty.insert(t.id);
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;
@@ -1186,6 +1194,7 @@ impl Tx<'_> {
 
     /// Appends an event to a ticket (and bumps its event counter).
     pub fn add_event(&mut self, ticket: &mut Ticket, event: Event) -> Result<()> {
+        self.report_dirty.insert(ticket.id);
         let n = ticket.next_event;
         ticket.next_event += 1;
         self.txn
