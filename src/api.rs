@@ -917,9 +917,9 @@ async fn get_report(
     State(s): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Query(params): Query<crate::reports::service::Params>,
+    Query(params): Query<crate::report_service::Params>,
 ) -> ApiResult<axum::Json<crate::reports::Report>> {
-    use crate::reports::service::{RunError, run};
+    use crate::report_service::{RunError, run};
     authorize(&headers, &s)?;
     let store = s.store.clone();
     let rules = s.processor.rules.current();

@@ -29,6 +29,7 @@ pub mod model;
 pub mod outbound;
 pub mod password;
 pub mod process;
+pub mod report_service;
 pub mod reports;
 pub mod rules;
 pub mod sla;

@@ -17,7 +17,7 @@ mod agents;
 mod backlog;
 mod facts;
 mod heatmap;
-pub mod service;
+
 mod sla;
 mod times;
 mod volume;

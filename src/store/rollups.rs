@@ -69,9 +69,7 @@ impl Tx<'_> {
             let since = if self.txn.open_table(TICKETS)?.is_empty()? {
                 0
             } else {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
+                crate::clock::Clock::system().now().max(0) as u64
             };
             meta.insert(ROLLUPS_SINCE, since)?;
         }
@@ -204,7 +202,7 @@ impl super::Store {
 mod tests {
     use super::*;
     use crate::model::{EventKind, Status};
-    use crate::reports::service::{Params, run};
+    use crate::report_service::{Params, run};
     use crate::rules::RuleSet;
     use crate::store::Store;
 

@@ -9,7 +9,7 @@
 
 use super::html::{self, esc};
 use super::{Shared, WebError, session};
-use crate::reports::service::{Params, RunError, run, run_many};
+use crate::report_service::{Params, RunError, run, run_many};
 use crate::reports::{NAMES, Report, Table, cell_text, to_csv};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};

@@ -1,8 +1,8 @@
-//! What every door (API, web page, CSV) does for a report: read the
-//! request's parameters, read the store, compute. One place, so the JSON,
-//! the CSV and the page are the same figures.
+//! What every report door (API, web page, CSV) does: read the request's
+//! parameters, read the store (rollups, or the events before them), compute.
+//! One place, so the JSON, the CSV and the page are the same figures.
 
-use super::{Interval, Query, Report, ReportError, Summary, compute_from, parse_instant};
+use crate::reports::{Interval, Query, Report, ReportError, Summary, compute_from, parse_instant};
 use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
@@ -93,7 +93,7 @@ pub fn run_many(
     params: &Params,
     now: i64,
 ) -> Result<Vec<Report>, RunError> {
-    if let Some(bad) = names.iter().find(|n| !super::NAMES.contains(n)) {
+    if let Some(bad) = names.iter().find(|n| !crate::reports::NAMES.contains(n)) {
         return Err(ReportError::UnknownReport(bad.to_string()).into());
     }
     let (since, until) = params.period(now)?;
