@@ -12,6 +12,8 @@
 //! - [`api`]: the JSON API over the store.
 //! - [`web`]: the agent web view (HTML pages, sessions) on the API's listener.
 //! - [`store`]: the only module that knows redb.
+//! - [`reports`]: reports from the event log (pure); [`report_service`]
+//!   reads the store for them, for the API, the web page and the CLI.
 //! - [`daemon`]: starts the stages and fans out shutdown.
 //! - [`cli`]: the commands that only read config and rules (`check`, `rules test`).
 
