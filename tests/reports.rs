@@ -394,6 +394,55 @@ fn reports_agree_across_api_cli_page_and_csv() {
     }
     let (code, _, _) = get(port, "/reports/nonsense.csv", &[("Cookie", &cookie)]);
     assert_eq!(code, 404);
+
+    // In Debian's chromium: reached by the header link, the charts drawn
+    // (the heatmap's 168 cells), no script error or CSP complaint, the
+    // first table's CSV link works from the page.
+    let out_dir = repo_root().join("target/web-screenshots/reports");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new(python())
+        .arg(peer_script("web_reports.py"))
+        .args([
+            &format!("http://127.0.0.1:{port}"),
+            "alice",
+            PASSWORD,
+            &period,
+        ])
+        .arg(&out_dir)
+        .output()
+        .expect("run tests/peers/web_reports.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "web_reports.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("JSON from web_reports.py");
+    assert_eq!(seen["reached_by_link"], true, "{seen}");
+    assert_eq!(seen["page_errors"], json!([]), "{seen}");
+    assert_eq!(seen["console"], json!([]), "{seen}");
+    assert_eq!(seen["failed"], json!([]), "{seen}");
+    assert_eq!(seen["foreign_requests"], json!([]), "{seen}");
+    let charts = seen["charts"].as_array().unwrap();
+    let heat = charts
+        .iter()
+        .find(|c| c["cls"] == "chart heatmap")
+        .unwrap_or_else(|| panic!("no heatmap: {seen}"));
+    assert_eq!(heat["rects"], 7 * 24, "{seen}");
+    assert!(heat["width"].as_f64().unwrap() > 100.0, "{seen}");
+    assert!(
+        charts.iter().filter(|c| c["cls"] == "chart bars").count() >= 3,
+        "{seen}"
+    );
+    assert_eq!(
+        seen["tables"].as_array().unwrap().len(),
+        api.iter()
+            .map(|r| r["tables"].as_array().unwrap().len())
+            .sum::<usize>()
+    );
+    assert_eq!(seen["csv"]["status"], 200, "{seen}");
+    assert_eq!(seen["csv"]["first_line"], "period,tickets", "{seen}");
+    assert!(out_dir.join("reports-desktop.png").exists());
 }
 
 fn api_status(port: u16, path: &str, token: Option<&str>) -> (u16, Value) {
