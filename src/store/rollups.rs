@@ -142,15 +142,34 @@ impl super::Store {
         for item in days.range((first, 0)..=(last, u64::MAX))? {
             ids.insert(item?.0.value().1);
         }
+        let mut open = BTreeSet::new();
         for status in ["status:new", "status:open", "status:pending"] {
             for item in index.range((status, 0)..=(status, u64::MAX))? {
-                ids.insert(item?.0.value().1);
+                open.insert(item?.0.value().1);
             }
         }
+        ids.extend(&open);
         let mut out = Vec::with_capacity(ids.len());
+        let tickets = r.open_table(TICKETS)?;
+        let events = r.open_table(EVENTS)?;
+        let channels = r.open_table(TICKET_CHANNEL)?;
         for id in ids {
             if let Some(v) = summaries.get(id)? {
                 out.push(dec("report_summaries", v.value())?);
+            } else if open.contains(&id)
+                && let Some(t) = tickets.get(id)?
+            {
+                // Open since before the rollups and untouched since: the
+                // backlog still counts it, from its events.
+                let ticket: Ticket = dec("tickets", t.value())?;
+                let mut log: Vec<Event> = Vec::new();
+                for e in events.range((id, 0)..=(id, u64::MAX))? {
+                    log.push(dec("events", e?.1.value())?);
+                }
+                let channel = channels
+                    .get(id)?
+                    .map_or_else(|| UNKNOWN_CHANNEL.to_string(), |v| v.value().to_string());
+                out.push(Summary::of(&ticket, &log, &channel));
             }
         }
         Ok(Some(out))
@@ -292,6 +311,19 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(later.iter().map(|s| s.id).collect::<Vec<_>>(), vec![2]);
+        // An open ticket without a rollup (open since before the rollups
+        // began, untouched since) is still in the backlog, from its events.
+        store
+            .write(|tx| {
+                tx.txn.open_table(REPORT_SUMMARIES)?.remove(2)?;
+                Ok(())
+            })
+            .unwrap();
+        let again = store
+            .report_summaries(T0 + 10 * DAY, T0 + 11 * DAY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, later);
 
         // A store whose rollups began later: earlier periods come from the events,
         // with the same figures.
