@@ -243,6 +243,15 @@ fn reports_agree_across_api_cli_page_and_csv() {
     );
     assert_eq!(code, 400, "{v}");
 
+    // Recomputed under today's policies: said so, and the same targets are due here.
+    let re = d.api_ok(&format!("/api/v1/reports/sla?{period}&recompute=1"));
+    assert_eq!(re["recomputed"], true, "{re}");
+    assert_eq!(
+        table(&re, "compliance")["rows"][0][1],
+        2,
+        "two first responses due: {re}"
+    );
+
     let api: Vec<Value> = NAMES
         .iter()
         .map(|n| d.api_ok(&format!("/api/v1/reports/{n}?{period}")))
