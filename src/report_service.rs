@@ -2,7 +2,7 @@
 //! parameters, read the store (rollups, or the events before them), compute.
 //! One place, so the JSON, the CSV and the page are the same figures.
 
-use crate::reports::{Interval, Query, Report, ReportError, Summary, compute_from, parse_instant};
+use crate::reports::{Interval, Query, Report, ReportError, Summary, compute_many, parse_instant};
 use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
@@ -120,10 +120,7 @@ pub fn run_many(
                 .collect()
         }
     };
-    let reports = names
-        .iter()
-        .map(|n| compute_from(n, &q, &summaries))
-        .collect::<Result<Vec<_>, _>>()?;
+    let reports = compute_many(names, &q, &summaries)?;
     tracing::debug!(tickets = summaries.len(), "reports computed");
     Ok(reports)
 }

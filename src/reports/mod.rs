@@ -133,29 +133,47 @@ pub fn compute_from(
     q: &Query<'_>,
     summaries: &[Summary],
 ) -> Result<Report, ReportError> {
+    let mut reports = compute_many(&[name], q, summaries)?;
+    Ok(reports.remove(0))
+}
+
+/// Several reports over the same summaries, reading each ticket's facts
+/// (its calendar, recomputed deadlines) once for all of them.
+pub fn compute_many(
+    names: &[&str],
+    q: &Query<'_>,
+    summaries: &[Summary],
+) -> Result<Vec<Report>, ReportError> {
+    if let Some(bad) = names.iter().find(|n| !NAMES.contains(n)) {
+        return Err(ReportError::UnknownReport(bad.to_string()));
+    }
     let facts: Vec<Facts> = summaries
         .iter()
         .filter(|s| q.queue.as_ref().is_none_or(|want| &s.queue == want))
         .map(|s| Facts::of(s, q))
         .collect();
-    let tables = match name {
-        "volume" => volume::tables(q, &facts),
-        "heatmap" => heatmap::tables(q, &facts),
-        "times" => times::tables(q, &facts),
-        "sla" => sla::tables(q, &facts),
-        "backlog" => backlog::tables(q, &facts),
-        "rates" => times::rates(q, &facts),
-        "agents" => agents::tables(q, &facts),
-        other => return Err(ReportError::UnknownReport(other.to_string())),
-    };
-    Ok(Report {
-        name: name.to_string(),
-        since: crate::clock::rfc3339(q.since),
-        until: crate::clock::rfc3339(q.until),
-        queue: q.queue.clone(),
-        recomputed: q.recompute,
-        tables,
-    })
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let tables = match *name {
+            "volume" => volume::tables(q, &facts),
+            "heatmap" => heatmap::tables(q, &facts),
+            "times" => times::tables(q, &facts),
+            "sla" => sla::tables(q, &facts),
+            "backlog" => backlog::tables(q, &facts),
+            "rates" => times::rates(q, &facts),
+            "agents" => agents::tables(q, &facts),
+            other => return Err(ReportError::UnknownReport(other.to_string())),
+        };
+        out.push(Report {
+            name: name.to_string(),
+            since: crate::clock::rfc3339(q.since),
+            until: crate::clock::rfc3339(q.until),
+            queue: q.queue.clone(),
+            recomputed: q.recompute,
+            tables,
+        });
+    }
+    Ok(out)
 }
 
 /// Nearest-rank percentile (`p` in 0..=100) of `values`, sorted in place.
