@@ -529,10 +529,7 @@ impl Store {
             if !durable && let Err(e) = txn.set_durability(redb::Durability::None) {
                 tracing::debug!(error = %e, "non-durable commit refused; committing durably");
             }
-            let mut tx = Tx {
-                txn: &txn,
-                report_dirty: Default::default(),
-            };
+            let mut tx = Tx { txn: &txn };
             match f(&mut tx) {
                 Ok(v) => {
                     tx.refresh_report_rollups()?;
@@ -980,8 +977,6 @@ impl Store {
 /// Operations inside one write transaction (see [`Store::write`]).
 pub struct Tx<'a> {
     txn: &'a WriteTransaction,
-    /// Tickets whose report rollup is refreshed before commit (rollups.rs).
-    report_dirty: std::collections::BTreeSet<TicketId>,
 }
 
 impl Tx<'_> {
@@ -1089,7 +1084,6 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
-        self.report_dirty.insert(t.id);
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let old = tickets.insert(t.id, enc(t).as_slice())?;
@@ -1124,6 +1118,7 @@ impl Tx<'_> {
                 counts.insert(k.as_str(), n + 1)?;
             }
         }
+        self.mark_report_dirty(t.id)?;
         let after = load_holder(t.status, t.assignee.as_deref());
         if before != after {
             let mut load = self.txn.open_table(AGENT_LOAD)?;
@@ -1194,7 +1189,7 @@ impl Tx<'_> {
 
     /// Appends an event to a ticket (and bumps its event counter).
     pub fn add_event(&mut self, ticket: &mut Ticket, event: Event) -> Result<()> {
-        self.report_dirty.insert(ticket.id);
+        self.mark_report_dirty(ticket.id)?;
         let n = ticket.next_event;
         ticket.next_event += 1;
         self.txn

@@ -25,6 +25,9 @@ use std::collections::BTreeSet;
 const REPORT_SUMMARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("report_summaries");
 /// (UTC day, ticket) → (): the days a ticket had something reports count.
 const REPORT_DAYS: TableDefinition<(i64, u64), ()> = TableDefinition::new("report_days");
+/// Tickets a write transaction touched, whose rollup is refreshed before
+/// it commits (always empty between transactions).
+const REPORT_DIRTY: TableDefinition<u64, ()> = TableDefinition::new("report_dirty");
 /// META key: unix seconds from which every ticket's activity is in the
 /// rollups (0 for a store that had rollups from its first ticket). A
 /// period starting earlier is computed from the events.
@@ -64,6 +67,7 @@ impl Tx<'_> {
         self.txn.open_table(REPORT_SUMMARIES)?;
         self.txn.open_table(REPORT_DAYS)?;
         self.txn.open_table(TICKET_CHANNEL)?;
+        self.txn.open_table(REPORT_DIRTY)?;
         let mut meta = self.txn.open_table(META)?;
         if meta.get(ROLLUPS_SINCE)?.is_none() {
             let since = if self.txn.open_table(TICKETS)?.is_empty()? {
@@ -76,13 +80,29 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Notes that ticket `id` changed in this transaction (put or a new event).
+    pub(super) fn mark_report_dirty(&mut self, id: TicketId) -> Result<()> {
+        self.txn.open_table(REPORT_DIRTY)?.insert(id, ())?;
+        Ok(())
+    }
+
     /// Rebuilds the summary and day index of every ticket this transaction
     /// touched (called just before commit).
     pub(super) fn refresh_report_rollups(&mut self) -> Result<()> {
-        let dirty = std::mem::take(&mut self.report_dirty);
-        if dirty.is_empty() {
-            return Ok(());
-        }
+        let dirty: Vec<u64> = {
+            let mut table = self.txn.open_table(REPORT_DIRTY)?;
+            if table.is_empty()? {
+                return Ok(());
+            }
+            let ids = table
+                .iter()?
+                .map(|item| Ok(item?.0.value()))
+                .collect::<Result<Vec<u64>>>()?;
+            for id in &ids {
+                table.remove(*id)?;
+            }
+            ids
+        };
         let tickets = self.txn.open_table(TICKETS)?;
         let events = self.txn.open_table(EVENTS)?;
         let channels = self.txn.open_table(TICKET_CHANNEL)?;
