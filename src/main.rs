@@ -14,6 +14,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print a report (volume, heatmap, times, sla, backlog, rates, agents),
+    /// asked of the running daemon's API.
+    Report {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// The report's name.
+        name: String,
+        /// Start of the period: 30d, 12h, 2w, 2026-12-01, RFC 3339 or unix seconds.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// End of the period (exclusive); now if not given.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only tickets of this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Volume per day or week.
+        #[arg(long)]
+        interval: Option<String>,
+        /// Recompute SLA figures under today's calendars and policies.
+        #[arg(long)]
+        recompute: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
     /// Run the daemon.
     Serve {
         /// Config file.
@@ -45,38 +70,6 @@ enum Command {
     /// Read a password on standard input and print its argon2id hash, for
     /// `password_hash` in rules/agents.toml (no daemon needed).
     HashPassword,
-    /// Print a report (volume, heatmap, times, sla, backlog, rates, agents),
-    /// asked of the running daemon's API.
-    Report {
-        #[arg(short, long, default_value = "config.toml")]
-        config: PathBuf,
-        /// The report's name.
-        name: String,
-        /// Start of the period: 30d, 12h, 2w, 2026-12-01, RFC 3339 or unix seconds.
-        #[arg(long, default_value = "30d")]
-        since: String,
-        /// End of the period (exclusive); now if not given.
-        #[arg(long)]
-        until: Option<String>,
-        /// Only tickets of this queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// Volume per day or week.
-        #[arg(long)]
-        interval: Option<String>,
-        /// Recompute SLA figures under today's calendars and policies.
-        #[arg(long)]
-        recompute: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        format: ReportFormat,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ReportFormat {
-    Table,
-    Csv,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +152,13 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 /// `postdesk report`: 0 with the report on standard output, 1 when the

@@ -445,9 +445,9 @@ impl Processor {
             )
             .about(record.seq),
         )?;
-        self.attach(tx, &mut ticket, record, parsed, now)?;
         // For the reports' volume by channel.
         tx.note_ticket_channel(ticket.id, &msg.env.source, record.seq)?;
+        self.attach(tx, &mut ticket, record, parsed, now)?;
         // The requester's own mail brings in its Cc; mail that nothing
         // vouches came from its From brings in nobody but the requester
         // (who, if forged, is the one who gets the replies, not the forger).

@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-mod merge;
-pub use merge::MAX_MERGE_CHAIN;
 mod rollups;
 pub use rollups::UNKNOWN_CHANNEL;
+
+mod merge;
+pub use merge::MAX_MERGE_CHAIN;
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -334,10 +335,10 @@ impl Store {
             tx.txn.open_table(HELD)?;
             tx.txn.open_table(AGENT_LOAD)?;
             tx.txn.open_table(WEB_SESSIONS)?;
+            tx.init_report_rollups()?;
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
             tx.build_ticket_index_if_needed()?;
-            tx.init_report_rollups()?;
             Ok(())
         })?;
         Ok(store)

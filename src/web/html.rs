@@ -39,16 +39,21 @@ pub fn csrf_input(token: &str) -> String {
 pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> Response {
     let bar = match viewer {
         Some(v) => format!(
-            r#"<header class="bar"><a class="home" href="/">postdesk</a><a class="reports" href="/reports">Reports</a><span class="who">{}</span><form method="post" action="/logout">{}<button type="submit">Log out</button></form></header>"#,
+            r#"<header class="bar"><a class="home" href="/">postdesk</a><span class="who">{}</span><form method="post" action="/logout">{}<button type="submit">Log out</button></form></header>"#,
             esc(v.agent),
             csrf_input(v.csrf)
         ),
         None => r#"<header class="bar"><span class="home">postdesk</span></header>"#.to_string(),
     };
+    // Pages beside the queue, for logged-in agents.
+    let nav = match viewer {
+        Some(_) => r#"<nav class="pages"><a class="reports" href="/reports">Reports</a></nav>"#,
+        None => "",
+    };
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>
-<body>{bar}<main>{body}</main></body></html>
+<body>{bar}{nav}<main>{body}</main></body></html>
 "#,
         esc(title)
     );

@@ -67,6 +67,8 @@ pub fn router(state: Shared) -> Router {
         .route("/tickets/{id}/merge", post(merge::merge))
         .route("/tickets/{id}/messages/{seq}/split", post(merge::split))
         .route("/static/app.css", get(stylesheet))
+        .route("/reports", get(reports::page))
+        .route("/reports/{file}", get(reports::csv))
         .route("/tickets/{id}/act", post(acting::act))
         .route("/tickets/{id}/send-held", post(acting::send_held))
         .route("/tickets/{id}/presence", post(presence::beat))
@@ -76,8 +78,6 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/tickets/{id}/messages/{seq}/raw", get(attachments::raw))
         .route("/static/app.js", get(script))
-        .route("/reports", get(reports::page))
-        .route("/reports/{file}", get(reports::csv))
         .with_state(state)
 }
 
