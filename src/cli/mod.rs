@@ -7,8 +7,10 @@
 
 pub mod check;
 pub mod deliver;
-pub mod report;
 pub mod rules_test;
 
 pub use check::check;
 pub use rules_test::{Format as RulesTestFormat, rules_test};
+
+/// `postdesk report`, which asks the running daemon's JSON API.
+pub mod report;

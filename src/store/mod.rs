@@ -16,9 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-mod rollups;
-pub use rollups::UNKNOWN_CHANNEL;
-
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 
@@ -75,6 +72,10 @@ const TICKET_INDEX: TableDefinition<(&str, u64), ()> = TableDefinition::new("tic
 const TICKET_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("ticket_counts");
 /// META key set once `TICKET_INDEX` has been built from the tickets.
 const TICKET_INDEX_BUILT: &str = "ticket_index_built";
+
+/// What the reports read: channels, rollups (see `rollups.rs`).
+mod rollups;
+pub use rollups::UNKNOWN_CHANNEL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

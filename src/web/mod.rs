@@ -11,6 +11,9 @@
 //! passes [`csrf::check`] before it does anything; every response carries
 //! the CSP of [`headers`].
 
+/// The reports page and its CSV downloads.
+pub mod reports;
+
 pub mod acting;
 pub mod attachments;
 pub mod csrf;
@@ -23,7 +26,6 @@ pub mod mail_html;
 pub mod merge;
 pub mod presence;
 pub mod queue;
-pub mod reports;
 pub mod session;
 pub mod ticket;
 
