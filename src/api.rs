@@ -82,6 +82,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/tickets", get(list_tickets).post(new_ticket))
         .route("/api/v1/tickets/{id}", get(get_ticket))
+        .route("/api/v1/reports/{name}", get(get_report))
         .route("/api/v1/messages/{seq}", get(get_message))
         .route("/api/v1/messages/{seq}/raw", get(get_raw))
         .route("/api/v1/quarantine", get(quarantine))
@@ -317,6 +318,30 @@ fn authorize(headers: &HeaderMap, state: &ApiState) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
+    }
+}
+
+/// `GET /api/v1/reports/{name}?since=&until=&queue=&interval=&recompute=`:
+/// one report's tables as JSON (see [`crate::reports`]); 400 for a bad
+/// period or an unknown report.
+async fn get_report(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(params): Query<crate::report_service::Params>,
+) -> ApiResult<axum::Json<crate::reports::Report>> {
+    use crate::report_service::{RunError, run};
+    authorize(&headers, &s)?;
+    let store = s.store.clone();
+    let rules = s.processor.rules.current();
+    let now = s.clock.now();
+    let report = tokio::task::spawn_blocking(move || run(&store, &rules, &name, &params, now))
+        .await
+        .map_err(|e| ApiError::Internal(format!("task failed: {e}")))?;
+    match report {
+        Ok(r) => Ok(axum::Json(r)),
+        Err(RunError::Report(e)) => Err(ApiError::BadRequest(e.to_string())),
+        Err(RunError::Store(e)) => Err(e.into()),
     }
 }
 

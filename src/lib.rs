@@ -12,6 +12,8 @@
 //! - [`api`]: the JSON API over the store.
 //! - [`web`]: the agent web view (HTML pages, sessions) on the API's listener.
 //! - [`store`]: the only module that knows redb.
+//! - [`reports`]: reports from the event log (pure); [`report_service`]
+//!   reads the store for them, for the API, the web page and the CLI.
 //! - [`daemon`]: starts the stages and fans out shutdown.
 //! - [`service`]: the systemd notification protocol (ready, reload, stop, watchdog);
 //!   [`liveness`]: whether the stages the watchdog vouches for are alive.
@@ -35,6 +37,8 @@ pub mod on_behalf;
 pub mod outbound;
 pub mod password;
 pub mod process;
+pub mod report_service;
+pub mod reports;
 pub mod rules;
 pub mod search;
 pub mod service;

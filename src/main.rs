@@ -14,6 +14,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print a report (volume, heatmap, times, sla, backlog, rates, agents),
+    /// asked of the running daemon's API.
+    Report {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// The report's name.
+        name: String,
+        /// Start of the period: 30d, 12h, 2w, 2026-12-01, RFC 3339 or unix seconds.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// End of the period (exclusive); now if not given.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only tickets of this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Volume per day or week.
+        #[arg(long)]
+        interval: Option<String>,
+        /// Recompute SLA figures under today's calendars and policies.
+        #[arg(long)]
+        recompute: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
     /// Run the daemon.
     Serve {
         /// Config file.
@@ -207,6 +232,26 @@ fn main() -> ExitCode {
             from,
             recipients,
         } => deliver(config, from, recipients),
+        Command::Report {
+            config,
+            name,
+            since,
+            until,
+            queue,
+            interval,
+            recompute,
+            format,
+        } => {
+            let req = postdesk::cli::report::Request {
+                name,
+                since: Some(since),
+                until,
+                queue,
+                interval,
+                recompute,
+            };
+            report(config, &req, format)
+        }
         Command::Rules {
             command:
                 RulesCommand::Test {
@@ -231,6 +276,41 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `postdesk report`: 0 with the report on standard output, 1 when the
+/// daemon refused the request or could not be reached.
+fn report(path: PathBuf, req: &postdesk::cli::report::Request, format: ReportFormat) -> ExitCode {
+    use postdesk::cli::report::Format;
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let format = match format {
+        ReportFormat::Table => Format::Table,
+        ReportFormat::Csv => Format::Csv,
+        ReportFormat::Json => Format::Json,
+    };
+    match postdesk::cli::report::report(&cfg, req, format) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -18,3 +18,6 @@ pub mod search;
 
 pub use check::check;
 pub use rules_test::{Format as RulesTestFormat, rules_test};
+
+/// `postdesk report`, which asks the running daemon's JSON API.
+pub mod report;

@@ -471,6 +471,8 @@ impl Processor {
             )
             .about(record.seq),
         )?;
+        // For the reports' volume by channel.
+        tx.note_ticket_channel(ticket.id, &msg.env.source, record.seq)?;
         self.attach(tx, &mut ticket, record, parsed, now)?;
         unseen::remember(tx, parsed, ticket.id, false)?;
         // The requester's own mail brings in its Cc; mail that nothing

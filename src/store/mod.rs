@@ -82,6 +82,10 @@ const TICKET_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("ticket_c
 /// META key set once `TICKET_INDEX` has been built from the tickets.
 const TICKET_INDEX_BUILT: &str = "ticket_index_built";
 
+/// What the reports read: channels, rollups (see `rollups.rs`).
+mod rollups;
+pub use rollups::UNKNOWN_CHANNEL;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -341,6 +345,7 @@ impl Store {
             tx.txn.open_table(HELD)?;
             tx.txn.open_table(AGENT_LOAD)?;
             tx.txn.open_table(WEB_SESSIONS)?;
+            tx.init_report_rollups()?;
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
             tx.build_ticket_index_if_needed()?;
@@ -543,6 +548,7 @@ impl Store {
             };
             match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
+                    tx.refresh_report_rollups()?;
                     txn.commit()?;
                     Ok((v, write))
                 }
@@ -1134,6 +1140,7 @@ impl Tx<'_> {
                 counts.insert(k.as_str(), n + 1)?;
             }
         }
+        self.mark_report_dirty(t.id)?;
         let after = load_holder(t.status, t.assignee.as_deref());
         if before != after {
             let mut load = self.txn.open_table(AGENT_LOAD)?;
@@ -1204,6 +1211,7 @@ impl Tx<'_> {
 
     /// Appends an event to a ticket (and bumps its event counter).
     pub fn add_event(&mut self, ticket: &mut Ticket, event: Event) -> Result<()> {
+        self.mark_report_dirty(ticket.id)?;
         let n = ticket.next_event;
         ticket.next_event += 1;
         self.txn

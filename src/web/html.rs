@@ -45,10 +45,15 @@ pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: 
         ),
         None => r#"<header class="bar"><span class="home">postdesk</span></header>"#.to_string(),
     };
+    // Pages beside the queue, for logged-in agents.
+    let nav = match viewer {
+        Some(_) => r#"<nav class="pages"><a class="reports" href="/reports">Reports</a></nav>"#,
+        None => "",
+    };
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{} · postdesk</title><link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>
-<body>{bar}<main>{body}</main></body></html>
+<body>{bar}{nav}<main>{body}</main></body></html>
 "#,
         esc(title)
     );

@@ -11,6 +11,9 @@
 //! passes [`csrf::check`] before it does anything; every response carries
 //! the CSP of [`headers`].
 
+/// The reports page and its CSV downloads.
+pub mod reports;
+
 pub mod acting;
 pub mod attachments;
 pub mod bulk;
@@ -74,6 +77,8 @@ pub fn router(state: Shared) -> Router {
         .route("/tickets/{id}/merge", post(merge::merge))
         .route("/tickets/{id}/messages/{seq}/split", post(merge::split))
         .route("/static/app.css", get(stylesheet))
+        .route("/reports", get(reports::page))
+        .route("/reports/{file}", get(reports::csv))
         .route("/tickets/{id}/act", post(acting::act))
         .route("/tickets/{id}/send-held", post(acting::send_held))
         .route("/tickets/{id}/presence", post(presence::beat))
