@@ -96,6 +96,10 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::queue_index::QUEUE_COUNTS, c)?;
     copy_table(src, dst, super::search::MESSAGE_EXTRAS, c)?;
     copy_table(src, dst, super::bouncing::BOUNCING, c)?;
+    copy_table(src, dst, super::rollups::TICKET_CHANNEL, c)?;
+    copy_table(src, dst, super::rollups::REPORT_SUMMARIES, c)?;
+    copy_table(src, dst, super::rollups::REPORT_DAYS, c)?;
+    copy_table(src, dst, super::rollups::REPORT_DIRTY, c)?;
     copy_table(src, dst, super::search::SEARCH_POSTINGS, c)?;
     copy_table(src, dst, super::search::SEARCH_TERMS, c)?;
     copy_table(src, dst, super::search::SEARCH_DOCS, c)?;

@@ -22,19 +22,21 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefiniti
 use std::collections::BTreeSet;
 
 /// Ticket → JSON [`Summary`]: the rollup of one ticket.
-const REPORT_SUMMARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("report_summaries");
+pub(super) const REPORT_SUMMARIES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("report_summaries");
 /// (UTC day, ticket) → (): the days a ticket had something reports count.
-const REPORT_DAYS: TableDefinition<(i64, u64), ()> = TableDefinition::new("report_days");
+pub(super) const REPORT_DAYS: TableDefinition<(i64, u64), ()> = TableDefinition::new("report_days");
 /// Tickets a write transaction touched, whose rollup is refreshed before
 /// it commits (always empty between transactions).
-const REPORT_DIRTY: TableDefinition<u64, ()> = TableDefinition::new("report_dirty");
+pub(super) const REPORT_DIRTY: TableDefinition<u64, ()> = TableDefinition::new("report_dirty");
 /// META key: unix seconds from which every ticket's activity is in the
 /// rollups (0 for a store that had rollups from its first ticket). A
 /// period starting earlier is computed from the events.
 const ROLLUPS_SINCE: &str = "report_rollups_since";
 
 /// Ticket → the channel its first message came by (`smtp`, `imap`, `phone`, …).
-const TICKET_CHANNEL: TableDefinition<u64, &str> = TableDefinition::new("ticket_channel");
+pub(super) const TICKET_CHANNEL: TableDefinition<u64, &str> =
+    TableDefinition::new("ticket_channel");
 
 /// The channel of tickets opened before channels were recorded (or by a split).
 pub const UNKNOWN_CHANNEL: &str = "unknown";
