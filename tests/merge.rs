@@ -5,6 +5,7 @@
 //! alone) lands in the survivor; refusals change nothing.
 
 mod common;
+use common::web::*;
 use common::*;
 use serde_json::{Value, json};
 
@@ -320,9 +321,8 @@ fn a_split_message_and_its_later_reply_go_to_a_new_ticket() {
 
 // ---- the web view's merge and split forms, over HTTP ----
 
-const PASSWORD: &str = "correct horse battery";
-
-/// One HTTP/1.0 request (so the answer is never chunked): status, head, body.
+/// One request through the harness's client: status, head (lower-cased
+/// `name: value` lines), body.
 fn web(
     d: &Daemon,
     method: &str,
@@ -330,111 +330,14 @@ fn web(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.web_port)).expect("connect");
-    s.set_read_timeout(Some(SECS_30)).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n",
-        d.web_port
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
-/// `application/x-www-form-urlencoded` of `pairs`.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
-    pairs
+    let a = http(d.web_port, method, path, headers, body);
+    let head = a
+        .headers
         .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Gives alice a password in the daemon's rules/agents.toml (hashed by
-/// `postdesk hash-password`) and waits for the rules reload.
-fn set_password(d: &Daemon) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(daemon_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("postdesk hash-password");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let phc = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let agents = d.dir.path.join("rules/agents.toml");
-    let shipped = std::fs::read_to_string(&agents).unwrap();
-    let anchor = "skills = [\"printers\"]\n";
-    assert!(shipped.contains(anchor), "rules/agents.toml changed");
-    std::fs::write(
-        &agents,
-        shipped.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1),
-    )
-    .unwrap();
-    wait_until(SECS_30, "rules reloaded with the password", || {
-        d.log().contains("rules reloaded").then_some(())
-    });
-}
-
-/// Logs alice in; returns the session cookie (`name=value`).
-fn login(d: &Daemon, origin: &str) -> String {
-    let (status, head, body) = web(
-        d,
-        "POST",
-        "/login",
-        &[("Origin", origin)],
-        &form(&[("username", "alice"), ("password", PASSWORD)]),
-    );
-    assert_eq!(status, 303, "login failed: {body}");
-    let line = head
-        .lines()
-        .find(|l| l.starts_with("set-cookie:"))
-        .expect("a session cookie");
-    // The cookie's name and value keep their case in the original head.
-    let start = "set-cookie:".len();
-    line[start..].split(';').next().unwrap().trim().to_string()
-}
-
-fn csrf_of(page: &str) -> String {
-    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#).unwrap();
-    re.captures(page).expect("a csrf input in the page")[1].to_string()
+        .join("\r\n");
+    (a.status, head, a.body)
 }
 
 fn location(head: &str) -> String {
@@ -447,12 +350,12 @@ fn location(head: &str) -> String {
 #[test]
 fn the_web_merge_and_split_forms_pass_csrf_and_act() {
     let (sink, d) = start();
-    set_password(&d);
+    set_passwords(&d);
     let fay = "fay@customer.example";
     let (old, _) = open(&d, &sink, fay, "w-old");
     let (survivor, _) = open(&d, &sink, fay, "w-new");
     let origin = format!("http://127.0.0.1:{}", d.web_port);
-    let cookie = login(&d, &origin);
+    let cookie = login_as(&d, "alice");
     let (status, _, page) = web(
         &d,
         "GET",
@@ -466,7 +369,7 @@ fn the_web_merge_and_split_forms_pass_csrf_and_act() {
         page.contains(&action) && page.contains(r#"name="into""#),
         "{page}"
     );
-    let token = csrf_of(&page);
+    let token = csrf_token(&page);
     let path = format!("/tickets/{old}/merge");
     let into = format!("#{survivor}");
 
@@ -596,7 +499,7 @@ fn the_web_merge_and_split_forms_pass_csrf_and_act() {
 #[test]
 fn a_merge_by_clicking_in_chromium() {
     let (sink, d) = start();
-    set_password(&d);
+    set_passwords(&d);
     let (old, _) = open(&d, &sink, "gus@customer.example", "b-old");
     let (survivor, _) = open(&d, &sink, "gus@customer.example", "b-new");
     let out_dir = repo_root().join("target/web-screenshots/merge");

@@ -5,14 +5,10 @@
 //! with its CSV downloads all give the same figures.
 
 mod common;
+use common::web::*;
 use common::*;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery";
+use std::process::Command;
 
 fn post(port: u16, path: &str, body: &Value) -> Value {
     let (status, _, body) =
@@ -23,101 +19,22 @@ fn post(port: u16, path: &str, body: &Value) -> Value {
     v
 }
 
-/// A GET with optional extra headers: (status, headers, body).
+/// A GET with optional extra headers: (status, head lines, body).
 fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = find(&buf, b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let mut body = buf[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, head, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = find(b, b"\r\n").unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
-        b = &b[end + 2..];
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[..n]);
-        b = &b[n + 2..];
-    }
-}
-
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(daemon_bin())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run postdesk hash-password");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let a = http(port, "GET", path, headers, "");
+    let head = a
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    (a.status, head, a.body)
 }
 
 /// Gives alice a web password (the rules reload picks it up) and logs her in.
 fn login_alice(d: &Daemon) -> String {
-    let agents = d.dir.path.join("rules/agents.toml");
-    let shipped = std::fs::read_to_string(&agents).unwrap();
-    let anchor = "skills = [\"printers\"]\n";
-    assert!(shipped.contains(anchor), "rules/agents.toml changed");
-    let phc = hash_password(PASSWORD);
-    let text = shipped.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1);
-    std::fs::write(&agents, text).unwrap();
-    wait_until(SECS_30, "rules reloaded with the password", || {
-        d.log().contains("rules reloaded").then_some(())
-    });
-    let body = format!("username=alice&password={}", PASSWORD.replace(' ', "+"));
-    let mut s = TcpStream::connect(("127.0.0.1", d.web_port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nOrigin: http://127.0.0.1:{p}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        p = d.web_port
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    assert!(buf.starts_with("HTTP/1.1 303"), "login failed: {buf}");
-    let cookie = buf
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("set-cookie")
-                .then(|| v.trim().to_string())
-        })
-        .expect("a session cookie");
-    cookie.split(';').next().unwrap().to_string()
+    set_passwords(d);
+    login_as(d, "alice")
 }
 
 fn cell(v: &Value) -> String {

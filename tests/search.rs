@@ -5,11 +5,11 @@
 //! `postdesk reindex` rebuilds it to the same answers.
 
 mod common;
+use common::web::{login_as, set_passwords};
 use common::*;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::Command;
-use std::time::Duration;
 
 /// `GET /api/v1/search?q=…` (percent-encoded here): the JSON answer.
 fn search(d: &Daemon, q: &str) -> Value {
@@ -240,63 +240,11 @@ fn search_finds_mail_by_every_field_and_survives_restart_and_reindex() {
     assert_eq!(ids(&d, "tag:billing-dispute"), vec![tickets[1].clone()]);
 }
 
-const PASSWORD: &str = "correct horse battery";
-
 /// Gives alice a web password in the daemon's rules and logs her in:
 /// returns the session cookie (`name=value`).
 fn web_login(d: &Daemon) -> String {
-    let mut child = Command::new(daemon_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let phc = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
-    let agents = d.dir.path.join("rules/agents.toml");
-    let shipped = std::fs::read_to_string(&agents).unwrap();
-    let anchor = "skills = [\"printers\"]\n";
-    assert!(shipped.contains(anchor), "rules/agents.toml changed");
-    std::fs::write(
-        &agents,
-        shipped.replacen(
-            anchor,
-            &format!("{anchor}password_hash = \"{}\"\n", phc.trim()),
-            1,
-        ),
-    )
-    .unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "rules reloaded with the password",
-        || d.log().contains("rules reloaded").then_some(()),
-    );
-    let body = format!("username=alice&password={}", enc(PASSWORD));
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.web_port)).unwrap();
-    write!(
-        s,
-        "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nOrigin: http://127.0.0.1:{p}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        p = d.web_port
-    )
-    .unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 303"), "login: {answer}");
-    let cookie = answer
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("set-cookie:")
-                .then(|| l["set-cookie:".len()..].trim().to_string())
-        })
-        .expect("a session cookie");
-    cookie.split(';').next().unwrap().to_string()
+    set_passwords(d);
+    login_as(d, "alice")
 }
 
 /// GET a page with the session cookie: (status, body).

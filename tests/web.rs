@@ -3,189 +3,17 @@
 //! (Debian's chromium driven by Playwright, tests/peers/web_browse.py).
 
 mod common;
+use common::web::*;
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery";
 
 /// What a refused POST shows, its headers and its body.
 type RefusedPost<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
 
-/// An HTTP answer: status, header lines (lower-cased names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the web listener");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = find(&buf, b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = buf[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = find(b, b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = nl + 2;
-        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
-        b = &b[(start + size + 2).min(b.len())..];
-    }
-    out
-}
-
-/// `application/x-www-form-urlencoded` of `pairs`.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// `postdesk hash-password` of `password`.
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(daemon_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run postdesk hash-password");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A daemon whose agent alice has a password, set in the daemon's copy of
-/// rules/agents.toml and picked up by the rules reload.
-fn daemon_with_password(sink: &Sink) -> Daemon {
-    daemon_with_password_and(sink, |_| {})
-}
-
-/// [`daemon_with_password`] after `tweak` changed the config.
-fn daemon_with_password_and(sink: &Sink, tweak: impl FnOnce(&mut DaemonConfig)) -> Daemon {
-    let d = Daemon::start_with(sink, tweak);
-    let agents = d.dir.path.join("rules/agents.toml");
-    let shipped = std::fs::read_to_string(&agents).unwrap();
-    let anchor = "skills = [\"printers\"]\n";
-    assert!(shipped.contains(anchor), "rules/agents.toml changed");
-    let phc = hash_password(PASSWORD);
-    std::fs::write(
-        &agents,
-        shipped.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1),
-    )
-    .unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "rules reloaded with the password",
-        || d.log().contains("rules reloaded").then_some(()),
-    );
-    d
-}
-
-fn origin(d: &Daemon) -> String {
-    format!("http://127.0.0.1:{}", d.web_port)
-}
-
-/// Logs alice in; returns the `name=value` cookie.
-fn login(d: &Daemon) -> String {
-    let a = http(
-        d.web_port,
-        "POST",
-        "/login",
-        &[("Origin", &origin(d))],
-        &form(&[("username", "alice"), ("password", PASSWORD)]),
-    );
-    assert_eq!(a.status, 303, "login failed: {}", a.body);
-    let cookie = a
-        .header("set-cookie")
-        .expect("a session cookie")
-        .to_string();
-    cookie.split(';').next().unwrap().to_string()
-}
-
-fn csrf_token(page: &str) -> String {
-    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#).unwrap();
-    re.captures(page).expect("a csrf input in the page")[1].to_string()
-}
-
 #[test]
 fn login_sessions_headers_and_csrf_over_http() {
     let sink = Sink::start();
-    let d = daemon_with_password(&sink);
+    let d = daemon_with_passwords(&sink, |_| {});
     let port = d.web_port;
 
     // Security headers on pages and on the API alike.
@@ -252,7 +80,7 @@ fn login_sessions_headers_and_csrf_over_http() {
         assert!(set.contains(attr), "{set} lacks {attr}");
     }
     let first = set.split(';').next().unwrap().to_string();
-    let cookie = login(&d);
+    let cookie = login_as(&d, "alice");
     assert_ne!(cookie, first, "a login must make a new session id");
 
     let seq = d.send_ok(
@@ -432,7 +260,7 @@ fn browse(d: &Daemon, id: &str, name: &str) -> serde_json::Value {
 #[test]
 fn browser_logs_in_opens_the_queue_and_the_ticket_at_desktop_and_phone_width() {
     let sink = Sink::start();
-    let d = daemon_with_password(&sink);
+    let d = daemon_with_passwords(&sink, |_| {});
     let seq = d.send_ok(
         "carol@customer.test",
         &[SUPPORT],
@@ -503,7 +331,7 @@ fn browser_logs_in_opens_the_queue_and_the_ticket_at_desktop_and_phone_width() {
 #[test]
 fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
     let sink = Sink::start();
-    let d = daemon_with_password(&sink);
+    let d = daemon_with_passwords(&sink, |_| {});
     let subject = r#"<script>alert('subject')</script><img src=x onerror=alert('subj-img')>"#;
     let corpus = [
         r#"<script>alert('body-script')</script>"#,
@@ -547,7 +375,7 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
     );
     let seq2 = d.send_ok("eve@customer.test", &[SUPPORT], raw.as_bytes());
     assert_eq!(d.ticket_of(seq2), id, "the HTML mail did not thread");
-    let cookie = login(&d);
+    let cookie = login_as(&d, "alice");
     let frame_path = format!("/tickets/{id}/messages/{seq2}/html");
     let a = http(d.web_port, "GET", &frame_path, &[], "");
     assert_eq!(a.status, 403, "the HTML version without a session");
@@ -628,7 +456,7 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
 #[test]
 fn behind_https_the_cookie_is_host_prefixed_and_secure_and_the_origin_must_be_https() {
     let sink = Sink::start();
-    let d = daemon_with_password_and(&sink, |c| {
+    let d = daemon_with_passwords(&sink, |c| {
         c.set("web", "https", "true");
     });
     let creds = form(&[("username", "alice"), ("password", PASSWORD)]);

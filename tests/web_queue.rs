@@ -6,6 +6,7 @@
 //! arriving by SMTP appearing in an open queue page without a reload.
 
 mod common;
+use common::web::*;
 use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -13,165 +14,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery";
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the web listener");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = find(&buf, b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = buf[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = find(b, b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = nl + 2;
-        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
-        b = &b[(start + size + 2).min(b.len())..];
-    }
-    out
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(daemon_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run postdesk hash-password");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A daemon (after `tweak`) whose agent alice has a password.
-fn daemon_with_password(sink: &Sink, tweak: impl FnOnce(&mut DaemonConfig)) -> Daemon {
-    let d = Daemon::start_with(sink, tweak);
-    let agents = d.dir.path.join("rules/agents.toml");
-    let shipped = std::fs::read_to_string(&agents).unwrap();
-    let anchor = "skills = [\"printers\"]\n";
-    assert!(shipped.contains(anchor), "rules/agents.toml changed");
-    let phc = hash_password(PASSWORD);
-    std::fs::write(
-        &agents,
-        shipped.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1),
-    )
-    .unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "rules reloaded with the password",
-        || d.log().contains("rules reloaded").then_some(()),
-    );
-    d
-}
-
-fn origin(d: &Daemon) -> String {
-    format!("http://127.0.0.1:{}", d.web_port)
-}
-
-/// Logs alice in; returns the `name=value` cookie.
-fn login(d: &Daemon) -> String {
-    let a = http(
-        d.web_port,
-        "POST",
-        "/login",
-        &[("Origin", &origin(d))],
-        &form(&[("username", "alice"), ("password", PASSWORD)]),
-    );
-    assert_eq!(a.status, 303, "login failed: {}", a.body);
-    let cookie = a.header("set-cookie").expect("a session cookie");
-    cookie.split(';').next().unwrap().to_string()
-}
-
-fn csrf_token(page: &str) -> String {
-    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#).unwrap();
-    re.captures(page).expect("a csrf input in the page")[1].to_string()
-}
 
 /// The ticket ids a queue page lists (its row checkboxes), in order.
 fn listed(page: &str) -> Vec<String> {
@@ -227,13 +69,13 @@ fn is_open(t: &Value) -> bool {
 #[test]
 fn folders_filters_paging_bulk_actions_phone_form_and_live_fragment() {
     let sink = Sink::start();
-    let d = daemon_with_password(&sink, |_| {});
+    let d = daemon_with_passwords(&sink, |_| {});
     let port = d.web_port;
     for n in 0..56 {
         phone_ticket(&d, n);
     }
     d.wait_idle(Duration::from_secs(60));
-    let cookie = login(&d);
+    let cookie = login_as(&d, "alice");
     let get = |path: &str| {
         let a = http(port, "GET", path, &[("Cookie", &cookie)], "");
         assert_eq!(a.status, 200, "{path}: {}", a.body);
@@ -506,7 +348,7 @@ fn the_web_listener_serves_tls_with_the_host_cookie() {
     let sink = Sink::start();
     let cert = repo_root().join("fixtures/tls/cert.pem");
     let key = repo_root().join("fixtures/tls/key.pem");
-    let d = daemon_with_password(&sink, |c| {
+    let d = daemon_with_passwords(&sink, |c| {
         c.set("web", "tls_cert", &q(&cert.to_string_lossy()));
         c.set("web", "tls_key", &q(&key.to_string_lossy()));
     });
@@ -583,7 +425,7 @@ fn the_web_listener_serves_tls_with_the_host_cookie() {
 #[test]
 fn an_open_queue_page_shows_a_ticket_arriving_by_smtp_without_reload() {
     let sink = Sink::start();
-    let d = daemon_with_password(&sink, |_| {});
+    let d = daemon_with_passwords(&sink, |_| {});
     for n in 0..3 {
         phone_ticket(&d, n);
     }

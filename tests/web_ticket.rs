@@ -5,156 +5,11 @@
 //! browser while another replies by mail.
 
 mod common;
+use common::web::*;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
-use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery";
-
-/// An HTTP answer: status, header lines (lower-cased names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection; the web listener answers
-/// with Content-Length (no chunking) for everything this file asks.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the web listener");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = find(&buf, b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    assert!(
-        !headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")),
-        "chunked answer to {path}"
-    );
-    Answer {
-        status,
-        headers,
-        body: buf[split + 4..].to_vec(),
-    }
-}
-
-/// `application/x-www-form-urlencoded` of `pairs`.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// `postdesk hash-password` of `password`.
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(daemon_bin())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run postdesk hash-password");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A daemon whose agents alice and bob have web passwords (set in its copy
-/// of rules/agents.toml, picked up by the rules reload).
-fn daemon(sink: &Sink, tweak: impl FnOnce(&mut DaemonConfig)) -> Daemon {
-    let d = Daemon::start_with(sink, tweak);
-    let agents = d.dir.path.join("rules/agents.toml");
-    let shipped = std::fs::read_to_string(&agents).unwrap();
-    let phc = hash_password(PASSWORD);
-    let mut text = shipped.clone();
-    for anchor in ["skills = [\"printers\"]\n", "skills = [\"networking\"]\n"] {
-        assert!(text.contains(anchor), "rules/agents.toml changed");
-        text = text.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1);
-    }
-    std::fs::write(&agents, text).unwrap();
-    wait_until(SECS_30, "rules reloaded with the passwords", || {
-        d.log().contains("rules reloaded").then_some(())
-    });
-    d
-}
-
-fn origin(d: &Daemon) -> String {
-    format!("http://127.0.0.1:{}", d.web_port)
-}
-
-/// Logs `agent` in; returns the `name=value` cookie.
-fn login(d: &Daemon, agent: &str) -> String {
-    let a = http(
-        d.web_port,
-        "POST",
-        "/login",
-        &[("Origin", &origin(d))],
-        &form(&[("username", agent), ("password", PASSWORD)]),
-    );
-    assert_eq!(a.status, 303, "login failed: {}", a.text());
-    let cookie = a.header("set-cookie").expect("a session cookie");
-    cookie.split(';').next().unwrap().to_string()
-}
 
 fn capture(page: &str, re: &str) -> String {
     let re = regex::Regex::new(re).unwrap();
@@ -213,7 +68,7 @@ fn mail_with_attachments(msgid: &str) -> Vec<u8> {
 #[test]
 fn forms_act_downloads_are_attachments_and_sent_mail_shows_its_delivery() {
     let sink = Sink::start();
-    let d = daemon(&sink, |_| {});
+    let d = daemon_with_passwords(&sink, |_| {});
     let port = d.web_port;
     let seq = d.send_ok(
         "carol@customer.test",
@@ -236,7 +91,7 @@ fn forms_act_downloads_are_attachments_and_sent_mail_shows_its_delivery() {
     assert_ne!(id, other);
     let alice = Agent {
         d: &d,
-        cookie: login(&d, "alice"),
+        cookie: login_as(&d, "alice"),
     };
     let page = alice.get(&format!("/tickets/{id}"));
     assert_eq!(page.status, 200);
@@ -458,7 +313,7 @@ fn open_ticket(d: &Daemon, sink: &Sink, tag: &str) -> String {
 #[test]
 fn presence_shows_other_agents_viewing_and_replying_until_they_expire() {
     let sink = Sink::start();
-    let d = daemon(&sink, |c| {
+    let d = daemon_with_passwords(&sink, |c| {
         c.set("web", "presence_interval", &q("1s"));
     });
     let id = open_ticket(&d, &sink, "presence");
@@ -491,7 +346,7 @@ fn presence_shows_other_agents_viewing_and_replying_until_they_expire() {
 #[test]
 fn stale_submit_from_two_browsers_is_held_until_the_agent_sends_it_anyway() {
     let sink = Sink::start();
-    let d = daemon(&sink, |_| {});
+    let d = daemon_with_passwords(&sink, |_| {});
     let id = open_ticket(&d, &sink, "stale");
     let customer = "stale@customer.test";
     let r = browse(&d, "stale", &id, |_| String::new());
@@ -531,7 +386,7 @@ fn stale_submit_from_two_browsers_is_held_until_the_agent_sends_it_anyway() {
 #[test]
 fn a_reply_by_mail_meanwhile_holds_the_browser_reply_and_revising_drops_the_held_one() {
     let sink = Sink::start();
-    let d = daemon(&sink, |c| {
+    let d = daemon_with_passwords(&sink, |c| {
         c.set("agents", "notify", "true");
     });
     let id = open_ticket(&d, &sink, "bymail");

@@ -1275,3 +1275,4 @@ pub fn tls_health_ok(port: u16) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+pub mod web;
