@@ -237,6 +237,9 @@ fn folders_filters_paging_bulk_actions_phone_form_and_live_fragment() {
         "",
     );
     assert_eq!(same.status, 204, "{}", same.body);
+    // Deadlines are whole seconds and equal ones list newest first: in the
+    // same second as the others, Dora's ticket would sort onto page one.
+    std::thread::sleep(Duration::from_millis(1100));
     let seq = d.send_ok(
         "dora@customer.test",
         &[SUPPORT],
@@ -315,6 +318,30 @@ fn folders_filters_paging_bulk_actions_phone_form_and_live_fragment() {
     assert!(raw.contains("X-Postdesk-Channel: phone"), "{raw}");
     assert!(raw.contains("X-Postdesk-Taken-By: alice"), "{raw}");
     assert!(get(&location).contains("badge reader"));
+
+    // Bulk merge: the phone ticket and Dora's into c; c itself, selected
+    // too, is refused (not into itself) and the others point at it.
+    let token = csrf_token(&get("/"));
+    let r = bulk(
+        &[
+            ("csrf", &token),
+            ("ticket", &new_id),
+            ("ticket", &id),
+            ("ticket", &c),
+            ("action", "merge"),
+            ("value", &c),
+        ],
+        &[("Origin", &ours)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("applied to 2 of 3"), "{}", r.body);
+    assert!(r.body.contains(&format!("#{c}</a>: refused")), "{}", r.body);
+    for merged in [&new_id, &id] {
+        let t = d.ticket(merged);
+        assert_eq!(t["merged_into"], c.as_str(), "{t}");
+        assert_eq!(t["status"], "closed", "{t}");
+    }
+    assert!(get(&format!("/tickets/{c}")).contains("badge reader"));
 }
 
 /// curl over TLS to the daemon, trusting only the test CA: (status, headers, body).

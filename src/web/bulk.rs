@@ -1,5 +1,5 @@
 //! Bulk actions from the queue page: one POST with the selected tickets
-//! and one action (assign, status, priority, tag), applied on the server to
+//! and one action (assign, status, priority, tag, merge into a ticket), applied on the server to
 //! each ticket through `Processor::act` (`Via::Web`, the logged-in agent),
 //! so the browser sends one request and waits for one page, whatever the
 //! number of tickets. The answer says which tickets took the action and
@@ -38,6 +38,9 @@ fn command_line(action: &str, value: &str) -> Result<String, String> {
         "assign" => Ok(format!("#assign {value}")),
         "priority" => Ok(format!("#priority {value}")),
         "tag" => Ok(format!("#tag +{}", value.trim_start_matches('+'))),
+        // Each selected ticket is merged into ticket `value` (the survivor
+        // itself, if selected, is refused: not into itself).
+        "merge" => Ok(format!("#merge {}", value.trim_start_matches('#'))),
         "status" => match value.to_ascii_lowercase().as_str() {
             "open" => Ok("#open".into()),
             "pending" => Ok("#pending".into()),
@@ -198,6 +201,7 @@ mod tests {
     #[test]
     fn actions_become_the_mail_commands() {
         assert_eq!(command_line("assign", " bob ").unwrap(), "#assign bob");
+        assert_eq!(command_line("merge", "#42").unwrap(), "#merge 42");
         assert_eq!(command_line("status", "Resolved").unwrap(), "#resolve");
         assert_eq!(command_line("tag", "+vip").unwrap(), "#tag +vip");
         assert!(command_line("status", "new").is_err());

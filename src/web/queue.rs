@@ -308,7 +308,7 @@ fn filter_form(q: &QueueParams, folder: &Folder) -> String {
 /// The bulk-action controls; the row checkboxes belong to the same form.
 fn bulk_controls(csrf: &str, back: &str) -> String {
     format!(
-        r#"<fieldset class="bulk"><legend>Selected tickets</legend>{token}<input type="hidden" name="back" value="{back}"><label>Action <select name="action"><option value="assign">Assign to</option><option value="status">Set status</option><option value="priority">Set priority</option><option value="tag">Add tag</option></select></label><label>Value <input name="value" size="12" required></label><button type="submit">Apply</button></fieldset>"#,
+        r#"<fieldset class="bulk"><legend>Selected tickets</legend>{token}<input type="hidden" name="back" value="{back}"><label>Action <select name="action"><option value="assign">Assign to</option><option value="status">Set status</option><option value="priority">Set priority</option><option value="tag">Add tag</option><option value="merge">Merge into ticket</option></select></label><label>Value <input name="value" size="12" required></label><button type="submit">Apply</button></fieldset>"#,
         token = csrf_input(csrf),
         back = esc(back),
     )
