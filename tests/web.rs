@@ -402,6 +402,29 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
             a.body
         );
     }
+    // Remote images only when the agent asks: then the image, and still
+    // nothing that runs or loads otherwise.
+    let a = http(
+        d.web_port,
+        "GET",
+        &format!("{frame_path}?images=remote"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let csp = a.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("img-src data: https: http:") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(
+        a.body.contains(r#"src="http://evil.test/pixel.png""#),
+        "{}",
+        a.body
+    );
+    for gone in ["<script", "onerror", "javascript:", "bg.png", "http-equiv"] {
+        assert!(!a.body.contains(gone), "{gone} survived: {}", a.body);
+    }
     let page = http(
         d.web_port,
         "GET",
@@ -410,6 +433,13 @@ fn xss_corpus_in_customer_mail_is_shown_as_text_and_never_runs() {
         "",
     );
     assert!(page.body.contains(r#"sandbox="""#), "{}", page.body);
+    assert!(
+        page.body.contains(&format!(
+            "{frame_path}?images=remote\" target=\"mail-{seq2}\""
+        )),
+        "{}",
+        page.body
+    );
     let report = browse(&d, &id, "xss");
     assert_eq!(report["dialogs"], serde_json::json!([]), "a payload ran");
     assert_eq!(

@@ -7,7 +7,9 @@
 //! properties); the iframe is `sandbox` without `allow-scripts` or
 //! `allow-same-origin`; and this route's own CSP allows no script, no
 //! remote origin and framing only by us. Remote images are removed (only
-//! `data:` images stay); showing them on request is for later.
+//! `data:` images stay) until the agent asks for them (`?images=remote`, a
+//! link under the frame): they tell the sender that the mail was read, and
+//! from where, so loading them is the agent's choice, per message.
 
 use super::{Shared, WebError, blocking, session};
 use crate::model::{Direction, MessageRecord};
@@ -19,6 +21,18 @@ use std::collections::HashSet;
 /// The CSP of the sanitised document: inline style attributes (the mail's
 /// layout), images only from `data:`, nothing else.
 pub const FRAME_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
+
+/// [`FRAME_CSP`] once the agent asked for the remote images: images from
+/// the web too, still nothing else.
+pub const FRAME_CSP_REMOTE_IMAGES: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
+
+/// Whether a mail's remote images are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteImages {
+    Blocked,
+    /// The agent asked for them (this message, this view).
+    Shown,
+}
 
 /// CSS properties a mail's inline styles may keep: layout and type, none
 /// that can load anything.
@@ -59,6 +73,13 @@ const STYLE_PROPERTIES: &[&str] = &[
 
 /// `html` with everything that could run, load or navigate removed.
 pub fn sanitize(html: &str) -> String {
+    sanitize_with(html, RemoteImages::Blocked)
+}
+
+/// [`sanitize`], keeping `http(s):` image sources when `images` is `Shown`
+/// (never anything that runs, and no other remote load: styles stay
+/// filtered to layout properties).
+pub fn sanitize_with(html: &str, images: RemoteImages) -> String {
     ammonia::Builder::default()
         .add_generic_attributes(["style"])
         .filter_style_properties(STYLE_PROPERTIES.iter().copied().collect::<HashSet<_>>())
@@ -75,7 +96,7 @@ pub fn sanitize(html: &str) -> String {
         // where): only inline data: images stay; the CSP blocks the rest too.
         // `data:` is let through the scheme list for images only.
         .add_url_schemes(["data"])
-        .attribute_filter(|element, attribute, value| {
+        .attribute_filter(move |element, attribute, value| {
             let data_image = value
                 .trim_start()
                 .get(..11)
@@ -84,8 +105,15 @@ pub fn sanitize(html: &str) -> String {
                 .trim_start()
                 .get(..5)
                 .is_some_and(|p| p.eq_ignore_ascii_case("data:"));
+            let web_image = images == RemoteImages::Shown && {
+                let v = value.trim_start();
+                v.get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+                    || v.get(..7)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+            };
             match (element, attribute) {
-                ("img", "src") if !data_image => None,
+                ("img", "src") if !data_image && !web_image => None,
                 ("img", "srcset") => None,
                 (_, _) if data && !(element == "img" && attribute == "src") => None,
                 _ => Some(value.into()),
@@ -106,12 +134,24 @@ pub fn has_html(m: &MessageRecord, raw: Option<&[u8]>) -> bool {
     m.direction == Direction::Inbound && raw.is_some_and(|r| html_of(r).is_some())
 }
 
-/// `GET /tickets/{id}/messages/{seq}/html`.
+/// The frame's query: `images=remote` when the agent asked for them.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct FrameQuery {
+    images: Option<String>,
+}
+
+/// `GET /tickets/{id}/messages/{seq}/html[?images=remote]`.
 pub async fn frame(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path((id, seq)): Path<(u64, u64)>,
+    axum::extract::Query(q): axum::extract::Query<FrameQuery>,
 ) -> Result<Response, WebError> {
+    let images = if q.images.as_deref() == Some("remote") {
+        RemoteImages::Shown
+    } else {
+        RemoteImages::Blocked
+    };
     if session::current(&state, &headers).await?.is_none() {
         return Err(WebError::Forbidden("not logged in"));
     }
@@ -130,7 +170,7 @@ pub async fn frame(
         .as_deref()
         .and_then(html_of)
         .ok_or(WebError::NotFound)?;
-    let clean = tokio::task::spawn_blocking(move || sanitize(&html))
+    let clean = tokio::task::spawn_blocking(move || sanitize_with(&html, images))
         .await
         .map_err(|e| WebError::Internal(format!("task failed: {e}")))?;
     let doc = format!(
@@ -140,7 +180,13 @@ pub async fn frame(
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, FRAME_CSP),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                match images {
+                    RemoteImages::Blocked => FRAME_CSP,
+                    RemoteImages::Shown => FRAME_CSP_REMOTE_IMAGES,
+                },
+            ),
             (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
             (header::CACHE_CONTROL, "no-store"),
         ],
@@ -168,6 +214,17 @@ mod tests {
         );
         assert!(!img.contains("evil.test"), "{img}");
         assert!(img.contains("data:image/png"), "{img}");
+        let shown = super::sanitize_with(
+            r#"<img src="https://example.test/logo.png" onerror="alert(1)"><img src="javascript:alert(2)"><p style="background-image: url(https://evil.test/bg.png)">x</p>"#,
+            super::RemoteImages::Shown,
+        );
+        assert!(
+            shown.contains(r#"src="https://example.test/logo.png""#),
+            "{shown}"
+        );
+        for bad in ["onerror", "javascript:", "bg.png"] {
+            assert!(!shown.contains(bad), "{bad} survived: {shown}");
+        }
         let link = sanitize(r#"<a href="data:text/html,<script>alert(1)</script>">x</a>"#);
         assert!(!link.contains("data:"), "{link}");
         for bad in [

@@ -62,8 +62,8 @@ fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
     // popups), under the plain text, for layout the text loses.
     let frame = if x.html {
         format!(
-            r#"<details class="html"><summary>HTML version</summary><iframe sandbox="" src="/tickets/{}/messages/{}/html" title="HTML version of the message" loading="lazy"></iframe></details>"#,
-            ticket, m.seq
+            r#"<details class="html"><summary>HTML version</summary><iframe sandbox="" name="mail-{seq}" src="/tickets/{ticket}/messages/{seq}/html" title="HTML version of the message" loading="lazy"></iframe><p class="remote-images"><a href="/tickets/{ticket}/messages/{seq}/html?images=remote" target="mail-{seq}">Load remote images</a> (the sender may learn that the mail was read)</p></details>"#,
+            seq = m.seq
         )
     } else {
         String::new()
