@@ -205,7 +205,8 @@ mod tests {
         assert_eq!(command_line("status", "Resolved").unwrap(), "#resolve");
         assert_eq!(command_line("tag", "+vip").unwrap(), "#tag +vip");
         assert!(command_line("status", "new").is_err());
-        assert!(command_line("merge", "3").is_err());
+        assert!(command_line("split", "3").is_err());
+        assert!(command_line("merge", "").is_err());
         assert!(command_line("assign", "bob\n#close").is_err());
         assert_eq!(back_link(Some("https://evil.test/")), "/");
         assert_eq!(back_link(Some("//evil.test/")), "/");
