@@ -36,18 +36,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The daemon's API address as a client reaches it (a wildcard is this machine).
 pub(crate) fn api_address(cfg: &Config) -> Result<SocketAddr, BackupError> {
-    let mut addr: SocketAddr = cfg
-        .web
-        .listen
-        .parse()
-        .map_err(|e| BackupError::Config(format!("web.listen {:?}: {e}", cfg.web.listen)))?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    Ok(addr)
+    super::api_client::api_address(cfg).map_err(BackupError::Config)
 }
 
 /// The API token: from `token_file` when given, else as the daemon reads it.

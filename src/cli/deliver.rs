@@ -90,16 +90,8 @@ fn daemon_address(cfg: &Config) -> Result<SocketAddr, DeliverError> {
         .listen
         .first()
         .ok_or_else(|| DeliverError::Temporary("smtp.listen names no address".into()))?;
-    let mut addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| DeliverError::Temporary(format!("smtp.listen {listen:?}: {e}")))?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    Ok(addr)
+    super::api_client::reachable(listen)
+        .map_err(|e| DeliverError::Temporary(format!("smtp.listen {e}")))
 }
 
 /// A 5xx reply is final for what it answered; anything else is temporary.

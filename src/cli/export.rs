@@ -5,11 +5,12 @@
 //! format mutt and Python's `mailbox` read), in ticket order, the bytes
 //! unchanged but for LF line ends and mboxrd's `>From ` quoting.
 
+use super::api_client;
 use super::backup::{BackupError, api_address, read_token};
 use crate::config::Config;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,51 +22,16 @@ pub enum ExportFormat {
 
 /// One GET against the API: (status, body).
 fn get(addr: SocketAddr, token: &str, path: &str) -> Result<(u16, Vec<u8>), BackupError> {
-    let tcp = TcpStream::connect(addr).map_err(|source| BackupError::Unreachable {
-        addr: addr.to_string(),
-        source,
-    })?;
-    tcp.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut w = tcp.try_clone()?;
-    write!(
-        w,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    let answer = api_client::request(addr, token, "GET", path, Duration::from_secs(120)).map_err(
+        |e| match e {
+            api_client::RequestError::Unreachable { addr, source } => BackupError::Unreachable {
+                addr: addr.to_string(),
+                source,
+            },
+            malformed => BackupError::Refused(malformed.to_string()),
+        },
     )?;
-    w.flush()?;
-    let mut r = BufReader::new(tcp);
-    let mut status = String::new();
-    r.read_line(&mut status)?;
-    let code: u16 = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| BackupError::Refused(format!("no HTTP status: {status:?}")))?;
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':')
-            && n.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse::<u64>().ok();
-        }
-    }
-    let mut body = Vec::new();
-    match length {
-        Some(n) => {
-            r.take(n).read_to_end(&mut body)?;
-        }
-        None => {
-            r.read_to_end(&mut body)?;
-        }
-    }
-    Ok((code, body))
+    Ok((answer.status, answer.body))
 }
 
 fn get_ok(addr: SocketAddr, token: &str, path: &str) -> Result<Vec<u8>, BackupError> {

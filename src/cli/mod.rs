@@ -8,6 +8,7 @@
 //!   running daemon over its JSON API (the store is the daemon's).
 //! - [`dkim_keygen`]: `postdesk dkim-keygen`, a DKIM key and its DNS record.
 
+pub mod api_client;
 pub mod backup;
 pub mod check;
 pub mod deliver;

@@ -7,10 +7,9 @@
 //! the configured bearer token; the answer is the API's JSON, printed as
 //! is, as CSV (each table after a `# title` line) or as aligned text.
 
+use super::api_client::{self, encode};
 use crate::config::Config;
 use crate::reports::{Report, to_csv, to_text};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +48,7 @@ pub fn report(cfg: &Config, req: &Request, format: Format) -> Result<String, Rep
     let token = cfg
         .api_token()
         .map_err(|e| ReportCliError::Unreachable(e.to_string()))?;
-    let addr = api_address(cfg)?;
+    let addr = api_client::api_address(cfg).map_err(ReportCliError::Unreachable)?;
     let mut query = Vec::new();
     for (k, v) in [
         ("since", &req.since),
@@ -65,7 +64,16 @@ pub fn report(cfg: &Config, req: &Request, format: Format) -> Result<String, Rep
         query.push("recompute=1".into());
     }
     let path = format!("/api/v1/reports/{}?{}", encode(&req.name), query.join("&"));
-    let body = get(addr, &path, &token)?;
+    let answer = api_client::request(addr, &token, "GET", &path, TIMEOUT)
+        .map_err(|e| ReportCliError::Unreachable(e.to_string()))?;
+    if answer.status != 200 {
+        return Err(ReportCliError::Refused(format!(
+            "{}: {}",
+            answer.status,
+            answer.error_text()
+        )));
+    }
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
     if format == Format::Json {
         return Ok(body);
     }
@@ -85,105 +93,4 @@ pub fn report(cfg: &Config, req: &Request, format: Format) -> Result<String, Rep
         }
     }
     Ok(out)
-}
-
-/// `web.listen`, with an unspecified address (0.0.0.0) replaced by loopback.
-fn api_address(cfg: &Config) -> Result<SocketAddr, ReportCliError> {
-    let mut addr: SocketAddr = cfg.web.listen.parse().map_err(|e| {
-        ReportCliError::Unreachable(format!("web.listen {:?}: {e}", cfg.web.listen))
-    })?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    Ok(addr)
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One GET with `Connection: close`; the body of a 200, else the API's error.
-fn get(addr: SocketAddr, path: &str, token: &str) -> Result<String, ReportCliError> {
-    let unreachable = |e: std::io::Error| ReportCliError::Unreachable(format!("{addr}: {e}"));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(unreachable)?;
-    s.set_read_timeout(Some(TIMEOUT)).map_err(unreachable)?;
-    s.set_write_timeout(Some(TIMEOUT)).map_err(unreachable)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(unreachable)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(unreachable)?;
-    let (status, body) = parse_response(&raw)
-        .ok_or_else(|| ReportCliError::Unreachable("malformed HTTP answer".into()))?;
-    if status == 200 {
-        return Ok(body);
-    }
-    let msg = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-        .unwrap_or_else(|| body.trim().to_string());
-    Err(ReportCliError::Refused(format!("{status}: {msg}")))
-}
-
-/// Status code and body (de-chunked when sent chunked) of an HTTP/1.1 answer.
-fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut body = &raw[split + 4..];
-    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    let chunked = head.lines().any(|l| {
-        l.split_once(':').is_some_and(|(k, v)| {
-            k.eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked")
-        })
-    });
-    if !chunked {
-        return Some((status, String::from_utf8_lossy(body).into_owned()));
-    }
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
-    Some((status, String::from_utf8_lossy(&out).into_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_plain_and_chunked_answers() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain), Some((200, "{}".into())));
-        let chunked =
-            b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n2\r\n\"}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Some((400, "{\"a\"}".into())));
-        assert_eq!(parse_response(b"garbage"), None);
-    }
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(encode("2026-12-01T00:00:00Z"), "2026-12-01T00%3A00%3A00Z");
-        assert_eq!(encode("a b&c"), "a%20b%26c");
-    }
 }

@@ -3,10 +3,10 @@
 //! with the configured bearer token. The store is the daemon's (redb
 //! allows one process), so these never open it themselves.
 
+use super::api_client::{self, encode};
 use crate::config::Config;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Why a command got no answer; the text is for the person at the terminal.
@@ -35,7 +35,7 @@ pub fn search(
     limit: usize,
     json: bool,
 ) -> Result<String, ApiClientError> {
-    let path = format!("/api/v1/search?q={}&limit={limit}", percent_encode(query));
+    let path = format!("/api/v1/search?q={}&limit={limit}", encode(query));
     let v = request(cfg, "GET", &path)?;
     if json {
         return Ok(format!("{v:#}\n"));
@@ -65,71 +65,26 @@ pub fn reindex(cfg: &Config) -> Result<String, ApiClientError> {
     ))
 }
 
-/// The API listener as a client reaches it (a wildcard address means this machine).
-fn api_address(cfg: &Config) -> Result<SocketAddr, ApiClientError> {
-    let mut addr: SocketAddr = cfg
-        .web
-        .listen
-        .parse()
-        .map_err(|e| ApiClientError::Config(format!("web.listen {:?}: {e}", cfg.web.listen)))?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    Ok(addr)
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the JSON body of a 2xx
-/// answer, or the API's `{"error"}` as [`ApiClientError::Refused`].
+/// One request to the daemon's API; the JSON body of a 2xx answer, or the
+/// API's `{"error"}` as [`ApiClientError::Refused`].
 fn request(cfg: &Config, method: &str, path: &str) -> Result<Value, ApiClientError> {
     let token = cfg
         .api_token()
         .map_err(|e| ApiClientError::Config(e.to_string()))?;
-    let addr = api_address(cfg)?;
-    let io = |source| ApiClientError::Unreachable { addr, source };
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(io)?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(io)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(io)?;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| ApiClientError::BadAnswer("no end of headers".into()))?;
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiClientError::BadAnswer(format!("status line {head:?}")))?;
-    let body: Value = serde_json::from_slice(&answer[split + 4..])
-        .map_err(|e| ApiClientError::BadAnswer(e.to_string()))?;
-    if !(200..300).contains(&status) {
+    let addr = api_client::api_address(cfg).map_err(ApiClientError::Config)?;
+    let answer = api_client::request(addr, &token, method, path, TIMEOUT).map_err(|e| match e {
+        api_client::RequestError::Unreachable { addr, source } => {
+            ApiClientError::Unreachable { addr, source }
+        }
+        malformed => ApiClientError::BadAnswer(malformed.to_string()),
+    })?;
+    if !(200..300).contains(&answer.status) {
         return Err(ApiClientError::Refused {
-            status,
-            message: body["error"].as_str().unwrap_or("").to_string(),
+            status: answer.status,
+            message: answer.error_text(),
         });
     }
-    Ok(body)
-}
-
-/// Percent-encodes a query-string value.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    serde_json::from_slice(&answer.body).map_err(|e| ApiClientError::BadAnswer(e.to_string()))
 }
 
 #[cfg(test)]
@@ -137,7 +92,7 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(
-            super::percent_encode("\"paper jam\" from:a@b.c grüße&x=1"),
+            super::encode("\"paper jam\" from:a@b.c grüße&x=1"),
             "%22paper%20jam%22%20from%3Aa%40b.c%20gr%C3%BC%C3%9Fe%26x%3D1"
         );
     }
