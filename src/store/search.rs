@@ -42,7 +42,7 @@ const SEARCH_TOTAL_LEN: &str = "search_total_len";
 
 /// Bump when what is indexed or how changes: stores with another format
 /// are re-indexed on open.
-pub const SEARCH_FORMAT: u64 = 2;
+pub const SEARCH_FORMAT: u64 = 3;
 
 /// A prefix expands to at most this many terms (in term order), so `a*`
 /// cannot read the whole vocabulary; what it leaves out is reported.
@@ -114,7 +114,13 @@ fn document(
         t.requester_name.clone(),
     ];
     let mut from = search::from_terms(&t.requester, &t.requester_name);
-    for m in messages {
+    // The conversation only: what postdesk wrote itself (acknowledgements,
+    // notices) would put the same boilerplate words in every ticket, and
+    // its snippets would win over the customer's words.
+    for m in messages
+        .iter()
+        .filter(|m| !matches!(m.kind, MessageKind::Auto | MessageKind::System))
+    {
         if m.subject != t.subject && !m.subject.is_empty() {
             parts.push(m.subject.clone());
         }
