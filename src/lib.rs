@@ -36,6 +36,7 @@ pub mod model;
 pub mod on_behalf;
 pub mod outbound;
 pub mod password;
+pub mod percent;
 pub mod process;
 pub mod report_service;
 pub mod reports;

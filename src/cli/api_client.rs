@@ -29,15 +29,7 @@ pub fn api_address(cfg: &Config) -> Result<SocketAddr, String> {
 
 /// Percent-encodes a query-string value (all but RFC 3986's unreserved).
 pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::percent::encode(s, crate::percent::UNRESERVED)
 }
 
 /// A status and a (de-chunked) body.

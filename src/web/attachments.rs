@@ -60,14 +60,8 @@ pub fn disposition(name: &str) -> String {
             }
         })
         .collect();
-    let mut ext = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            ext.push(b as char);
-        } else {
-            ext.push_str(&format!("%{b:02X}"));
-        }
-    }
+    // RFC 5987 attr-char.
+    let ext = crate::percent::encode(&name, b"!#$&+-.^_`|~");
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{ext}")
 }
 

@@ -435,17 +435,10 @@ fn row(t: &Ticket, now: i64) -> String {
     )
 }
 
-/// Percent-encodes a query value (folder keys carry queue names).
+/// Percent-encodes a query value (folder keys carry queue names; their
+/// `:` stays readable).
 fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::percent::encode(s, b"-._~:")
 }
 
 #[cfg(test)]
