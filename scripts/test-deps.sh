@@ -7,6 +7,8 @@
 #                    postfix (a private instance delivers through pipe(8) to `postdesk deliver`
 #                    in tests/postfix_pipe.rs; preseeded "No configuration", so the system's
 #                    own Postfix is neither configured nor started)
+#                    dnsmasq-base (a private DNS server on loopback: MX, A, TXT records for the
+#                    delivery and sender-authentication tests; the binary only, no system resolver)
 #   .venv-test/    : a Python venv with aiosmtpd (the outbound SMTP sink the tests read)
 #                    and prometheus_client (parses /metrics) and playwright (drives Debian's
 #                    /usr/bin/chromium, from apt; never `playwright install`) and dkimpy with
@@ -20,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.venv-test"
 PYTHON=${PYTHON:-python3}
 
-APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux chromium postfix)
+APT_PACKAGES=(swaks dovecot-imapd dovecot-core mutt tmux chromium postfix dnsmasq-base)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

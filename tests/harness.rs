@@ -122,3 +122,39 @@ fn helpers() {
     let a = free_port();
     assert!(a > 0 && !port_open(a));
 }
+
+/// The private DNS server answers the records it was given, and only those: the delivery and
+/// sender-authentication tests depend on both.
+#[test]
+fn private_dns_serves_given_txt_record_and_nothing_else() {
+    use common::dns::{Dns, Zone};
+    let dns = Dns::start(&Zone::new().txt("_dmarc.example.test", "v=DMARC1; p=reject"));
+    let ask = |name: &str| -> Vec<u8> {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Query id 0x4242, RD, one question NAME TXT IN.
+        let mut q = vec![0x42, 0x42, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 16, 0, 1]);
+        sock.send_to(&q, dns.addr).unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let answer = ask("_dmarc.example.test");
+    let ancount = u16::from_be_bytes([answer[6], answer[7]]);
+    assert_eq!(ancount, 1, "one TXT answer");
+    assert!(
+        answer.windows(18).any(|w| w == b"v=DMARC1; p=reject"),
+        "the record's text is in the answer"
+    );
+    let other = ask("_dmarc.elsewhere.test");
+    assert_eq!(
+        u16::from_be_bytes([other[6], other[7]]),
+        0,
+        "no answer for an unknown name"
+    );
+}

@@ -1275,4 +1275,5 @@ pub fn tls_health_ok(port: u16) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+pub mod dns;
 pub mod web;
