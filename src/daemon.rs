@@ -66,6 +66,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.web.listen))?;
 
+    let public_listener = match &cfg.web.public_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for the customers' pages on {addr}"))?,
+        ),
+        None => None,
+    };
+    let public_urls = match cfg.public_base_url() {
+        Some(base) => {
+            let secret = match cfg.link_secret()? {
+                Some(key) => key,
+                None => store.secret("customer-links")?,
+            };
+            Some(crate::public::Urls {
+                base,
+                links: crate::public::links::Links::new(&secret),
+                lifetime: i64::try_from(cfg.web.link_lifetime.as_secs()).unwrap_or(i64::MAX),
+            })
+        }
+        None => None,
+    };
+
     let web_tls = match (&cfg.web.tls_cert, &cfg.web.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(crate::tls::server_config(
             &cfg.resolve_file(cert).map_err(anyhow::Error::msg)?,
@@ -83,6 +106,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         rules: rules.clone(),
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
+        public: public_urls.clone(),
     };
     let acting = processor.clone();
     let processor = tokio::spawn(processor.run(shutdown_rx.clone()));
@@ -123,6 +147,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         shutdown_rx.clone(),
     ));
+    let public = match (public_listener, public_urls) {
+        (Some(listener), Some(urls)) => Some(tokio::spawn(crate::public::serve(
+            listener,
+            crate::public::PublicState {
+                store: store.clone(),
+                rules: rules.clone(),
+                clock: clock.clone(),
+                cfg: cfg.clone(),
+                urls,
+                spool: spool.clone(),
+                processor: acting.clone(),
+            },
+            shutdown_rx.clone(),
+        ))),
+        _ => None,
+    };
     let imap = crate::imap::start(&cfg, &store, &spool, &clock, &imap_status, &shutdown_rx);
     let smtp = tokio::spawn(smtp.run(spool, shutdown_rx.clone()));
     let sla = tokio::spawn(crate::sla_scheduler::run(
@@ -143,6 +183,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(
         smtp = ?cfg.smtp.listen,
         web = %cfg.web.listen,
+        public = ?cfg.web.public_listen,
         data = %data_dir.display(),
         "postdesk ready"
     );
@@ -168,6 +209,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = processor.await;
     let _ = sender.await;
     let _ = api.await;
+    if let Some(public) = public {
+        let _ = public.await;
+    }
     let _ = reloader.await;
     let _ = sla.await;
     if let Err(e) = store.flush() {

@@ -38,6 +38,7 @@ pub mod outbound;
 pub mod password;
 pub mod percent;
 pub mod process;
+pub mod public;
 pub mod report_service;
 pub mod reports;
 pub mod rules;

@@ -255,7 +255,7 @@ fn plus(mailbox: &str, tag: &str) -> String {
     }
 }
 
-fn constant_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

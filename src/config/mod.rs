@@ -203,6 +203,21 @@ pub struct WebConfig {
     /// over TLS on `web.listen` (and `https` follows). Set both or neither.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The customers' pages (web form, status page, survey, chat): their
+    /// own listener, so an admin can expose them and not the agents' view.
+    /// None: not served.
+    pub public_listen: Option<String>,
+    /// Where customers reach `public_listen` (behind a TLS proxy, say
+    /// `https://help.example.com`); links in customer mail start with it.
+    /// Default: `http://` + `public_listen`.
+    pub public_url: Option<String>,
+    /// The key that signs customer links (status, survey, chat), from a
+    /// file (e.g. `credential:link-secret`); None: the store's own key.
+    /// Changing it revokes every link sent.
+    pub link_secret_file: Option<PathBuf>,
+    /// How long a customer link stays valid.
+    #[serde(deserialize_with = "de_duration")]
+    pub link_lifetime: Duration,
 }
 
 impl Default for WebConfig {
@@ -216,6 +231,10 @@ impl Default for WebConfig {
             presence_interval: Duration::from_secs(10),
             tls_cert: None,
             tls_key: None,
+            public_listen: None,
+            public_url: None,
+            link_secret_file: None,
+            link_lifetime: Duration::from_secs(180 * 86_400),
         }
     }
 }
@@ -531,6 +550,33 @@ impl Config {
                 format!("web.listen {:?} is not an IP:port address", self.web.listen),
             );
         }
+        if let Some(public) = &self.web.public_listen {
+            match public.parse::<std::net::SocketAddr>() {
+                Err(_) => err(
+                    public,
+                    format!("web.public_listen {public:?} is not an IP:port address"),
+                ),
+                Ok(addr) if Some(addr) == self.web.listen.parse().ok() => err(
+                    public,
+                    "web.public_listen must differ from web.listen: the customers' pages have a listener of their own".into(),
+                ),
+                Ok(_) => {}
+            }
+        }
+        if let Some(url) = &self.web.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            err(
+                url,
+                format!("web.public_url {url:?} must start with https:// or http://"),
+            );
+        }
+        if self.web.link_lifetime < Duration::from_secs(86_400) {
+            err(
+                "link_lifetime",
+                "web.link_lifetime must be at least 1d".into(),
+            );
+        }
         // Below a minute every page view would outlive its own session.
         if self.web.session_idle < Duration::from_secs(60) {
             err(
@@ -786,6 +832,41 @@ impl Config {
             );
         }
         Ok(Some(key))
+    }
+
+    /// The signing key of customer links from `web.link_secret_file`, if
+    /// set (None: the store's own key is used).
+    pub fn link_secret(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(file) = &self.web.link_secret_file else {
+            return Ok(None);
+        };
+        let path = self
+            .resolve_file(file)
+            .map_err(|e| anyhow::anyhow!("web.link_secret_file: {e}"))?;
+        let mut key = std::fs::read(&path).map_err(|e| {
+            anyhow::anyhow!("cannot read web.link_secret_file {}: {e}", path.display())
+        })?;
+        while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
+            key.pop();
+        }
+        if key.len() < 32 {
+            anyhow::bail!(
+                "web.link_secret_file {} holds {} bytes; at least 32 are needed (e.g. `openssl rand -hex 32`)",
+                path.display(),
+                key.len()
+            );
+        }
+        Ok(Some(key))
+    }
+
+    /// Where customers reach the public pages, without a trailing slash;
+    /// None when they are not served.
+    pub fn public_base_url(&self) -> Option<String> {
+        let listen = self.web.public_listen.as_ref()?;
+        Some(match &self.web.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{listen}"),
+        })
     }
 
     /// The API bearer token, read from api_token_file when that is used.

@@ -67,6 +67,9 @@ pub struct Processor {
     pub committed: Arc<Notify>,
     /// Notified after outbound jobs were queued.
     pub outbound_wake: Arc<Notify>,
+    /// Links to the customers' pages for customer mail (status page,
+    /// survey); None when `web.public_listen` is not set.
+    pub public: Option<crate::public::Urls>,
 }
 
 impl Processor {

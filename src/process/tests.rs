@@ -65,6 +65,7 @@ pub(super) fn harness_with(
         rules: Arc::new(crate::rules::LiveRules::new(rules)),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
+        public: None,
     };
     Harness {
         store,

@@ -482,6 +482,13 @@ impl DaemonConfig {
         c
     }
 
+    /// Serves the customers' pages on a port of their own (`web.public_listen`); returns it.
+    pub fn with_public(&mut self) -> u16 {
+        let port = free_port();
+        self.set("web", "public_listen", &q(&format!("127.0.0.1:{port}")));
+        port
+    }
+
     /// Picks new SMTP and web ports (after a port clash at start-up).
     pub fn repick_ports(&mut self) {
         self.smtp_port = free_port();

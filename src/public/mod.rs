@@ -1,0 +1,143 @@
+//! The customers' side: pages on `web.public_listen`, a listener of its own
+//! so that an admin can expose it and keep the agents' view (`web.listen`)
+//! private. Nothing here needs a login: a customer reaches a ticket only
+//! through a signed link ([`links`]), and a page shows only what that
+//! ticket's customer may see.
+//!
+//! Invariants: no page shows an internal note, an agent's address or
+//! another ticket; every response carries the security headers of
+//! [`crate::web::headers`]; every dynamic string goes through
+//! [`crate::web::html::esc`].
+
+pub mod links;
+
+use crate::clock::Clock;
+use crate::rules::LiveRules;
+use crate::store::Store;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Where customers reach the public pages and how links to them are made.
+#[derive(Clone)]
+pub struct Urls {
+    /// `web.public_url` without a trailing slash, e.g. `https://help.example.com`.
+    pub base: String,
+    pub links: links::Links,
+    /// `web.link_lifetime`, in seconds.
+    pub lifetime: i64,
+}
+
+impl Urls {
+    /// The status page of `ticket` for `recipient`.
+    pub fn status(&self, ticket: crate::model::TicketId, recipient: &str, now: i64) -> String {
+        let token = self.links.sign(
+            links::Purpose::Status,
+            ticket,
+            recipient,
+            now,
+            self.lifetime,
+        );
+        format!("{}/status/{token}", self.base)
+    }
+}
+
+/// What the public pages need.
+pub struct PublicState {
+    pub store: Store,
+    pub rules: Arc<LiveRules>,
+    pub clock: Clock,
+    pub cfg: Arc<crate::config::Config>,
+    pub urls: Urls,
+    /// Where form submissions and customers' messages enter, like mail.
+    pub spool: crate::spool::Spool,
+    /// Customers' actions (close, reopen, rate) take the agents' path.
+    pub processor: crate::process::Processor,
+}
+
+pub type Shared = Arc<PublicState>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/static/public.css", get(stylesheet))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the public pages on `listener` until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: PublicState,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let app = router(Arc::new(state)).layer(axum::middleware::from_fn(
+        crate::web::headers::security_headers,
+    ));
+    // Client addresses feed the rate limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// A whole public page: `body` is already escaped HTML. Never cached: a
+/// status page is one customer's.
+pub fn page(status: StatusCode, lang: &str, title: &str, body: &str) -> Response {
+    use crate::web::html::esc;
+    let html = format!(
+        r#"<!doctype html>
+<html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><link rel="stylesheet" href="/static/public.css"></head>
+<body><main>{body}</main></body></html>
+"#,
+        esc(lang),
+        esc(title)
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// The landing page: where a customer can go from here.
+async fn index() -> Response {
+    page(
+        StatusCode::OK,
+        "en",
+        "Support",
+        r#"<h1>Support</h1><p>Write to us by mail, or <a href="/new">send us a request</a>.</p>"#,
+    )
+}
+
+async fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "en",
+        "Not found",
+        "<h1>Not found</h1><p>This page does not exist or the link is no longer valid.</p>",
+    )
+}
+
+/// The one stylesheet of the public pages (no inline styles: the CSP
+/// forbids them).
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("public.css"),
+    )
+        .into_response()
+}
