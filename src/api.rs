@@ -442,6 +442,12 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respo
         &one(outbound),
     );
     gauge(
+        "postdesk_store_bytes",
+        "Size of the store's database file (free pages included).",
+        "gauge",
+        &one(s.store.file_bytes().unwrap_or(0)),
+    );
+    gauge(
         "postdesk_quarantine_entries",
         "Messages set aside.",
         "gauge",
@@ -484,6 +490,15 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respo
             &one(c::SMTP_REFUSED_CONNECTION.get()),
         );
         gauge(
+            "postdesk_sla_fired_total",
+            "SLA warnings and breaches fired since start.",
+            "counter",
+            &counted(&[
+                ("level=\"warning\"", &c::SLA_WARNINGS),
+                ("level=\"breach\"", &c::SLA_BREACHES),
+            ]),
+        );
+        gauge(
             "postdesk_outbound_attempts_total",
             "Delivery attempts since start, by result.",
             "counter",
@@ -493,6 +508,19 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respo
                 ("result=\"failed\"", &c::OUTBOUND_FAILED),
             ]),
         );
+    }
+    let mut histograms = String::new();
+    {
+        let (buckets, count, sum) = crate::counters::PROCESSING_LATENCY.snapshot();
+        let name = "postdesk_processing_latency_seconds";
+        let _ = writeln!(
+            histograms,
+            "# HELP {name} From a message's commit in the spool to its ticket's commit (messages spooled since start).\n# TYPE {name} histogram"
+        );
+        for (le, n) in buckets {
+            let _ = writeln!(histograms, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(histograms, "{name}_sum {sum}\n{name}_count {count}");
     }
     let imap = s.imap.snapshot();
     let per_folder = |f: &dyn Fn(&crate::imap::ImapStatus) -> u64| -> Vec<(String, u64)> {
@@ -527,6 +555,7 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respo
         "gauge",
         &per_folder(&|i| i.last_poll.map_or(0, |t| t.max(0) as u64)),
     );
+    out.push_str(&histograms);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -29,18 +29,23 @@ pub fn fire_due(
 ) -> Result<usize, StoreError> {
     let mut fired = 0;
     loop {
-        let (n, more) = store.write(|tx| {
+        let (warnings, breaches, more) = store.write(|tx| {
             let due = tx.take_due_sla_timers(now, BATCH)?;
             let more = due.len() == BATCH;
-            let mut n = 0;
+            let (mut warnings, mut breaches) = (0, 0);
             for (at, ticket, kind) in due {
-                if fire_one(tx, cfg, rules, ticket, &kind, at, now)? {
-                    n += 1;
+                match fire_one(tx, cfg, rules, ticket, &kind, at, now)? {
+                    Some(Level::Warning) => warnings += 1,
+                    Some(Level::Breach) => breaches += 1,
+                    None => {}
                 }
             }
-            Ok((n, more))
+            Ok((warnings, breaches, more))
         })?;
-        fired += n;
+        // Counted once committed: a rolled-back batch fires again.
+        crate::counters::SLA_WARNINGS.add(warnings);
+        crate::counters::SLA_BREACHES.add(breaches);
+        fired += (warnings + breaches) as usize;
         if !more {
             return Ok(fired);
         }
@@ -55,24 +60,24 @@ fn fire_one(
     kind: &str,
     due: i64,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Level>, StoreError> {
     let Some(mut ticket) = tx.ticket(id)? else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(state) = ticket.sla.clone() else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(timer) = TimerKind::parse(kind) else {
         tracing::warn!(ticket = id, kind, "unknown SLA timer kind; dropped");
-        return Ok(false);
+        return Ok(None);
     };
     let met = ticket.status.is_finished()
         || (timer.goal == Goal::FirstResponse && state.first_response_at.is_some());
     if met || state.paused_since.is_some() || state.fired.iter().any(|f| f == kind) {
-        return Ok(false);
+        return Ok(None);
     }
     let Some(policy) = rules.sla.by_name(&state.policy) else {
-        return Ok(false);
+        return Ok(None);
     };
     let target_due = match timer.goal {
         Goal::FirstResponse => state.first_response_due,
@@ -104,7 +109,7 @@ fn fire_one(
     }
     tx.put_ticket(&ticket)?;
     tracing::info!(ticket = id, kind, "SLA {}", kind_name.as_str());
-    Ok(true)
+    Ok(Some(timer.level))
 }
 
 fn apply(

@@ -130,6 +130,7 @@ fn writer(store: Store, mut rx: mpsc::Receiver<Request>, committed: Arc<Notify>)
         match result {
             Ok(seqs) => {
                 tracing::debug!(messages = count, bytes, "spool commit");
+                crate::counters::spooled(&seqs);
                 let mut seqs = seqs.into_iter();
                 for r in batch.drain(..) {
                     let mine: Vec<MessageSeq> = seqs.by_ref().take(r.messages.len()).collect();

@@ -69,4 +69,31 @@ fn metrics_parse_with_a_real_prometheus_parser_and_need_the_token() {
         1.0,
         "the acknowledgement"
     );
+    assert!(value("postdesk_store_bytes", None) > 0.0);
+    assert_eq!(
+        value("postdesk_sla_fired_total", Some(("level", "breach"))),
+        0.0
+    );
+    // The one message spooled since start was processed: one observation, in every bucket
+    // from some bound on, and in +Inf.
+    assert_eq!(
+        value("postdesk_processing_latency_seconds_count", None),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "postdesk_processing_latency_seconds_bucket",
+            Some(("le", "+Inf"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "postdesk_processing_latency_seconds_bucket",
+            Some(("le", "60"))
+        ),
+        1.0,
+        "processed within a minute"
+    );
+    assert!(value("postdesk_processing_latency_seconds_sum", None) > 0.0);
 }

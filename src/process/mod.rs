@@ -129,7 +129,7 @@ impl Processor {
         // write transaction, so SMTP intake (which needs the same single
         // writer for its commits) waits only for the writes.
         let prepared = self.prepare_batch(pending, BATCH_BYTES)?;
-        let n = prepared.len();
+        let seqs: Vec<MessageSeq> = prepared.iter().map(|p| p.seq).collect();
         self.store.write(|tx| {
             for p in prepared {
                 let _span = info_span!("message", seq = p.seq).entered();
@@ -137,7 +137,8 @@ impl Processor {
             }
             Ok(())
         })?;
-        Ok(n)
+        crate::counters::processed(&seqs);
+        Ok(seqs.len())
     }
 
     /// Prepares spooled messages in order until their raw bytes reach

@@ -467,6 +467,12 @@ impl Store {
     /// While the store is failing: tries a small durable write (at most once
     /// per [`REOPEN_INTERVAL`]), so the failure clears once the disk has room
     /// again even when nothing else writes. Returns [`Store::failure`].
+    /// The database file's size in bytes (what the disk holds, free pages
+    /// included); None when it cannot be read.
+    pub fn file_bytes(&self) -> Option<u64> {
+        std::fs::metadata(&self.shared.path).ok().map(|m| m.len())
+    }
+
     pub fn probe(&self) -> Option<String> {
         {
             let mut st = lock(&self.shared.state);
