@@ -83,3 +83,39 @@ pub async fn watchdog(mut shutdown: watch::Receiver<bool>) {
         }
     }
 }
+
+/// The SMTP listening sockets systemd passed (socket activation:
+/// `postdesk.socket` with `ListenStream=25`), so port 25 is bound by the
+/// service manager and the daemon needs no `CAP_NET_BIND_SERVICE`. Sockets
+/// named by `FileDescriptorName=` other than `smtp` are left alone; unnamed
+/// ones count as SMTP. Empty outside socket activation (`LISTEN_PID` is not
+/// ours), and then `smtp.listen` is bound as usual.
+pub fn activated_smtp_listeners() -> anyhow::Result<Vec<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    let fds = sd_notify::listen_fds_with_names()
+        .map_err(|e| anyhow::anyhow!("socket activation: {e}"))?;
+    let mut listeners = Vec::new();
+    for (fd, name) in fds {
+        if !(name == "smtp" || name == "unknown" || name.is_empty()) {
+            tracing::warn!(
+                fd,
+                name,
+                "socket activation: a socket not named smtp; ignored"
+            );
+            continue;
+        }
+        // SAFETY: the service manager handed us `fd` (LISTEN_PID is this
+        // process, checked by listen_fds) and nothing else in the process
+        // owns it; it is taken exactly once, here.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        let addr = listener.local_addr().map_err(|e| {
+            anyhow::anyhow!("socket activation: descriptor {fd} is not a TCP socket: {e}")
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| anyhow::anyhow!("socket activation: {addr}: {e}"))?;
+        tracing::info!(%addr, "SMTP socket from the service manager");
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}

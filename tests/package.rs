@@ -65,6 +65,7 @@ fn package_installs_its_files_as_conffiles_starts_nothing_and_purges() {
     for f in [
         "usr/bin/postdesk",
         "lib/systemd/system/postdesk.service",
+        "lib/systemd/system/postdesk.socket",
         "etc/postdesk/config.toml",
         "etc/postdesk/rules/routing.toml",
         "etc/postdesk/rules/templates/acknowledgement.txt",

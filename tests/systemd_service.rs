@@ -258,3 +258,63 @@ fn reply_addresses_are_signed_with_the_credential_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Socket activation (postdesk.socket): the service manager binds the SMTP port and passes
+/// the socket; postdesk serves on it instead of binding `smtp.listen`. systemd-socket-activate
+/// is systemd's own tool for running a daemon exactly that way.
+#[test]
+fn serves_smtp_on_the_socket_systemd_passes() {
+    let sink = Sink::start();
+    let cfg = DaemonConfig::new(sink.port);
+    // smtp.listen names a port nobody binds: the passed socket replaces it.
+    let configured = cfg.smtp_port;
+    let web_port = cfg.web_port;
+    let (dir, config_path) = write_config(&cfg);
+    let activated = free_port();
+    let log = std::fs::File::create(dir.path.join("daemon.log")).unwrap();
+    let mut child = Command::new("systemd-socket-activate")
+        .arg(format!("--listen=127.0.0.1:{activated}"))
+        .arg("--fdname=smtp")
+        .arg(daemon_bin())
+        .args(["serve", "-c", config_path.to_str().unwrap()])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("systemd-socket-activate");
+    // Before the first connection the tool holds the socket; the first one starts postdesk,
+    // which answers it from the socket's queue.
+    let raw = mail(
+        "Ida <ida@customer.example>",
+        "Activated",
+        "<activated-1@customer.example>",
+        &[],
+        "Hello\n",
+    );
+    let sent = send_smtp(activated, "ida@customer.example", &[SUPPORT], &raw);
+    let log_text = || std::fs::read_to_string(dir.path.join("daemon.log")).unwrap_or_default();
+    assert_eq!(sent.code, Some(250), "{sent:?}\n{}", log_text());
+    // The ticket exists, and the configured smtp.listen port was never bound.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((200, body)) = http_get(web_port, "/api/v1/tickets", Some(API_TOKEN)) {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if v["total"].as_u64() == Some(1) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no ticket:\n{}", log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", configured)).is_err(),
+        "smtp.listen was bound too:\n{}",
+        log_text()
+    );
+    assert!(
+        log_text().contains("SMTP socket from the service manager"),
+        "{}",
+        log_text()
+    );
+    kill("TERM", child.id());
+    let _ = child.wait();
+}

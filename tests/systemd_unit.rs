@@ -105,3 +105,23 @@ fn systemd_analyze_security_exposure_is_at_most_2_0() {
         );
     }
 }
+
+/// The optional socket unit verifies cleanly beside the service.
+#[test]
+fn socket_unit_verifies_cleanly() {
+    if !analyze_available() {
+        eprintln!("SKIPPED: {ANALYZE} is not installed");
+        return;
+    }
+    let dir = TempDir::new("socket-unit");
+    unit_copy(&dir.path);
+    let socket = dir.path.join("postdesk.socket");
+    std::fs::copy(repo_root().join("systemd/postdesk.socket"), &socket).unwrap();
+    let (ok, out, err) = run(&["verify"], &socket);
+    assert!(ok, "systemd-analyze verify failed:\n{out}{err}");
+    assert_eq!(
+        format!("{out}{err}").trim(),
+        "",
+        "systemd-analyze verify has remarks"
+    );
+}

@@ -38,6 +38,7 @@ install -m 0755 "$BIN" "$PKG/usr/bin/postdesk"
 command -v strip >/dev/null && strip --strip-debug "$PKG/usr/bin/postdesk"
 sed 's#/usr/local/bin/postdesk#/usr/bin/postdesk#g' "$ROOT/systemd/postdesk.service" \
   > "$PKG/lib/systemd/system/postdesk.service"
+install -m 0644 "$ROOT/systemd/postdesk.socket" "$PKG/lib/systemd/system/postdesk.socket"
 chmod 0644 "$PKG/lib/systemd/system/postdesk.service"
 
 # The shipped config with the paths and secrets of a system service.

@@ -85,7 +85,18 @@ impl SmtpServer {
     pub async fn bind(cfg: Arc<Config>) -> anyhow::Result<SmtpServer> {
         let tls = load_tls(&cfg)?.map(|a| TlsSlot(Arc::new(std::sync::RwLock::new(a))));
         let mut listeners = Vec::new();
-        for addr in &cfg.smtp.listen {
+        // Sockets from systemd (postdesk.socket) replace smtp.listen.
+        for l in crate::service::activated_smtp_listeners()? {
+            listeners.push(
+                TcpListener::from_std(l).map_err(|e| anyhow::anyhow!("socket activation: {e}"))?,
+            );
+        }
+        let bind = if listeners.is_empty() {
+            cfg.smtp.listen.as_slice()
+        } else {
+            &[]
+        };
+        for addr in bind {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for SMTP on {addr}: {e}"))?;
