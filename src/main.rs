@@ -120,6 +120,17 @@ enum Command {
         #[arg(required = true)]
         query: Vec<String>,
     },
+    /// Erase a person's messages and personal data from every ticket
+    /// (through the running daemon); --dry-run says what would go.
+    Erase {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// The person's email address.
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Rebuild the running daemon's search index from the stored tickets.
     Reindex {
         #[arg(short, long, default_value = "config.toml")]
@@ -227,6 +238,13 @@ fn main() -> ExitCode {
             postdesk::cli::search::search(cfg, &query.join(" "), limit, json)
         }),
         Command::Reindex { config } => api_command(config, postdesk::cli::search::reindex),
+        Command::Erase {
+            config,
+            customer,
+            dry_run,
+        } => api_command(config, |cfg| {
+            postdesk::cli::erase::erase(cfg, &customer, dry_run)
+        }),
         Command::Deliver {
             config,
             from,

@@ -331,6 +331,9 @@ pub enum EventKind {
     DeliveryDelayed,
     /// An address marked as bouncing wrote to us again: the mark is gone.
     BounceCleared,
+    /// A person's data was erased from the ticket (`postdesk erase`) or
+    /// its content removed by a retention rule; the detail names no one.
+    Erased,
 }
 
 impl EventKind {
@@ -376,6 +379,7 @@ impl EventKind {
             EventKind::Split => "split",
             EventKind::DeliveryDelayed => "delivery_delayed",
             EventKind::BounceCleared => "bounce_cleared",
+            EventKind::Erased => "erased",
         }
     }
 }

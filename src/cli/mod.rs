@@ -13,6 +13,7 @@ pub mod backup;
 pub mod check;
 pub mod deliver;
 pub mod dkim_keygen;
+pub mod erase;
 pub mod export;
 pub mod rules_test;
 pub mod search;

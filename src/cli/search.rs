@@ -67,7 +67,7 @@ pub fn reindex(cfg: &Config) -> Result<String, ApiClientError> {
 
 /// One request to the daemon's API; the JSON body of a 2xx answer, or the
 /// API's `{"error"}` as [`ApiClientError::Refused`].
-fn request(cfg: &Config, method: &str, path: &str) -> Result<Value, ApiClientError> {
+pub(super) fn request(cfg: &Config, method: &str, path: &str) -> Result<Value, ApiClientError> {
     let token = cfg
         .api_token()
         .map_err(|e| ApiClientError::Config(e.to_string()))?;

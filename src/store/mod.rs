@@ -1788,3 +1788,6 @@ impl Store {
 
 mod unseen_refs;
 pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};
+
+mod erase;
+pub use erase::{ERASED_ADDRESS, ErasureReport};

@@ -249,6 +249,12 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets a message's sender name and attachment names (erasure).
+    pub(super) fn remove_message_extras(&mut self, seq: MessageSeq) -> Result<()> {
+        self.txn.open_table(MESSAGE_EXTRAS)?.remove(seq)?;
+        Ok(())
+    }
+
     /// Marks a ticket for [`Tx::refresh_search`].
     pub(super) fn search_dirty(&mut self, id: TicketId) {
         self.search_dirty.insert(id);

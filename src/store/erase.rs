@@ -1,0 +1,390 @@
+//! Erasing a person's data (`postdesk erase --customer ADDRESS`) and
+//! removing old tickets' content (retention rules), inside one write
+//! transaction each.
+//!
+//! What goes: every message the person sent (raw bytes replaced by a stub
+//! that keeps only the Message-ID, so threading still works; record text,
+//! subject and sender cleared), the person's address and display name in
+//! every other message, event and ticket field that holds them (our replies
+//! to them keep their text with the address and name removed), their place
+//! among the participants, mail still queued to them, and their
+//! acknowledgement and bounce records. What stays: ticket numbers, statuses,
+//! times and events (reports stay true) and an `erased` event on each
+//! ticket touched, which names no one.
+//!
+//! Finding the person's tickets reads every ticket and message record (no
+//! index by address exists): seconds at a million tickets, for a rare
+//! administrative act.
+
+use super::{
+    ACK_RATE, EVENTS, MESSAGES, OUTBOUND, Result, TICKETS, Tx, bouncing::BOUNCING, dec, enc,
+};
+use crate::model::{Event, EventKind, MessageRecord, MessageSeq, OutboundJob, Ticket, TicketId};
+use redb::ReadableTable;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What stands in for an erased address.
+pub const ERASED_ADDRESS: &str = "erased@invalid";
+const ERASED: &str = "[erased]";
+
+/// What an erasure did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Tickets touched.
+    pub tickets: Vec<TicketId>,
+    /// Messages the person sent, replaced by stubs.
+    pub messages_erased: u64,
+    /// Other messages (ours, other participants', notifications) from which
+    /// the address or name was removed.
+    pub messages_redacted: u64,
+    /// Events whose text named the person.
+    pub events_redacted: u64,
+    /// Outbound mail to the person dropped from the queue.
+    pub jobs_dropped: u64,
+}
+
+/// Replaces `needle` in `hay`, ignoring ASCII case; None when absent.
+fn replace_ci(hay: &str, needle: &str, with: &str) -> Option<String> {
+    if needle.is_empty() {
+        return None;
+    }
+    let lower_hay = hay.to_ascii_lowercase();
+    let lower_needle = needle.to_ascii_lowercase();
+    if !lower_hay.contains(&lower_needle) {
+        return None;
+    }
+    let mut out = String::with_capacity(hay.len());
+    let mut rest = 0;
+    for (i, _) in lower_hay.match_indices(&lower_needle) {
+        // ASCII lower-casing keeps byte offsets, so `i` is valid in `hay`.
+        out.push_str(&hay[rest..i]);
+        out.push_str(with);
+        rest = i + needle.len();
+    }
+    out.push_str(&hay[rest..]);
+    Some(out)
+}
+
+/// What names the person: the address and, when long enough not to hit
+/// ordinary words, their display names.
+struct Person {
+    address: String,
+    names: Vec<String>,
+}
+
+impl Person {
+    fn redact(&self, text: &str) -> Option<String> {
+        let mut changed = None::<String>;
+        for needle in std::iter::once(&self.address).chain(&self.names) {
+            let current = changed.as_deref().unwrap_or(text);
+            if let Some(t) = replace_ci(current, needle, ERASED) {
+                changed = Some(t);
+            }
+        }
+        changed
+    }
+}
+
+/// The stand-in for a message the person sent: headers that keep its place
+/// in the thread, nothing of its content.
+fn stub(m: &MessageRecord, now: i64) -> Vec<u8> {
+    format!(
+        "From: {ERASED} <{ERASED_ADDRESS}>\r\nSubject: {ERASED}\r\nMessage-ID: <{}>\r\nX-Postdesk-Erased: {}\r\n\r\nThis message was erased at the sender's request.\r\n",
+        m.message_id,
+        crate::clock::rfc3339(now)
+    )
+    .into_bytes()
+}
+
+/// The stand-in for another message that named the person: its own sender
+/// and subject, its visible text with the person removed; the original
+/// bytes (quoted text, headers, attachments) are gone.
+fn redacted_raw(m: &MessageRecord, person: &Person, now: i64) -> Vec<u8> {
+    let clean = |s: &str| person.redact(s).unwrap_or_else(|| s.to_string());
+    let one_line = |s: String| s.replace(['\r', '\n'], " ");
+    let mut text = clean(&m.text).replace("\r\n", "\n").replace('\n', "\r\n");
+    if !text.ends_with("\r\n") {
+        text.push_str("\r\n");
+    }
+    format!(
+        "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <{}>\r\nX-Postdesk-Redacted: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nMIME-Version: 1.0\r\n\r\n{text}",
+        one_line(clean(&m.from)),
+        one_line(
+            m.to.iter()
+                .map(|a| clean(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        one_line(clean(&m.subject)),
+        m.message_id,
+        crate::clock::rfc3339(now)
+    )
+    .into_bytes()
+}
+
+impl Tx<'_> {
+    /// Erases `address` from the store (and the display names their
+    /// tickets know them by); with `apply` false only counts what it would
+    /// touch.
+    pub fn erase_customer(
+        &mut self,
+        address: &str,
+        now: i64,
+        apply: bool,
+    ) -> Result<ErasureReport> {
+        let address = address.trim().to_ascii_lowercase();
+        let mut report = ErasureReport::default();
+        if address.is_empty() || address == ERASED_ADDRESS {
+            return Ok(report);
+        }
+        // Tickets where they take part, and the names they go by.
+        let mut tickets: BTreeMap<TicketId, Ticket> = BTreeMap::new();
+        let mut names = BTreeSet::new();
+        for item in self.txn.open_table(TICKETS)?.iter()? {
+            let (_, v) = item?;
+            let t: Ticket = dec("tickets", v.value())?;
+            if t.requester == address || t.participants.contains(&address) {
+                if t.requester == address && t.requester_name.chars().count() >= 4 {
+                    names.insert(t.requester_name.clone());
+                }
+                tickets.insert(t.id, t);
+            }
+        }
+        let person = Person {
+            address: address.clone(),
+            names: names.into_iter().collect(),
+        };
+        // Every message record that came from them or names them, listed in
+        // a ticket or not (notifications to agents quote the customer).
+        let mut erase: Vec<MessageRecord> = Vec::new();
+        let mut redact: Vec<MessageRecord> = Vec::new();
+        for item in self.txn.open_table(MESSAGES)?.iter()? {
+            let (_, v) = item?;
+            let m: MessageRecord = dec("messages", v.value())?;
+            let from_them = m.from.eq_ignore_ascii_case(&address);
+            let in_their_ticket = m.ticket.is_some_and(|t| tickets.contains_key(&t));
+            if from_them {
+                erase.push(m);
+            } else if m.to.iter().any(|a| a.eq_ignore_ascii_case(&address))
+                || (in_their_ticket
+                    && (person.redact(&m.text).is_some() || person.redact(&m.subject).is_some()))
+            {
+                redact.push(m);
+            }
+        }
+        // A message of theirs in a ticket they are no longer part of.
+        for m in &erase {
+            if let Some(id) = m.ticket
+                && !tickets.contains_key(&id)
+                && let Some(t) = self.ticket(id)?
+            {
+                tickets.insert(id, t);
+            }
+        }
+        // Mail still queued to them.
+        let mut jobs: Vec<OutboundJob> = Vec::new();
+        for item in self.txn.open_table(OUTBOUND)?.iter()? {
+            let (_, v) = item?;
+            let job: OutboundJob = dec("outbound", v.value())?;
+            if job.rcpt_to.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
+                jobs.push(job);
+            }
+        }
+        // Events that name them.
+        let mut events: Vec<((TicketId, u64), Event)> = Vec::new();
+        {
+            let table = self.txn.open_table(EVENTS)?;
+            for id in tickets.keys() {
+                for item in table.range((*id, 0)..=(*id, u64::MAX))? {
+                    let (k, v) = item?;
+                    let e: Event = dec("events", v.value())?;
+                    if person.redact(&e.detail).is_some() || person.redact(&e.actor).is_some() {
+                        events.push((k.value(), e));
+                    }
+                }
+            }
+        }
+        report.tickets = tickets.keys().copied().collect();
+        report.messages_erased = erase.len() as u64;
+        report.messages_redacted = redact.len() as u64;
+        report.events_redacted = events.len() as u64;
+        report.jobs_dropped = jobs.len() as u64;
+        if !apply {
+            return Ok(report);
+        }
+
+        for mut m in erase {
+            self.put_raw(m.seq, &stub(&m, now))?;
+            m.from = ERASED_ADDRESS.to_string();
+            m.subject = ERASED.to_string();
+            m.text = String::new();
+            m.to.retain(|a| !a.eq_ignore_ascii_case(&address));
+            self.rewrite_message(&m)?;
+        }
+        for mut m in redact {
+            let raw = redacted_raw(&m, &person, now);
+            self.put_raw(m.seq, &raw)?;
+            let clean = |s: &str| person.redact(s).unwrap_or_else(|| s.to_string());
+            m.text = clean(&m.text);
+            m.subject = clean(&m.subject);
+            for a in &mut m.to {
+                if a.eq_ignore_ascii_case(&address) {
+                    *a = ERASED_ADDRESS.to_string();
+                }
+            }
+            self.rewrite_message(&m)?;
+        }
+        for job in jobs {
+            let rest: Vec<String> = job
+                .rcpt_to
+                .iter()
+                .filter(|a| !a.eq_ignore_ascii_case(&address))
+                .cloned()
+                .collect();
+            self.remove_job(job.id)?;
+            if !rest.is_empty() {
+                self.put_job(&OutboundJob {
+                    rcpt_to: rest,
+                    ..job
+                })?;
+            }
+        }
+        {
+            let mut table = self.txn.open_table(EVENTS)?;
+            for (key, mut e) in events {
+                if let Some(d) = person.redact(&e.detail) {
+                    e.detail = d;
+                }
+                if let Some(a) = person.redact(&e.actor) {
+                    e.actor = a;
+                }
+                table.insert(key, enc(&e).as_slice())?;
+            }
+        }
+        self.txn.open_table(ACK_RATE)?.remove(address.as_str())?;
+        self.txn.open_table(BOUNCING)?.remove(address.as_str())?;
+        for (_, mut t) in tickets {
+            let was_requester = t.requester == address;
+            t.participants.remove(&address);
+            if was_requester {
+                t.requester = ERASED_ADDRESS.to_string();
+                t.requester_name = String::new();
+            }
+            if let Some(s) = person.redact(&t.subject) {
+                t.subject = s;
+            }
+            self.add_event(
+                &mut t,
+                Event::new(
+                    now,
+                    EventKind::Erased,
+                    "admin",
+                    "a customer's personal data was erased from this ticket".into(),
+                ),
+            )?;
+            self.put_ticket(&t)?;
+        }
+        Ok(report)
+    }
+
+    /// Removes the content of ticket `id` (retention): every message
+    /// becomes a stub, the customer fields are cleared, events keep their
+    /// kinds and times but lose their text. Returns the messages stubbed.
+    pub fn purge_ticket_content(&mut self, id: TicketId, rule: &str, now: i64) -> Result<u64> {
+        let Some(mut t) = self.ticket(id)? else {
+            return Ok(0);
+        };
+        let mut stubbed = 0;
+        let seqs: Vec<MessageSeq> = {
+            let mut seqs = Vec::new();
+            for item in self.txn.open_table(MESSAGES)?.iter()? {
+                let (k, v) = item?;
+                let m: MessageRecord = dec("messages", v.value())?;
+                if m.ticket == Some(id) {
+                    seqs.push(k.value());
+                }
+            }
+            seqs
+        };
+        for seq in seqs {
+            let Some(mut m) = self.message(seq)? else {
+                continue;
+            };
+            self.put_raw(seq, &stub(&m, now))?;
+            m.from = ERASED_ADDRESS.to_string();
+            m.to = Vec::new();
+            m.subject = ERASED.to_string();
+            m.text = String::new();
+            self.rewrite_message(&m)?;
+            stubbed += 1;
+        }
+        {
+            let mut table = self.txn.open_table(EVENTS)?;
+            let keys: Vec<(TicketId, u64)> = table
+                .range((id, 0)..=(id, u64::MAX))?
+                .map(|item| item.map(|(k, _)| k.value()))
+                .collect::<std::result::Result<_, _>>()?;
+            for key in keys {
+                let e: Option<Event> = match table.get(key)? {
+                    Some(v) => Some(dec("events", v.value())?),
+                    None => None,
+                };
+                if let Some(mut e) = e {
+                    e.detail = String::new();
+                    table.insert(key, enc(&e).as_slice())?;
+                }
+            }
+        }
+        t.requester = ERASED_ADDRESS.to_string();
+        t.requester_name = String::new();
+        t.participants.clear();
+        t.subject = ERASED.to_string();
+        t.last_customer_message_id = None;
+        self.add_event(
+            &mut t,
+            Event::new(
+                now,
+                EventKind::Erased,
+                "retention",
+                format!("content removed by retention rule {rule:?}"),
+            ),
+        )?;
+        self.put_ticket(&t)?;
+        Ok(stubbed)
+    }
+
+    /// Stores a changed record under its sequence number without listing it
+    /// again; its ticket is re-indexed for search.
+    fn rewrite_message(&mut self, m: &MessageRecord) -> Result<()> {
+        self.put_message_unlisted(m)?;
+        self.remove_message_extras(m.seq)?;
+        if let Some(t) = m.ticket {
+            self.search_dirty(t);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacing_ignores_case_and_keeps_the_rest() {
+        assert_eq!(
+            replace_ci(
+                "Mail Ann@Example.org or ann@example.org.",
+                "ann@example.org",
+                "[x]"
+            )
+            .as_deref(),
+            Some("Mail [x] or [x].")
+        );
+        assert_eq!(replace_ci("nothing here", "ann@example.org", "[x]"), None);
+        assert_eq!(
+            replace_ci("ümlaut Ann", "ann", "[x]").as_deref(),
+            Some("ümlaut [x]")
+        );
+    }
+}
