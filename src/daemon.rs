@@ -163,6 +163,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ))),
         _ => None,
     };
+    let retention = tokio::spawn(crate::retention::run(
+        store.clone(),
+        rules.clone(),
+        clock.clone(),
+        shutdown_rx.clone(),
+    ));
     let imap = crate::imap::start(&cfg, &store, &spool, &clock, &imap_status, &shutdown_rx);
     let smtp = tokio::spawn(smtp.run(spool, shutdown_rx.clone()));
     let sla = tokio::spawn(crate::sla_scheduler::run(
@@ -213,6 +219,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = public.await;
     }
     let _ = reloader.await;
+    let _ = retention.await;
     let _ = sla.await;
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final commit failed: recent deliveries may be repeated after the restart");

@@ -41,6 +41,7 @@ pub mod process;
 pub mod public;
 pub mod report_service;
 pub mod reports;
+pub mod retention;
 pub mod rules;
 pub mod search;
 pub mod service;

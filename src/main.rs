@@ -131,6 +131,17 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Apply the retention rules (rules/retention.toml) now, through the
+    /// running daemon; --dry-run lists the tickets due.
+    Retention {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        /// Act as of this date or time instead of now (e.g. 2027-01-01).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Rebuild the running daemon's search index from the stored tickets.
     Reindex {
         #[arg(short, long, default_value = "config.toml")]
@@ -238,6 +249,13 @@ fn main() -> ExitCode {
             postdesk::cli::search::search(cfg, &query.join(" "), limit, json)
         }),
         Command::Reindex { config } => api_command(config, postdesk::cli::search::reindex),
+        Command::Retention {
+            config,
+            dry_run,
+            as_of,
+        } => api_command(config, |cfg| {
+            postdesk::cli::erase::retention(cfg, dry_run, as_of.as_deref())
+        }),
         Command::Erase {
             config,
             customer,

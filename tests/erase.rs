@@ -165,3 +165,125 @@ fn erase_refuses_what_is_not_an_address_and_needs_the_token() {
     assert!(!ok, "{out}");
     assert!(out.contains("not an email address"), "{out}");
 }
+
+/// Retention: a closed ticket older than a rule's age loses its content (stubs, requester
+/// erased, event text gone), keeps its number, status and times; an open ticket and a recent
+/// closed one keep everything; a dry run lists without changing; a second pass finds nothing.
+#[test]
+fn retention_rules_remove_old_closed_tickets_content() {
+    let sink = Sink::start();
+    let mut d = Daemon::start(&sink);
+    std::fs::write(
+        d.dir.path.join("rules/retention.toml"),
+        "[[rule]]\nname = \"closed after 30 days\"\nstatuses = [\"closed\"]\nolder_than = \"30d\"\n",
+    )
+    .unwrap();
+    d.restart();
+    let carl = "carl@customer.example";
+    let closed = d.ticket_of(d.send_ok(
+        carl,
+        &[SUPPORT],
+        &mail(
+            &format!("Carl Kunde <{carl}>"),
+            "Old question",
+            "<ret-1@customer.example>",
+            &[],
+            "Card number 4111-0000 please delete later.\n",
+        ),
+    ));
+    let open = d.ticket_of(d.send_ok(
+        "dora@customer.example",
+        &[SUPPORT],
+        &mail(
+            "Dora <dora@customer.example>",
+            "Still open",
+            "<ret-2@customer.example>",
+            &[],
+            "Keep me.\n",
+        ),
+    ));
+    let (code, _, body) = http_request(
+        d.web_port,
+        "POST",
+        &format!("/api/v1/tickets/{closed}/commands"),
+        Some(API_TOKEN),
+        Some(&json!({"agent": "alice", "commands": ["#close"]}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    d.wait_idle(SECS_30);
+
+    // Today nothing is due; in 31 days the closed ticket is.
+    let (ok, out) = postdesk(&d, &["retention", "--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("would remove the content of 0 tickets"),
+        "{out}"
+    );
+    let later = (std::time::SystemTime::now() + std::time::Duration::from_secs(31 * 86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let (ok, out) = postdesk(&d, &["retention", "--dry-run", "--as-of", &later]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("would remove the content of 1 tickets"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("#{closed}")) && out.contains("closed after 30 days"),
+        "{out}"
+    );
+    assert_eq!(
+        d.ticket(&closed)["requester"],
+        carl,
+        "a dry run changed the ticket"
+    );
+
+    let (ok, out) = postdesk(&d, &["retention", "--as-of", &later]);
+    assert!(ok, "{out}");
+    assert!(out.contains("removed the content of 1 tickets"), "{out}");
+    let t = d.ticket(&closed);
+    assert_eq!(t["status"], "closed");
+    assert_eq!(t["id"].as_str(), Some(closed.as_str()));
+    let dump = t.to_string().to_lowercase();
+    for secret in [carl, "kunde", "4111-0000", "old question"] {
+        assert!(!dump.contains(secret), "{secret} still in {t:#}");
+    }
+    for m in t["messages"].as_array().unwrap() {
+        let raw = raw_of(&d, &m["seq"]).to_lowercase();
+        assert!(!raw.contains("4111-0000") && !raw.contains(carl), "{raw}");
+    }
+    assert_eq!(search_total(&d, "4111-0000"), 0);
+    // The open ticket keeps everything.
+    assert_eq!(d.ticket(&open)["requester"], "dora@customer.example");
+    assert_eq!(search_total(&d, "Keep"), 1);
+    // Nothing left to do.
+    let (ok, out) = postdesk(&d, &["retention", "--as-of", &later]);
+    assert!(ok, "{out}");
+    assert!(out.contains("removed the content of 0 tickets"), "{out}");
+}
+
+#[test]
+fn check_reports_a_bad_retention_rule_with_its_position() {
+    let cfg = DaemonConfig::new(free_port());
+    let (dir, path) = write_config(&cfg);
+    std::fs::write(
+        dir.path.join("rules/retention.toml"),
+        "[[rule]]\nname = \"oops\"\nstatuses = [\"open\"]\nolder_than = \"30d\"\n",
+    )
+    .unwrap();
+    let out = Command::new(daemon_bin())
+        .args(["check", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("retention.toml:3:"), "{text}");
+    assert!(text.contains("resolved or closed tickets only"), "{text}");
+}

@@ -1,7 +1,8 @@
-//! `postdesk erase --customer ADDRESS [--dry-run]`: asks the running daemon
-//! (`POST /api/v1/erase`) to remove a person's messages and personal data
-//! (see `store/erase.rs` for what goes and what stays) and prints what it
-//! did, or would do.
+//! `postdesk erase --customer ADDRESS [--dry-run]` and `postdesk retention
+//! [--dry-run] [--as-of DATE]`: ask the running daemon (`POST
+//! /api/v1/erase`, `POST /api/v1/retention`) to remove a person's data or
+//! apply the retention rules (see `store/erase.rs` for what goes and what
+//! stays) and print what it did, or would do.
 
 use super::api_client::encode;
 use super::search::{ApiClientError, request};
@@ -38,4 +39,36 @@ pub fn erase(cfg: &Config, customer: &str, dry_run: bool) -> Result<String, ApiC
         n("events_redacted"),
         n("jobs_dropped"),
     ))
+}
+
+/// Applies the retention rules now (or as of `as_of`); lists the tickets.
+pub fn retention(
+    cfg: &Config,
+    dry_run: bool,
+    as_of: Option<&str>,
+) -> Result<String, ApiClientError> {
+    let mut path = format!("/api/v1/retention?dry_run={dry_run}");
+    if let Some(t) = as_of {
+        path.push_str(&format!("&as_of={}", encode(t)));
+    }
+    let v = request(cfg, "POST", &path)?;
+    let tickets = v["tickets"].as_array().cloned().unwrap_or_default();
+    let mut out = format!(
+        "{} {} tickets as of {}\n",
+        if dry_run {
+            "would remove the content of"
+        } else {
+            "removed the content of"
+        },
+        tickets.len(),
+        v["as_of"].as_str().unwrap_or("?")
+    );
+    for t in tickets {
+        out.push_str(&format!(
+            "#{:<8} {}\n",
+            t["id"].as_str().unwrap_or("?"),
+            t["rule"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(out)
 }

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod calendar;
+pub mod retention;
 pub mod routing;
 pub mod sla;
 pub mod template;
@@ -34,6 +35,8 @@ pub struct RuleSet {
     /// The customer's notice when an agent resolves or closes a ticket
     /// without writing (`acknowledgement.resolved_template`), if set.
     pub resolved: Option<crate::rules::template::Template>,
+    /// Retention rules (rules/retention.toml); none when the file is absent.
+    pub retention: retention::Retention,
     /// Files read, for change detection.
     pub files: Vec<PathBuf>,
 }
@@ -42,6 +45,7 @@ pub const ROUTING_FILE: &str = "routing.toml";
 pub const AGENTS_FILE: &str = "agents.toml";
 pub const CALENDAR_FILE: &str = "calendar.toml";
 pub const SLA_FILE: &str = "sla.toml";
+pub const RETENTION_FILE: &str = "retention.toml";
 
 impl RuleSet {
     /// Loads the rule files of `dir`; a missing file means "none of those rules".
@@ -79,6 +83,14 @@ impl RuleSet {
                 Err(mut d) => diags.append(&mut d),
             }
             set.files.push(routing_path);
+        }
+        let retention_path = dir.join(RETENTION_FILE);
+        if let Some(text) = read_optional(&retention_path, &mut diags) {
+            match retention::Retention::parse(&text, &retention_path, known_queues) {
+                Ok(r) => set.retention = r,
+                Err(mut d) => diags.append(&mut d),
+            }
+            set.files.push(retention_path);
         }
         for rule in &set.routing.rules {
             if let Some(routing::AckChoice::Template(name)) = &rule.acknowledgement

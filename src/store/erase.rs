@@ -13,14 +13,18 @@
 //! ticket touched, which names no one.
 //!
 //! Finding the person's tickets reads every ticket and message record (no
-//! index by address exists): seconds at a million tickets, for a rare
-//! administrative act.
+//! index by address exists): seconds at a million tickets. That search runs
+//! in a read transaction ([`Store::erase_plan`], [`Store::retention_plan`]),
+//! so intake, which needs the one writer, never waits for it; the write
+//! transaction then touches only the records the plan named, re-checking
+//! each, plus the messages stored since the plan.
 
 use super::{
-    ACK_RATE, EVENTS, MESSAGES, OUTBOUND, Result, TICKETS, Tx, bouncing::BOUNCING, dec, enc,
+    ACK_RATE, EVENTS, MESSAGES, OUTBOUND, Result, Store, TICKETS, Tx, bouncing::BOUNCING, dec, enc,
 };
 use crate::model::{Event, EventKind, MessageRecord, MessageSeq, OutboundJob, Ticket, TicketId};
-use redb::ReadableTable;
+use crate::rules::retention::Retention;
+use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -123,28 +127,146 @@ fn redacted_raw(m: &MessageRecord, person: &Person, now: i64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The records an erasure may touch, found in a read transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ErasePlan {
+    address: String,
+    tickets: BTreeSet<TicketId>,
+    messages: BTreeSet<MessageSeq>,
+    /// Highest message sequence number the plan saw; later ones are
+    /// checked by the write transaction itself.
+    upto: MessageSeq,
+}
+
+/// A ticket due under a retention rule, with its message records.
+#[derive(Debug, Clone)]
+pub struct RetentionDue {
+    pub ticket: TicketId,
+    pub rule: String,
+    messages: Vec<MessageSeq>,
+}
+
+/// Whether a ticket's content is already gone (erased requester and subject).
+fn already_purged(t: &Ticket) -> bool {
+    t.requester == ERASED_ADDRESS && t.subject == ERASED
+}
+
+impl Store {
+    /// Finds what an erasure of `address` would touch (read-only).
+    pub fn erase_plan(&self, address: &str) -> Result<ErasePlan> {
+        let address = address.trim().to_ascii_lowercase();
+        let mut plan = ErasePlan {
+            address: address.clone(),
+            ..ErasePlan::default()
+        };
+        if address.is_empty() || address == ERASED_ADDRESS {
+            return Ok(plan);
+        }
+        let r = self.db()?.0.begin_read()?;
+        for item in r.open_table(TICKETS)?.iter()? {
+            let (_, v) = item?;
+            let t: Ticket = dec("tickets", v.value())?;
+            if t.requester == address || t.participants.contains(&address) {
+                plan.tickets.insert(t.id);
+            }
+        }
+        for item in r.open_table(MESSAGES)?.iter()? {
+            let (k, v) = item?;
+            let seq = k.value();
+            plan.upto = plan.upto.max(seq);
+            let m: MessageRecord = dec("messages", v.value())?;
+            if m.from.eq_ignore_ascii_case(&address)
+                || m.to.iter().any(|a| a.eq_ignore_ascii_case(&address))
+                || m.ticket.is_some_and(|t| plan.tickets.contains(&t))
+            {
+                plan.messages.insert(seq);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Up to `limit` tickets due under `rules` at `now` whose content is
+    /// still there, with their message records (read-only).
+    pub fn retention_plan(
+        &self,
+        rules: &Retention,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<RetentionDue>> {
+        if rules.rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let r = self.db()?.0.begin_read()?;
+        let mut due: BTreeMap<TicketId, RetentionDue> = BTreeMap::new();
+        for item in r.open_table(TICKETS)?.iter()? {
+            let (_, v) = item?;
+            let t: Ticket = dec("tickets", v.value())?;
+            if let Some(rule) = rules.due(&t, now)
+                && !already_purged(&t)
+            {
+                due.insert(
+                    t.id,
+                    RetentionDue {
+                        ticket: t.id,
+                        rule: rule.name.clone(),
+                        messages: Vec::new(),
+                    },
+                );
+                if due.len() >= limit {
+                    break;
+                }
+            }
+        }
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        for item in r.open_table(MESSAGES)?.iter()? {
+            let (k, v) = item?;
+            let m: MessageRecord = dec("messages", v.value())?;
+            if let Some(d) = m.ticket.and_then(|t| due.get_mut(&t)) {
+                d.messages.push(k.value());
+            }
+        }
+        Ok(due.into_values().collect())
+    }
+}
+
 impl Tx<'_> {
     /// Erases `address` from the store (and the display names their
     /// tickets know them by); with `apply` false only counts what it would
     /// touch.
     pub fn erase_customer(
         &mut self,
-        address: &str,
+        plan: &ErasePlan,
         now: i64,
         apply: bool,
     ) -> Result<ErasureReport> {
-        let address = address.trim().to_ascii_lowercase();
+        let address = plan.address.clone();
         let mut report = ErasureReport::default();
         if address.is_empty() || address == ERASED_ADDRESS {
             return Ok(report);
         }
+        // Messages stored since the plan: a new one from them (or a new
+        // ticket of theirs) is erased too.
+        let mut seqs = plan.messages.clone();
+        let mut ticket_ids = plan.tickets.clone();
+        for item in self.txn.open_table(MESSAGES)?.range(plan.upto + 1..)? {
+            let (k, v) = item?;
+            let m: MessageRecord = dec("messages", v.value())?;
+            if m.from.eq_ignore_ascii_case(&address)
+                || m.to.iter().any(|a| a.eq_ignore_ascii_case(&address))
+            {
+                seqs.insert(k.value());
+                ticket_ids.extend(m.ticket);
+            }
+        }
         // Tickets where they take part, and the names they go by.
         let mut tickets: BTreeMap<TicketId, Ticket> = BTreeMap::new();
         let mut names = BTreeSet::new();
-        for item in self.txn.open_table(TICKETS)?.iter()? {
-            let (_, v) = item?;
-            let t: Ticket = dec("tickets", v.value())?;
-            if t.requester == address || t.participants.contains(&address) {
+        for id in &ticket_ids {
+            if let Some(t) = self.ticket(*id)?
+                && (t.requester == address || t.participants.contains(&address))
+            {
                 if t.requester == address && t.requester_name.chars().count() >= 4 {
                     names.insert(t.requester_name.clone());
                 }
@@ -159,9 +281,10 @@ impl Tx<'_> {
         // a ticket or not (notifications to agents quote the customer).
         let mut erase: Vec<MessageRecord> = Vec::new();
         let mut redact: Vec<MessageRecord> = Vec::new();
-        for item in self.txn.open_table(MESSAGES)?.iter()? {
-            let (_, v) = item?;
-            let m: MessageRecord = dec("messages", v.value())?;
+        for seq in seqs {
+            let Some(m) = self.message(seq)? else {
+                continue;
+            };
             let from_them = m.from.eq_ignore_ascii_case(&address);
             let in_their_ticket = m.ticket.is_some_and(|t| tickets.contains_key(&t));
             if from_them {
@@ -288,36 +411,34 @@ impl Tx<'_> {
         Ok(report)
     }
 
-    /// Removes the content of ticket `id` (retention): every message
-    /// becomes a stub, the customer fields are cleared, events keep their
-    /// kinds and times but lose their text. Returns the messages stubbed.
-    pub fn purge_ticket_content(&mut self, id: TicketId, rule: &str, now: i64) -> Result<u64> {
+    /// Removes the content of the ticket `due` names (retention), if it is
+    /// still due under `rules` at `now`: every message becomes a stub, the
+    /// customer fields are cleared, events keep their kinds and times but
+    /// lose their text. Returns whether it did.
+    pub fn purge_ticket_content(
+        &mut self,
+        due: &RetentionDue,
+        rules: &Retention,
+        now: i64,
+    ) -> Result<bool> {
+        let id = due.ticket;
         let Some(mut t) = self.ticket(id)? else {
-            return Ok(0);
+            return Ok(false);
         };
-        let mut stubbed = 0;
-        let seqs: Vec<MessageSeq> = {
-            let mut seqs = Vec::new();
-            for item in self.txn.open_table(MESSAGES)?.iter()? {
-                let (k, v) = item?;
-                let m: MessageRecord = dec("messages", v.value())?;
-                if m.ticket == Some(id) {
-                    seqs.push(k.value());
-                }
-            }
-            seqs
-        };
-        for seq in seqs {
-            let Some(mut m) = self.message(seq)? else {
+        if already_purged(&t) || rules.due(&t, now).is_none() {
+            return Ok(false);
+        }
+        let rule = &due.rule;
+        for seq in &due.messages {
+            let Some(mut m) = self.message(*seq)? else {
                 continue;
             };
-            self.put_raw(seq, &stub(&m, now))?;
+            self.put_raw(m.seq, &stub(&m, now))?;
             m.from = ERASED_ADDRESS.to_string();
             m.to = Vec::new();
             m.subject = ERASED.to_string();
             m.text = String::new();
             self.rewrite_message(&m)?;
-            stubbed += 1;
         }
         {
             let mut table = self.txn.open_table(EVENTS)?;
@@ -332,6 +453,10 @@ impl Tx<'_> {
                 };
                 if let Some(mut e) = e {
                     e.detail = String::new();
+                    // Agents' names stay (who worked on it); an address goes.
+                    if e.actor.contains('@') {
+                        e.actor = ERASED.to_string();
+                    }
                     table.insert(key, enc(&e).as_slice())?;
                 }
             }
@@ -351,7 +476,7 @@ impl Tx<'_> {
             ),
         )?;
         self.put_ticket(&t)?;
-        Ok(stubbed)
+        Ok(true)
     }
 
     /// Stores a changed record under its sequence number without listing it

@@ -1790,4 +1790,4 @@ mod unseen_refs;
 pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};
 
 mod erase;
-pub use erase::{ERASED_ADDRESS, ErasureReport};
+pub use erase::{ERASED_ADDRESS, ErasePlan, ErasureReport, RetentionDue};
