@@ -80,9 +80,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 Some(key) => key,
                 None => store.secret("customer-links")?,
             };
-            Some(crate::public::Urls {
+            Some(crate::links::Urls {
                 base,
-                links: crate::public::links::Links::new(&secret),
+                links: crate::links::Links::new(&secret),
                 lifetime: i64::try_from(cfg.web.link_lifetime.as_secs()).unwrap_or(i64::MAX),
             })
         }

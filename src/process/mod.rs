@@ -69,7 +69,7 @@ pub struct Processor {
     pub outbound_wake: Arc<Notify>,
     /// Links to the customers' pages for customer mail (status page,
     /// survey); None when `web.public_listen` is not set.
-    pub public: Option<crate::public::Urls>,
+    pub public: Option<crate::links::Urls>,
 }
 
 impl Processor {

@@ -9,7 +9,10 @@
 //! [`crate::web::headers`]; every dynamic string goes through
 //! [`crate::web::html::esc`].
 
-pub mod links;
+/// Signed customer links and the URLs made of them live in `crate::links`
+/// (the processor makes them for customer mail without depending on the
+/// pages); re-exported here, where the pages check them.
+pub use crate::links::{self, Urls};
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -20,30 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
 use tokio::sync::watch;
-
-/// Where customers reach the public pages and how links to them are made.
-#[derive(Clone)]
-pub struct Urls {
-    /// `web.public_url` without a trailing slash, e.g. `https://help.example.com`.
-    pub base: String,
-    pub links: links::Links,
-    /// `web.link_lifetime`, in seconds.
-    pub lifetime: i64,
-}
-
-impl Urls {
-    /// The status page of `ticket` for `recipient`.
-    pub fn status(&self, ticket: crate::model::TicketId, recipient: &str, now: i64) -> String {
-        let token = self.links.sign(
-            links::Purpose::Status,
-            ticket,
-            recipient,
-            now,
-            self.lifetime,
-        );
-        format!("{}/status/{token}", self.base)
-    }
-}
 
 /// What the public pages need.
 pub struct PublicState {

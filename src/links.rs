@@ -1,4 +1,4 @@
-//! Signed customer links: the status page, the satisfaction survey, the
+//! Signed customer links, and the URLs made of them: the status page, the satisfaction survey, the
 //! chat's "continue here" link. A link is the customer's only key (there
 //! are no customer accounts), so it is signed for one purpose, one ticket
 //! and one recipient, and it expires.
@@ -12,6 +12,26 @@
 
 use crate::model::TicketId;
 use ring::hmac;
+
+/// Where customers reach the public pages and how links to them are made.
+#[derive(Clone)]
+pub struct Urls {
+    /// `web.public_url` without a trailing slash, e.g. `https://help.example.com`.
+    pub base: String,
+    pub links: Links,
+    /// `web.link_lifetime`, in seconds.
+    pub lifetime: i64,
+}
+
+impl Urls {
+    /// The status page of `ticket` for `recipient`.
+    pub fn status(&self, ticket: crate::model::TicketId, recipient: &str, now: i64) -> String {
+        let token = self
+            .links
+            .sign(Purpose::Status, ticket, recipient, now, self.lifetime);
+        format!("{}/status/{token}", self.base)
+    }
+}
 
 /// Days since 1970-01-01 (UTC) of a Unix time.
 fn day(secs: i64) -> i64 {
