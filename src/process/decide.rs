@@ -48,12 +48,15 @@ impl<'a> Incoming<'a> {
         } else {
             parsed.from.clone()
         };
-        let vouch = vouch::vouch(
-            parsed,
-            env,
-            &sender,
-            cfg.agents.trusted_authserv_id.as_deref(),
-        );
+        let vouch = match vouch::by_source(env, &sender) {
+            Some(v) => v,
+            None => vouch::vouch(
+                parsed,
+                env,
+                &sender,
+                cfg.agents.trusted_authserv_id.as_deref(),
+            ),
+        };
         Incoming {
             parsed,
             env,
