@@ -218,6 +218,14 @@ pub struct WebConfig {
     /// How long a customer link stays valid.
     #[serde(deserialize_with = "de_duration")]
     pub link_lifetime: Duration,
+    /// Web form submissions taken from one client address per hour.
+    pub form_per_ip_per_hour: u32,
+    /// Web form submissions taken for one typed email address per hour.
+    pub form_per_address_per_hour: u32,
+    /// How long after a ticket was resolved or closed its customer may
+    /// reopen it from the status page.
+    #[serde(deserialize_with = "de_duration")]
+    pub reopen_window: Duration,
 }
 
 impl Default for WebConfig {
@@ -235,6 +243,9 @@ impl Default for WebConfig {
             public_url: None,
             link_secret_file: None,
             link_lifetime: Duration::from_secs(180 * 86_400),
+            form_per_ip_per_hour: 10,
+            form_per_address_per_hour: 3,
+            reopen_window: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -576,6 +587,20 @@ impl Config {
                 "link_lifetime",
                 "web.link_lifetime must be at least 1d".into(),
             );
+        }
+        for (key, n) in [
+            ("form_per_ip_per_hour", self.web.form_per_ip_per_hour),
+            (
+                "form_per_address_per_hour",
+                self.web.form_per_address_per_hour,
+            ),
+        ] {
+            if n == 0 {
+                err(
+                    key,
+                    format!("web.{key} must be at least 1 (0 would refuse every form)"),
+                );
+            }
         }
         // Below a minute every page view would outlive its own session.
         if self.web.session_idle < Duration::from_secs(60) {

@@ -9,7 +9,14 @@
 //! [`crate::web::headers`]; every dynamic string goes through
 //! [`crate::web::html::esc`].
 
+mod form;
+mod form_token;
+mod intake;
 pub mod links;
+mod multipart;
+mod rate_limit;
+mod status;
+mod texts;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -64,6 +71,8 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/static/public.css", get(stylesheet))
+        .merge(form::routes(state.clone()))
+        .merge(status::routes(state.clone()))
         .fallback(not_found)
         .with_state(state)
 }
