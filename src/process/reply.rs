@@ -391,6 +391,7 @@ mod tests {
             last_customer_message_id: None,
             version: 0,
             public_replies: vec![],
+            unverified: false,
         };
         assert_eq!(reply_subject(&t), "Re: [#7] Printer");
         t.subject = "[#7] Printer".into();
