@@ -571,3 +571,101 @@ fn honeypot_cross_site_posts_and_rate_limits_take_nothing() {
     d.wait_idle(SECS_30);
     assert_eq!(d.tickets_total(), 2, "only the two allowed requests");
 }
+
+/// Runs tests/peers/public_form.py with `args`; screenshots go to
+/// target/web-screenshots/public/. Returns its JSON report.
+fn chromium(d: &Daemon, args: &[&str]) -> Value {
+    let out_dir = repo_root().join("target/web-screenshots/public");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(peer_script("public_form.py")).arg(args[0]);
+    cmd.args(&args[1..2]).arg(&out_dir).args(&args[2..]);
+    let out = cmd.output().expect("run tests/peers/public_form.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "public_form.py failed:\n{}\n{}\n--- daemon log ---\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr),
+        d.log_tail(40)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn public_form_in_chromium_with_and_without_javascript() {
+    let sink = Sink::start();
+    let mut public = 0;
+    let d = Daemon::start_with(&sink, |c| public = c.with_public());
+    let with_js = "gina@customer.example";
+    let without_js = "hugo@customer.example";
+    let base = origin(public);
+
+    let r = chromium(&d, &["form", &base, with_js, without_js]);
+    for name in ["desktop", "phone"] {
+        let seen = &r["widths"][name];
+        assert_eq!(seen["h1"], "Contact support", "{name}: {seen}");
+        assert_eq!(seen["honeypot_on_screen"], false, "{name}: {seen}");
+        assert_eq!(seen["thanks_h1"], "Thank you", "{name}: {seen}");
+        assert!(
+            seen["thanks_text"]
+                .as_str()
+                .unwrap()
+                .contains("ticket number is #"),
+            "{name}: {seen}"
+        );
+        assert_eq!(seen["new_overflows"], false, "{name}: {seen}");
+        assert_eq!(seen["thanks_overflows"], false, "{name}: {seen}");
+    }
+    assert_eq!(r["widths"]["phone"]["javascript"], false);
+    assert_eq!(r["foreign_requests"], json!([]), "{r}");
+    assert_eq!(r["console"], json!([]), "no script or CSP error: {r}");
+    assert_eq!(r["failed"], json!([]), "no failed load: {r}");
+    assert_eq!(d.tickets_total(), 2);
+
+    // Each got an acknowledgement with a status link; the file came along.
+    let mut link = String::new();
+    for who in [with_js, without_js] {
+        let ack = sink.nth_to(who, 1);
+        link = status_path(&ack);
+    }
+    let t = d
+        .all_tickets()
+        .into_iter()
+        .find(|t| t["requester"] == without_js)
+        .unwrap();
+    let id = t["id"].as_str().unwrap().to_string();
+    let t = d.ticket(&id);
+    let seq = t["messages"][0]["seq"].as_str().unwrap();
+    let (_, raw) = d.api_get_raw(&format!("/api/v1/messages/{seq}/raw"));
+    assert!(
+        contains(&raw, b"printer-log.txt"),
+        "attachment sent without JavaScript"
+    );
+
+    // The status page of the second ticket, and a message through it.
+    let r = chromium(&d, &["status", &format!("{base}{link}")]);
+    let desktop = &r["widths"]["desktop"];
+    assert_eq!(desktop["h1"], "Printer offline (phone)", "{desktop}");
+    assert!(
+        desktop["after_notice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Your message has been"),
+        "{desktop}"
+    );
+    assert_eq!(r["widths"]["phone"]["overflows"], false, "{r}");
+    assert_eq!(r["console"], json!([]), "{r}");
+    assert_eq!(r["failed"], json!([]), "{r}");
+    d.wait_processed(SECS_30);
+    let t = d.ticket(&id);
+    assert!(
+        t["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"].as_str().unwrap_or("").contains("in the browser")),
+        "{t}"
+    );
+    assert_eq!(t["unverified"], false, "{t}");
+}
