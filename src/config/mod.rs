@@ -1027,6 +1027,20 @@ api_token = "t"
     }
 
     #[test]
+    fn web_form_allowances_and_reopen_window_default_and_zero_is_refused() {
+        let c = Config::from_str(MINIMAL, Path::new("config.toml")).unwrap();
+        assert_eq!(c.web.form_per_ip_per_hour, 10);
+        assert_eq!(c.web.form_per_address_per_hour, 3);
+        assert_eq!(c.web.reopen_window, Duration::from_secs(30 * 86_400));
+        for key in ["form_per_ip_per_hour", "form_per_address_per_hour"] {
+            let text = MINIMAL.replace("[web]\n", &format!("[web]\n{key} = 0\n"));
+            let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
+            let d = e.0.iter().find(|d| d.message.contains(key));
+            assert!(d.is_some_and(|d| d.line > 1), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn syntax_error_has_position() {
         let text = "[server]\nhostname = \"x\"\nbogus = \n";
         let e = Config::from_str(text, Path::new("c.toml")).unwrap_err();
