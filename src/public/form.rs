@@ -102,7 +102,7 @@ fn form_page(
 <input type="text" id="name" name="name" autocomplete="name" maxlength="100" value="{name}">
 <label for="email">{l_email}</label>
 <input type="email" id="email" name="email" autocomplete="email" required maxlength="254" value="{email}">
-<div class="hidden-field" aria-hidden="true"><label for="{hp}">{l_hp}</label>
+<div class="hidden-field"><label for="{hp}">{l_hp}</label>
 <input type="text" id="{hp}" name="{hp}" autocomplete="off" tabindex="-1"></div>
 <label for="subject">{l_subject}</label>
 <input type="text" id="subject" name="subject" required maxlength="250" value="{subject}">
