@@ -262,10 +262,11 @@ async fn take(
         let why = t.too_large.replace("{n}", &intake::megabytes(max));
         return form_page(st, t, StatusCode::PAYLOAD_TOO_LARGE, &typed, Some(&why));
     };
-    if let Err(wait) = st
-        .per_address
-        .take(&email, s.cfg.web.form_per_address_per_hour, now)
-    {
+    if let Err(wait) = st.per_address.take(
+        &email.to_ascii_lowercase(),
+        s.cfg.web.form_per_address_per_hour,
+        now,
+    ) {
         tracing::info!(
             retry_after = wait,
             "web form refused: hourly allowance of the address used up"
