@@ -174,6 +174,7 @@ fn bench_sla() -> String {
                         last_customer_message_id: None,
                         version: 0,
                         public_replies: Vec::new(),
+                        unverified: false,
                     };
                     sla::start(tx, &mut t, &rules.sla, &rules.calendars, created)?;
                     tx.put_ticket(&t)?;

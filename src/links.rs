@@ -134,6 +134,16 @@ impl Links {
         })
     }
 
+    /// An HMAC of `msg` under the link key for tokens that are not links
+    /// (the public forms' anti-forgery tokens), kept apart from links by
+    /// `label`; rotating the secret revokes them too.
+    pub fn mac(&self, label: &str, msg: &str) -> String {
+        let tag = hmac::sign(&self.key, format!("{label}\n{msg}").as_bytes());
+        let mut s = crate::token::base32(tag.as_ref());
+        s.truncate(26);
+        s
+    }
+
     /// The ticket a token claims, before any check: to load its
     /// participants. Claims nothing by itself.
     pub fn claimed_ticket(token: &str) -> Option<TicketId> {

@@ -18,6 +18,19 @@ pub enum Source {
     Imap,
     /// Made by the JSON API on a customer's behalf (a phone ticket).
     Api,
+    /// Typed into the public web form (`/new`): its From is whatever the
+    /// visitor typed, so it always opens a new, unverified ticket. Only the
+    /// form sets this; nothing in a message can claim it.
+    #[serde(rename = "web_form")]
+    WebForm,
+    /// Written on a ticket's signed status page by `recipient`, who held a
+    /// valid link for `ticket`: it threads into exactly that ticket, from
+    /// exactly that participant.
+    #[serde(rename = "status_link")]
+    StatusLink {
+        ticket: TicketId,
+        recipient: String,
+    },
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).
@@ -152,6 +165,11 @@ pub struct Ticket {
     /// Who sent each public reply, by the version it created.
     #[serde(default)]
     pub public_replies: Vec<PublicReply>,
+    /// Opened through the web form, where anyone can type anyone's address:
+    /// set until the customer answers through the reply address or the
+    /// status link of our mail, which only the address's owner receives.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 impl Ticket {
@@ -177,6 +195,7 @@ impl Ticket {
             last_customer_message_id: None,
             version: 0,
             public_replies: Vec::new(),
+            unverified: false,
         }
     }
 }
@@ -334,6 +353,9 @@ pub enum EventKind {
     /// A person's data was erased from the ticket (`postdesk erase`) or
     /// its content removed by a retention rule; the detail names no one.
     Erased,
+    /// A web-form ticket's customer proved they receive mail at its
+    /// address (answered through the reply address or the status link).
+    Verified,
 }
 
 impl EventKind {
@@ -380,6 +402,7 @@ impl EventKind {
             EventKind::DeliveryDelayed => "delivery_delayed",
             EventKind::BounceCleared => "bounce_cleared",
             EventKind::Erased => "erased",
+            EventKind::Verified => "verified",
         }
     }
 }

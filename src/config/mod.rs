@@ -218,6 +218,14 @@ pub struct WebConfig {
     /// How long a customer link stays valid.
     #[serde(deserialize_with = "de_duration")]
     pub link_lifetime: Duration,
+    /// Web form submissions taken from one client address per hour.
+    pub form_per_ip_per_hour: u32,
+    /// Web form submissions taken for one typed email address per hour.
+    pub form_per_address_per_hour: u32,
+    /// How long after a ticket was resolved or closed its customer may
+    /// reopen it from the status page.
+    #[serde(deserialize_with = "de_duration")]
+    pub reopen_window: Duration,
 }
 
 impl Default for WebConfig {
@@ -235,6 +243,9 @@ impl Default for WebConfig {
             public_url: None,
             link_secret_file: None,
             link_lifetime: Duration::from_secs(180 * 86_400),
+            form_per_ip_per_hour: 10,
+            form_per_address_per_hour: 3,
+            reopen_window: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -576,6 +587,20 @@ impl Config {
                 "link_lifetime",
                 "web.link_lifetime must be at least 1d".into(),
             );
+        }
+        for (key, n) in [
+            ("form_per_ip_per_hour", self.web.form_per_ip_per_hour),
+            (
+                "form_per_address_per_hour",
+                self.web.form_per_address_per_hour,
+            ),
+        ] {
+            if n == 0 {
+                err(
+                    key,
+                    format!("web.{key} must be at least 1 (0 would refuse every form)"),
+                );
+            }
         }
         // Below a minute every page view would outlive its own session.
         if self.web.session_idle < Duration::from_secs(60) {
@@ -998,6 +1023,20 @@ api_token = "t"
             let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
             let d = e.0.iter().find(|d| d.message.contains("presence_interval"));
             assert!(d.is_some_and(|d| d.line > 1), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn web_form_allowances_and_reopen_window_default_and_zero_is_refused() {
+        let c = Config::from_str(MINIMAL, Path::new("config.toml")).unwrap();
+        assert_eq!(c.web.form_per_ip_per_hour, 10);
+        assert_eq!(c.web.form_per_address_per_hour, 3);
+        assert_eq!(c.web.reopen_window, Duration::from_secs(30 * 86_400));
+        for key in ["form_per_ip_per_hour", "form_per_address_per_hour"] {
+            let text = MINIMAL.replace("[web]\n", &format!("[web]\n{key} = 0\n"));
+            let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
+            let d = e.0.iter().find(|d| d.message.contains(key));
+            assert!(d.is_some_and(|d| d.line > 1), "{key}: {e}");
         }
     }
 

@@ -168,6 +168,8 @@ impl Processor {
             || msg.sender.is_empty()
             || !msg.vouch.vouched()
             || msg.env.source == Source::Api
+            // A status-page message proves the link, not that mail arrives.
+            || matches!(msg.env.source, Source::StatusLink { .. })
         {
             return Ok(None);
         }

@@ -143,6 +143,10 @@ pub enum Via {
     Web,
     /// The JSON API.
     Api,
+    /// A customer on their signed status page: `Request::actor` is their
+    /// address (a participant of the ticket), and they may only close
+    /// their ticket or reopen a finished one.
+    Customer,
 }
 
 /// An agent's request to change one ticket.

@@ -48,12 +48,15 @@ impl<'a> Incoming<'a> {
         } else {
             parsed.from.clone()
         };
-        let vouch = vouch::vouch(
-            parsed,
-            env,
-            &sender,
-            cfg.agents.trusted_authserv_id.as_deref(),
-        );
+        let vouch = match vouch::by_source(env, &sender) {
+            Some(v) => v,
+            None => vouch::vouch(
+                parsed,
+                env,
+                &sender,
+                cfg.agents.trusted_authserv_id.as_deref(),
+            ),
+        };
         Incoming {
             parsed,
             env,
@@ -176,8 +179,13 @@ fn ack(cfg: &Config, rules: &RuleSet, msg: &Incoming<'_>, choice: &Option<AckCho
         return Ack::Suppressed(reason);
     }
     // Backscatter: an acknowledgement to a From that nothing vouches for
-    // would go to whoever a forger named.
-    if let Some(doubt) = msg.vouch.doubt() {
+    // would go to whoever a forger named. Except the web form's: its
+    // acknowledgement (with the status link) is how the typed address
+    // proves itself, and the form's own per-address and per-client
+    // allowances bound it besides the acknowledgement caps.
+    if let Some(doubt) = msg.vouch.doubt()
+        && msg.env.source != crate::model::Source::WebForm
+    {
         return Ack::Suppressed(format!(
             "nothing vouches for the sender {}: {doubt}",
             msg.parsed.from

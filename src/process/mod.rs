@@ -372,6 +372,11 @@ impl Processor {
             return Ok(());
         }
         self.admit_cc(tx, &mut ticket, &rules, msg)?;
+        if ticket.unverified && thread::proves_receipt(m) {
+            ticket.unverified = false;
+            let detail = format!("{sender} answered by {}", m.reason);
+            tx.add_event(&mut ticket, event(now, EventKind::Verified, sender, detail))?;
+        }
         ticket.last_customer_message_id = parsed.message_id.clone();
         match ticket.status {
             Status::Pending => {
@@ -458,6 +463,8 @@ impl Processor {
         if !sender.is_empty() {
             ticket.participants.insert(sender.to_string());
         }
+        // The form's address is only typed: unverified until its owner answers.
+        ticket.unverified = msg.env.source == Source::WebForm;
         let why = match (&found.matched, &found.note) {
             (Some(m), _) => {
                 format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
@@ -710,11 +717,13 @@ impl Processor {
             parsed.from_name.clone()
         };
         let id = ticket.id.to_string();
+        let status_url = self.status_url(ticket.id, &parsed.from, now);
         let (subject, text) = template.render(&ack::Vars {
             ticket: &id,
             subject: &ticket.subject,
             name: &name,
             queue: &ticket.queue,
+            status_url: &status_url,
         });
         let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
         let from_addr = self.cfg.from_address().to_string();
@@ -758,6 +767,14 @@ impl Processor {
 }
 
 impl Processor {
+    /// The signed status page of `ticket` for `recipient`, for customer
+    /// mail; empty when the customers' pages are not served.
+    pub(crate) fn status_url(&self, ticket: TicketId, recipient: &str, now: i64) -> String {
+        self.public
+            .as_ref()
+            .map_or_else(String::new, |u| u.status(ticket, recipient, now))
+    }
+
     /// Applies a new ticket's routing and SLA decisions, with their events.
     fn apply_plan(
         &self,
@@ -894,7 +911,7 @@ fn display_name(from: &str) -> String {
 
 /// Starts the ticket's SLA clock under the policy its priority and queue
 /// select (if any), recorded as an event with the deadlines.
-fn start_sla(
+pub(crate) fn start_sla(
     tx: &mut Tx<'_>,
     ticket: &mut Ticket,
     rules: &RuleSet,

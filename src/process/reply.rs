@@ -53,6 +53,19 @@ fn in_reply_to(ticket: &Ticket, references: &[String]) -> Option<String> {
         .or_else(|| references.last().cloned())
 }
 
+/// A reply's body: `text` ending with a line break, then the recipient's
+/// status link under a signature separator (none when `status_url` is empty).
+/// The stored record keeps the text alone: the link is one recipient's.
+fn with_status_link(text: &str, status_url: &str) -> String {
+    if status_url.is_empty() {
+        return format!("{}\n", text.trim_end());
+    }
+    format!(
+        "{}\n\n-- \nYour request online: {status_url}\n",
+        text.trim_end()
+    )
+}
+
 /// `Re: [#N] subject`, without piling up `Re:` prefixes or tags.
 pub fn reply_subject(ticket: &Ticket) -> String {
     let mut s = ticket.subject.trim();
@@ -128,8 +141,9 @@ impl Processor {
                     date: now,
                     in_reply_to: in_reply_to(ticket, &references),
                     references: references.clone(),
-                    // A text body ends with a line break, whatever the stripping left.
-                    body: format!("{}\n", text.trim_end()),
+                    // A text body ends with a line break, whatever the stripping
+                    // left; then the recipient's own status link, if served.
+                    body: with_status_link(&text, &self.status_url(ticket.id, rcpt, now)),
                     attachments,
                     extra_headers: Vec::new(),
                 },
@@ -234,11 +248,13 @@ impl Processor {
             ticket.requester_name.clone()
         };
         let id = ticket.id.to_string();
+        let status_url = self.status_url(ticket.id, &requester, now);
         let (subject, text) = template.render(&super::ack::Vars {
             ticket: &id,
             subject: &ticket.subject,
             name: &name,
             queue: &ticket.queue,
+            status_url: &status_url,
         });
         let seq = tx.next_id("next_message")?;
         let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
@@ -375,6 +391,7 @@ mod tests {
             last_customer_message_id: None,
             version: 0,
             public_replies: vec![],
+            unverified: false,
         };
         assert_eq!(reply_subject(&t), "Re: [#7] Printer");
         t.subject = "[#7] Printer".into();

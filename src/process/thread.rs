@@ -41,6 +41,18 @@ static SUBJECT_TAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\[#(\d{1,18})\]").unwrap_or_else(|e| panic!("built-in regex: {e}"))
 });
 
+/// How a match by a reply token begins its reason.
+const REPLY_ADDRESS: &str = "reply address";
+/// How a match by the signed status page begins its reason.
+const STATUS_LINK: &str = "status link";
+
+/// Whether a match proves its sender receives our mail at their address:
+/// the reply token of our mail (signed for that recipient) or the signed
+/// status link. Message-IDs and subject tags can be guessed or learnt.
+pub fn proves_receipt(m: &ThreadMatch) -> bool {
+    m.reason.starts_with(REPLY_ADDRESS) || m.reason.starts_with(STATUS_LINK)
+}
+
 /// The ticket number of the first `[#N]` tag in a subject.
 pub fn subject_tag(subject: &str) -> Option<TicketId> {
     SUBJECT_TAG
@@ -61,6 +73,23 @@ pub fn find(
     class: Class,
     sender: &str,
 ) -> Result<Found, StoreError> {
+    match &env.source {
+        // Anyone can type anyone's address into the form: whatever its
+        // subject or headers say, it opens a ticket of its own.
+        crate::model::Source::WebForm => {
+            return Ok(Found {
+                matched: None,
+                note: Some("web form: always a new ticket".into()),
+            });
+        }
+        // Written on the ticket's own status page, behind a verified link.
+        crate::model::Source::StatusLink { ticket, recipient } => {
+            if tx.ticket(*ticket)?.is_some() {
+                return followed(tx, *ticket, format!("{STATUS_LINK} of {recipient}"));
+            }
+        }
+        crate::model::Source::Smtp | crate::model::Source::Imap | crate::model::Source::Api => {}
+    }
     let bounce = class == Class::Bounce;
     // 1. signed addresses among the recipients that are ours
     let ours = env
@@ -71,7 +100,7 @@ pub fn find(
         .filter(|a| a.contains('+') && cfg.mailbox_for(a).is_some());
     for addr in ours {
         let (ticket, reason) = match tokens.verify(addr, sender, env.received_at) {
-            Some(Token::Reply { ticket }) => (ticket, format!("reply address {addr}")),
+            Some(Token::Reply { ticket }) => (ticket, format!("{REPLY_ADDRESS} {addr}")),
             // Every recipient of our mail sees its VERP address (Return-Path):
             // it proves nothing about the sender, so only delivery reports use it.
             Some(Token::Bounce { ticket, message }) if bounce => {

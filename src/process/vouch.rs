@@ -54,6 +54,26 @@ impl Vouch {
     }
 }
 
+/// What the door a message came through says of its From, where that
+/// settles it: the web form vouches for nothing (anyone types any address),
+/// a signed status link vouches for exactly the participant it was made
+/// for. None for mail, whose evidence [`vouch`] weighs.
+pub fn by_source(env: &Envelope, from: &str) -> Option<Vouch> {
+    use crate::model::Source;
+    match &env.source {
+        Source::WebForm => Some(Vouch::Unverified(
+            "typed into the web form (anyone can type any address)".into(),
+        )),
+        Source::StatusLink { ticket, recipient } if recipient.eq_ignore_ascii_case(from) => Some(
+            Vouch::Authenticated(format!("signed status link of #{ticket} for {recipient}")),
+        ),
+        Source::StatusLink { recipient, .. } => Some(Vouch::Failed(format!(
+            "a status-link message from {from} for {recipient}"
+        ))),
+        Source::Smtp | Source::Imap | Source::Api => None,
+    }
+}
+
 /// Weighs the evidence that `parsed` comes from `from` (its From address).
 pub fn vouch(parsed: &Parsed, env: &Envelope, from: &str, trusted: Option<&str>) -> Vouch {
     let from_domain = split_address(from).map(|(_, d)| d.to_ascii_lowercase());

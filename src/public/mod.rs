@@ -13,6 +13,13 @@
 /// (the processor makes them for customer mail without depending on the
 /// pages); re-exported here, where the pages check them.
 pub use crate::links::{self, Urls};
+mod form;
+mod form_token;
+mod intake;
+mod multipart;
+mod rate_limit;
+mod status;
+mod texts;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -43,6 +50,8 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/static/public.css", get(stylesheet))
+        .merge(form::routes(state.clone()))
+        .merge(status::routes(state.clone()))
         .fallback(not_found)
         .with_state(state)
 }

@@ -258,6 +258,8 @@ pub fn channel_of_raw(source: &crate::model::Source, raw: &[u8]) -> String {
     match source {
         Source::Smtp => "smtp".into(),
         Source::Imap => "imap".into(),
+        // A status-page message never opens a ticket; counted as web alike.
+        Source::WebForm | Source::StatusLink { .. } => "web".into(),
         Source::Api => {
             let head_end = raw
                 .windows(4)

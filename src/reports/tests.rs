@@ -531,4 +531,5 @@ fn channel_from_source_and_header() {
     let raw = b"From: a@b\r\nX-Postdesk-Channel: Walk-in\r\n\r\nbody";
     assert_eq!(channel_of_raw(&Source::Api, raw), "walk-in");
     assert_eq!(channel_of_raw(&Source::Api, b"From: a@b\r\n\r\n"), "phone");
+    assert_eq!(channel_of_raw(&Source::WebForm, b""), "web");
 }

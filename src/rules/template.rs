@@ -1,13 +1,17 @@
 //! The acknowledgement template (rules/templates/acknowledgement.txt).
 //!
 //! Format: a `Subject:` line, a blank line, then the body. `{{ticket}}`,
-//! `{{subject}}`, `{{name}}`, `{{queue}}` are replaced; anything else in
-//! braces is an error reported at its position.
+//! `{{subject}}`, `{{name}}`, `{{queue}}`, `{{status_url}}` are replaced;
+//! anything else in braces is an error reported at its position.
+//!
+//! `{{status_url}}` (the recipient's signed status page) is empty when the
+//! customers' pages are not served: a line that names it is then left out
+//! whole, so a template renders cleanly either way.
 
 use crate::diagnostic::{Diagnostic, line_col};
 use std::path::{Path, PathBuf};
 
-const PLACEHOLDERS: &[&str] = &["ticket", "subject", "name", "queue"];
+const PLACEHOLDERS: &[&str] = &["ticket", "subject", "name", "queue", "status_url"];
 
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -21,6 +25,9 @@ pub struct Vars<'a> {
     pub subject: &'a str,
     pub name: &'a str,
     pub queue: &'a str,
+    /// The recipient's status page (`public::Urls::status`); empty when
+    /// the customers' pages are not served.
+    pub status_url: &'a str,
 }
 
 impl Template {
@@ -77,8 +84,30 @@ impl Template {
 
     /// (subject, body) with the placeholders filled in.
     pub fn render(&self, v: &Vars<'_>) -> (String, String) {
+        if v.status_url.is_empty() {
+            let body = drop_lines_naming(&self.body, "status_url");
+            return (fill(&self.subject, v), fill(&body, v));
+        }
         (fill(&self.subject, v), fill(&self.body, v))
     }
+}
+
+/// `text` without the lines that name placeholder `name`.
+fn drop_lines_naming(text: &str, name: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|line| {
+            let mut rest = *line;
+            while let Some(open) = rest.find("{{") {
+                let after = &rest[open + 2..];
+                let Some(close) = after.find("}}") else { break };
+                if after[..close].trim() == name {
+                    return false;
+                }
+                rest = &after[close + 2..];
+            }
+            true
+        })
+        .collect()
 }
 
 fn fill(s: &str, v: &Vars<'_>) -> String {
@@ -94,6 +123,7 @@ fn fill(s: &str, v: &Vars<'_>) -> String {
                     "subject" => v.subject,
                     "name" => v.name,
                     "queue" => v.queue,
+                    "status_url" => v.status_url,
                     _ => "",
                 });
                 rest = &after[close + 2..];
@@ -133,9 +163,31 @@ mod tests {
             subject: "Help",
             name: "Ann",
             queue: "general",
+            status_url: "",
         });
         assert_eq!(s, "Re: Help");
         assert_eq!(b, "Hello Ann, ticket #7.\n");
+    }
+
+    #[test]
+    fn a_status_url_line_is_left_out_without_the_public_side() {
+        let t = Template::parse(
+            "Subject: x\n\nHello.\nFollow it here: {{ status_url }}\nBye.\n",
+            Path::new("a.txt"),
+        )
+        .unwrap();
+        let vars = |status_url| Vars {
+            ticket: "7",
+            subject: "Help",
+            name: "Ann",
+            queue: "general",
+            status_url,
+        };
+        assert_eq!(t.render(&vars("")).1, "Hello.\nBye.\n");
+        assert_eq!(
+            t.render(&vars("https://h/status/7.1.x")).1,
+            "Hello.\nFollow it here: https://h/status/7.1.x\nBye.\n"
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub async fn page(
         esc(t.priority.as_str()),
         esc(&t.queue),
         esc(t.assignee.as_deref().unwrap_or("—")),
-        esc(&t.requester),
+        unverified_requester(&t),
         esc(&t.tags.join(", ")),
         esc(sla),
         esc(sla),
@@ -346,4 +346,17 @@ pub async fn note(
     Form(f): Form<ActForm>,
 ) -> Result<Response, WebError> {
     act(state, headers, id, f, true).await
+}
+
+/// The requester, marked when the address was only typed into the web form
+/// and its owner has not answered our mail yet.
+fn unverified_requester(t: &crate::model::Ticket) -> String {
+    if t.unverified {
+        format!(
+            r#"{} <span class="unverified" title="typed into the web form; not confirmed until the customer answers our mail or uses the status link">unverified</span>"#,
+            esc(&t.requester)
+        )
+    } else {
+        esc(&t.requester)
+    }
 }

@@ -20,6 +20,28 @@ use crate::rules::{Agent, RuleSet};
 use crate::store::{StoreError, Tx};
 use tracing::{info, info_span};
 
+/// The customer acting through their status page, in an agent's shape so
+/// that the one path records them as actor (by address; they have no other
+/// name here). Only a participant of the ticket may act.
+fn customer_actor(ticket: &Ticket, request: &Request) -> Result<Agent, Refusal> {
+    let address = request.actor.to_ascii_lowercase();
+    if !ticket.participants.contains(&address) {
+        return Err(Refusal::Invalid(vec![Err(format!(
+            "{address} is not a participant of #{}",
+            ticket.id
+        ))]));
+    }
+    Ok(Agent {
+        name: address.clone(),
+        display_name: address.clone(),
+        address,
+        alternates: Vec::new(),
+        queues: Vec::new(),
+        skills: Vec::new(),
+        password_hash: None,
+    })
+}
+
 /// The refusal of `#canned` (and of a reply) in an internal request.
 const NOT_WITH_NOTE: &str = "#canned sends mail to the customer: it cannot be combined with #note";
 
@@ -58,10 +80,16 @@ impl Processor {
         let mut ticket = tx
             .ticket(request.ticket)?
             .ok_or(Refusal::NoTicket(request.ticket))?;
-        let agent = rules
-            .agents
-            .by_name(&request.actor)
-            .ok_or_else(|| Refusal::UnknownAgent(request.actor.clone()))?;
+        let customer;
+        let agent = if request.via == Via::Customer {
+            customer = customer_actor(&ticket, &request)?;
+            &customer
+        } else {
+            rules
+                .agents
+                .by_name(&request.actor)
+                .ok_or_else(|| Refusal::UnknownAgent(request.actor.clone()))?
+        };
         let checked = self.check(tx, rules, &ticket, agent, &request)?;
         if checked.iter().any(Result::is_err) {
             return Err(Refusal::Invalid(
@@ -168,7 +196,19 @@ impl Processor {
         // Resolved or closed without a word to the customer: the resolved
         // notice, if the help desk has one.
         // (A merge closes the merged ticket without anything being resolved.)
+        // A customer who reopens is owed an answer again: a fresh SLA cycle,
+        // as when they reopen by mail.
+        if request.via == Via::Customer && was_finished && !ticket.status.is_finished() {
+            let detail = "the customer reopened it on their status page".to_string();
+            tx.add_event(
+                &mut ticket,
+                event(now, EventKind::Reopened, &agent.name, detail),
+            )?;
+            crate::process::start_sla(tx, &mut ticket, rules, now)?;
+        }
+        // (A customer who closes their ticket needs no notice of it.)
         let resolved_notice = if !internal
+            && request.via != Via::Customer
             && sent == Sent::Nothing
             && other.is_none()
             && !was_finished
@@ -206,6 +246,24 @@ impl Processor {
         let (mut replies, mut notes) = (0, 0);
         for action in &request.actions {
             out.push(match action {
+                // A customer closes their ticket or reopens a finished one; nothing else.
+                Action::Status(Status::Closed) if request.via == Via::Customer => {
+                    if ticket.status == Status::Closed {
+                        Err("the ticket is closed already".into())
+                    } else {
+                        Ok(None)
+                    }
+                }
+                Action::Status(Status::Open) if request.via == Via::Customer => {
+                    if ticket.status.is_finished() {
+                        Ok(None)
+                    } else {
+                        Err("only a resolved or closed ticket can be reopened".into())
+                    }
+                }
+                _ if request.via == Via::Customer => {
+                    Err("a customer can only close or reopen their ticket".into())
+                }
                 // The text goes out (or is kept) as one message.
                 Action::Reply { .. } if replies > 0 => Err("one reply per request".into()),
                 Action::Note(_) if notes > 0 => Err("one note per request".into()),
