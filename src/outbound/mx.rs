@@ -1,0 +1,363 @@
+//! Direct delivery (`outbound.relay = "mx"`): each recipient domain's mail
+//! goes to its MX hosts (RFC 5321 §5.1).
+//!
+//! - Hosts are tried by MX preference, in random order among equal ones;
+//!   a domain without MX records is its own mail host (implicit MX, its
+//!   A/AAAA); a null MX (`0 .`, RFC 7505) means it takes no mail at all,
+//!   a permanent failure. Each host's IPv4 and IPv6 addresses are tried.
+//! - TLS: STARTTLS whenever offered, the certificate's verdict recorded.
+//!   `outbound.tls_policy` may `require` TLS with a verified certificate
+//!   for a domain; a domain's MTA-STS policy in `enforce` mode requires the
+//!   same and limits the hosts to its `mx:` patterns.
+//! - A 4xx or a connection failure moves on to the next host; the host is
+//!   then tried after the others for a while (its own backoff), and the job
+//!   is retried by the queue's backoff if no host took the message. A 5xx
+//!   is final, per recipient at RCPT or for the message at MAIL/DATA.
+//! - At most `outbound.domain_concurrency` deliveries to one domain run at
+//!   once; connections are reused per host through the shared pool.
+
+use crate::config::{Config, TlsPolicy};
+use crate::outbound::mta_sts::{self, Mode};
+use crate::outbound::relay::{Accepted, ConnectionPool, DeliveryError, SmtpAttempt, TlsMode};
+use crate::outbound::tls_policy::{self, TlsCheck};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::client::danger::ServerCertVerifier;
+
+/// What direct delivery keeps between messages: the resolver, the MTA-STS
+/// cache, the per-domain limits and the hosts in backoff.
+pub struct MxRouter {
+    cfg: Arc<Config>,
+    resolver: TokioResolver,
+    verifier: Arc<dyn ServerCertVerifier>,
+    sts_tls: TlsConnector,
+    sts: mta_sts::Cache,
+    domains: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Address → (consecutive failures, tried last until).
+    backoff: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// Why the router could not be built (a config the check should have caught).
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("DNS resolver: {0}")]
+    Resolver(String),
+    #[error("TLS trust anchors: {0}")]
+    Trust(String),
+}
+
+impl MxRouter {
+    pub fn new(cfg: Arc<Config>) -> Result<MxRouter, RouterError> {
+        let builder = match cfg.dns_server().map_err(RouterError::Resolver)? {
+            Some(addr) => {
+                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                for c in &mut ns.connections {
+                    c.port = addr.port();
+                }
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    TokioRuntimeProvider::default(),
+                )
+            }
+            None => {
+                TokioResolver::builder_tokio().map_err(|e| RouterError::Resolver(e.to_string()))?
+            }
+        };
+        let resolver = builder
+            .build()
+            .map_err(|e| RouterError::Resolver(e.to_string()))?;
+        let verifier = tls_policy::base_verifier(cfg.outbound_ca_file().as_deref())
+            .map_err(RouterError::Trust)?;
+        let sts_tls = tls_policy::strict_connector(&verifier).map_err(RouterError::Trust)?;
+        Ok(MxRouter {
+            cfg,
+            resolver,
+            verifier,
+            sts_tls,
+            sts: mta_sts::Cache::default(),
+            domains: Mutex::default(),
+            backoff: Mutex::default(),
+        })
+    }
+
+    /// Delivers `raw` to each recipient's domain. Like the smarthost's
+    /// [`crate::outbound::relay::deliver`]: recipients that could not get it
+    /// are in [`Accepted::refused`]; if none got it, the attempt fails
+    /// (permanently only if every failure is permanent).
+    pub async fn deliver(
+        &self,
+        pool: &ConnectionPool,
+        mail_from: &str,
+        rcpt_to: &[String],
+        raw: &[u8],
+    ) -> Result<Accepted, DeliveryError> {
+        if rcpt_to.is_empty() {
+            return Err(DeliveryError::Permanent("no recipients".into()));
+        }
+        let mut by_domain: Vec<(String, Vec<String>)> = Vec::new();
+        let mut out = Accepted::default();
+        for rcpt in rcpt_to {
+            let Some((_, domain)) = rcpt.rsplit_once('@').filter(|(_, d)| !d.is_empty()) else {
+                out.refused.push((
+                    rcpt.clone(),
+                    DeliveryError::Permanent(format!("{rcpt}: no domain to deliver to")),
+                ));
+                continue;
+            };
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            match by_domain.iter_mut().find(|(d, _)| *d == domain) {
+                Some((_, list)) => list.push(rcpt.clone()),
+                None => by_domain.push((domain, vec![rcpt.clone()])),
+            }
+        }
+        for (domain, rcpts) in by_domain {
+            let span = tracing::info_span!("domain", %domain);
+            let result = {
+                let _enter = span.enter();
+                tracing::debug!(rcpts = rcpts.len(), "direct delivery");
+                drop(_enter);
+                let permit = self.domain_slot(&domain).acquire_owned().await;
+                let result = tokio::time::timeout(
+                    self.cfg.outbound.timeout,
+                    self.deliver_domain(pool, &domain, mail_from, &rcpts, raw),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DeliveryError::Transient(format!(
+                        "{domain}: delivery not complete within {}s",
+                        self.cfg.outbound.timeout.as_secs_f64()
+                    )))
+                });
+                drop(permit);
+                result
+            };
+            match result {
+                Ok(accepted) => {
+                    out.refused.extend(accepted.refused);
+                    out.evidence.extend(accepted.evidence);
+                }
+                Err(e) => {
+                    tracing::warn!(%domain, error = %e, "domain not delivered");
+                    out.refused
+                        .extend(rcpts.into_iter().map(|r| (r, e.clone())));
+                }
+            }
+        }
+        if out.evidence.is_empty() {
+            return Err(all_failed(&out.refused));
+        }
+        Ok(out)
+    }
+
+    fn domain_slot(&self, domain: &str) -> Arc<Semaphore> {
+        let mut domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
+        // Idle limits are dropped so the map does not grow with every domain
+        // ever written to.
+        let limit = self.cfg.outbound.domain_concurrency.max(1);
+        domains.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < limit);
+        domains
+            .entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone()
+    }
+
+    async fn deliver_domain(
+        &self,
+        pool: &ConnectionPool,
+        domain: &str,
+        mail_from: &str,
+        rcpts: &[String],
+        raw: &[u8],
+    ) -> Result<Accepted, DeliveryError> {
+        let (route, mut hosts) = self.mx_hosts(domain).await?;
+        let sts = self
+            .sts
+            .policy_for(
+                domain,
+                &mta_sts::Fetcher {
+                    resolver: &self.resolver,
+                    tls: &self.sts_tls,
+                    port: self.cfg.outbound.mta_sts_port,
+                    timeout: self.cfg.outbound.timeout,
+                },
+            )
+            .await;
+        let configured = self.cfg.tls_policy(domain);
+        let enforce = sts.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
+        let require = configured == TlsPolicy::Require || enforce;
+        let policy = match (&sts, configured) {
+            (Some(p), _) if p.mode == Mode::Enforce => p.label().to_string(),
+            (_, TlsPolicy::Require) => "require".to_string(),
+            (Some(p), _) if p.mode == Mode::Testing => p.label().to_string(),
+            _ => "opportunistic".to_string(),
+        };
+        if enforce && let Some(p) = &sts {
+            let before = hosts.clone();
+            hosts.retain(|h| p.matches(h));
+            if hosts.is_empty() {
+                return Err(DeliveryError::Transient(format!(
+                    "{domain}: no MX host ({}) matches its MTA-STS policy (mx: {})",
+                    before.join(", "),
+                    p.mx.join(", ")
+                )));
+            }
+        }
+        let mut errors = Vec::new();
+        for host in &hosts {
+            let ips = match self.resolver.lookup_ip(format!("{host}.")).await {
+                Ok(l) => self.by_backoff(l.iter().collect()),
+                Err(e) => {
+                    errors.push(format!("{host}: no address: {e}"));
+                    continue;
+                }
+            };
+            for ip in ips {
+                let attempt = SmtpAttempt {
+                    pool,
+                    host,
+                    addr: Some(ip),
+                    port: self.cfg.outbound.mx_port,
+                    implicit_tls: false,
+                    credentials: None,
+                    helo: &self.cfg.server.hostname,
+                    timeout: self.cfg.outbound.timeout,
+                    tls: TlsMode::Mx {
+                        check: TlsCheck::new(&self.verifier, require),
+                        require,
+                    },
+                };
+                match attempt.send(mail_from, rcpts, raw).await {
+                    Ok(mut accepted) => {
+                        self.succeeded(ip);
+                        for e in &mut accepted.evidence {
+                            e.route = route.into();
+                            e.policy = Some(policy.clone());
+                        }
+                        tracing::info!(%host, %ip, policy, "accepted by the MX host");
+                        return Ok(accepted);
+                    }
+                    Err(DeliveryError::Permanent(e)) => {
+                        return Err(DeliveryError::Permanent(format!("{host} [{ip}]: {e}")));
+                    }
+                    Err(DeliveryError::Transient(e)) => {
+                        tracing::info!(%host, %ip, error = %e, "MX host failed; trying the next");
+                        self.failed(ip);
+                        errors.push(if e.contains(host) {
+                            e
+                        } else {
+                            format!("{host} [{ip}]: {e}")
+                        });
+                    }
+                }
+            }
+        }
+        Err(DeliveryError::Transient(errors.join("; ")))
+    }
+
+    /// The domain's mail hosts, best first, and how they were found.
+    async fn mx_hosts(&self, domain: &str) -> Result<(&'static str, Vec<String>), DeliveryError> {
+        match self.resolver.mx_lookup(format!("{domain}.")).await {
+            Ok(lookup) => {
+                let mut mx: Vec<(u16, u32, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => Some((
+                            mx.preference,
+                            random_u32(),
+                            mx.exchange
+                                .to_ascii()
+                                .trim_end_matches('.')
+                                .to_ascii_lowercase(),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                if mx.is_empty() {
+                    return Ok(("implicit-mx", vec![domain.to_string()]));
+                }
+                // RFC 7505: a single MX with an empty exchange ("."): no mail.
+                if mx.iter().any(|(_, _, host)| host.is_empty()) {
+                    return Err(DeliveryError::Permanent(format!(
+                        "{domain} publishes a null MX (RFC 7505): it accepts no mail"
+                    )));
+                }
+                mx.sort();
+                Ok(("mx", mx.into_iter().map(|(_, _, h)| h).collect()))
+            }
+            Err(e) if e.is_nx_domain() => Err(DeliveryError::Permanent(format!(
+                "{domain}: no such domain"
+            ))),
+            // No MX record (but the name exists): the domain is its own host.
+            Err(e) if e.is_no_records_found() => Ok(("implicit-mx", vec![domain.to_string()])),
+            Err(e) => Err(DeliveryError::Transient(format!(
+                "{domain}: MX lookup failed: {e}"
+            ))),
+        }
+    }
+
+    /// `ips` with those in backoff moved to the end (still tried: a host
+    /// that failed once may be the only one that works).
+    fn by_backoff(&self, mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
+        let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        ips.sort_by_key(|ip| backoff.get(ip).is_some_and(|(_, until)| *until > now));
+        ips
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, until) = backoff.entry(ip).or_insert((0, Instant::now()));
+        *n = n.saturating_add(1);
+        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+        let delay: Duration = self
+            .cfg
+            .outbound
+            .retry_initial
+            .saturating_mul(factor)
+            .min(self.cfg.outbound.retry_max);
+        *until = Instant::now() + delay;
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        self.backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+}
+
+/// Random order among MX hosts of equal preference (RFC 5321 §5.1).
+fn random_u32() -> u32 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+/// Nobody got the message: permanent only if every failure is.
+fn all_failed(refused: &[(String, DeliveryError)]) -> DeliveryError {
+    let permanent = refused
+        .iter()
+        .all(|(_, e)| matches!(e, DeliveryError::Permanent(_)));
+    let mut texts: Vec<&str> = Vec::new();
+    for (_, e) in refused {
+        if !texts.contains(&e.text()) {
+            texts.push(e.text());
+        }
+    }
+    let text = texts.join("; ");
+    if permanent {
+        DeliveryError::Permanent(text)
+    } else {
+        DeliveryError::Transient(text)
+    }
+}
