@@ -183,7 +183,10 @@ impl Cache {
                 // Several records are as good as none (§3.1).
                 (ids.len() == 1).then(|| ids[0].clone())
             }
-            Err(_) => None,
+            Err(e) => {
+                tracing::debug!(domain, error = %e, "no MTA-STS record");
+                None
+            }
         };
         let Some(id) = id else {
             return cached.map(|(_, p)| p);
