@@ -388,7 +388,32 @@ fn a_host_answering_4xx_is_retried_and_the_message_delivered_once() {
             ..HostOpts::default()
         },
     );
-    let d = mx_daemon(&dns, port, |_| {});
+    // Signed mail: the evidence names the selector.
+    let keys = TempDir::new("mxkeys");
+    let key = keys.path.join("mx1.pem");
+    let out = Command::new(daemon_bin())
+        .args([
+            "dkim-keygen",
+            "--selector",
+            "mx1",
+            "--domain",
+            "example.test",
+        ])
+        .args(["--algorithm", "ed25519", "--key-file"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = mx_daemon(&dns, port, |c| {
+        c.extra.push_str(&format!(
+            "\n[dkim]\n[[dkim.selector]]\nname = \"mx1\"\nkey_file = {}\n",
+            q(&key.to_string_lossy())
+        ));
+    });
     let id = customer_writes(&d, "carol@grey.test", &[], "grey-1");
     host.wait_for(1);
     wait_evidence(&d, &id, 1);
@@ -403,7 +428,13 @@ fn a_host_answering_4xx_is_retried_and_the_message_delivered_once() {
     );
     assert_eq!(events_of(&d, &id, "delivered").len(), 1);
     assert!(events_of(&d, &id, "delivery_failed").is_empty());
-    assert_eq!(evidence(&d, &id).len(), 1);
+    let ev = evidence(&d, &id);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["dkim_selector"], "mx1", "{ev:?}");
+    assert!(
+        header(&host.messages()[0], "DKIM-Signature").is_some_and(|h| h.contains("s=mx1")),
+        "the delivered message carries the signature"
+    );
 }
 
 #[test]
@@ -422,7 +453,11 @@ fn a_5xx_for_one_recipient_is_final_for_it_and_the_others_get_the_message() {
             ..HostOpts::default()
         },
     );
-    let d = mx_daemon(&dns, port, |_| {});
+    // One delivery at a time to the domain: the copies follow one another over one
+    // connection instead of opening one each.
+    let d = mx_daemon(&dns, port, |c| {
+        c.set("outbound", "domain_concurrency", "1");
+    });
     let id = customer_writes(
         &d,
         "alice@multi.test",
@@ -469,6 +504,12 @@ fn a_5xx_for_one_recipient_is_final_for_it_and_the_others_get_the_message() {
         "the 550 is final, not retried: {log}"
     );
     assert_eq!(events_of(&d, &id, "delivery_failed").len(), 1);
+    // Four transactions (the acknowledgement, three copies); the connection is reused,
+    // and replaced only after the one whose every recipient was refused.
+    let connections = log.lines().filter(|l| l.starts_with("EHLO ")).count();
+    let transactions = log.lines().filter(|l| l.starts_with("MAIL ")).count();
+    assert_eq!(transactions, 4, "{log}");
+    assert!(connections <= 2, "{connections} connections: {log}");
     let ev = evidence(&d, &id);
     let mut rcpts: Vec<&str> = ev
         .iter()
@@ -523,6 +564,29 @@ fn starttls_evidence_says_whether_the_certificate_verified() {
         "{ev:?}"
     );
     assert_eq!(tls["verified"], true, "{ev:?}");
+    // The ticket page says the same under the message.
+    common::web::set_passwords(&d);
+    let cookie = common::web::login_as(&d, "alice");
+    let page = common::web::http(
+        d.web_port,
+        "GET",
+        &format!("/tickets/{id}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(page.status, 200);
+    let qid = ev[0]["queue_id"].as_str().unwrap();
+    assert!(
+        page.body
+            .contains(r#"<ul class="evidence" aria-label="Delivery evidence">"#)
+            && page
+                .body
+                .contains("accepted by <span class=\"host\">mx.tls.test</span> [127.0.0.2]")
+            && page.body.contains(&format!("queue id <code>{qid}</code>"))
+            && page.body.contains("certificate verified"),
+        "{}",
+        page.body
+    );
     drop(d);
     assert!(
         host.log()
@@ -577,6 +641,24 @@ fn require_policy_keeps_mail_from_a_host_without_starttls() {
     assert!(log.contains("EHLO"), "the host was asked: {log}");
     assert!(!log.contains("MAIL "), "nothing sent in clear text: {log}");
     assert!(evidence(&d, &id).is_empty());
+}
+
+#[test]
+fn a_domain_without_mx_is_its_own_mail_host() {
+    let port = port_on_both();
+    let dns = Dns::start(
+        &Zone::new()
+            .local("bare.test")
+            .host("bare.test", "127.0.0.3"),
+    );
+    let host = MxHost::start("127.0.0.3", port, HostOpts::default());
+    let d = mx_daemon(&dns, port, |_| {});
+    let id = customer_writes(&d, "ivan@bare.test", &[], "bare-1");
+    host.wait_for(1);
+    let ev = wait_evidence(&d, &id, 1);
+    assert_eq!(ev[0]["route"], "implicit-mx", "{ev:?}");
+    assert_eq!(ev[0]["host"], "bare.test", "{ev:?}");
+    assert_eq!(ev[0]["ip"], "127.0.0.3", "{ev:?}");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::outbound::mta_sts::{self, Mode};
 use crate::outbound::relay::{Accepted, ConnectionPool, DeliveryError, SmtpAttempt, TlsMode};
 use crate::outbound::tls_policy::{self, TlsCheck};
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use std::collections::HashMap;
@@ -71,6 +71,10 @@ impl MxRouter {
                 TokioResolver::builder_tokio().map_err(|e| RouterError::Resolver(e.to_string()))?
             }
         };
+        let mut builder = builder;
+        // Both address families of every host: an MX reachable only over one
+        // of them still gets its mail (RFC 5321 §5.1, "IPv4 and IPv6").
+        builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         let resolver = builder
             .build()
             .map_err(|e| RouterError::Resolver(e.to_string()))?;

@@ -68,6 +68,14 @@ impl Zone {
         self
     }
 
+    /// Answers for `domain` and below come only from this zone: a record type the zone lacks
+    /// for a name it knows is an empty answer (NODATA), where dnsmasq otherwise says REFUSED
+    /// (it has no upstream). An MX query for a name with only an A record needs this.
+    pub fn local(mut self, domain: &str) -> Zone {
+        self.args.push(format!("--local=/{domain}/"));
+        self
+    }
+
     /// A CNAME.
     pub fn cname(mut self, alias: &str, target: &str) -> Zone {
         self.args.push(format!("--cname={alias},{target}"));
