@@ -86,6 +86,8 @@ struct HostOpts {
     reject: Vec<&'static str>,
     /// MAIL FROM answered 451 this many times first.
     tempfail: u32,
+    /// MAIL FROM answered 451 while this file exists.
+    hold_file: Option<PathBuf>,
 }
 
 impl MxHost {
@@ -108,6 +110,9 @@ impl MxHost {
                 "--key".into(),
                 key.to_string_lossy().into_owned(),
             ]);
+        }
+        if let Some(f) = &opts.hold_file {
+            args.extend(["--hold-file".into(), f.to_string_lossy().into_owned()]);
         }
         for r in &opts.reject {
             args.extend(["--reject".into(), r.to_string()]);
@@ -762,5 +767,71 @@ fn mta_sts_enforce_delivers_only_to_matching_hosts_over_verified_tls() {
             .iter()
             .any(|m| header(m, "X-RcptTo").is_some_and(|r| r.contains("sts2.test"))),
         "nothing delivered to a host the policy does not name"
+    );
+}
+
+#[test]
+fn first_response_counts_from_delivery_where_the_sla_policy_says_so() {
+    let port = port_on_both();
+    let dns = Dns::start(
+        &Zone::new()
+            .mx("slow.test", "mx.slow.test", 10)
+            .host("mx.slow.test", "127.0.0.2"),
+    );
+    let hold_dir = TempDir::new("hold");
+    let hold = hold_dir.path.join("hold");
+    let host = MxHost::start(
+        "127.0.0.2",
+        port,
+        HostOpts {
+            hold_file: Some(hold.clone()),
+            ..HostOpts::default()
+        },
+    );
+    let d = mx_daemon(&dns, port, |_| {});
+    // The shipped "standard" policy (the file's last table) counts from delivery.
+    let sla = d.dir.path.join("rules/sla.toml");
+    let mut text = std::fs::read_to_string(&sla).unwrap();
+    text.push_str("first_response_on = \"delivered\"\n");
+    std::fs::write(&sla, text).unwrap();
+    wait_until(SECS_30, "rules reloaded", || {
+        d.log().contains("rules reloaded").then_some(())
+    });
+
+    let id = customer_writes(&d, "jane@slow.test", &[], "slow-1");
+    wait_evidence(&d, &id, 1); // the acknowledgement
+    assert_eq!(d.ticket(&id)["sla"]["policy"], "standard");
+
+    // The customer's server defers the reply: answered, but not yet a first response.
+    std::fs::write(&hold, b"").unwrap();
+    let (status, _, body) = http_request(
+        d.web_port,
+        "POST",
+        &format!("/api/v1/tickets/{id}/reply"),
+        Some(API_TOKEN),
+        Some(&json!({"agent": "alice", "body": "On its way."}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    wait_until(SECS_30, "the reply deferred by the MX host", || {
+        host.log().contains("MAIL ").then_some(()).filter(|_| {
+            host.log()
+                .lines()
+                .filter(|l| l.starts_with("MAIL "))
+                .count()
+                >= 2
+        })
+    });
+    let t = d.ticket(&id);
+    assert_eq!(t["sla"]["first_response_at"], Value::Null, "{}", t["sla"]);
+
+    // Accepted: the first response is the moment the server took it.
+    std::fs::remove_file(&hold).unwrap();
+    let ev = wait_evidence(&d, &id, 2);
+    let t = d.ticket(&id);
+    assert_eq!(
+        t["sla"]["first_response_at"], ev[1]["at"],
+        "{} {ev:?}",
+        t["sla"]
     );
 }

@@ -619,6 +619,25 @@ impl Ctx {
         };
         match ticket {
             Some(mut ticket) => {
+                // The customer's server took an agent's reply: the first
+                // response, where the policy counts it from delivery.
+                if matches!(outcome, Outcome::Delivered | Outcome::Partial { .. })
+                    && ticket
+                        .public_replies
+                        .iter()
+                        .any(|p| p.message == job.message)
+                    && crate::sla::first_response_delivered(
+                        &mut ticket,
+                        &self.agents.rules.current().sla,
+                        now,
+                    )
+                {
+                    tracing::info!(
+                        ticket = ticket.id,
+                        message = job.message,
+                        "first response delivered"
+                    );
+                }
                 for (kind, detail) in events {
                     let e = Event::new(now, kind, "postdesk", detail).about(job.message);
                     tx.add_event(&mut ticket, e)?;

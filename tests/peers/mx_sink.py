@@ -1,10 +1,10 @@
 """An MX host for the direct-delivery tests: aiosmtpd on one loopback address, storing each
 message it accepts as a file (with X-RcptTo and X-Queue-Id headers), optionally offering
 STARTTLS, refusing some recipients for good, or answering MAIL FROM with 451 a number of
-times before it accepts.
+times before it accepts (or while the hold file exists).
 
     python mx_sink.py --listen 127.0.0.2 --port P --dir D [--cert C --key K]
-                      [--reject ADDR]... [--tempfail N]
+                      [--reject ADDR]... [--tempfail N] [--hold-file F]
 
 Every SMTP session and command is appended to D/log (one line each), so a test can count
 connections and see which commands came in clear text or over TLS.
@@ -24,6 +24,7 @@ class Handler:
         self.dir = args.dir
         self.reject = {a.lower() for a in args.reject}
         self.tempfail = args.tempfail
+        self.hold_file = args.hold_file
         self.ids = itertools.count(1)
         self.prefix = "Q" + args.listen.replace(".", "")
 
@@ -43,6 +44,8 @@ class Handler:
         if self.tempfail > 0:
             self.tempfail -= 1
             return "451 4.3.0 Try again later"
+        if self.hold_file and os.path.exists(self.hold_file):
+            return "451 4.3.0 Try again later (held)"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -79,6 +82,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--tempfail", type=int, default=0)
+    p.add_argument("--hold-file")
     args = p.parse_args()
     for sub in ("new", "tmp"):
         os.makedirs(os.path.join(args.dir, sub), exist_ok=True)
