@@ -139,3 +139,63 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::MINIMAL;
+    use super::*;
+    use std::path::Path;
+
+    fn with(outbound: &str) -> Result<Config, super::super::ConfigError> {
+        let text = MINIMAL
+            .replace("relay = \"maildir:data/outbox\"\n", "")
+            .replace("[outbound]\n", &format!("[outbound]\n{outbound}"));
+        Config::from_str(&text, Path::new("/etc/postdesk/config.toml"))
+    }
+
+    #[test]
+    fn mx_mode_defaults_and_policies() {
+        let c = with("relay = \"mx\"\ntls_policy = { \"Bank.example\" = \"require\" }\n").unwrap();
+        assert!(c.direct_delivery());
+        assert_eq!(c.relay(), crate::config::Relay::Mx);
+        assert_eq!(c.outbound.mx_port, 25);
+        assert_eq!(c.outbound.mta_sts_port, 443);
+        assert_eq!(c.outbound.domain_concurrency, 2);
+        assert_eq!(c.dns_server(), Ok(None));
+        assert_eq!(c.tls_policy("bank.example"), TlsPolicy::Require);
+        assert_eq!(c.tls_policy("other.example"), TlsPolicy::Opportunistic);
+        let c = with("relay = \"mx\"\ndns_server = \"127.0.0.1\"\n").unwrap();
+        assert_eq!(c.dns_server(), Ok(Some("127.0.0.1:53".parse().unwrap())));
+    }
+
+    #[test]
+    fn check_refuses_bad_mx_keys_with_positions() {
+        for (keys, want) in [
+            (
+                "relay = \"mx\"\ndns_server = \"resolver.local\"\n",
+                "dns_server",
+            ),
+            (
+                "relay = \"mx\"\ndomain_concurrency = 0\n",
+                "domain_concurrency",
+            ),
+            (
+                "relay = \"mx\"\ntls_ca_file = \"/nonexistent/ca.pem\"\n",
+                "tls_ca_file",
+            ),
+            (
+                "relay = \"smtp://127.0.0.1:25\"\ntls_policy = { \"a.example\" = \"require\" }\n",
+                "apply only to relay = \"mx\"",
+            ),
+        ] {
+            let e = with(keys).unwrap_err();
+            assert!(
+                e.0.iter().any(|d| d.message.contains(want) && d.line > 1),
+                "{keys}: {e}"
+            );
+        }
+        // An unknown policy is a parse error naming the choices.
+        let e = with("relay = \"mx\"\ntls_policy = { \"a.example\" = \"always\" }\n").unwrap_err();
+        assert!(e.to_string().contains("opportunistic"), "{e}");
+    }
+}

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::client::danger::ServerCertVerifier;
+use tracing::Instrument;
 
 /// What direct delivery keeps between messages: the resolver, the MTA-STS
 /// cache, the per-domain limits and the hosts in backoff.
@@ -123,13 +124,13 @@ impl MxRouter {
             }
         }
         for (domain, rcpts) in by_domain {
-            let span = tracing::info_span!("domain", %domain);
-            let result = {
-                let _enter = span.enter();
+            let slot = self.domain_slot(&domain);
+            let result = async {
+                let _permit = slot.acquire_owned().await;
                 tracing::debug!(rcpts = rcpts.len(), "direct delivery");
-                drop(_enter);
-                let permit = self.domain_slot(&domain).acquire_owned().await;
-                let result = tokio::time::timeout(
+                // The whole domain within the attempt's budget, as with the
+                // smarthost, so shutdown waits no longer than `outbound.timeout`.
+                tokio::time::timeout(
                     self.cfg.outbound.timeout,
                     self.deliver_domain(pool, &domain, mail_from, &rcpts, raw),
                 )
@@ -139,10 +140,10 @@ impl MxRouter {
                         "{domain}: delivery not complete within {}s",
                         self.cfg.outbound.timeout.as_secs_f64()
                     )))
-                });
-                drop(permit);
-                result
-            };
+                })
+            }
+            .instrument(tracing::info_span!("domain", %domain))
+            .await;
             match result {
                 Ok(accepted) => {
                     out.refused.extend(accepted.refused);

@@ -379,7 +379,17 @@ impl SmtpAttempt<'_> {
     /// authenticated: ready for MAIL FROM.
     async fn connect(&self) -> Result<Conn, DeliveryError> {
         let stream = match self.addr {
-            Some(ip) => TcpStream::connect((ip, self.port)).await,
+            // An MX address that drops SYNs would otherwise take the whole
+            // budget (the kernel retries for minutes): a third of it, so the
+            // next host is still tried.
+            Some(ip) => tokio::time::timeout(self.timeout / 3, TcpStream::connect((ip, self.port)))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer to the connection attempt",
+                    ))
+                }),
             None => TcpStream::connect((self.host, self.port)).await,
         };
         let addr = match self.addr {
