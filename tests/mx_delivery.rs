@@ -4,7 +4,9 @@
 //! port). STARTTLS certificates come from a private CA made here with openssl, trusted (or
 //! not) through `outbound.tls_ca_file`; the MTA-STS policy host is HTTPS on loopback
 //! (tests/peers/https_policy.py, `outbound.mta_sts_port`). What the receiving server said
-//! is checked in the ticket's JSON (`messages[].delivery`).
+//! is checked in the ticket's JSON (`messages[].delivery`) and on the ticket page; the
+//! smarthost mode keeps its evidence too, and an SLA policy with `first_response_on =
+//! "delivered"` counts the first response from the MX host's acceptance.
 
 mod common;
 use common::dns::{Dns, Zone};
@@ -834,4 +836,23 @@ fn first_response_counts_from_delivery_where_the_sla_policy_says_so() {
         "{} {ev:?}",
         t["sla"]
     );
+}
+
+#[test]
+fn smarthost_deliveries_keep_their_evidence_too() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let id = customer_writes(&d, "kim@customer.example", &[], "relay-1");
+    sink.nth_to("kim@customer.example", 1);
+    let ev = wait_evidence(&d, &id, 1);
+    let e = &ev[0];
+    assert_eq!(e["route"], "smarthost", "{e}");
+    assert_eq!(e["host"], "127.0.0.1", "{e}");
+    assert_eq!(e["rcpts"], json!(["kim@customer.example"]), "{e}");
+    assert!(
+        e["reply"].as_str().is_some_and(|r| r.starts_with("250")),
+        "aiosmtpd's own reply: {e}"
+    );
+    assert_eq!(e["tls"], Value::Null, "{e}");
+    assert_eq!(e["policy"], Value::Null, "{e}");
 }
