@@ -267,6 +267,30 @@ fn mx_daemon(dns: &Dns, port: u16, tweak: impl FnOnce(&mut DaemonConfig)) -> Dae
     Daemon::with_config(cfg)
 }
 
+/// The ticket page in Debian's chromium (tests/peers/web_evidence.py): the evidence items as
+/// shown, script errors, overflow; screenshots under target/web-screenshots/mx/.
+fn browse_evidence(d: &Daemon, id: &str) -> Value {
+    let out_dir = repo_root().join("target/web-screenshots/mx");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new(python())
+        .arg(peer_script("web_evidence.py"))
+        .args([&common::web::origin(d), common::web::PASSWORD, id])
+        .arg(&out_dir)
+        .output()
+        .expect("run tests/peers/web_evidence.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("REPORT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "web_evidence.py: no report: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(line).unwrap()
+}
+
 /// `customer` writes a new ticket (with `cc` in Cc); returns its id.
 fn customer_writes(d: &Daemon, customer: &str, cc: &[&str], tag: &str) -> String {
     let cc_header = format!("Cc: {}", cc.join(", "));
@@ -594,6 +618,20 @@ fn starttls_evidence_says_whether_the_certificate_verified() {
         "{}",
         page.body
     );
+    // In the browser: shown, wrapped inside its message, no script or CSP error.
+    let report = browse_evidence(&d, &id);
+    assert_eq!(report["script_errors"], json!([]), "{report}");
+    let shown = report["items"].as_array().unwrap();
+    assert!(
+        shown.iter().any(|i| {
+            i.as_str().is_some_and(|t| {
+                t.contains("accepted by mx.tls.test [127.0.0.2]")
+                    && t.contains("certificate verified")
+            })
+        }),
+        "{report}"
+    );
+    assert_eq!(report["overflow"], json!([]), "{report}");
     drop(d);
     assert!(
         host.log()
