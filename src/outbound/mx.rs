@@ -42,8 +42,8 @@ pub struct MxRouter {
     sts_tls: TlsConnector,
     sts: mta_sts::Cache,
     domains: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Address → (consecutive failures, tried last until).
-    backoff: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// MX host name or address → (consecutive failures, tried last until).
+    backoff: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
 /// Why the router could not be built (a config the check should have caught).
@@ -215,10 +215,11 @@ impl MxRouter {
                 )));
             }
         }
+        let hosts = self.by_backoff(hosts, |h| h.clone());
         let mut errors = Vec::new();
         for host in &hosts {
             let ips = match self.resolver.lookup_ip(format!("{host}.")).await {
-                Ok(l) => self.by_backoff(l.iter().collect()),
+                Ok(l) => self.by_backoff(l.iter().collect(), |ip| ip.to_string()),
                 Err(e) => {
                     errors.push(format!("{host}: no address: {e}"));
                     continue;
@@ -241,7 +242,7 @@ impl MxRouter {
                 };
                 match attempt.send(mail_from, rcpts, raw).await {
                     Ok(mut accepted) => {
-                        self.succeeded(ip);
+                        self.succeeded(host, ip);
                         for e in &mut accepted.evidence {
                             e.route = route.into();
                             e.policy = Some(policy.clone());
@@ -254,7 +255,7 @@ impl MxRouter {
                     }
                     Err(DeliveryError::Transient(e)) => {
                         tracing::info!(%host, %ip, error = %e, "MX host failed; trying the next");
-                        self.failed(ip);
+                        self.failed(host, ip);
                         errors.push(if e.contains(host) {
                             e
                         } else {
@@ -309,34 +310,42 @@ impl MxRouter {
         }
     }
 
-    /// `ips` with those in backoff moved to the end (still tried: a host
-    /// that failed once may be the only one that works).
-    fn by_backoff(&self, mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
+    /// `items` (hosts in preference order, or a host's addresses) with those
+    /// in backoff moved to the end, in the same order otherwise. They are
+    /// still tried: a host that failed a minute ago may be the only one up.
+    fn by_backoff<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> Vec<T> {
         let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        ips.sort_by_key(|ip| backoff.get(ip).is_some_and(|(_, until)| *until > now));
-        ips
+        items.sort_by_key(|i| backoff.get(&key(i)).is_some_and(|(_, until)| *until > now));
+        items
     }
 
-    fn failed(&self, ip: IpAddr) {
+    /// `host` at `ip` failed for now: both are tried last for
+    /// `retry_initial`, doubling with each failure in a row up to `retry_max`.
+    fn failed(&self, host: &str, ip: IpAddr) {
         let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
-        let (n, until) = backoff.entry(ip).or_insert((0, Instant::now()));
-        *n = n.saturating_add(1);
-        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
-        let delay: Duration = self
-            .cfg
-            .outbound
-            .retry_initial
-            .saturating_mul(factor)
-            .min(self.cfg.outbound.retry_max);
-        *until = Instant::now() + delay;
+        let now = Instant::now();
+        // Forget hosts long past their backoff, so the map stays small.
+        let forget = self.cfg.outbound.retry_max;
+        backoff.retain(|_, (_, until)| now.saturating_duration_since(*until) < forget);
+        for key in [host.to_string(), ip.to_string()] {
+            let (n, until) = backoff.entry(key).or_insert((0, now));
+            *n = n.saturating_add(1);
+            let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+            let delay: Duration = self
+                .cfg
+                .outbound
+                .retry_initial
+                .saturating_mul(factor)
+                .min(self.cfg.outbound.retry_max);
+            *until = now + delay;
+        }
     }
 
-    fn succeeded(&self, ip: IpAddr) {
-        self.backoff
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
+    fn succeeded(&self, host: &str, ip: IpAddr) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        backoff.remove(host);
+        backoff.remove(&ip.to_string());
     }
 }
 
@@ -364,5 +373,77 @@ fn all_failed(refused: &[(String, DeliveryError)]) -> DeliveryError {
         DeliveryError::Permanent(text)
     } else {
         DeliveryError::Transient(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn router() -> MxRouter {
+        let text = r#"
+[server]
+hostname = "support.example.test"
+
+[[mailbox]]
+address = "support@example.test"
+
+[outbound]
+relay = "mx"
+from = "Example Support <support@example.test>"
+dns_server = "127.0.0.1:9"
+retry_initial = "60s"
+
+[web]
+api_token = "t"
+"#;
+        let cfg = Config::from_str(text, Path::new("/tmp/x/config.toml")).unwrap();
+        MxRouter::new(Arc::new(cfg)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_host_is_tried_after_the_others_until_it_works_again() {
+        let r = router();
+        let hosts = || {
+            vec![
+                "mx1.x.test".to_string(),
+                "mx2.x.test".to_string(),
+                "mx3.x.test".to_string(),
+            ]
+        };
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        r.failed("mx1.x.test", ip);
+        assert_eq!(
+            r.by_backoff(hosts(), |h| h.clone()),
+            ["mx2.x.test", "mx3.x.test", "mx1.x.test"],
+            "preference order otherwise kept"
+        );
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(
+            r.by_backoff(vec![ip, other], |i| i.to_string()),
+            [other, ip]
+        );
+        r.succeeded("mx1.x.test", ip);
+        assert_eq!(
+            r.by_backoff(hosts(), |h| h.clone()),
+            ["mx1.x.test", "mx2.x.test", "mx3.x.test"]
+        );
+    }
+
+    #[test]
+    fn nobody_got_it_is_permanent_only_if_every_failure_is() {
+        let p = |t: &str| DeliveryError::Permanent(t.into());
+        let t = |t: &str| DeliveryError::Transient(t.into());
+        let both = [
+            ("a@x".to_string(), p("550 a")),
+            ("b@y".to_string(), t("451 b")),
+        ];
+        assert!(matches!(all_failed(&both), DeliveryError::Transient(s) if s == "550 a; 451 b"));
+        let same = [
+            ("a@x".to_string(), p("null MX")),
+            ("b@x".to_string(), p("null MX")),
+        ];
+        assert!(matches!(all_failed(&same), DeliveryError::Permanent(s) if s == "null MX"));
     }
 }
