@@ -712,6 +712,21 @@ async fn get_ticket(
         None => Value::Null,
     };
     v["messages"] = messages.iter().map(message_json).collect();
+    // Who accepted each message we sent, and how (its `delivery` list).
+    let sent: Vec<u64> = messages
+        .iter()
+        .filter(|m| m.direction == crate::model::Direction::Outbound)
+        .map(|m| m.seq)
+        .collect();
+    let store = s.store.clone();
+    let evidence = blocking(move || store.delivery_evidence(&sent)).await?;
+    if let Some(list) = v["messages"].as_array_mut() {
+        for (m, j) in messages.iter().zip(list) {
+            if let Some(ev) = evidence.get(&m.seq) {
+                j["delivery"] = ev.iter().map(evidence_json).collect();
+            }
+        }
+    }
     // Agent replies held by collision detection, waiting for #send or expiry.
     v["held"] = held
         .iter()
@@ -730,6 +745,27 @@ async fn get_ticket(
         .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail }))
         .collect();
     Ok(axum::Json(v))
+}
+
+/// One acceptance of a message we sent, for the ticket's JSON.
+fn evidence_json(e: &crate::store::DeliveryEvidence) -> Value {
+    json!({
+        "at": rfc3339(e.at),
+        "rcpts": e.rcpts,
+        "route": e.route,
+        "host": e.host,
+        "ip": e.ip,
+        "reply": e.reply,
+        "queue_id": e.queue_id,
+        "tls": e.tls.as_ref().map(|t| json!({
+            "version": t.version,
+            "cipher": t.cipher,
+            "verified": t.verified,
+            "verify_error": t.verify_error,
+        })),
+        "policy": e.policy,
+        "dkim_selector": e.dkim_selector,
+    })
 }
 
 async fn get_message(

@@ -15,6 +15,8 @@ mod imap;
 pub use imap::{ImapAfter, ImapAuth, ImapConfig, ImapExisting, ImapTls};
 mod dkim;
 pub use dkim::{DkimConfig, DkimSelector};
+mod mx;
+pub use mx::TlsPolicy;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +162,26 @@ pub struct OutboundConfig {
     /// Give up on one connection attempt / SMTP exchange after this long.
     #[serde(default = "default_send_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// `relay = "mx"`: the DNS server to ask instead of /etc/resolv.conf
+    /// (`"127.0.0.1:5353"`; for tests and split-horizon set-ups).
+    #[serde(default)]
+    pub dns_server: Option<String>,
+    /// `relay = "mx"`: the port receiving servers listen on (25; tests use another).
+    #[serde(default = "mx::default_mx_port")]
+    pub mx_port: u16,
+    /// `relay = "mx"`: PEM trust anchors for MX certificates and MTA-STS
+    /// policy hosts, *instead of* the system's (tests, private networks).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// `relay = "mx"`: per-domain TLS policy, `"require"` or `"opportunistic"`.
+    #[serde(default)]
+    pub tls_policy: std::collections::BTreeMap<String, TlsPolicy>,
+    /// `relay = "mx"`: deliveries in flight to one recipient domain at once.
+    #[serde(default = "mx::default_domain_concurrency")]
+    pub domain_concurrency: usize,
+    /// `relay = "mx"`: the HTTPS port of MTA-STS policy hosts (443; tests use another).
+    #[serde(default = "mx::default_mta_sts_port")]
+    pub mta_sts_port: u16,
 }
 
 fn default_lifetime() -> Duration {
@@ -397,10 +419,15 @@ pub enum Relay {
         credentials: Option<(String, String)>,
     },
     Maildir(PathBuf),
+    /// Straight to each recipient domain's MX hosts (`relay = "mx"`).
+    Mx,
 }
 
 impl Relay {
     pub fn parse(url: &str, base_dir: &Path) -> Result<Relay, String> {
+        if url == "mx" {
+            return Ok(Relay::Mx);
+        }
         if let Some(path) = url.strip_prefix("maildir:") {
             if path.is_empty() {
                 return Err("maildir: relay needs a folder, e.g. maildir:data/outbox".into());
@@ -408,7 +435,9 @@ impl Relay {
             return Ok(Relay::Maildir(base_dir.join(path)));
         }
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            format!("relay {url:?}: expected smtp://host:port, smtps://host:port or maildir:PATH")
+            format!(
+                "relay {url:?}: expected smtp://host:port, smtps://host:port, maildir:PATH or mx"
+            )
         })?;
         let implicit_tls = match scheme {
             "smtp" => false,
@@ -766,6 +795,7 @@ impl Config {
         }
         self.validate_imap(text, &mut out);
         self.validate_dkim(text, &mut out);
+        self.validate_mx(text, &mut out);
         out
     }
 

@@ -9,9 +9,12 @@
 //! [`OutboundJob`]: crate::model::OutboundJob
 
 pub mod compose;
+pub mod mta_sts;
+pub mod mx;
 pub mod queue;
 pub mod relay;
 pub mod sender;
+pub mod tls_policy;
 
 #[cfg(test)]
 mod testutil;

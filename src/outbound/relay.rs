@@ -1,5 +1,6 @@
 //! Delivery of one message through the configured relay: SMTP(S) via
-//! mail-send, or an outbox Maildir folder.
+//! mail-send, or an outbox Maildir folder. Direct delivery to MX hosts
+//! (`relay = "mx"`, see [`super::mx`]) uses the same SMTP dialogue here.
 //!
 //! The SMTP dialogue is driven step by step with mail-send's client rather
 //! than through `SmtpClientBuilder::connect`, for two reasons:
@@ -14,15 +15,24 @@
 //! and AUTH cost more than a small message, so reuse is what lets the queue
 //! keep up with intake. A reused connection is checked with RSET first; if
 //! that fails (the relay closed it meanwhile) a fresh one is made, so a stale
-//! connection never fails a delivery.
+//! connection never fails a delivery. Pooled connections are keyed by the
+//! server (name, address, port), so an MX connection only carries mail for
+//! the host it was opened to.
+//!
+//! Every accepted message yields a [`DeliveryEvidence`]: the server's reply
+//! and queue id, and the connection's TLS version, cipher and whether the
+//! certificate verified.
 
 use crate::clock::Clock;
 use crate::config::Relay;
+use crate::outbound::tls_policy::{TlsCheck, tls_evidence};
+use crate::store::{DeliveryEvidence, TlsEvidence};
 use mail_send::smtp::AssertReply;
 use mail_send::smtp::message::Parameters;
 use mail_send::{Credentials, SmtpClient};
 use smtp_proto::{EXT_START_TLS, EhloResponse, Response};
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -37,8 +47,8 @@ use tokio_rustls::client::TlsStream;
 /// RFC 5321 (4.5.3.2.7) lets a server wait for the next command.
 const IDLE_KEEP: Duration = Duration::from_secs(30);
 
-/// Idle, authenticated SMTP connections to the relay, ready for the next
-/// transaction. Cloning shares the pool.
+/// Idle, authenticated SMTP connections, ready for the next transaction.
+/// Cloning shares the pool.
 #[derive(Clone, Default)]
 pub struct ConnectionPool {
     idle: Arc<Mutex<Vec<Idle>>>,
@@ -47,13 +57,23 @@ pub struct ConnectionPool {
 }
 
 struct Idle {
-    client: Client,
+    /// The server it is connected to (see [`SmtpAttempt::key`]).
+    key: String,
+    conn: Conn,
     since: Instant,
 }
 
 enum Client {
     Plain(SmtpClient<TcpStream>),
     Tls(Box<SmtpClient<TlsStream<TcpStream>>>),
+}
+
+/// A connection and what is known of it for the evidence.
+struct Conn {
+    client: Client,
+    /// The peer's address.
+    ip: Option<String>,
+    tls: Option<TlsEvidence>,
 }
 
 impl ConnectionPool {
@@ -64,21 +84,28 @@ impl ConnectionPool {
         }
     }
 
-    /// The most recently used idle connection that is not too old.
-    fn take(&self) -> Option<Client> {
+    /// The most recently used idle connection to `key` that is not too old.
+    fn take(&self, key: &str) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|c| c.since.elapsed() < IDLE_KEEP);
-        idle.pop().map(|c| c.client)
+        let i = idle.iter().rposition(|c| c.key == key)?;
+        Some(idle.remove(i).conn)
     }
 
-    fn put(&self, client: Client) {
+    fn put(&self, key: String, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.capacity {
-            idle.push(Idle {
-                client,
-                since: Instant::now(),
-            });
+        if idle.len() >= self.capacity {
+            // The oldest makes room: the newest is the likeliest to be wanted.
+            if idle.is_empty() {
+                return;
+            }
+            idle.remove(0);
         }
+        idle.push(Idle {
+            key,
+            conn,
+            since: Instant::now(),
+        });
     }
 
     /// Idle connections right now (for tests).
@@ -88,7 +115,7 @@ impl ConnectionPool {
 }
 
 /// How a delivery attempt ended, as the queue needs to know it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
     /// Worth retrying: 4xx, connection refused, timeout, local I/O trouble.
     #[error("temporary failure: {0}")]
@@ -112,6 +139,9 @@ impl DeliveryError {
 #[derive(Debug, Default)]
 pub struct Accepted {
     pub refused: Vec<(String, DeliveryError)>,
+    /// Who took it and how: one per accepting server (direct delivery to
+    /// several domains has several).
+    pub evidence: Vec<DeliveryEvidence>,
 }
 
 /// Delivers `raw` from `mail_from` to `rcpt_to` through `relay`.
@@ -142,16 +172,23 @@ pub async fn deliver(
             let attempt = SmtpAttempt {
                 pool,
                 host,
+                addr: None,
                 port: *port,
                 implicit_tls: *implicit_tls,
                 credentials: credentials.as_ref(),
                 helo,
                 timeout,
+                tls: TlsMode::Relay,
             };
             // mail-send bounds each command by `timeout`; this bounds the whole
             // dialogue, so a peer trickling replies cannot hold a slot forever.
             match tokio::time::timeout(timeout, attempt.send(mail_from, rcpt_to, raw)).await {
-                Ok(result) => result,
+                Ok(result) => result.map(|mut a| {
+                    for e in &mut a.evidence {
+                        e.route = "smarthost".into();
+                    }
+                    a
+                }),
                 Err(_) => Err(DeliveryError::Transient(format!(
                     "{host}:{port} did not complete the delivery within {}s",
                     timeout.as_secs_f64()
@@ -168,12 +205,30 @@ pub async fn deliver(
             // the (system) clock like every other "now".
             let now = Clock::system().now();
             tokio::task::spawn_blocking(move || {
-                maildir_deliver(&dir, &helo, now, &mail_from, &rcpt_to, &raw)
+                maildir_deliver(&dir, &helo, now, &mail_from, &rcpt_to, &raw).map(|path| Accepted {
+                    refused: Vec::new(),
+                    evidence: vec![DeliveryEvidence {
+                        at: now,
+                        rcpts: rcpt_to,
+                        route: "maildir".into(),
+                        host: path.display().to_string(),
+                        ip: None,
+                        reply: "written to the outbox folder".into(),
+                        queue_id: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                        tls: None,
+                        policy: None,
+                        dkim_selector: None,
+                    }],
+                })
             })
             .await
             .map_err(|e| DeliveryError::Transient(format!("maildir writer failed: {e}")))?
-            .map(|_| Accepted::default())
         }
+        // The sender hands direct delivery to `mx::deliver`, which holds the
+        // resolver and the policies; reaching here is a wiring mistake.
+        Relay::Mx => Err(DeliveryError::Transient(
+            "direct delivery needs the MX router".into(),
+        )),
     }
 }
 
@@ -194,35 +249,66 @@ pub fn describe(relay: &Relay) -> String {
             }
         }
         Relay::Maildir(dir) => format!("maildir:{}", dir.display()),
+        Relay::Mx => "mx".into(),
     }
 }
 
-struct SmtpAttempt<'a> {
-    pool: &'a ConnectionPool,
-    host: &'a str,
-    port: u16,
-    implicit_tls: bool,
-    credentials: Option<&'a (String, String)>,
-    helo: &'a str,
-    timeout: Duration,
+/// How the connection's TLS is chosen and checked.
+pub(super) enum TlsMode {
+    /// The smarthost: STARTTLS when offered (implicit TLS for smtps), the
+    /// certificate verified by the platform's trust store, else no delivery.
+    Relay,
+    /// An MX host: STARTTLS when offered, its certificate checked by `check`
+    /// (which records the verdict and, when the policy requires, refuses a
+    /// certificate that does not verify); `require` refuses a host without
+    /// STARTTLS.
+    Mx { check: TlsCheck, require: bool },
+}
+
+/// One delivery over SMTP to one server.
+pub(super) struct SmtpAttempt<'a> {
+    pub pool: &'a ConnectionPool,
+    /// The server's name: TLS server name, and the address to resolve when
+    /// `addr` is None.
+    pub host: &'a str,
+    /// The address to connect to (an MX host's, resolved by the caller).
+    pub addr: Option<IpAddr>,
+    pub port: u16,
+    pub implicit_tls: bool,
+    pub credentials: Option<&'a (String, String)>,
+    pub helo: &'a str,
+    pub timeout: Duration,
+    pub tls: TlsMode,
 }
 
 impl SmtpAttempt<'_> {
-    async fn send(
+    /// Which pooled connections this attempt may reuse.
+    fn key(&self) -> String {
+        let policy = match &self.tls {
+            TlsMode::Relay => "relay",
+            TlsMode::Mx { require: true, .. } => "mx-require",
+            TlsMode::Mx { .. } => "mx",
+        };
+        format!("{policy} {} {:?} {}", self.host, self.addr, self.port)
+    }
+
+    pub(super) async fn send(
         &self,
         mail_from: &str,
         rcpt_to: &[String],
         raw: &[u8],
     ) -> Result<Accepted, DeliveryError> {
-        while let Some(client) = self.pool.take() {
+        let key = self.key();
+        while let Some(conn) = self.pool.take(&key) {
             // RSET proves the connection still works before it carries a message;
             // a failure only means the relay closed it while it was idle.
+            let Conn { client, ip, tls } = conn;
             let reused = match client {
                 Client::Plain(mut c) => match c.rset().await {
                     Ok(()) => Some(
                         self.transaction(c, mail_from, rcpt_to, raw)
                             .await
-                            .map(|(c, a)| (Client::Plain(c), a)),
+                            .map(|(c, r)| (Client::Plain(c), r)),
                     ),
                     Err(_) => None,
                 },
@@ -230,39 +316,90 @@ impl SmtpAttempt<'_> {
                     Ok(()) => Some(
                         self.transaction(*c, mail_from, rcpt_to, raw)
                             .await
-                            .map(|(c, a)| (Client::Tls(Box::new(c)), a)),
+                            .map(|(c, r)| (Client::Tls(Box::new(c)), r)),
                     ),
                     Err(_) => None,
                 },
             };
             if let Some(result) = reused {
-                return result.map(|(client, accepted)| {
-                    self.pool.put(client);
-                    accepted
-                });
+                let (client, (refused, reply)) = result?;
+                let accepted = self.accepted(rcpt_to, refused, reply, ip.clone(), tls.clone());
+                self.pool.put(key, Conn { client, ip, tls });
+                return Ok(accepted);
             }
         }
-        let (client, accepted) = match self.connect().await? {
+        let Conn { client, ip, tls } = self.connect().await?;
+        let (client, (refused, reply)) = match client {
             Client::Plain(c) => self
                 .transaction(c, mail_from, rcpt_to, raw)
                 .await
-                .map(|(c, a)| (Client::Plain(c), a))?,
+                .map(|(c, r)| (Client::Plain(c), r))?,
             Client::Tls(c) => self
                 .transaction(*c, mail_from, rcpt_to, raw)
                 .await
-                .map(|(c, a)| (Client::Tls(Box::new(c)), a))?,
+                .map(|(c, r)| (Client::Tls(Box::new(c)), r))?,
         };
-        self.pool.put(client);
+        let accepted = self.accepted(rcpt_to, refused, reply, ip.clone(), tls.clone());
+        self.pool.put(key, Conn { client, ip, tls });
         Ok(accepted)
+    }
+
+    /// The result of a transaction the server took, with its evidence.
+    fn accepted(
+        &self,
+        rcpt_to: &[String],
+        refused: Vec<(String, DeliveryError)>,
+        reply: String,
+        ip: Option<String>,
+        tls: Option<TlsEvidence>,
+    ) -> Accepted {
+        let rcpts = rcpt_to
+            .iter()
+            .filter(|r| !refused.iter().any(|(f, _)| f == *r))
+            .cloned()
+            .collect();
+        Accepted {
+            evidence: vec![DeliveryEvidence {
+                at: Clock::system().now(),
+                rcpts,
+                route: String::new(),
+                host: self.host.to_string(),
+                ip,
+                queue_id: queue_id(&reply),
+                reply,
+                tls,
+                policy: None,
+                dkim_selector: None,
+            }],
+            refused,
+        }
     }
 
     /// A new connection, greeted, upgraded to TLS where possible and
     /// authenticated: ready for MAIL FROM.
-    async fn connect(&self) -> Result<Client, DeliveryError> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let stream = TcpStream::connect((self.host, self.port))
-            .await
+    async fn connect(&self) -> Result<Conn, DeliveryError> {
+        let stream = match self.addr {
+            // An MX address that drops SYNs would otherwise take the whole
+            // budget (the kernel retries for minutes): a third of it, so the
+            // next host is still tried.
+            Some(ip) => tokio::time::timeout(self.timeout / 3, TcpStream::connect((ip, self.port)))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer to the connection attempt",
+                    ))
+                }),
+            None => TcpStream::connect((self.host, self.port)).await,
+        };
+        let addr = match self.addr {
+            Some(IpAddr::V6(ip)) => format!("{} [{ip}]:{}", self.host, self.port),
+            Some(ip) => format!("{} [{ip}]:{}", self.host, self.port),
+            None => format!("{}:{}", self.host, self.port),
+        };
+        let stream = stream
             .map_err(|e| DeliveryError::Transient(format!("cannot connect to {addr}: {e}")))?;
+        let ip = stream.peer_addr().ok().map(|a| a.ip().to_string());
         // Each SMTP step is a small write waiting for a reply: no Nagle delay.
         let _ = stream.set_nodelay(true);
         let mut client = SmtpClient {
@@ -274,14 +411,26 @@ impl SmtpAttempt<'_> {
                 .into_tls(&tls_connector()?, self.host)
                 .await
                 .map_err(|e| classify(&format!("TLS handshake with {addr}"), e))?;
+            let tls = Some(tls_evidence(client.stream.get_ref().1, true, None));
             let caps = self.greet(&mut client).await?;
             self.login(&mut client, &caps, true).await?;
-            return Ok(Client::Tls(Box::new(client)));
+            return Ok(Conn {
+                client: Client::Tls(Box::new(client)),
+                ip,
+                tls,
+            });
         }
         let caps = self.greet(&mut client).await?;
         if caps.has_capability(EXT_START_TLS) {
+            let (connector, check) = match &self.tls {
+                TlsMode::Relay => (tls_connector()?, None),
+                TlsMode::Mx { check, .. } => (
+                    check.connector().map_err(DeliveryError::Transient)?,
+                    Some(check),
+                ),
+            };
             let mut client = client
-                .start_tls(&tls_connector()?, self.host)
+                .start_tls(&connector, self.host)
                 .await
                 // Whatever the reply code, TLS trouble is about the relay, not
                 // the message: retry rather than give the message up.
@@ -292,16 +441,38 @@ impl SmtpAttempt<'_> {
                             .to_string(),
                     )
                 })?;
+            let tls = Some(match check {
+                None => tls_evidence(client.stream.get_ref().1, true, None),
+                Some(check) => {
+                    let failure = check.failure();
+                    tls_evidence(client.stream.get_ref().1, failure.is_none(), failure)
+                }
+            });
             // RFC 3207: forget what was learnt before TLS and ask again.
             let caps = client
                 .ehlo(self.helo)
                 .await
                 .map_err(|e| classify("EHLO after STARTTLS", e))?;
             self.login(&mut client, &caps, true).await?;
-            Ok(Client::Tls(Box::new(client)))
+            Ok(Conn {
+                client: Client::Tls(Box::new(client)),
+                ip,
+                tls,
+            })
         } else {
+            if let TlsMode::Mx { require: true, .. } = self.tls {
+                let _ = client.quit().await;
+                return Err(DeliveryError::Transient(format!(
+                    "{addr} offers no STARTTLS and the domain's TLS policy requires it; \
+                     nothing sent"
+                )));
+            }
             self.login(&mut client, &caps, false).await?;
-            Ok(Client::Plain(client))
+            Ok(Conn {
+                client: Client::Plain(client),
+                ip,
+                tls: None,
+            })
         }
     }
 
@@ -346,14 +517,15 @@ impl SmtpAttempt<'_> {
     }
 
     /// One mail transaction; the connection comes back for reuse when the
-    /// relay accepted the message.
+    /// relay accepted the message, with the refused recipients and the
+    /// reply to the end of DATA.
     async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
         &self,
         mut client: SmtpClient<T>,
         mail_from: &str,
         rcpt_to: &[String],
         raw: &[u8],
-    ) -> Result<(SmtpClient<T>, Accepted), DeliveryError> {
+    ) -> Result<(SmtpClient<T>, (Vec<(String, DeliveryError)>, String)), DeliveryError> {
         let no_params = Parameters::default();
         client
             .mail_from(mail_from, &no_params)
@@ -380,9 +552,46 @@ impl SmtpAttempt<'_> {
             .or_else(|| raw.strip_suffix(b"\n"))
             .unwrap_or(raw);
         let reply = client.data(body).await.map_err(|e| classify("DATA", e))?;
-        tracing::debug!(reply = %reply_text(&reply), "relay accepted the message");
-        Ok((client, Accepted { refused }))
+        let reply = reply_text(&reply);
+        tracing::debug!(%reply, "relay accepted the message");
+        Ok((client, (refused, reply)))
     }
+}
+
+/// The queue id in a reply to DATA, in the forms common MTAs use:
+/// Postfix `queued as 4Xk2pL1abc`, Exim `id=1rAbCd-000Efg-Hi`, Sendmail
+/// `4B1Ab2Cd012345 Message accepted`, Microsoft `<…@…> [InternalId=…]`.
+pub fn queue_id(reply: &str) -> Option<String> {
+    let clean = |s: &str| {
+        let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.');
+        (!s.is_empty()).then(|| s.to_string())
+    };
+    let lower = reply.to_ascii_lowercase();
+    for marker in ["queued as ", "id=", "internalid="] {
+        if let Some(i) = lower.find(marker) {
+            let rest = &reply[i + marker.len()..];
+            return rest.split_whitespace().next().and_then(clean);
+        }
+    }
+    // Sendmail: "250 2.0.0 <id> Message accepted for delivery".
+    let words: Vec<&str> = reply.split_whitespace().collect();
+    if let Some(pos) = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("message"))
+        .filter(|&p| p >= 1)
+        && words
+            .get(pos + 1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("accepted"))
+    {
+        let w = words[pos - 1];
+        if w.len() >= 8
+            && w.chars().all(|c| c.is_ascii_alphanumeric())
+            && w.chars().any(|c| c.is_ascii_digit())
+        {
+            return Some(w.to_string());
+        }
+    }
+    None
 }
 
 /// Every recipient was refused: the attempt fails, permanently only when
@@ -667,6 +876,41 @@ X-Original-To: <alice@example.net>, <bob@example.net>\r\n"
         assert_eq!(s.data.as_deref(), Some(RAW));
         assert_eq!(s.commands[0], "EHLO support.example.test");
         assert!(!s.commands.iter().any(|c| c.starts_with("STARTTLS")));
+    }
+
+    #[tokio::test]
+    async fn smtp_acceptance_is_recorded_as_evidence() {
+        let server = Server::start(Script::default()).await;
+        let accepted = send(&smtp(server.addr)).await.unwrap();
+        assert_eq!(accepted.evidence.len(), 1, "{accepted:?}");
+        let e = &accepted.evidence[0];
+        assert_eq!(e.route, "smarthost");
+        assert_eq!(e.host, "127.0.0.1");
+        assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(e.reply, "250 2.0.0 Ok: queued as ABC123");
+        assert_eq!(e.queue_id.as_deref(), Some("ABC123"));
+        assert_eq!(e.rcpts, rcpts());
+        assert!(e.tls.is_none(), "the scripted server offers no STARTTLS");
+    }
+
+    #[test]
+    fn queue_ids_in_common_replies() {
+        for (reply, want) in [
+            ("250 2.0.0 Ok: queued as 4Xk2pL1abcz8", Some("4Xk2pL1abcz8")),
+            ("250 OK id=1rAbCd-000Efg-Hi", Some("1rAbCd-000Efg-Hi")),
+            (
+                "250 2.0.0 4B1Ab2Cd012345 Message accepted for delivery",
+                Some("4B1Ab2Cd012345"),
+            ),
+            (
+                "250 2.6.0 <a@b> [InternalId=123456789, Hostname=X] Queued mail for delivery",
+                Some("123456789"),
+            ),
+            ("250 OK", None),
+            ("250 Message accepted for delivery", None),
+        ] {
+            assert_eq!(queue_id(reply).as_deref(), want, "{reply}");
+        }
     }
 
     #[tokio::test]

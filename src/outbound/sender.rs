@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::{Config, OutboundConfig, Relay};
 use crate::model::{Event, EventKind, OutboundJob, Ticket};
 use crate::outbound::relay::{self, DeliveryError};
-use crate::store::{self, LazyMark, LazyState, Store, Tx};
+use crate::store::{self, DeliveryEvidence, LazyMark, LazyState, Store, Tx};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +61,19 @@ pub async fn run(
             "outbound mail is DKIM-signed"
         );
     }
+    // Direct delivery's resolver and trust anchors; if they cannot be set
+    // up (the check validates both), mail waits like with an unusable key.
+    let mx = (cfg.relay() == Relay::Mx).then(|| {
+        crate::outbound::mx::MxRouter::new(cfg.clone())
+            .map(Arc::new)
+            .map_err(|e| {
+                tracing::error!(error = %e, "direct delivery cannot start: outbound mail waits");
+                e.to_string()
+            })
+    });
     let ctx = Arc::new(Ctx {
         dkim,
+        mx,
         relay: cfg.relay(),
         pool: relay::ConnectionPool::new(cfg.outbound.concurrency.max(1)),
         cfg,
@@ -202,6 +213,8 @@ struct Ctx {
     /// The signer of `[dkim]` (None: unsigned), or why its key failed to load.
     dkim: Result<Option<crate::dkim::Signer>, String>,
     relay: Relay,
+    /// Direct delivery (`relay = "mx"`), or why it could not start.
+    mx: Option<Result<Arc<crate::outbound::mx::MxRouter>, String>>,
     /// Idle relay connections, reused across deliveries.
     pool: relay::ConnectionPool,
     store: Store,
@@ -392,18 +405,26 @@ impl Ctx {
         let seq = job.message;
         let result = match raw {
             Ok(Some(raw)) => match self.signed(raw) {
-                Ok(bytes) => {
-                    relay::deliver(
-                        &self.relay,
-                        &self.pool,
-                        &self.cfg.server.hostname,
-                        self.cfg.outbound.timeout,
-                        &job.mail_from,
-                        &job.rcpt_to,
-                        &bytes,
-                    )
-                    .await
-                }
+                Ok(bytes) => match &self.mx {
+                    Some(Ok(router)) => {
+                        router
+                            .deliver(&self.pool, &job.mail_from, &job.rcpt_to, &bytes)
+                            .await
+                    }
+                    Some(Err(e)) => Err(DeliveryError::Transient(e.clone())),
+                    None => {
+                        relay::deliver(
+                            &self.relay,
+                            &self.pool,
+                            &self.cfg.server.hostname,
+                            self.cfg.outbound.timeout,
+                            &job.mail_from,
+                            &job.rcpt_to,
+                            &bytes,
+                        )
+                        .await
+                    }
+                },
                 Err(e) => Err(e),
             },
             Ok(None) => Err(DeliveryError::Permanent(format!(
@@ -416,6 +437,23 @@ impl Ctx {
             }
         };
         let now = self.clock.now();
+        let mut result = result;
+        // Who took it and how, kept with the outcome; the selector is ours.
+        let selector = match &self.dkim {
+            Ok(Some(signer)) => Some(signer.selector().to_string()),
+            _ => None,
+        };
+        let evidence: Vec<DeliveryEvidence> = match &mut result {
+            Ok(accepted) => std::mem::take(&mut accepted.evidence)
+                .into_iter()
+                .map(|mut e| {
+                    e.at = now;
+                    e.dkim_selector = selector.clone();
+                    e
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let outcome = outcome(&job, result, now, &self.cfg.outbound);
         match &outcome {
             Outcome::Delivered | Outcome::Partial { .. } => {
@@ -451,6 +489,7 @@ impl Ctx {
             job: job.id,
             attempts: job.attempts,
             outcome,
+            evidence,
             at: now,
         })
     }
@@ -498,7 +537,14 @@ impl Ctx {
         if job.attempts != attempted.attempts {
             return Ok(());
         }
-        let via = relay::describe(&self.relay);
+        let via = match self.relay {
+            // Direct delivery names the hosts that took the message.
+            Relay::Mx => mx_hosts(&attempted.evidence),
+            _ => relay::describe(&self.relay),
+        };
+        if matches!(outcome, Outcome::Delivered | Outcome::Partial { .. }) {
+            tx.add_delivery_evidence(job.message, &attempted.evidence)?;
+        }
         // Recipients that will never get the message, and why.
         let refused: Vec<(String, String)> = match outcome {
             Outcome::Failed(error) => job
@@ -573,6 +619,25 @@ impl Ctx {
         };
         match ticket {
             Some(mut ticket) => {
+                // The customer's server took an agent's reply: the first
+                // response, where the policy counts it from delivery.
+                if matches!(outcome, Outcome::Delivered | Outcome::Partial { .. })
+                    && ticket
+                        .public_replies
+                        .iter()
+                        .any(|p| p.message == job.message)
+                    && crate::sla::first_response_delivered(
+                        &mut ticket,
+                        &self.agents.rules.current().sla,
+                        now,
+                    )
+                {
+                    tracing::info!(
+                        ticket = ticket.id,
+                        message = job.message,
+                        "first response delivered"
+                    );
+                }
                 for (kind, detail) in events {
                     let e = Event::new(now, kind, "postdesk", detail).about(job.message);
                     tx.add_event(&mut ticket, e)?;
@@ -704,6 +769,26 @@ impl Ctx {
     }
 }
 
+/// `mx1.example.net [192.0.2.1] (TLSv1.3, verified)`, for each host.
+fn mx_hosts(evidence: &[DeliveryEvidence]) -> String {
+    evidence
+        .iter()
+        .map(|e| {
+            let ip =
+                e.ip.as_deref()
+                    .map(|ip| format!(" [{ip}]"))
+                    .unwrap_or_default();
+            let tls = match &e.tls {
+                Some(t) if t.verified => format!("{}, verified", t.version),
+                Some(t) => format!("{}, not verified", t.version),
+                None => "no TLS".into(),
+            };
+            format!("{}{ip} ({tls})", e.host)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A finished attempt waiting to be recorded.
 #[derive(Debug, Clone)]
 struct Attempted {
@@ -711,6 +796,8 @@ struct Attempted {
     /// The job's attempt count when it was tried (see [`Ctx::record`]).
     attempts: u32,
     outcome: Outcome,
+    /// Who accepted the message and how (empty unless delivered, in part or whole).
+    evidence: Vec<DeliveryEvidence>,
     at: i64,
 }
 

@@ -189,7 +189,7 @@ impl Processor {
             agent: agent.name.clone(),
             message: seq,
         });
-        crate::sla::first_response(ticket, now);
+        crate::sla::first_response_queued(ticket, &rules.sla, now);
         if ticket.status == Status::New {
             ticket.status = Status::Open;
         }

@@ -24,6 +24,19 @@ pub struct Policy {
     pub warn_at: f64,
     pub on_warning: Vec<Action>,
     pub on_breach: Vec<Action>,
+    /// When an agent's first public reply meets the first-response target.
+    pub first_response_on: FirstResponseOn,
+}
+
+/// When the first response counts as given (`first_response_on`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FirstResponseOn {
+    /// When the reply is queued (the agent answered).
+    #[default]
+    Queued,
+    /// When the customer's server accepts it (delivery evidence), so a reply
+    /// stuck in the queue does not count as an answer.
+    Delivered,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +83,7 @@ struct PolicySpec {
     on_warning: Vec<Spanned<ActionSpec>>,
     #[serde(default)]
     on_breach: Vec<Spanned<ActionSpec>>,
+    first_response_on: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +167,20 @@ impl Policies {
                     "warn_at must be between 0 and 1 (a share of the target)".into(),
                 );
             }
+            let first_response_on = match spec.first_response_on.as_ref() {
+                None => FirstResponseOn::Queued,
+                Some(v) => match v.get_ref().as_str() {
+                    "queued" => FirstResponseOn::Queued,
+                    "delivered" => FirstResponseOn::Delivered,
+                    other => {
+                        err(
+                            v.span().start,
+                            format!("first_response_on {other:?}: use \"queued\" or \"delivered\""),
+                        );
+                        FirstResponseOn::Queued
+                    }
+                },
+            };
             let mut actions = |specs: &[Spanned<ActionSpec>]| -> Vec<Action> {
                 let mut out = Vec::new();
                 for a in specs {
@@ -227,6 +255,7 @@ impl Policies {
                 warn_at,
                 on_warning,
                 on_breach,
+                first_response_on,
             });
         }
         if diags.is_empty() {

@@ -81,7 +81,7 @@ impl TimerKind {
 }
 
 // The policies are a rule file: they live with the rules.
-pub use crate::rules::sla::{Action, Policies, Policy, Target, calendar_of};
+pub use crate::rules::sla::{Action, FirstResponseOn, Policies, Policy, Target, calendar_of};
 
 /// Starts the SLA clock of a new ticket (after routing set its priority and queue).
 pub fn start(
@@ -304,6 +304,38 @@ pub fn first_response(ticket: &mut Ticket, now: i64) {
     {
         state.first_response_at = Some(now);
     }
+}
+
+/// An agent's public reply was queued: the first response, unless the
+/// ticket's policy counts it only once delivered (`first_response_on =
+/// "delivered"`, see [`first_response_delivered`]).
+pub fn first_response_queued(ticket: &mut Ticket, policies: &Policies, now: i64) {
+    if first_response_on(ticket, policies) == FirstResponseOn::Queued {
+        first_response(ticket, now);
+    }
+}
+
+/// The customer's server accepted an agent's public reply at `now`: under
+/// `first_response_on = "delivered"` that is the first response. True if
+/// it met the target now.
+pub fn first_response_delivered(ticket: &mut Ticket, policies: &Policies, now: i64) -> bool {
+    let open = ticket
+        .sla
+        .as_ref()
+        .is_some_and(|s| s.first_response_at.is_none());
+    if open && first_response_on(ticket, policies) == FirstResponseOn::Delivered {
+        first_response(ticket, now);
+        return true;
+    }
+    false
+}
+
+fn first_response_on(ticket: &Ticket, policies: &Policies) -> FirstResponseOn {
+    ticket
+        .sla
+        .as_ref()
+        .and_then(|s| policies.by_name(&s.policy))
+        .map_or(FirstResponseOn::Queued, |p| p.first_response_on)
 }
 
 /// The reply that met the first response never arrived (the customer's

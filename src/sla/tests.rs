@@ -345,3 +345,31 @@ fn timer_kinds_round_trip_through_their_stored_keys() {
     assert_eq!(TimerKind::parse("lunch:breach"), None);
     assert_eq!(TimerKind::parse("resolution:panic"), None);
 }
+
+#[test]
+fn first_response_on_is_queued_or_delivered() {
+    let e = env();
+    let parse = |text: &str| {
+        Policies::parse(
+            text,
+            Path::new("sla.toml"),
+            &e.rules.calendars,
+            &e.rules.agents,
+        )
+    };
+    let base = "[[policy]]\nname = \"x\"\nfirst_response = \"1h\"\n";
+    assert_eq!(
+        parse(base).unwrap().list[0].first_response_on,
+        FirstResponseOn::Queued,
+        "the default"
+    );
+    let p = parse(&format!("{base}first_response_on = \"delivered\"\n")).unwrap();
+    assert_eq!(p.list[0].first_response_on, FirstResponseOn::Delivered);
+    let err = parse(&format!("{base}first_response_on = \"read\"\n")).unwrap_err();
+    assert_eq!((err[0].line, err[0].column), (4, 21), "{}", err[0]);
+    assert!(
+        err[0].message.contains("\"queued\" or \"delivered\""),
+        "{}",
+        err[0]
+    );
+}

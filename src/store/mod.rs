@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 mod bouncing;
 pub use bouncing::Bouncing;
+mod delivery_evidence;
+pub use delivery_evidence::{DeliveryEvidence, TlsEvidence};
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;

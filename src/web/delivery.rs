@@ -7,6 +7,11 @@
 //! `reply_refused` event of that message says how it ended.
 
 use crate::model::{Event, EventKind, MessageSeq, OutboundJob};
+use crate::store::DeliveryEvidence;
+use std::collections::HashMap;
+
+/// The delivery evidence of a ticket's messages, by message.
+pub type EvidenceBySeq = HashMap<MessageSeq, Vec<DeliveryEvidence>>;
 
 /// The delivery state of one outbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +97,60 @@ pub fn badge(d: &Delivery) -> String {
         esc(&detail),
         esc(&label)
     )
+}
+
+/// What the receiving servers said when they took a message: host and
+/// address, reply and queue id, TLS, DKIM selector. Empty when nothing is
+/// recorded (not delivered yet, or delivered before evidence was kept).
+pub fn evidence_html(evidence: Option<&[DeliveryEvidence]>) -> String {
+    use super::html::{esc, time};
+    let Some(evidence) = evidence.filter(|e| !e.is_empty()) else {
+        return String::new();
+    };
+    let rows: String = evidence
+        .iter()
+        .map(|e| {
+            let ip = e
+                .ip
+                .as_deref()
+                .map(|ip| format!(" [{}]", esc(ip)))
+                .unwrap_or_default();
+            let tls = match &e.tls {
+                Some(t) => format!(
+                    r#"<span class="tls tls-{class}" title="{why}">{version} {cipher}, certificate {verdict}</span>"#,
+                    class = if t.verified { "verified" } else { "unverified" },
+                    why = esc(t.verify_error.as_deref().unwrap_or("")),
+                    version = esc(&t.version),
+                    cipher = esc(&t.cipher),
+                    verdict = if t.verified { "verified" } else { "not verified" },
+                ),
+                None => r#"<span class="tls tls-none">no TLS</span>"#.to_string(),
+            };
+            let queue_id = e
+                .queue_id
+                .as_deref()
+                .map(|q| format!("; queue id <code>{}</code>", esc(q)))
+                .unwrap_or_default();
+            let policy = e
+                .policy
+                .as_deref()
+                .map(|p| format!("; policy {}", esc(p)))
+                .unwrap_or_default();
+            let dkim = match &e.dkim_selector {
+                Some(s) => format!("; DKIM selector {}", esc(s)),
+                None => "; not DKIM-signed".into(),
+            };
+            format!(
+                r#"<li>{at}: {rcpts} accepted by <span class="host">{host}</span>{ip} ({route}): <q>{reply}</q>{queue_id}; {tls}{policy}{dkim}</li>"#,
+                at = time(e.at),
+                rcpts = esc(&e.rcpts.join(", ")),
+                host = esc(&e.host),
+                route = esc(&e.route),
+                reply = esc(&e.reply),
+            )
+        })
+        .collect();
+    format!(r#"<ul class="evidence" aria-label="Delivery evidence">{rows}</ul>"#)
 }
 
 /// The events about message `seq` (why it joined, what happened to it),

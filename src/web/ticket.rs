@@ -43,6 +43,8 @@ struct Extras<'a> {
     raw: bool,
     jobs: &'a [OutboundJob],
     events: &'a [Event],
+    /// Who accepted each message we sent, and how.
+    evidence: &'a delivery::EvidenceBySeq,
 }
 
 fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
@@ -76,6 +78,7 @@ fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
         Direction::Outbound => delivery::badge(&delivery::state_of(m.seq, x.jobs, x.events)),
         Direction::Inbound => String::new(),
     };
+    let evidence = delivery::evidence_html(x.evidence.get(&m.seq).map(Vec::as_slice));
     // Why the message is here and what happened to it: its events, linked
     // to their rows in the log.
     let why: String = delivery::events_about(m.seq, x.events)
@@ -104,7 +107,7 @@ fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
         String::new()
     };
     format!(
-        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date} {delivery}{raw}</header><div class="text">{text}</div>{attachments}{frame}{why}</article>"#,
+        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date} {delivery}{raw}</header><div class="text">{text}</div>{attachments}{frame}{evidence}{why}</article>"#,
         seq = m.seq,
         from = esc(&m.from),
         date = html::time(m.date),
@@ -164,6 +167,13 @@ pub async fn page(
     })
     .await?;
     let (t, messages, extras, events, held, jobs) = found.ok_or(WebError::NotFound)?;
+    let sent: Vec<u64> = messages
+        .iter()
+        .filter(|m| m.direction == Direction::Outbound)
+        .map(|m| m.seq)
+        .collect();
+    let store = state.store.clone();
+    let evidence = blocking(move || store.delivery_evidence(&sent)).await?;
     let html_flags: Vec<bool> = extras.iter().map(|e| e.0).collect();
     let now = state.clock.now();
     let subject = if t.subject.is_empty() {
@@ -205,6 +215,7 @@ pub async fn page(
                     raw,
                     jobs: &jobs,
                     events: &events,
+                    evidence: &evidence,
                 },
             )
         })

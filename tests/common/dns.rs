@@ -56,6 +56,26 @@ impl Zone {
         self
     }
 
+    /// A TXT record of one string passed to dnsmasq as it is: dnsmasq keeps the quotes
+    /// [`Zone::txt`] adds as part of the text (`"v=STSv1; id=1"` with its quotes), so records
+    /// whose parsers look at the first byte (MTA-STS) need this one. `text` must hold no comma.
+    pub fn txt_bare(mut self, name: &str, text: &str) -> Zone {
+        assert!(
+            !text.contains(','),
+            "dnsmasq splits TXT strings at commas: {text:?}"
+        );
+        self.args.push(format!("--txt-record={name},{text}"));
+        self
+    }
+
+    /// Answers for `domain` and below come only from this zone: a record type the zone lacks
+    /// for a name it knows is an empty answer (NODATA), where dnsmasq otherwise says REFUSED
+    /// (it has no upstream). An MX query for a name with only an A record needs this.
+    pub fn local(mut self, domain: &str) -> Zone {
+        self.args.push(format!("--local=/{domain}/"));
+        self
+    }
+
     /// A CNAME.
     pub fn cname(mut self, alias: &str, target: &str) -> Zone {
         self.args.push(format!("--cname={alias},{target}"));
