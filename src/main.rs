@@ -78,6 +78,12 @@ enum Command {
         /// The backup file to create (must not exist).
         file: PathBuf,
     },
+    /// Give the store's free pages back to the file system (the daemon
+    /// stopped); prints the size before and after and the largest tables.
+    Compact {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Put a backup in place as the store of an empty data directory.
     Restore {
         #[arg(short, long, default_value = "config.toml")]
@@ -215,6 +221,7 @@ fn main() -> ExitCode {
             ticket,
             output.as_deref(),
         ),
+        Command::Compact { config } => compact(&config),
         Command::Restore { config, file } => {
             backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
         }
@@ -332,6 +339,47 @@ fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
         Err(e) => {
             eprintln!("postdesk: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `postdesk compact`: the store's size before and after, and where the
+/// bytes are (the largest tables).
+fn compact(path: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match postdesk::store::compact(&cfg.data_dir()) {
+        Ok(done) => {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            println!(
+                "{:<24} {:>10} {:>12} {:>12}",
+                "table", "entries", "stored MiB", "overhead MiB"
+            );
+            for t in done.after.tables.iter().take(12) {
+                println!(
+                    "{:<24} {:>10} {:>12.1} {:>12.1}",
+                    t.name,
+                    t.entries,
+                    mib(t.stored_bytes),
+                    mib(t.metadata_bytes + t.fragmented_bytes)
+                );
+            }
+            println!(
+                "compacted: {:.1} MiB before, {:.1} MiB after ({:.1} MiB free or redb's own before)",
+                mib(done.before.file_bytes),
+                mib(done.after.file_bytes),
+                mib(done.before.unaccounted())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
         }
     }
 }
