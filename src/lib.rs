@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod dkim;
 pub mod imap;
+pub mod import;
 pub mod liveness;
 pub mod model;
 pub mod on_behalf;

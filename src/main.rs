@@ -84,6 +84,19 @@ enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Turn a mailbox's history into tickets through the running daemon
+    /// (threaded, dated by the messages, nothing sent; repeatable).
+    Import {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Read the API token from this file instead of the config.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[arg(value_enum)]
+        format: ImportFormatArg,
+        /// The mailbox file.
+        file: PathBuf,
+    },
     /// Put a backup in place as the store of an empty data directory.
     Restore {
         #[arg(short, long, default_value = "config.toml")]
@@ -222,6 +235,12 @@ fn main() -> ExitCode {
             output.as_deref(),
         ),
         Command::Compact { config } => compact(&config),
+        Command::Import {
+            config,
+            token_file,
+            format: ImportFormatArg::Mbox,
+            file,
+        } => import(&config, token_file.as_deref(), &file),
         Command::Restore { config, file } => {
             backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
         }
@@ -339,6 +358,45 @@ fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
         Err(e) => {
             eprintln!("postdesk: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// What `postdesk import` reads.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportFormatArg {
+    /// mboxrd or mboxo (`From ` lines, `>From ` escaped).
+    Mbox,
+}
+
+/// `postdesk import mbox FILE`: progress and skipped messages on standard
+/// error, the summary on standard output.
+fn import(
+    path: &std::path::Path,
+    token_file: Option<&std::path::Path>,
+    file: &std::path::Path,
+) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match postdesk::cli::import::import_mbox(&cfg, token_file, file, &mut std::io::stderr()) {
+        Ok(s) => {
+            println!(
+                "imported: {} messages read, {} new, {} already stored, {} skipped as malformed",
+                s.read,
+                s.spooled,
+                s.already_stored,
+                s.malformed.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
         }
     }
 }

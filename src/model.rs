@@ -18,6 +18,10 @@ pub enum Source {
     Imap,
     /// Made by the JSON API on a customer's behalf (a phone ticket).
     Api,
+    /// History taken from a shared mailbox (`postdesk import mbox`):
+    /// threaded as usual, dated by the message, never acknowledged, no
+    /// agent notified, no SLA clock started.
+    Import,
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).

@@ -14,6 +14,7 @@ pub mod check;
 pub mod deliver;
 pub mod dkim_keygen;
 pub mod export;
+pub mod import;
 pub mod rules_test;
 pub mod search;
 

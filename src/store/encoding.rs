@@ -92,7 +92,8 @@ pub fn decode_record(value: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, DecodeE
 fn deflated(bytes: &[u8]) -> Option<Vec<u8>> {
     let len = u32::try_from(bytes.len()).ok()?;
     let z = miniz_oxide::deflate::compress_to_vec(bytes, LEVEL);
-    if z.len() + 5 >= bytes.len() + 1 {
+    // Tagged plain costs one byte over the input; deflated costs five over the stream.
+    if z.len() + 5 > bytes.len() {
         return None;
     }
     let mut out = Vec::with_capacity(z.len() + 5);

@@ -1858,3 +1858,12 @@ impl Store {
 
 mod unseen_refs;
 pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};
+
+impl Store {
+    /// The first message stored under a dedup key (see [`Tx::dedup`]), read
+    /// without writing: whether an import already holds a message.
+    pub fn dedup_entry(&self, key: &str) -> Result<Option<MessageSeq>> {
+        let r = self.db()?.0.begin_read()?;
+        Ok(r.open_table(DEDUP)?.get(key)?.map(|v| v.value()))
+    }
+}
