@@ -132,6 +132,7 @@ struct Run {
     seconds: f64,
     raw_bytes: u64,
     sizes: postdesk::store::StoreSize,
+    compacted: postdesk::store::StoreSize,
 }
 
 fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>, String)]) -> Run {
@@ -198,6 +199,10 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
     let sizes = store.sizes().expect("sizes");
     drop(processor);
     drop(store);
+    // What `postdesk compact` gives back: free pages and the file's slack.
+    let compacted = postdesk::store::compact(&dir.join("data"))
+        .expect("compact")
+        .after;
     let _ = std::fs::remove_dir_all(dir);
     Run {
         compress,
@@ -205,6 +210,7 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
         seconds,
         raw_bytes,
         sizes,
+        compacted,
     }
 }
 
@@ -236,6 +242,13 @@ fn print(r: &Run, n: usize) {
     println!(
         "| (free pages, redb's own) | | | {:.0} |",
         per(r.sizes.unaccounted())
+    );
+    println!(
+        "after compact: file {:.1} MiB = {:.0} B/ticket ({:.2}× raw); free pages and redb's own {:.0} B/ticket",
+        r.compacted.file_bytes as f64 / 1048576.0,
+        per(r.compacted.file_bytes),
+        r.compacted.file_bytes as f64 / r.raw_bytes as f64,
+        per(r.compacted.unaccounted())
     );
 }
 
