@@ -7,6 +7,8 @@
 //! - [`search`]: `postdesk search` and `postdesk reindex`, which ask the
 //!   running daemon over its JSON API (the store is the daemon's).
 //! - [`dkim_keygen`]: `postdesk dkim-keygen`, a DKIM key and its DNS record.
+//! - [`import`]: `postdesk import mbox FILE`, a mailbox's history posted
+//!   message by message to the running daemon.
 
 pub mod api_client;
 pub mod backup;
