@@ -85,7 +85,11 @@ pub async fn take(
         .filter(|d| *d > 0)
         .unwrap_or_else(|| processor.clock.now());
     let envelope = Envelope {
-        mail_from: crate::syntax::mailbox(mail_from.trim()).unwrap_or_default(),
+        // The `From ` line's sender when it is an address (some clients
+        // write `From - date`); else what the message records of its
+        // envelope (Return-Path, `<>` staying null, or From).
+        mail_from: crate::syntax::mailbox(mail_from.trim())
+            .unwrap_or_else(|| crate::process::parse::envelope_sender(&raw)),
         rcpt_to: vec![mailbox.address.clone()],
         received_at,
         source: Source::Import,
