@@ -93,6 +93,12 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/backup", get(get_backup))
         .route(
+            "/api/v1/import",
+            axum::routing::post(import_message).layer(axum::extract::DefaultBodyLimit::max(
+                state.processor.cfg.smtp.max_message_size as usize,
+            )),
+        )
+        .route(
             "/api/v1/tickets/{id}/{action}",
             axum::routing::post(act_on_ticket),
         )
@@ -1126,4 +1132,31 @@ async fn reindex(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum:
         "tickets": tickets,
         "elapsed_ms": started.elapsed().as_millis() as u64,
     })))
+}
+
+/// `POST /api/v1/import?from=SENDER`: one message of imported history (the
+/// body, byte for byte), see `import.rs`. 202 when spooled, 200 when the
+/// store holds it already, 400 when it is not a message.
+async fn import_message(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    use crate::import::{ImportError, Imported, take};
+    authorize(&headers, &s)?;
+    let from = q.get("from").cloned().unwrap_or_default();
+    match take(&s.processor, &s.spool, body.to_vec(), from).await {
+        Ok(Imported::Spooled(seq)) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "spooled", "seq": seq.to_string() })),
+        )),
+        Ok(Imported::AlreadyStored(seq)) => Ok((
+            StatusCode::OK,
+            axum::Json(json!({ "status": "already_stored", "seq": seq.to_string() })),
+        )),
+        Err(e @ ImportError::Malformed(_)) => Err(ApiError::BadRequest(e.to_string())),
+        Err(ImportError::Store(e)) => Err(e.into()),
+        Err(e @ ImportError::NotTaken(_)) => Err(ApiError::Internal(e.to_string())),
+    }
 }

@@ -32,6 +32,7 @@ pub mod diagnostic;
 pub mod dkim;
 pub mod imap;
 pub mod links;
+pub mod import;
 pub mod liveness;
 pub mod model;
 pub mod on_behalf;

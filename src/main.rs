@@ -78,6 +78,25 @@ enum Command {
         /// The backup file to create (must not exist).
         file: PathBuf,
     },
+    /// Give the store's free pages back to the file system (the daemon
+    /// stopped); prints the size before and after and the largest tables.
+    Compact {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Turn a mailbox's history into tickets through the running daemon
+    /// (threaded, dated by the messages, nothing sent; repeatable).
+    Import {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Read the API token from this file instead of the config.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[arg(value_enum)]
+        format: ImportFormatArg,
+        /// The mailbox file.
+        file: PathBuf,
+    },
     /// Put a backup in place as the store of an empty data directory.
     Restore {
         #[arg(short, long, default_value = "config.toml")]
@@ -237,6 +256,13 @@ fn main() -> ExitCode {
             ticket,
             output.as_deref(),
         ),
+        Command::Compact { config } => compact(&config),
+        Command::Import {
+            config,
+            token_file,
+            format: ImportFormatArg::Mbox,
+            file,
+        } => import(&config, token_file.as_deref(), &file),
         Command::Restore { config, file } => {
             backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
         }
@@ -368,6 +394,86 @@ fn deliver(path: PathBuf, from: String, recipients: Vec<String>) -> ExitCode {
         Err(e) => {
             eprintln!("postdesk: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// What `postdesk import` reads.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportFormatArg {
+    /// mboxrd or mboxo (`From ` lines, `>From ` escaped).
+    Mbox,
+}
+
+/// `postdesk import mbox FILE`: progress and skipped messages on standard
+/// error, the summary on standard output.
+fn import(
+    path: &std::path::Path,
+    token_file: Option<&std::path::Path>,
+    file: &std::path::Path,
+) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match postdesk::cli::import::import_mbox(&cfg, token_file, file, &mut std::io::stderr()) {
+        Ok(s) => {
+            println!(
+                "imported: {} messages read, {} new, {} already stored, {} skipped as malformed",
+                s.read,
+                s.spooled,
+                s.already_stored,
+                s.malformed.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `postdesk compact`: the store's size before and after, and where the
+/// bytes are (the largest tables).
+fn compact(path: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match postdesk::store::compact(&cfg.data_dir()) {
+        Ok(done) => {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            println!(
+                "{:<24} {:>10} {:>12} {:>12}",
+                "table", "entries", "stored MiB", "overhead MiB"
+            );
+            for t in done.after.tables.iter().take(12) {
+                println!(
+                    "{:<24} {:>10} {:>12.1} {:>12.1}",
+                    t.name,
+                    t.entries,
+                    mib(t.stored_bytes),
+                    mib(t.metadata_bytes + t.fragmented_bytes)
+                );
+            }
+            println!(
+                "compacted: {:.1} MiB before, {:.1} MiB after ({:.1} MiB free or redb's own before)",
+                mib(done.before.file_bytes),
+                mib(done.after.file_bytes),
+                mib(done.before.unaccounted())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postdesk: {e}");
+            ExitCode::FAILURE
         }
     }
 }

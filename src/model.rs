@@ -31,6 +31,10 @@ pub enum Source {
         ticket: TicketId,
         recipient: String,
     },
+    /// History taken from a shared mailbox (`postdesk import mbox`):
+    /// threaded as usual, dated by the message, never acknowledged, no
+    /// agent notified, no SLA clock started.
+    Import,
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).

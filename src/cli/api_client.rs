@@ -70,15 +70,29 @@ pub fn request(
     path: &str,
     timeout: Duration,
 ) -> Result<Answer, RequestError> {
+    request_with_body(addr, token, method, path, &[], timeout)
+}
+
+/// [`request`] with a body (sent as `application/octet-stream`).
+pub fn request_with_body(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Answer, RequestError> {
     let io = |source| RequestError::Unreachable { addr, source };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(io)?;
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )
     .map_err(io)?;
+    s.write_all(body).map_err(io)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(io)?;
     parse_response(&raw).ok_or(RequestError::Malformed(addr))

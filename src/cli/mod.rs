@@ -7,6 +7,8 @@
 //! - [`search`]: `postdesk search` and `postdesk reindex`, which ask the
 //!   running daemon over its JSON API (the store is the daemon's).
 //! - [`dkim_keygen`]: `postdesk dkim-keygen`, a DKIM key and its DNS record.
+//! - [`import`]: `postdesk import mbox FILE`, a mailbox's history posted
+//!   message by message to the running daemon.
 
 pub mod api_client;
 pub mod backup;
@@ -15,6 +17,7 @@ pub mod deliver;
 pub mod dkim_keygen;
 pub mod erase;
 pub mod export;
+pub mod import;
 pub mod rules_test;
 pub mod search;
 

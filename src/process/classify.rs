@@ -156,6 +156,9 @@ pub fn ack_suppressed(
     if class != Class::Customer {
         return Some(format!("{} is never acknowledged", class.as_str()));
     }
+    if env.source == crate::model::Source::Import {
+        return Some("imported history is never acknowledged".into());
+    }
     if null_sender(p, env) {
         return Some("null reverse path".into());
     }

@@ -124,8 +124,9 @@ pub fn new_ticket(cfg: &Config, rules: &RuleSet, msg: &Incoming<'_>) -> NewTicke
         .or(msg.mailbox.map(|m| m.queue.clone()))
         .unwrap_or_else(|| "general".into());
     let priority = routed.priority.unwrap_or(Priority::Normal);
-    // Automated mail is owed no answer: it starts no SLA clock.
-    let sla = (msg.class == Class::Customer)
+    // Automated mail is owed no answer: it starts no SLA clock; nor does
+    // imported history, whose deadlines passed long ago.
+    let sla = (msg.class == Class::Customer && msg.env.source != crate::model::Source::Import)
         .then(|| {
             let probe = Ticket {
                 queue: queue.clone(),

@@ -200,7 +200,12 @@ impl Processor {
             warn!("spool entry without raw message; dropped entry");
             return Ok(());
         };
-        let now = self.clock.now();
+        let imported = env.source == Source::Import;
+        // Imported history happened when its Date says: its events are dated so.
+        let now = match imported {
+            true => parsed.date.filter(|d| *d > 0).unwrap_or(env.received_at),
+            false => self.clock.now(),
+        };
 
         if let Some(first) = self.duplicate_of(tx, seq, &parsed, &raw)? {
             info!(duplicate_of = first, "duplicate message dropped");
@@ -233,8 +238,12 @@ impl Processor {
             },
         )?;
 
-        let from_agent = self.rules.current().agents.by_address(&sender).is_some();
-        if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent) {
+        // An agent's mail in imported history is part of the conversation,
+        // never a command or a reply to relay.
+        let from_agent = !imported && self.rules.current().agents.by_address(&sender).is_some();
+        if let Some(route) =
+            agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent).filter(|_| !imported)
+        {
             return self.agent_mail(tx, &mut record, &msg, &raw, route);
         }
         let found = thread::find(tx, &self.tokens, &self.cfg, &parsed, env, class, &sender)?;
@@ -383,14 +392,19 @@ impl Processor {
                 ticket.status = Status::Open;
                 let detail = "pending → open: customer replied".to_string();
                 tx.add_event(&mut ticket, event(now, EventKind::Status, sender, detail))?;
-                crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
+                if msg.env.source != Source::Import {
+                    crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
+                }
             }
             Status::Resolved | Status::Closed => {
                 let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
                 ticket.status = Status::Open;
                 tx.add_event(&mut ticket, event(now, EventKind::Reopened, sender, detail))?;
-                // A reopened ticket is owed an answer again: a fresh SLA cycle.
-                start_sla(tx, &mut ticket, &rules, now)?;
+                // A reopened ticket is owed an answer again: a fresh SLA
+                // cycle (not for history: that answer was given or not long ago).
+                if msg.env.source != Source::Import {
+                    start_sla(tx, &mut ticket, &rules, now)?;
+                }
             }
             Status::New | Status::Open => {}
         }
@@ -563,6 +577,33 @@ impl Processor {
             return Ok(Some(first));
         }
         tx.dedup(&format!("mid:{id}:{body}"), seq)
+    }
+
+    /// The stored message this one is a copy of, by the same rule as
+    /// [`Processor::duplicate_of`] but read-only: how an import knows a
+    /// message it already took without spooling it again.
+    pub fn stored_copy(
+        &self,
+        parsed: &Parsed,
+        raw: &[u8],
+    ) -> Result<Option<MessageSeq>, StoreError> {
+        let Some(id) = &parsed.message_id else {
+            return self
+                .store
+                .dedup_entry(&format!("sha256:{}", sha256_hex(raw)));
+        };
+        let Some(first) = self.store.dedup_entry(&format!("mid:{id}"))? else {
+            return Ok(None);
+        };
+        let body = sha256_hex(body_of(raw));
+        if self
+            .store
+            .raw(first)?
+            .is_some_and(|r| sha256_hex(body_of(&r)) == body)
+        {
+            return Ok(Some(first));
+        }
+        self.store.dedup_entry(&format!("mid:{id}:{body}"))
     }
 
     fn load_ticket(&self, tx: &mut Tx<'_>, id: TicketId) -> Result<Ticket, StoreError> {

@@ -53,7 +53,8 @@ impl Processor {
     ) -> Result<(), StoreError> {
         let (parsed, sender, now) = (msg.parsed, msg.sender.as_str(), msg.now);
         let (text, stranger) = (&record.text, record.stranger.as_deref());
-        if !self.cfg.agents.notify {
+        // Imported history is news to nobody.
+        if !self.cfg.agents.notify || msg.env.source == crate::model::Source::Import {
             return Ok(());
         }
         let to = recipients(rules, ticket, sender);

@@ -88,7 +88,10 @@ pub fn find(
                 return followed(tx, *ticket, format!("{STATUS_LINK} of {recipient}"));
             }
         }
-        crate::model::Source::Smtp | crate::model::Source::Imap | crate::model::Source::Api => {}
+        crate::model::Source::Smtp
+        | crate::model::Source::Imap
+        | crate::model::Source::Api
+        | crate::model::Source::Import => {}
     }
     let bounce = class == Class::Bounce;
     // 1. signed addresses among the recipients that are ours

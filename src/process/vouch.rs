@@ -70,7 +70,7 @@ pub fn by_source(env: &Envelope, from: &str) -> Option<Vouch> {
         Source::StatusLink { recipient, .. } => Some(Vouch::Failed(format!(
             "a status-link message from {from} for {recipient}"
         ))),
-        Source::Smtp | Source::Imap | Source::Api => None,
+        Source::Smtp | Source::Imap | Source::Api | Source::Import => None,
     }
 }
 

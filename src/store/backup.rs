@@ -70,6 +70,7 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, META, c)?;
     copy_table(src, dst, SECRETS, c)?;
     copy_table(src, dst, RAW, c)?;
+    copy_table(src, dst, RAW_ENCODED, c)?;
     copy_table(src, dst, SPOOL, c)?;
     let messages = copy_table(src, dst, MESSAGES, c)?;
     let tickets = copy_table(src, dst, TICKETS, c)?;

@@ -7,6 +7,9 @@
 
 mod backup;
 pub use backup::{BackupSummary, inspect_backup, restore};
+mod compact;
+mod encoding;
+pub use compact::{CompactError, Compacted, StoreSize, TableSize, compact};
 mod search;
 pub use search::{MessageExtras, SearchHit, SearchResults};
 
@@ -33,8 +36,12 @@ pub use queue_index::{QueueCursor, QueuePage, QueueQuery, sla_deadline};
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
-/// Message sequence → raw bytes exactly as received (or as sent, for our mail).
+/// Message sequence → raw bytes exactly as received (or as sent, for our mail),
+/// untagged: written by older versions, still read (see `encoding.rs`).
 const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+/// Message sequence → the raw bytes with their one-byte encoding tag
+/// (plain or deflate, `encoding.rs`): where raw messages are written now.
+const RAW_ENCODED: TableDefinition<u64, &[u8]> = TableDefinition::new("raw_encoded");
 /// Message sequence → JSON [`Envelope`], for messages accepted but not yet processed.
 const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("spool");
 /// Message sequence → JSON [`MessageRecord`].
@@ -101,6 +108,12 @@ pub enum StoreError {
     },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A stored value whose encoding tag or compressed bytes are damaged.
+    #[error("corrupt value in {table}: {source}")]
+    Encoding {
+        table: &'static str,
+        source: encoding::DecodeError,
+    },
     /// The database failed (I/O error, e.g. disk full) and is not reopened
     /// yet; the text says why.
     #[error("store unavailable: {0}")]
@@ -146,7 +159,31 @@ fn enc<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn dec<T: DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
-    serde_json::from_slice(b).map_err(|source| StoreError::Corrupt { table, source })
+    // Any record may have been stored compressed (see `encoding.rs`).
+    let json =
+        encoding::decode_record(b).map_err(|source| StoreError::Encoding { table, source })?;
+    serde_json::from_slice(&json).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+/// The raw message `seq` from either raw table: tagged values first, then
+/// the untagged ones of older versions.
+fn read_raw(
+    encoded: &impl ReadableTable<u64, &'static [u8]>,
+    plain: Option<&impl ReadableTable<u64, &'static [u8]>>,
+    seq: MessageSeq,
+) -> Result<Option<Vec<u8>>> {
+    if let Some(v) = encoded.get(seq)? {
+        return encoding::decode_tagged(v.value())
+            .map(Some)
+            .map_err(|source| StoreError::Encoding {
+                table: "raw_encoded",
+                source,
+            });
+    }
+    match plain {
+        Some(t) => Ok(t.get(seq)?.map(|v| v.value().to_vec())),
+        None => Ok(None),
+    }
 }
 
 /// The messages `links` lists for ticket `id`, oldest first (in a read or a
@@ -267,6 +304,9 @@ struct Shared {
     writes: AtomicU64,
     /// Highest number of a durable commit that succeeded.
     durable_upto: AtomicU64,
+    /// Whether raw messages and message records are written compressed
+    /// (`[store] compress`); reads handle both either way.
+    compress: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -324,12 +364,14 @@ impl Store {
                 state: Mutex::new(Health::default()),
                 writes: AtomicU64::new(0),
                 durable_upto: AtomicU64::new(0),
+                compress: std::sync::atomic::AtomicBool::new(true),
             }),
         };
         store.write(|tx| {
             tx.txn.open_table(META)?;
             tx.txn.open_table(SECRETS)?;
             tx.txn.open_table(RAW)?;
+            tx.txn.open_table(RAW_ENCODED)?;
             tx.txn.open_table(SPOOL)?;
             tx.txn.open_table(MESSAGES)?;
             tx.txn.open_table(TICKETS)?;
@@ -553,6 +595,7 @@ impl Store {
             let mut tx = Tx {
                 txn: &txn,
                 search_dirty: Default::default(),
+                compress: self.compresses(),
             };
             match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
@@ -603,6 +646,13 @@ impl Store {
         imap: &[&ImapCommit],
         also: impl FnOnce(&mut Tx<'_>) -> Result<()>,
     ) -> Result<Vec<MessageSeq>> {
+        // Compressed before the write transaction: the one writer's time
+        // (which every SMTP session's 250 waits for) stays the same.
+        let compress = self.compresses();
+        let encoded: Vec<Vec<u8>> = items
+            .iter()
+            .map(|(_, bytes)| encoding::encode_tagged(bytes, compress))
+            .collect();
         self.write(|tx| {
             also(tx)?;
             for c in imap {
@@ -617,11 +667,11 @@ impl Store {
             }
             let mut seqs = Vec::with_capacity(items.len());
             let first = tx.reserve_ids("next_message", items.len() as u64)?;
-            let mut raw = tx.txn.open_table(RAW)?;
+            let mut raw = tx.txn.open_table(RAW_ENCODED)?;
             let mut spool = tx.txn.open_table(SPOOL)?;
-            for (i, (env, bytes)) in items.iter().enumerate() {
+            for (i, ((env, _), bytes)) in items.iter().zip(&encoded).enumerate() {
                 let seq = first + i as u64;
-                raw.insert(seq, *bytes)?;
+                raw.insert(seq, bytes.as_slice())?;
                 spool.insert(seq, enc(*env).as_slice())?;
                 seqs.push(seq);
             }
@@ -648,8 +698,19 @@ impl Store {
 
     pub fn raw(&self, seq: MessageSeq) -> Result<Option<Vec<u8>>> {
         let r = self.db()?.0.begin_read()?;
-        let t = r.open_table(RAW)?;
-        Ok(t.get(seq)?.map(|v| v.value().to_vec()))
+        let encoded = r.open_table(RAW_ENCODED)?;
+        read_raw(&encoded, Some(&r.open_table(RAW)?), seq)
+    }
+
+    /// Turns compression of new raw messages and message records on or off
+    /// (`[store] compress`, on by default). Stored values keep their
+    /// encoding; reads handle both.
+    pub fn set_compression(&self, on: bool) {
+        self.shared.compress.store(on, Ordering::Relaxed);
+    }
+
+    fn compresses(&self) -> bool {
+        self.shared.compress.load(Ordering::Relaxed)
     }
 
     /// A random per-installation secret, created on first use (HMAC of reply tokens).
@@ -1003,6 +1064,8 @@ pub struct Tx<'a> {
     txn: &'a WriteTransaction,
     /// Tickets to re-index before the commit (see `search.rs`).
     search_dirty: std::collections::BTreeSet<TicketId>,
+    /// Whether values written in this transaction are compressed.
+    compress: bool,
 }
 
 impl Tx<'_> {
@@ -1029,25 +1092,37 @@ impl Tx<'_> {
     }
 
     pub fn put_raw(&mut self, seq: MessageSeq, raw: &[u8]) -> Result<()> {
-        self.txn.open_table(RAW)?.insert(seq, raw)?;
+        let value = encoding::encode_tagged(raw, self.compress);
+        self.txn
+            .open_table(RAW_ENCODED)?
+            .insert(seq, value.as_slice())?;
+        // An older untagged copy must not outlive the new bytes.
+        self.txn.open_table(RAW)?.remove(seq)?;
         Ok(())
     }
 
     pub fn remove_raw(&mut self, seq: MessageSeq) -> Result<()> {
+        self.txn.open_table(RAW_ENCODED)?.remove(seq)?;
         self.txn.open_table(RAW)?.remove(seq)?;
         Ok(())
     }
 
     pub fn raw(&mut self, seq: MessageSeq) -> Result<Option<Vec<u8>>> {
-        let t = self.txn.open_table(RAW)?;
-        Ok(t.get(seq)?.map(|v| v.value().to_vec()))
+        let encoded = self.txn.open_table(RAW_ENCODED)?;
+        read_raw(&encoded, Some(&self.txn.open_table(RAW)?), seq)
+    }
+
+    /// A message record as stored: compressed when the store compresses.
+    fn enc_message(&self, m: &MessageRecord) -> Vec<u8> {
+        encoding::encode_record(enc(m), self.compress)
     }
 
     /// Stores a message record and links it to its ticket, if any.
     pub fn put_message(&mut self, m: &MessageRecord) -> Result<()> {
+        let value = self.enc_message(m);
         self.txn
             .open_table(MESSAGES)?
-            .insert(m.seq, enc(m).as_slice())?;
+            .insert(m.seq, value.as_slice())?;
         if let Some(t) = m.ticket {
             self.txn
                 .open_multimap_table(TICKET_MESSAGES)?
@@ -1062,9 +1137,10 @@ impl Tx<'_> {
     /// notifications to agents) and held replies. Raw bytes and the record stay
     /// reachable by sequence number.
     pub fn put_message_unlisted(&mut self, m: &MessageRecord) -> Result<()> {
+        let value = self.enc_message(m);
         self.txn
             .open_table(MESSAGES)?
-            .insert(m.seq, enc(m).as_slice())?;
+            .insert(m.seq, value.as_slice())?;
         Ok(())
     }
 
@@ -1793,3 +1869,11 @@ pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};
 
 mod erase;
 pub use erase::{ERASED_ADDRESS, ErasePlan, ErasureReport, RetentionDue};
+impl Store {
+    /// The first message stored under a dedup key (see [`Tx::dedup`]), read
+    /// without writing: whether an import already holds a message.
+    pub fn dedup_entry(&self, key: &str) -> Result<Option<MessageSeq>> {
+        let r = self.db()?.0.begin_read()?;
+        Ok(r.open_table(DEDUP)?.get(key)?.map(|v| v.value()))
+    }
+}
