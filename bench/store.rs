@@ -158,6 +158,7 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
         rules: Arc::new(LiveRules::new(rules)),
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
+        public: None,
     };
     let mut raw_bytes = 0u64;
     let start = Instant::now();
