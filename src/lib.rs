@@ -42,6 +42,7 @@ pub mod report_service;
 pub mod reports;
 pub mod rules;
 pub mod search;
+pub mod sender_auth;
 pub mod service;
 pub mod sla;
 pub mod sla_scheduler;

@@ -220,6 +220,7 @@ mod tests {
             peer: String::new(),
             helo: String::new(),
             imap: None,
+            sender_auth: None,
         }
     }
 

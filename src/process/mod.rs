@@ -228,6 +228,9 @@ impl Processor {
                 attachments: parsed.attachments.iter().map(|(_, n)| n.clone()).collect(),
             },
         )?;
+        if let Some(verdict) = &env.sender_auth {
+            tx.put_sender_verdict(seq, verdict)?;
+        }
 
         let from_agent = self.rules.current().agents.by_address(&sender).is_some();
         if let Some(route) = agent::route(&self.cfg, &self.tokens, &parsed, env, from_agent) {

@@ -1782,3 +1782,4 @@ impl Store {
 
 mod unseen_refs;
 pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};
+mod sender_verdicts;
