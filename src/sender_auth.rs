@@ -272,7 +272,9 @@ fn weigh(
         .find_map(|o| signer(o).filter(|d| ours(d)));
     let dkim_fail = dkim
         .iter()
-        .filter(|o| matches!(o.result(), DkimResult::Fail(_)))
+        // mail-auth calls a body hash mismatch neutral: the signature is there but the
+        // body is not what was signed, which is a failure for the verdict.
+        .filter(|o| matches!(o.result(), DkimResult::Fail(_) | DkimResult::Neutral(_)))
         .find_map(|o| signer(o).filter(|d| ours(d)));
     if dmarc_word == "pass" {
         decide(Verdict::Pass, "dmarc", from_domain);

@@ -41,7 +41,10 @@ impl Zone {
     /// the text (only its config files unquote) and a comma starts the next string, so the
     /// text goes in bare and may not hold a comma.
     pub fn txt(mut self, name: &str, text: &str) -> Zone {
-        assert!(!text.contains(','), "a TXT text for dnsmasq cannot hold a comma: {text}");
+        assert!(
+            !text.contains(','),
+            "a TXT text for dnsmasq cannot hold a comma: {text}"
+        );
         self.args.push(format!("--txt-record={name},{text}"));
         self
     }
@@ -49,7 +52,10 @@ impl Zone {
     /// A TXT record longer than one character-string (255 bytes), split into chunks that a
     /// resolver joins back.
     pub fn txt_long(mut self, name: &str, text: &str) -> Zone {
-        assert!(!text.contains(','), "a TXT text for dnsmasq cannot hold a comma: {text}");
+        assert!(
+            !text.contains(','),
+            "a TXT text for dnsmasq cannot hold a comma: {text}"
+        );
         let chunks: Vec<String> = text
             .as_bytes()
             .chunks(250)
