@@ -6,7 +6,11 @@
 //! - the token verifies (HMAC over ticket, agent and version),
 //! - the From is one of that agent's addresses in rules/agents.toml, and
 //! - no `Authentication-Results` header of the trusted authserv-id reports a
-//!   DKIM or DMARC failure (postdesk does not verify DKIM itself).
+//!   DKIM or DMARC failure, and
+//! - for mail our SMTP intake verified (`crate::sender_auth`), when the
+//!   agent's domain publishes DMARC, it passes aligned
+//!   (`agents.require_dmarc`): a token and a From can be copied from one
+//!   leaked notification, a DKIM signature of the agent's domain cannot.
 //!
 //! Anything else is quarantined, never dropped, and the agent the mail claims
 //! to come from gets a notice why at their configured address (rate-limited).

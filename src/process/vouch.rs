@@ -1,8 +1,10 @@
 //! Does anything vouch that a message comes from the address in its From?
 //!
-//! A From header is whatever the sender typed. postdesk does not (yet)
-//! verify SPF, DKIM or DMARC itself, so it takes the evidence it has:
-//! - `Authentication-Results` written by the trusted receiving MTA
+//! A From header is whatever the sender typed, so postdesk weighs the
+//! evidence it has:
+//! - `Authentication-Results` of a trusted authserv-id ([`trusted_id`]): our
+//!   own (`server.hostname`) for mail our SMTP intake verified
+//!   (`crate::sender_auth`), else the receiving MTA's
 //!   (`agents.trusted_authserv_id`): a DMARC pass, or a DKIM pass for the
 //!   From's domain, vouches; a DMARC or DKIM failure condemns;
 //! - the envelope sender (for IMAP mail, the receiving MTA's Return-Path):
