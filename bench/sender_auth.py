@@ -96,10 +96,8 @@ dns_server = "127.0.0.1:{dns_port}"
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
-    micros = [
-        int(x)
-        for x in re.findall(r"sender verified.*?micros=(\d+)", open(log.name).read())
-    ]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", open(log.name).read())  # tracing's colours
+    micros = [int(x) for x in re.findall(r"sender verified.*?micros=(\d+)", text)]
     return took, micros
 
 

@@ -8,6 +8,7 @@
 
 mod common;
 use common::dns::{Dns, Zone};
+use common::web::{http, login_as, set_passwords};
 use common::*;
 use serde_json::Value;
 use std::io::Write;
@@ -171,6 +172,7 @@ fn signed_mail_passes_altered_mail_fails_and_spf_follows_the_client_address() {
     assert_eq!(v["mechanism"], "dmarc", "{v}");
     assert_eq!(v["dmarc_policy"], "reject", "{v}");
     sink.nth_to(&carla, 1);
+    let signed_ticket = d.ticket_of(seq);
 
     // The same mail altered after signing: DKIM fails, and so does DMARC (p=reject).
     let dave = format!("dave@{SIGNED}");
@@ -228,10 +230,36 @@ fn signed_mail_passes_altered_mail_fails_and_spf_follows_the_client_address() {
         "{v}"
     );
 
-    // The ticket page shows the verdict next to the sender.
-    let t = d.ticket_of(seq);
-    let ticket = d.ticket(&t);
+    let spf_no_ticket = d.ticket_of(seq);
+    let ticket = d.ticket(&spf_no_ticket);
     assert_eq!(ticket["messages"][0]["sender_verdict"]["verdict"], "fail");
+
+    // The ticket page shows the verdict next to the sender.
+    set_passwords(&d);
+    let cookie = login_as(&d, "alice");
+    let page = |id: &str| {
+        let a = http(
+            d.web_port,
+            "GET",
+            &format!("/tickets/{id}"),
+            &[("Cookie", &cookie)],
+            "",
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.text()
+    };
+    let html = page(&signed_ticket);
+    assert!(
+        html.contains(r#"class="badge sender-pass" data-verdict="pass""#)
+            && html.contains("verified sender (DMARC)"),
+        "{html}"
+    );
+    let html = page(&spf_no_ticket);
+    assert!(
+        html.contains(r#"class="badge sender-fail" data-verdict="fail""#)
+            && html.contains("sender check failed (SPF)"),
+        "{html}"
+    );
 }
 
 /// A sender who writes our own authserv-id into an Authentication-Results header, claiming a
