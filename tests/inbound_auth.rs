@@ -314,6 +314,68 @@ fn a_forged_authentication_results_with_our_id_is_renamed_and_vouches_for_nothin
     );
 }
 
+/// `postdesk deliver` hands over mail another MTA received: its client address (loopback)
+/// proves nothing, so it is not verified, gets no header of ours, and an Authentication-Results
+/// in it claiming our id is not believed (it vouches for nothing: no acknowledgement).
+#[test]
+fn mail_handed_over_by_deliver_is_not_verified_and_our_id_in_it_is_not_believed() {
+    let k = keys();
+    let dns = Dns::start(&k.zone);
+    let (sink, d) = start(&dns, |_| {});
+    let victim = format!("victim@{SIGNED}");
+    let forged = format!("Authentication-Results: {HOSTNAME}; dmarc=pass header.from={SIGNED}");
+    let raw = mail(
+        &format!("Victim <{victim}>"),
+        "Please reset my password",
+        "<forged-deliver@mallory.test>",
+        &[forged.as_str()],
+        "Send the new password to this address.\n",
+    );
+    let mut child = Command::new(daemon_bin())
+        .arg("deliver")
+        .arg("-c")
+        .arg(&d.config_path)
+        .args(["-f", "mallory@elsewhere.test", SUPPORT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run postdesk deliver");
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_idle(SECS_60);
+    let tickets = d.all_tickets();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let t = d.ticket(&id_string(&tickets[0]["id"]).unwrap());
+    let m = &t["messages"][0];
+    assert!(m["sender_verdict"].is_null(), "{m}");
+    let seq: u64 = id_string(&m["seq"]).unwrap().parse().unwrap();
+    let text = stored(&d, seq);
+    assert_eq!(
+        auth_results(&text),
+        vec![forged[24..].trim().to_string()],
+        "{text}"
+    );
+    assert!(
+        t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ack_suppressed"
+                && e["detail"].as_str().unwrap().contains("nothing vouches")),
+        "{t}"
+    );
+    assert!(
+        sink.messages_to(&victim).is_empty(),
+        "backscatter to {victim}"
+    );
+}
+
 /// A DNS server that never answers delays intake by `auth.timeout` at most: the mail is
 /// accepted and stored with temperror results, not refused.
 #[test]

@@ -93,3 +93,48 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::MINIMAL;
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn defaults_verify_with_the_system_resolver() {
+        let c = Config::from_str(MINIMAL, Path::new("c.toml")).unwrap();
+        assert!(c.auth.verify);
+        assert_eq!(c.auth.dns_server_addr(), None);
+        assert_eq!(c.auth.timeout, Duration::from_secs(5));
+        assert_eq!(c.agents.require_dmarc, RequireDmarc::WhenPublished);
+    }
+
+    #[test]
+    fn keys_parse_and_bad_values_are_located() {
+        let text = format!(
+            "{MINIMAL}[agents]\nrequire_dmarc = \"never\"\n\n[auth]\nverify = false\ndns_server = \"127.0.0.1:5353\"\ntimeout = \"2s\"\n"
+        );
+        let c = Config::from_str(&text, Path::new("c.toml")).unwrap();
+        assert!(!c.auth.verify);
+        assert_eq!(c.auth.dns_server_addr(), "127.0.0.1:5353".parse().ok());
+        assert_eq!(c.agents.require_dmarc, RequireDmarc::Never);
+
+        let text = format!("{MINIMAL}[auth]\ndns_server = \"dns.example\"\ntimeout = \"10ms\"\n");
+        let err = Config::from_str(&text, Path::new("c.toml")).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("auth.dns_server \"dns.example\" is not ip:port"),
+            "{shown}"
+        );
+        assert!(shown.contains("auth.timeout must be between"), "{shown}");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("dns_server"))
+            .unwrap()
+            + 1;
+        assert!(shown.contains(&format!("c.toml:{line}:")), "{shown}");
+
+        let text = format!("{MINIMAL}[agents]\nrequire_dmarc = \"sometimes\"\n");
+        assert!(Config::from_str(&text, Path::new("c.toml")).is_err());
+    }
+}
