@@ -80,6 +80,9 @@ from = "Example Support <support@example.test>"
 listen = "127.0.0.1:$WEB_PORT"
 api_token = "$TOKEN"
 
+[auth]
+verify = false                      # IMAP intake is never verified; no DNS from the bench
+
 [[imap]]
 host = "127.0.0.1"
 port = $IMAP_PORT

@@ -174,6 +174,7 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
                     peer: "127.0.0.1".into(),
                     helo: "bench".into(),
                     imap: None,
+                    sender_auth: None,
                 };
                 (env, message(k, corpus))
             })

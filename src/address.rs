@@ -32,6 +32,32 @@ pub fn same_mailbox(addr: &str, ours: &str) -> bool {
     }
 }
 
+/// The organisational domain of `domain`, approximated without the public
+/// suffix list: the last two labels, or three under a two-letter country
+/// code whose second level is a generic one (`example.co.uk`).
+pub fn organisational(domain: &str) -> String {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
+    let n = labels.len();
+    let keep = if n >= 3
+        && labels[n - 1].len() == 2
+        && [
+            "co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "ltd", "plc",
+        ]
+        .contains(&labels[n - 2])
+    {
+        3
+    } else {
+        2
+    };
+    labels[n.saturating_sub(keep)..].join(".")
+}
+
+/// Whether two domains belong to the same organisation.
+pub fn related(a: &str, b: &str) -> bool {
+    organisational(a) == organisational(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

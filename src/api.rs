@@ -666,6 +666,26 @@ fn message_json(m: &MessageRecord) -> Value {
     })
 }
 
+/// Adds `sender_verdict` to each message's JSON in `list`: what our own SMTP
+/// intake verified about its sender (`{"verdict": "pass"|"fail"|"none",
+/// "mechanism", "domain", "spf", "dkim", "dmarc", "arc", "dmarc_policy"}`),
+/// null when it was not verified (IMAP, `deliver`, our own mail).
+async fn add_sender_verdicts(
+    s: &Shared,
+    list: &mut Value,
+    messages: &[MessageRecord],
+) -> ApiResult<()> {
+    let store = s.store.clone();
+    let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+    let verdicts = blocking(move || store.sender_verdicts(seqs)).await?;
+    if let Some(items) = list.as_array_mut() {
+        for (item, m) in items.iter_mut().zip(messages) {
+            item["sender_verdict"] = json!(verdicts.get(&m.seq));
+        }
+    }
+    Ok(())
+}
+
 fn parse_id(s: &str, what: &str) -> ApiResult<u64> {
     s.trim_start_matches('#')
         .parse()
@@ -733,6 +753,7 @@ async fn get_ticket(
             }
         }
     }
+    add_sender_verdicts(&s, &mut v["messages"], &messages).await?;
     // Agent replies held by collision detection, waiting for #send or expiry.
     v["held"] = held
         .iter()
@@ -785,7 +806,11 @@ async fn get_message(
     let (record, dup) =
         blocking(move || Ok((store.message(seq)?, store.duplicate_of(seq)?))).await?;
     match (record, dup) {
-        (Some(m), _) => Ok(axum::Json(message_json(&m))),
+        (Some(m), _) => {
+            let mut v = json!([message_json(&m)]);
+            add_sender_verdicts(&s, &mut v, std::slice::from_ref(&m)).await?;
+            Ok(axum::Json(v[0].take()))
+        }
         (None, Some(first)) => Ok(axum::Json(json!({
             "seq": seq.to_string(),
             "duplicate_of": first.to_string(),

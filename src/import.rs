@@ -96,6 +96,7 @@ pub async fn take(
         peer: "import".into(),
         helo: String::new(),
         imap: None,
+        sender_auth: None,
     };
     let seq = spool
         .submit(envelope, raw)

@@ -46,6 +46,7 @@ pub mod reports;
 pub mod retention;
 pub mod rules;
 pub mod search;
+pub mod sender_auth;
 pub mod service;
 pub mod sla;
 pub mod sla_scheduler;

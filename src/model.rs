@@ -56,6 +56,11 @@ pub struct Envelope {
     /// INTERNALDATE, so history is never acknowledged (`classify::ack_suppressed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imap: Option<ImapDates>,
+    /// What our own SMTP intake verified about the sender (`[auth]`); None
+    /// when it did not verify (IMAP, `deliver`, the API, verification off),
+    /// and then no `Authentication-Results` of our own id is believed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_auth: Option<SenderVerdict>,
 }
 
 /// The dates that tell a mailbox's history from mail that arrived after
@@ -566,4 +571,52 @@ pub struct WebSession {
     pub last_seen: i64,
     /// The token every form of this session carries (CSRF), hex.
     pub csrf: String,
+}
+
+/// Whether postdesk's own verification vouches for a message's sender, and by
+/// which mechanism: stored with the message (`store/sender_verdicts.rs`),
+/// shown on the ticket page and in the API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SenderVerdict {
+    pub verdict: Verdict,
+    /// What decided it: `dmarc`, `dkim` or `spf` (empty when nothing did).
+    #[serde(default)]
+    pub mechanism: String,
+    /// The domain it is about (the From's, or the signer's for DKIM).
+    #[serde(default)]
+    pub domain: String,
+    /// Each method's result as written in our Authentication-Results
+    /// (`pass`, `fail`, `softfail`, `neutral`, `none`, `temperror`, `permerror`).
+    pub spf: String,
+    pub dkim: String,
+    pub dmarc: String,
+    /// `arc=` when the message carried an ARC set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc: Option<String>,
+    /// The From domain's DMARC policy when it publishes one (`none`,
+    /// `quarantine`, `reject`); None when no record was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_policy: Option<String>,
+}
+
+/// The verdict's headline.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// An aligned DMARC, DKIM or SPF pass for the From's domain.
+    Pass,
+    /// DMARC fails, or the only signatures or SPF fail.
+    Fail,
+    /// Nothing to go by (no records, temporary errors, unaligned passes).
+    None,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::None => "none",
+        }
+    }
 }

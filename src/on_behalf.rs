@@ -116,6 +116,7 @@ pub async fn open(
         peer: format!("api ({})", agent.name),
         helo: String::new(),
         imap: None,
+        sender_auth: None,
     };
     let seq = spool
         .submit(envelope, raw)

@@ -151,6 +151,13 @@ fn private_dns_serves_given_txt_record_and_nothing_else() {
         answer.windows(18).any(|w| w == b"v=DMARC1; p=reject"),
         "the record's text is in the answer"
     );
+    // …as the whole character-string (length byte, then the text: no quotes kept).
+    assert!(
+        answer
+            .windows(19)
+            .any(|w| w[0] == 18 && &w[1..] == b"v=DMARC1; p=reject"),
+        "the text is the record's whole string: {answer:?}"
+    );
     let other = ask("_dmarc.elsewhere.test");
     assert_eq!(
         u16::from_be_bytes([other[6], other[7]]),

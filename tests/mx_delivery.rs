@@ -693,7 +693,7 @@ fn a_domain_without_mx_is_its_own_mail_host() {
     let port = port_on_both();
     let dns = Dns::start(
         &Zone::new()
-            .local("bare.test")
+            .authoritative("bare.test")
             .host("bare.test", "127.0.0.3"),
     );
     let host = MxHost::start("127.0.0.3", port, HostOpts::default());
@@ -734,12 +734,12 @@ fn mta_sts_enforce_delivers_only_to_matching_hosts_over_verified_tls() {
         &Zone::new()
             .mx("sts.test", "mx.sts.test", 10)
             .host("mx.sts.test", "127.0.0.2")
-            .txt_bare("_mta-sts.sts.test", "v=STSv1; id=20261203")
+            .txt("_mta-sts.sts.test", "v=STSv1; id=20261203")
             .host("mta-sts.sts.test", "127.0.0.3")
             // sts2.test's policy names another host than its MX.
             .mx("sts2.test", "mx.sts2.test", 10)
             .host("mx.sts2.test", "127.0.0.2")
-            .txt_bare("_mta-sts.sts2.test", "v=STSv1; id=1")
+            .txt("_mta-sts.sts2.test", "v=STSv1; id=1")
             .host("mta-sts.sts2.test", "127.0.0.3"),
     );
     let host = MxHost::start(

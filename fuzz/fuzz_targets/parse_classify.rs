@@ -54,6 +54,7 @@ fuzz_target!(|raw: &[u8]| {
             peer: "127.0.0.1:1".into(),
             helo: "fuzz".into(),
             imap: None,
+            sender_auth: None,
         };
         let class = classify(&p, &env, HOSTNAME);
         assert_eq!(class, classify(&p, &env, HOSTNAME), "classify is not pure");

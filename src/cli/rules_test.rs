@@ -69,6 +69,7 @@ pub fn rules_test(
         peer: String::new(),
         helo: String::new(),
         imap: None,
+        sender_auth: None,
     };
     let msg = Incoming::read(&cfg, &parsed, &env, now);
     let plan = decide::new_ticket(&cfg, &rules, &msg);

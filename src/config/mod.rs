@@ -17,6 +17,8 @@ mod dkim;
 pub use dkim::{DkimConfig, DkimSelector};
 mod mx;
 pub use mx::TlsPolicy;
+mod auth;
+pub use auth::{AuthConfig, RequireDmarc};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,9 @@ pub struct Config {
     /// DKIM signing of what we send; see [`DkimConfig`].
     #[serde(default)]
     pub dkim: DkimConfig,
+    /// Verifying the senders of SMTP mail; see [`AuthConfig`].
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -316,6 +321,8 @@ pub struct AgentsConfig {
     /// How long a reply held by collision detection waits for `#send`.
     #[serde(deserialize_with = "de_duration")]
     pub hold_expiry: Duration,
+    /// Agent mail from a domain publishing DMARC needs our aligned pass.
+    pub require_dmarc: RequireDmarc,
 }
 
 impl Default for AgentsConfig {
@@ -325,6 +332,7 @@ impl Default for AgentsConfig {
             trusted_authserv_id: None,
             comment_address: None,
             hold_expiry: Duration::from_secs(24 * 3600),
+            require_dmarc: RequireDmarc::default(),
         }
     }
 }
@@ -796,6 +804,7 @@ impl Config {
         self.validate_imap(text, &mut out);
         self.validate_dkim(text, &mut out);
         self.validate_mx(text, &mut out);
+        self.validate_auth(text, &mut out);
         out
     }
 

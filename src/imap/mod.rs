@@ -864,6 +864,7 @@ impl Poller {
             ),
             helo: String::new(),
             imap: Some(dates),
+            sender_auth: None,
         }
     }
 }

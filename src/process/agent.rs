@@ -6,7 +6,11 @@
 //! - the token verifies (HMAC over ticket, agent and version),
 //! - the From is one of that agent's addresses in rules/agents.toml, and
 //! - no `Authentication-Results` header of the trusted authserv-id reports a
-//!   DKIM or DMARC failure (postdesk does not verify DKIM itself).
+//!   DKIM or DMARC failure, and
+//! - for mail our SMTP intake verified (`crate::sender_auth`), when the
+//!   agent's domain publishes DMARC, it passes aligned
+//!   (`agents.require_dmarc`): a token and a From can be copied from one
+//!   leaked notification, a DKIM signature of the agent's domain cannot.
 //!
 //! Anything else is quarantined, never dropped, and the agent the mail claims
 //! to come from gets a notice why at their configured address (rate-limited).
@@ -206,7 +210,8 @@ impl Processor {
             .agents
             .trusted_authserv_id
             .as_deref()
-            .and_then(|id| auth_failure(parsed, id));
+            .and_then(|id| auth_failure(parsed, id))
+            .or_else(|| self.dmarc_requirement(env));
         match route {
             Route::Comment => {
                 let Some(agent) = from_agent else {
@@ -371,6 +376,35 @@ impl Processor {
         Ok(())
     }
 
+    /// Why our own verification keeps agent mail from being acted on
+    /// (`agents.require_dmarc`): the From's domain publishes DMARC (or its
+    /// record could not be looked up) and the mail does not pass it aligned.
+    /// None when the mail was not verified by us (IMAP, `deliver`).
+    fn dmarc_requirement(&self, env: &Envelope) -> Option<String> {
+        if self.cfg.agents.require_dmarc == crate::config::RequireDmarc::Never {
+            return None;
+        }
+        let v = env.sender_auth.as_ref()?;
+        let published = v.dmarc_policy.is_some() || v.dmarc == "temperror";
+        if !published || v.dmarc == "pass" {
+            return None;
+        }
+        let policy = v
+            .dmarc_policy
+            .as_deref()
+            .map_or(String::new(), |p| format!(" (p={p})"));
+        Some(format!(
+            "its domain {domain} publishes DMARC{policy} and the mail does not pass it \
+             aligned: {host} found dmarc={dmarc}, dkim={dkim}, spf={spf}; send from your \
+             own mail server, which signs for {domain}",
+            domain = v.domain,
+            host = self.cfg.server.hostname,
+            dmarc = v.dmarc,
+            dkim = v.dkim,
+            spf = v.spf,
+        ))
+    }
+
     /// What proves that mail to the comment address comes from `agent`: a
     /// comment address signed for that agent among its recipients, or a
     /// DKIM/DMARC pass for the From's domain reported by the trusted MTA.
@@ -398,14 +432,14 @@ impl Processor {
             return Ok(());
         }
         let domain = crate::config::split_address(sender).map(|(_, d)| d);
-        let authenticated = self
-            .cfg
-            .agents
-            .trusted_authserv_id
-            .as_deref()
-            .and_then(|id| super::vouch::auth_results(parsed, id))
-            .zip(domain)
-            .and_then(|(results, d)| results.pass_for(d));
+        let authenticated = super::vouch::trusted_id(
+            env,
+            &self.cfg.server.hostname,
+            self.cfg.agents.trusted_authserv_id.as_deref(),
+        )
+        .and_then(|id| super::vouch::auth_results(parsed, id))
+        .zip(domain)
+        .and_then(|(results, d)| results.pass_for(d));
         if authenticated.is_some() {
             return Ok(());
         }

@@ -370,6 +370,7 @@ mod tests {
                 peer: String::new(),
                 helo: String::new(),
                 imap: None,
+                sender_auth: None,
             };
             (classify(&p, &env, "support.example.test"), unmarked(&p))
         };

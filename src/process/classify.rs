@@ -223,6 +223,7 @@ mod tests {
             peer: String::new(),
             helo: String::new(),
             imap: None,
+            sender_auth: None,
         }
     }
 

@@ -54,7 +54,11 @@ impl<'a> Incoming<'a> {
                 parsed,
                 env,
                 &sender,
-                cfg.agents.trusted_authserv_id.as_deref(),
+                vouch::trusted_id(
+                    env,
+                    &cfg.server.hostname,
+                    cfg.agents.trusted_authserv_id.as_deref(),
+                ),
             ),
         };
         Incoming {

@@ -237,6 +237,9 @@ impl Processor {
                 attachments: parsed.attachments.iter().map(|(_, n)| n.clone()).collect(),
             },
         )?;
+        if let Some(verdict) = &env.sender_auth {
+            tx.put_sender_verdict(seq, verdict)?;
+        }
 
         // An agent's mail in imported history is part of the conversation,
         // never a command or a reply to relay.

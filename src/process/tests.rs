@@ -85,6 +85,7 @@ impl Harness {
             peer: String::new(),
             helo: String::new(),
             imap: None,
+            sender_auth: None,
         };
         let raw = raw.replace('\n', "\r\n");
         let seq = self.store.spool_batch(&[(&env, raw.as_bytes())]).unwrap()[0];
@@ -355,6 +356,7 @@ fn a_batch_stops_taking_messages_once_its_raw_bytes_reach_the_bound() {
         peer: String::new(),
         helo: String::new(),
         imap: None,
+        sender_auth: None,
     };
     let raws: Vec<String> = (0..5)
         .map(|i| {

@@ -1,8 +1,10 @@
 //! Does anything vouch that a message comes from the address in its From?
 //!
-//! A From header is whatever the sender typed. postdesk does not (yet)
-//! verify SPF, DKIM or DMARC itself, so it takes the evidence it has:
-//! - `Authentication-Results` written by the trusted receiving MTA
+//! A From header is whatever the sender typed, so postdesk weighs the
+//! evidence it has:
+//! - `Authentication-Results` of a trusted authserv-id ([`trusted_id`]): our
+//!   own (`server.hostname`) for mail our SMTP intake verified
+//!   (`crate::sender_auth`), else the receiving MTA's
 //!   (`agents.trusted_authserv_id`): a DMARC pass, or a DKIM pass for the
 //!   From's domain, vouches; a DMARC or DKIM failure condemns;
 //! - the envelope sender (for IMAP mail, the receiving MTA's Return-Path):
@@ -23,6 +25,7 @@
 //! Pure functions over [`Parsed`] and the envelope.
 
 use super::parse::Parsed;
+pub use crate::address::{organisational, related};
 use crate::config::split_address;
 use crate::model::Envelope;
 
@@ -74,6 +77,23 @@ pub fn by_source(env: &Envelope, from: &str) -> Option<Vouch> {
     }
 }
 
+/// Whose `Authentication-Results` are believed for a message: our own
+/// (`ours`, `server.hostname`) when our SMTP intake verified it (it renamed
+/// every incoming header claiming our id, so the topmost one is ours), else
+/// the configured MTA's (`agents.trusted_authserv_id`), as for IMAP and
+/// `deliver` mail, whose headers of our id nobody checked.
+pub fn trusted_id<'a>(
+    env: &Envelope,
+    ours: &'a str,
+    configured: Option<&'a str>,
+) -> Option<&'a str> {
+    if env.sender_auth.is_some() {
+        Some(ours)
+    } else {
+        configured
+    }
+}
+
 /// Weighs the evidence that `parsed` comes from `from` (its From address).
 pub fn vouch(parsed: &Parsed, env: &Envelope, from: &str, trusted: Option<&str>) -> Vouch {
     let from_domain = split_address(from).map(|(_, d)| d.to_ascii_lowercase());
@@ -107,32 +127,6 @@ pub fn vouch(parsed: &Parsed, env: &Envelope, from: &str, trusted: Option<&str>)
             "its envelope sender {envelope} is of another domain than its From {from}"
         ))
     }
-}
-
-/// The organisational domain of `domain`, approximated without the public
-/// suffix list: the last two labels, or three under a two-letter country
-/// code whose second level is a generic one (`example.co.uk`).
-pub fn organisational(domain: &str) -> String {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let labels: Vec<&str> = domain.split('.').collect();
-    let n = labels.len();
-    let keep = if n >= 3
-        && labels[n - 1].len() == 2
-        && [
-            "co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "ltd", "plc",
-        ]
-        .contains(&labels[n - 2])
-    {
-        3
-    } else {
-        2
-    };
-    labels[n.saturating_sub(keep)..].join(".")
-}
-
-/// Whether two domains belong to the same organisation.
-pub fn related(a: &str, b: &str) -> bool {
-    organisational(a) == organisational(b)
 }
 
 /// The original sender's domain inside an SRS address (`SRS0=hash=tt=domain=local@forwarder`,
@@ -249,6 +243,7 @@ mod tests {
             peer: String::new(),
             helo: String::new(),
             imap: None,
+            sender_auth: None,
         }
     }
 

@@ -72,6 +72,7 @@ pub async fn submit(
         peer: s.peer,
         helo: String::new(),
         imap: None,
+        sender_auth: None,
     };
     let seq = state.spool.submit(envelope, raw).await?;
     Ok((seq, ticket_of(state, seq).await))

@@ -143,6 +143,7 @@ impl SmtpServer {
             spool,
             tls,
             budget: InflightBudget::new(cfg.smtp.max_inflight_bytes),
+            verifier: sender_verifier(&cfg),
         });
         let per_ip = PerIpLimit::new(cfg.smtp.max_connections_per_ip);
         let (hard_stop_tx, hard_stop) = watch::channel(false);
@@ -272,6 +273,26 @@ async fn refuse(mut tcp: TcpStream, line: String) {
         tcp.shutdown().await
     })
     .await;
+}
+
+/// The sender verifier `[auth]` asks for. A resolver that cannot be set up
+/// (no usable /etc/resolv.conf) is logged and intake goes on unverified, as
+/// with `auth.verify = false`: verification adds evidence, it never gates mail.
+fn sender_verifier(cfg: &Config) -> Option<Arc<crate::sender_auth::Verifier>> {
+    if !cfg.auth.verify {
+        return None;
+    }
+    match crate::sender_auth::Verifier::new(
+        &cfg.server.hostname,
+        cfg.auth.dns_server_addr(),
+        cfg.auth.timeout,
+    ) {
+        Ok(v) => Some(Arc::new(v)),
+        Err(e) => {
+            tracing::error!(error = %e, "sender verification is off");
+            None
+        }
+    }
 }
 
 /// Builds the STARTTLS acceptor from `smtp.tls_cert`/`tls_key` (PEM), if set.

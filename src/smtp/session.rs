@@ -34,6 +34,8 @@ pub(super) struct Shared {
     pub tls: Option<super::TlsSlot>,
     /// `smtp.max_inflight_bytes`: what all DATA buffers together may hold.
     pub budget: InflightBudget,
+    /// Sender verification (`[auth]`); None when switched off.
+    pub verifier: Option<Arc<crate::sender_auth::Verifier>>,
 }
 
 /// The two stages of shutdown, as seen by a session.
@@ -564,6 +566,7 @@ impl Session {
         }
         // The reservation is held until the spool has taken the bytes.
         let (raw, _reservation) = reader.into_body();
+        let (raw, sender_auth) = self.verify_sender(raw, &tx.mail_from).await;
         let size = raw.len();
         let envelope = Envelope {
             mail_from: tx.mail_from,
@@ -573,6 +576,7 @@ impl Session {
             peer: self.peer.to_string(),
             helo: self.helo.clone(),
             imap: None,
+            sender_auth,
         };
         let rcpts = envelope.rcpt_to.len();
         // The 250 is only sent once the spool says the message is durable.
@@ -589,6 +593,28 @@ impl Session {
             }
         }
         Ok(None)
+    }
+
+    /// Verifies the sender (`[auth]`) before the commit: the bytes to store
+    /// (our Authentication-Results prepended) and the verdict. Unverified,
+    /// as received, when verification is off or this is `postdesk deliver`
+    /// handing over mail another MTA received (a loopback client greeting
+    /// with our own hostname), whose client address proves nothing.
+    async fn verify_sender(
+        &self,
+        raw: Vec<u8>,
+        mail_from: &str,
+    ) -> (Vec<u8>, Option<crate::model::SenderVerdict>) {
+        let Some(verifier) = &self.shared.verifier else {
+            return (raw, None);
+        };
+        if self.peer.ip().is_loopback() && self.helo.eq_ignore_ascii_case(self.hostname()) {
+            return (raw, None);
+        }
+        let checked = verifier
+            .check(&raw, self.peer.ip(), &self.helo, mail_from)
+            .await;
+        (checked.raw, Some(checked.verdict))
     }
 
     /// Waits for bytes from the peer, giving up on timeout or shutdown.

@@ -1877,3 +1877,4 @@ impl Store {
         Ok(r.open_table(DEDUP)?.get(key)?.map(|v| v.value()))
     }
 }
+mod sender_verdicts;

@@ -14,7 +14,9 @@ use super::delivery;
 use super::html::{self, Viewer, csrf_input, esc};
 use super::presence::{self, Activity};
 use super::{Shared, WebError, blocking, session};
-use crate::model::{Direction, Event, MessageKind, MessageRecord, OutboundJob};
+use crate::model::{
+    Direction, Event, MessageKind, MessageRecord, OutboundJob, SenderVerdict, Verdict,
+};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,6 +47,8 @@ struct Extras<'a> {
     events: &'a [Event],
     /// Who accepted each message we sent, and how.
     evidence: &'a delivery::EvidenceBySeq,
+    /// What our SMTP intake verified about the sender (None: not verified).
+    verdict: Option<&'a SenderVerdict>,
 }
 
 fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
@@ -60,6 +64,7 @@ fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
             )
         })
         .unwrap_or_default();
+    let verified = x.verdict.map(sender_badge).unwrap_or_default();
     // The sanitised HTML in a sandbox (no scripts, no same-origin, no
     // popups), under the plain text, for layout the text loses.
     let frame = if x.html {
@@ -107,12 +112,44 @@ fn message(m: &MessageRecord, x: &Extras<'_>) -> String {
         String::new()
     };
     format!(
-        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span> <span class="dir">{arrow}</span> {date} {delivery}{raw}</header><div class="text">{text}</div>{attachments}{frame}{evidence}{why}</article>"#,
+        r#"<article class="msg msg-{class}" id="m{seq}"><header><span class="kind">{label}</span>{stranger} <span class="from">{from}</span>{verified} <span class="dir">{arrow}</span> {date} {delivery}{raw}</header><div class="text">{text}</div>{attachments}{frame}{evidence}{why}</article>"#,
         seq = m.seq,
         from = esc(&m.from),
         date = html::time(m.date),
         text = esc(&m.text),
         attachments = super::attachments::list(ticket, m.seq, &x.attachments),
+    )
+}
+
+/// The "verified sender" badge: whether our own check vouches for the From,
+/// by which mechanism, with every method's result in its title.
+fn sender_badge(v: &SenderVerdict) -> String {
+    let how = match v.mechanism.as_str() {
+        "dmarc" => "DMARC",
+        "dkim" => "DKIM",
+        "spf" => "SPF",
+        _ => "",
+    };
+    let (class, text) = match v.verdict {
+        Verdict::Pass => ("sender-pass", format!("verified sender ({how})")),
+        Verdict::Fail => ("sender-fail", format!("sender check failed ({how})")),
+        Verdict::None => ("sender-none", "sender not verified".to_string()),
+    };
+    let mut title = format!("spf={} dkim={} dmarc={}", v.spf, v.dkim, v.dmarc);
+    if let Some(p) = &v.dmarc_policy {
+        title.push_str(&format!(" (policy {p})"));
+    }
+    if let Some(arc) = &v.arc {
+        title.push_str(&format!(" arc={arc}"));
+    }
+    if !v.domain.is_empty() {
+        title.push_str(&format!(" for {}", v.domain));
+    }
+    format!(
+        r#" <span class="badge {class}" data-verdict="{}" title="{}">{}</span>"#,
+        v.verdict.as_str(),
+        esc(&title),
+        esc(&text)
     )
 }
 
@@ -156,6 +193,7 @@ pub async fn page(
         }
         let held = store.held_for_ticket(id)?;
         let jobs = store.ticket_jobs(id)?;
+        let verdicts = store.sender_verdicts(messages.iter().map(|m| m.seq))?;
         Ok(Some((
             t,
             messages,
@@ -163,10 +201,11 @@ pub async fn page(
             store.ticket_events(id)?,
             held,
             jobs,
+            verdicts,
         )))
     })
     .await?;
-    let (t, messages, extras, events, held, jobs) = found.ok_or(WebError::NotFound)?;
+    let (t, messages, extras, events, held, jobs, verdicts) = found.ok_or(WebError::NotFound)?;
     let sent: Vec<u64> = messages
         .iter()
         .filter(|m| m.direction == Direction::Outbound)
@@ -216,6 +255,7 @@ pub async fn page(
                     jobs: &jobs,
                     events: &events,
                     evidence: &evidence,
+                    verdict: verdicts.get(&m.seq),
                 },
             )
         })

@@ -37,41 +37,40 @@ impl Zone {
 
     /// A TXT record; `text` is one string (dnsmasq splits it into 255-byte chunks itself
     /// only when given several comma-separated strings, so long DKIM keys should be passed
-    /// through [`Zone::txt_long`]).
+    /// through [`Zone::txt_long`]). On dnsmasq's command line quotes are kept as part of
+    /// the text (only its config files unquote) and a comma starts the next string, so the
+    /// text goes in bare and may not hold a comma.
     pub fn txt(mut self, name: &str, text: &str) -> Zone {
-        self.args.push(format!("--txt-record={name},\"{text}\""));
+        assert!(
+            !text.contains(','),
+            "a TXT text for dnsmasq cannot hold a comma: {text}"
+        );
+        self.args.push(format!("--txt-record={name},{text}"));
         self
     }
 
     /// A TXT record longer than one character-string (255 bytes), split into chunks that a
     /// resolver joins back.
     pub fn txt_long(mut self, name: &str, text: &str) -> Zone {
+        assert!(
+            !text.contains(','),
+            "a TXT text for dnsmasq cannot hold a comma: {text}"
+        );
         let chunks: Vec<String> = text
             .as_bytes()
             .chunks(250)
-            .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+            .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
         self.args
             .push(format!("--txt-record={name},{}", chunks.join(",")));
         self
     }
 
-    /// A TXT record of one string passed to dnsmasq as it is: dnsmasq keeps the quotes
-    /// [`Zone::txt`] adds as part of the text (`"v=STSv1; id=1"` with its quotes), so records
-    /// whose parsers look at the first byte (MTA-STS) need this one. `text` must hold no comma.
-    pub fn txt_bare(mut self, name: &str, text: &str) -> Zone {
-        assert!(
-            !text.contains(','),
-            "dnsmasq splits TXT strings at commas: {text:?}"
-        );
-        self.args.push(format!("--txt-record={name},{text}"));
-        self
-    }
-
-    /// Answers for `domain` and below come only from this zone: a record type the zone lacks
-    /// for a name it knows is an empty answer (NODATA), where dnsmasq otherwise says REFUSED
-    /// (it has no upstream). An MX query for a name with only an A record needs this.
-    pub fn local(mut self, domain: &str) -> Zone {
+    /// Answers for everything under `domain` from this zone only: a name or type
+    /// it does not hold is NXDOMAIN/NODATA (a record that does not exist), not the
+    /// REFUSED that dnsmasq without an upstream gives otherwise (a temporary error
+    /// to a resolver). SPF and DMARC tell "none" from "temperror" by that.
+    pub fn authoritative(mut self, domain: &str) -> Zone {
         self.args.push(format!("--local=/{domain}/"));
         self
     }

@@ -297,6 +297,7 @@ impl Processor {
                 peer: String::new(),
                 helo: String::new(),
                 imap: None,
+                sender_auth: None,
             };
             let msg = decide::Incoming::read(&self.cfg, &parsed, &env, now);
             let plan = decide::new_ticket(&self.cfg, rules, &msg);
