@@ -18,6 +18,8 @@ pub enum Source {
     Imap,
     /// Made by the JSON API on a customer's behalf (a phone ticket).
     Api,
+    /// A line a visitor wrote in the live chat (`public::chat`).
+    Chat,
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).

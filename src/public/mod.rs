@@ -9,6 +9,7 @@
 //! [`crate::web::headers`]; every dynamic string goes through
 //! [`crate::web::html::esc`].
 
+pub mod chat;
 pub mod links;
 
 use crate::clock::Clock;
@@ -56,6 +57,8 @@ pub struct PublicState {
     pub spool: crate::spool::Spool,
     /// Customers' actions (close, reopen, rate) take the agents' path.
     pub processor: crate::process::Processor,
+    /// The live chat's counters and stream shutdown.
+    pub chat: chat::ChatState,
 }
 
 pub type Shared = Arc<PublicState>;
@@ -64,6 +67,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/static/public.css", get(stylesheet))
+        .merge(chat::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -74,7 +78,9 @@ pub async fn serve(
     state: PublicState,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let app = router(Arc::new(state)).layer(axum::middleware::from_fn(
+    let state = Arc::new(state);
+    tokio::spawn(chat::sweep(state.clone(), shutdown.clone()));
+    let app = router(state).layer(axum::middleware::from_fn(
         crate::web::headers::security_headers,
     ));
     // Client addresses feed the rate limits.

@@ -258,6 +258,7 @@ pub fn channel_of_raw(source: &crate::model::Source, raw: &[u8]) -> String {
     match source {
         Source::Smtp => "smtp".into(),
         Source::Imap => "imap".into(),
+        Source::Chat => "chat".into(),
         Source::Api => {
             let head_end = raw
                 .windows(4)

@@ -1782,3 +1782,5 @@ impl Store {
 
 mod unseen_refs;
 pub use unseen_refs::{MAX_TICKETS_PER_REF, UnseenRef};
+mod chat;
+pub use chat::ChatConversation;
