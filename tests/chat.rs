@@ -39,9 +39,24 @@ struct Chat {
 }
 
 fn start_chat(limits: &str, page_port: u16) -> Chat {
+    start_chat_with(limits, page_port, false)
+}
+
+/// [`start_chat`]; with `passwords`, alice and bob can log in to the web view.
+fn start_chat_with(limits: &str, page_port: u16, passwords: bool) -> Chat {
     let sink = Sink::start();
     let rules = TempDir::new("chat-rules");
     copy_dir(&repo_root().join("rules"), &rules.path);
+    if passwords {
+        let agents = rules.path.join("agents.toml");
+        let mut text = std::fs::read_to_string(&agents).unwrap();
+        let phc = common::web::hash_password(common::web::PASSWORD);
+        for anchor in ["skills = [\"printers\"]\n", "skills = [\"networking\"]\n"] {
+            assert!(text.contains(anchor), "rules/agents.toml changed");
+            text = text.replacen(anchor, &format!("{anchor}password_hash = \"{phc}\"\n"), 1);
+        }
+        std::fs::write(&agents, text).unwrap();
+    }
     let page_origin = format!("http://{PAGE_ORIGIN_HOST}:{page_port}");
     std::fs::write(
         rules.path.join("chat.toml"),
@@ -635,4 +650,166 @@ fn a_restart_in_the_middle_of_a_chat_loses_nothing_and_the_stream_resumes() {
     std::thread::sleep(Duration::from_secs(16));
     sse.fill();
     assert!(sse.saw_keepalive(), "{}", sse.buf);
+}
+
+/// A port free on `host` (another loopback address) just now.
+fn free_port_on(host: &str) -> u16 {
+    let l = std::net::TcpListener::bind((host, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A page server (python's http.server) on another loopback address.
+struct PageServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl PageServer {
+    /// Serves a page that embeds the widget of the daemon on `public_port`.
+    fn start(host: &str, port: u16, public_port: u16) -> PageServer {
+        let dir = TempDir::new("chat-page");
+        std::fs::write(
+            dir.path.join("index.html"),
+            format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Example shop</title></head>\
+                 <body><h1>Example shop</h1><p>Welcome.</p>\
+                 <script src=\"http://127.0.0.1:{public_port}/chat/loader.js?site=www\" async></script></body></html>\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                host,
+                "--directory",
+            ])
+            .arg(&dir.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(Duration::from_secs(10), "the page server", || {
+            TcpStream::connect((host, port)).ok()
+        });
+        PageServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn chat_in_the_browser_visitor_on_another_origin_and_agent_in_the_web_view() {
+    // The site's page lives on 127.0.0.2, the other one on 127.0.0.3.
+    let page_port = free_port_on(PAGE_ORIGIN_HOST);
+    let chat = start_chat_with("", page_port, true);
+    let page = PageServer::start(PAGE_ORIGIN_HOST, page_port, chat.public);
+    let evil = PageServer::start("127.0.0.3", free_port_on("127.0.0.3"), chat.public);
+
+    let out_dir = repo_root().join("target/web-screenshots/chat");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = std::process::Command::new(python())
+        .arg(peer_script("web_chat.py"))
+        .arg(format!("http://{PAGE_ORIGIN_HOST}:{}/", page.port))
+        .arg(format!("http://127.0.0.3:{}/", evil.port))
+        .arg(common::web::origin(&chat.d))
+        .args(["alice", common::web::PASSWORD])
+        .arg(&out_dir)
+        .arg(chat.own_origin())
+        .output()
+        .expect("run tests/peers/web_chat.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "web_chat.py failed:\n{stdout}\n{}\n--- daemon log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        chat.d.log_tail(40)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    eprintln!("{seen:#}");
+    assert_eq!(seen["greeting"], "Hi, how can we help?", "{seen}");
+    assert_eq!(seen["lines_aria_live"], "polite", "{seen}");
+    assert!(
+        seen["agent_messages"].to_string().contains("blank pages"),
+        "the agent sees the chat line in the web view: {seen}"
+    );
+    assert!(
+        seen["visitor_sees_agent_line"]
+            .as_str()
+            .unwrap()
+            .contains("toner"),
+        "{seen}"
+    );
+    // The page on the other origin got no chat: the frame was refused.
+    assert_eq!(seen["evil_frame_has_chat"], false, "{seen}");
+    assert!(
+        seen["evil_console"].to_string().contains("frame-ancestors"),
+        "chromium names the refusal: {seen}"
+    );
+    assert!(
+        !seen["evil_fetch"].as_str().unwrap().contains("status 200"),
+        "{seen}"
+    );
+    for who in ["visitor_console", "agent_console"] {
+        assert!(
+            !seen[who].to_string().contains("Content Security Policy"),
+            "no CSP complaint on {who}: {seen}"
+        );
+    }
+
+    // The transcript reached the visitor; a reply by mail lands in the ticket
+    // and shows in the web view.
+    let ticket = seen["ticket_href"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/tickets/")
+        .to_string();
+    let transcript = wait_until(Duration::from_secs(30), "the transcript", || {
+        chat.sink
+            .messages_to("ann@example.org")
+            .into_iter()
+            .find(|m| contains(m, b"toner cartridge") && contains(m, b"Reply-To"))
+    });
+    let text = String::from_utf8_lossy(&transcript).to_string();
+    let reply_to = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Reply-To: "))
+        .unwrap()
+        .trim()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string();
+    let mail = format!(
+        "From: Ann Visitor <ann@example.org>\r\nTo: {reply_to}\r\nSubject: Re: chat\r\nMessage-ID: <browser.1@example.org>\r\nDate: Thu, 03 Dec 2026 12:00:00 +0000\r\n\r\nNew toner, all good now.\r\n"
+    );
+    let seq = chat
+        .d
+        .send_ok("ann@example.org", &[&reply_to], mail.as_bytes());
+    assert_eq!(chat.d.ticket_of(seq), ticket);
+    let cookie = common::web::login_as(&chat.d, "alice");
+    let page_html = common::web::http(
+        chat.d.web_port,
+        "GET",
+        &format!("/tickets/{ticket}"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert!(
+        page_html.text().contains("New toner, all good now."),
+        "{}",
+        page_html.text()
+    );
+    drop(evil);
+    drop(page);
 }
