@@ -61,10 +61,16 @@ fn start_chat_with(limits: &str, page_port: u16, passwords: bool) -> Chat {
     std::fs::write(
         rules.path.join("chat.toml"),
         format!(
-            "[limits]\n{limits}\n[[site]]\nid = \"www\"\norigins = [\"{page_origin}\"]\nqueue = \"general\"\ngreeting = \"Hi, how can we help?\"\nsecret = \"{SECRET}\"\n"
+            "[limits]\n{limits}\n[[site]]\nid = \"www\"\norigins = [\"{page_origin}\"]\nqueue = \"general\"\ngreeting = \"Hi, how can we help?\"\nsecret = \"{SECRET}\"\n\n\
+             [[site]]\nid = \"night\"\norigins = [\"{page_origin}\"]\nqueue = \"general\"\ncalendar = \"never\"\noutside_hours = \"/new\"\n"
         ),
     )
     .unwrap();
+    // A calendar with no opening hours: the "night" site is always closed.
+    let calendar = rules.path.join("calendar.toml");
+    let mut text = std::fs::read_to_string(&calendar).unwrap();
+    text.push_str("\n[never]\ntimezone = \"UTC\"\n");
+    std::fs::write(&calendar, text).unwrap();
     let mut public = 0;
     let rules_dir = rules.path.clone();
     let d = Daemon::start_with(&sink, |c| {
@@ -150,6 +156,16 @@ impl Chat {
         assert_eq!(status, 200, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         v["visitor"].as_str().unwrap().to_string()
+    }
+
+    /// Starts (or resumes) as an existing visitor token; the reply's JSON.
+    fn start_as(&self, visitor: &str, address: &str) -> Value {
+        let (status, body) = self.post(
+            "/chat/start",
+            json!({"site": "www", "visitor": visitor, "address": address}),
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
     }
 
     fn say(&self, visitor: &str, text: &str) {
@@ -812,4 +828,135 @@ fn chat_in_the_browser_visitor_on_another_origin_and_agent_in_the_web_view() {
     );
     drop(evil);
     drop(page);
+}
+
+fn commands(d: &Daemon, ticket: &str, commands: &str) {
+    let body = json!({"agent": "alice", "commands": [commands]});
+    let (status, head, resp) = req(
+        d.web_port,
+        "POST",
+        &format!("/api/v1/tickets/{ticket}/commands"),
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{head}\n{resp}");
+}
+
+#[test]
+fn an_idle_visitor_gets_the_transcript_and_a_chat_after_the_ticket_closed_opens_a_new_one() {
+    let chat = start_chat("idle_seconds = 10", free_port());
+    let visitor = chat.start("fred@example.org");
+    chat.say(&visitor, "Is my order 4711 on its way?");
+    let (ticket, _) = chat.ticket_with("order 4711");
+    agent_reply(&chat.d, &ticket, "It left the warehouse today.");
+    // Nobody connected: the reply is mailed; then, idle, the transcript.
+    let transcript = wait_until(
+        Duration::from_secs(60),
+        "the transcript after idling",
+        || {
+            chat.sink
+                .messages_to("fred@example.org")
+                .into_iter()
+                .find(|m| contains(m, b"Here is our chat"))
+        },
+    );
+    let text = String::from_utf8_lossy(&transcript);
+    assert!(
+        text.contains("order 4711") && text.contains("warehouse"),
+        "{text}"
+    );
+    assert!(text.contains("Reply-To: <support+t"), "{text}");
+
+    // The same visitor while the ticket is open continues it ...
+    let again = chat.start_as(&visitor, "fred@example.org");
+    assert_eq!(
+        again["ticket"],
+        json!(ticket.parse::<u64>().unwrap()),
+        "{again}"
+    );
+    // ... and after it was closed opens a new one.
+    commands(&chat.d, &ticket, "#close");
+    let after = chat.start_as(&visitor, "fred@example.org");
+    assert_eq!(after["ticket"], Value::Null, "{after}");
+    chat.say(&visitor, "One more question about order 4712.");
+    let (new_ticket, _) = chat.ticket_with("order 4712");
+    assert_ne!(new_ticket, ticket);
+}
+
+#[test]
+fn only_the_mailed_link_continues_an_unverified_chat_as_that_customer() {
+    let chat = start_chat("", free_port());
+    let visitor = chat.start("gina@example.org");
+    assert!(
+        !chat.start_as(&visitor, "gina@example.org")["verified"]
+            .as_bool()
+            .unwrap()
+    );
+    chat.say(&visitor, "My invoice 99 is wrong.");
+    let (ticket, _) = chat.ticket_with("invoice 99");
+    let mail = wait_until(Duration::from_secs(30), "the continue link", || {
+        chat.sink
+            .messages_to("gina@example.org")
+            .into_iter()
+            .find(|m| contains(m, b"/chat/continue/"))
+    });
+    let text = String::from_utf8_lossy(&mail).to_string();
+    let at = text.find("/chat/continue/").unwrap();
+    let path: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    // Opening it shows a button (a link scanner takes nothing over).
+    let (status, _, body) = req(chat.public, "GET", &path, &[], None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<form method=\"post\""), "{body}");
+    let forged = format!("/chat/continue/{ticket}.99999.aaaaaaaaaaaaaaaa");
+    let (status, _, _) = req(
+        chat.public,
+        "POST",
+        &forged,
+        &[("Origin", &chat.own_origin())],
+        None,
+    );
+    assert_eq!(status, 404);
+    // Pressing it: the chat frame with a verified visitor of that ticket.
+    let (status, head, body) = req(
+        chat.public,
+        "POST",
+        &path,
+        &[("Origin", &chat.own_origin())],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        header(&head, "content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'"),
+        "{head}"
+    );
+    let at = body.find("data-visitor=\"").unwrap() + "data-visitor=\"".len();
+    let linked: String = body[at..].chars().take(32).collect();
+    let v = chat.start_as(&linked, "gina@example.org");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["ticket"], json!(ticket.parse::<u64>().unwrap()), "{v}");
+    chat.say(&linked, "Continuing from the link.");
+    let (same, _) = chat.ticket_with("Continuing from the link");
+    assert_eq!(same, ticket);
+}
+
+#[test]
+fn outside_opening_hours_the_widget_points_to_the_web_form() {
+    let chat = start_chat("", free_port());
+    let (status, _, body) = req(chat.public, "GET", "/chat/frame?site=night", &[], None);
+    assert_eq!(status, 200);
+    assert!(body.contains("data-open=\"0\""), "{body}");
+    assert!(body.contains("href=\"/new\""), "{body}");
+    let (status, body) = chat.post(
+        "/chat/start",
+        json!({"site": "night", "address": "hank@example.org"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("/new"), "{body}");
+    let (_, _, body) = req(chat.public, "GET", "/chat/frame?site=www", &[], None);
+    assert!(body.contains("data-open=\"1\""), "{body}");
 }

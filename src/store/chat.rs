@@ -89,8 +89,8 @@ impl Store {
         v.map(|v| dec("chat_conversations", v.value())).transpose()
     }
 
-    /// Conversations not ended whose visitor was last seen before `before`.
-    pub fn idle_chat_conversations(&self, before: i64) -> Result<Vec<(String, ChatConversation)>> {
+    /// Conversations not ended (by key), for the chat's sweeper.
+    pub fn open_chat_conversations(&self) -> Result<Vec<(String, ChatConversation)>> {
         let r = self.db()?.0.begin_read()?;
         let t = match r.open_table(CHAT_CONVERSATIONS) {
             Ok(t) => t,
@@ -101,7 +101,7 @@ impl Store {
         for item in t.iter()? {
             let (k, v) = item?;
             let c: ChatConversation = dec("chat_conversations", v.value())?;
-            if !c.ended && c.last_active < before {
+            if !c.ended {
                 out.push((k.value().to_string(), c));
             }
         }

@@ -65,6 +65,9 @@ pub enum ChatError {
     Invalid(String),
     #[error("identity refused: {0}")]
     Identity(String),
+    /// Outside opening hours; where to go instead.
+    #[error("We are not here right now. Please send us a request: {0}")]
+    Closed(String),
     #[error("no conversation: start the chat first")]
     NoConversation,
     #[error("{0}")]
@@ -81,6 +84,7 @@ impl IntoResponse for ChatError {
             ChatError::UnknownSite | ChatError::NoConversation => StatusCode::NOT_FOUND,
             ChatError::Origin | ChatError::Identity(_) => StatusCode::FORBIDDEN,
             ChatError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ChatError::Closed(_) => StatusCode::CONFLICT,
             ChatError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             ChatError::NotTaken(_) | ChatError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -259,6 +263,11 @@ async fn start(
     }
     let conv = match resumed {
         Some(c) => c,
+        // Outside the site's hours nobody answers: no new conversation, the
+        // widget shows the way to the web form instead.
+        None if !open => {
+            return Err(ChatError::Closed(site.outside_hours.clone()));
+        }
         None => {
             state
                 .chat
@@ -564,8 +573,10 @@ async fn poll(
     }
 }
 
-/// Ends conversations whose visitor went quiet (no stream, no line for
-/// `idle_seconds`) and mails their transcripts; forgets expired nonces.
+/// Records the tickets first lines opened, ends conversations whose
+/// visitor went quiet (no stream, no line for `idle_seconds`) and mails
+/// their transcripts; forgets expired nonces. Walks the conversations not
+/// ended, every two seconds.
 pub async fn sweep(state: Shared, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -590,10 +601,16 @@ fn sweep_once(state: &crate::public::PublicState) -> Result<usize, StoreError> {
     let now = state.clock.now();
     let idle = state.rules.current().chat.limits.idle_seconds;
     let mut ended = 0;
-    for (key, mut conv) in state.store.idle_chat_conversations(now - idle)? {
-        if conv
-            .ticket
-            .is_some_and(|t| state.processor.chat_live.is_connected(t))
+    for (key, mut conv) in state.store.open_chat_conversations()? {
+        // A first line turned into a ticket: record it (and mail an
+        // unverified address its link) even while nobody is watching.
+        if conv.ticket.is_none() && conv.first_seq.is_some() {
+            conversation::ticket_of(state, &key, &mut conv)?;
+        }
+        if conv.last_active >= now - idle
+            || conv
+                .ticket
+                .is_some_and(|t| state.processor.chat_live.is_connected(t))
         {
             continue;
         }
