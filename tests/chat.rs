@@ -662,6 +662,24 @@ fn a_restart_in_the_middle_of_a_chat_loses_nothing_and_the_stream_resumes() {
             .into_iter()
             .find(|m| contains(m, b"still here after the restart"))
     });
+    // The long-polling fallback answers the same lines after the same id.
+    let (status, _, body) = req(
+        chat.public,
+        "GET",
+        &format!("/chat/poll?site=www&v={visitor}&after={last}"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let polled: Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<u64> = polled["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_u64().unwrap())
+        .collect();
+    let streamed: Vec<u64> = seen.iter().map(|e| e.id.unwrap()).collect();
+    assert_eq!(ids, streamed, "{polled}");
     // Keep-alives keep an idle stream open.
     std::thread::sleep(Duration::from_secs(16));
     sse.fill();

@@ -424,6 +424,29 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// One look at the conversation for a stream or poll: the conversation as
+/// stored (the first line may have been sent since), its ticket, the lines
+/// after `after`; marks the visitor present. Blocking (the store).
+fn refresh(
+    state: &crate::public::PublicState,
+    key: &str,
+    conv: &mut ChatConversation,
+    after: u64,
+) -> Result<(Option<crate::model::TicketId>, Vec<conversation::Line>), StoreError> {
+    if conv.ticket.is_none()
+        && let Some(now) = state.store.chat_conversation(key)?
+    {
+        *conv = now;
+    }
+    touch(state, key, conv);
+    let ticket = conversation::ticket_of(state, key, conv)?;
+    let lines = match ticket {
+        Some(t) => conversation::lines_after(state, t, after)?,
+        None => Vec::new(),
+    };
+    Ok((ticket, lines))
+}
+
 /// Marks the visitor present (at most every [`TOUCH_EVERY`] seconds).
 fn touch(state: &crate::public::PublicState, key: &str, conv: &mut ChatConversation) {
     let now = state.clock.now();
@@ -470,39 +493,42 @@ async fn stream(
             return;
         }
         loop {
-            // The first line may have been sent since: read what the send stored.
-            if conv.ticket.is_none()
-                && let Ok(Some(now)) = state.store.chat_conversation(&key)
-            {
-                conv = now;
-            }
-            let ticket = match conversation::ticket_of(&state, &key, &mut conv) {
-                Ok(t) => t,
-                Err(e) => {
+            let (st, k, c) = (state.clone(), key.clone(), conv.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let mut c = c;
+                let got = refresh(&st, &k, &mut c, after);
+                (c, got)
+            })
+            .await;
+            let (ticket, lines) = match read {
+                Ok((c, Ok(got))) => {
+                    conv = c;
+                    got
+                }
+                Ok((c, Err(e))) => {
+                    conv = c;
                     tracing::warn!(error = %e, "chat stream: store");
-                    None
+                    (None, Vec::new())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "chat stream: task failed");
+                    return;
                 }
             };
-            if let Some(t) = ticket {
-                if connected.is_none() {
-                    connected = Some(state.processor.chat_live.connect(t));
-                }
-                match conversation::lines_after(&state, t, after) {
-                    Ok(lines) => {
-                        for line in lines {
-                            after = line.id;
-                            let data = serde_json::to_string(&line).unwrap_or_default();
-                            let event = format!("id: {}\nevent: line\ndata: {data}\n\n", line.id);
-                            if tx.send(Ok(event)).await.is_err() {
-                                return;
-                            }
-                            quiet = Duration::ZERO;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "chat stream: store"),
-                }
+            if let Some(t) = ticket
+                && connected.is_none()
+            {
+                connected = Some(state.processor.chat_live.connect(t));
             }
-            touch(&state, &key, &mut conv);
+            for line in lines {
+                after = line.id;
+                let data = serde_json::to_string(&line).unwrap_or_default();
+                let event = format!("id: {}\nevent: line\ndata: {data}\n\n", line.id);
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+                quiet = Duration::ZERO;
+            }
             if quiet >= KEEP_ALIVE {
                 quiet = Duration::ZERO;
                 if tx.send(Ok(": keep-alive\n\n".into())).await.is_err() {
@@ -548,21 +574,25 @@ async fn poll(
     let after = q.after.or(last_event_id(&headers)).unwrap_or(0);
     let mut waited = Duration::ZERO;
     let mut shutdown = state.chat.shutdown.clone();
+    let mut connected = None;
     loop {
-        if conv.ticket.is_none()
-            && let Some(now) = state.store.chat_conversation(&key)?
+        let (st, k, c) = (state.clone(), key.clone(), conv.clone());
+        let (c, got) = tokio::task::spawn_blocking(move || {
+            let mut c = c;
+            let got = refresh(&st, &k, &mut c, after);
+            (c, got)
+        })
+        .await
+        .map_err(|e| ChatError::NotTaken(format!("task failed: {e}")))?;
+        conv = c;
+        let (ticket, lines) = got?;
+        if let Some(t) = ticket
+            && connected.is_none()
         {
-            conv = now;
+            connected = Some(state.processor.chat_live.connect(t));
         }
-        touch(&state, &key, &mut conv);
-        if let Some(t) = conversation::ticket_of(&state, &key, &mut conv)? {
-            let _connected = state.processor.chat_live.connect(t);
-            let lines = conversation::lines_after(&state, t, after)?;
-            if !lines.is_empty() || waited >= LONG_POLL {
-                return Ok(Json(serde_json::json!({ "lines": lines })).into_response());
-            }
-        } else if waited >= LONG_POLL {
-            return Ok(Json(serde_json::json!({ "lines": [] })).into_response());
+        if !lines.is_empty() || waited >= LONG_POLL {
+            return Ok(Json(serde_json::json!({ "lines": lines })).into_response());
         }
         tokio::select! {
             _ = tokio::time::sleep(STREAM_POLL) => waited += STREAM_POLL,
