@@ -347,6 +347,17 @@ fn a_chat_is_the_tickets_thread_both_ways_and_continues_by_mail() {
         "a reply shown in the chat is not mailed as well"
     );
 
+    // The ticket counts as a chat, answered, in the reports' chat wait.
+    let report = chat.d.api_ok("/api/v1/reports/times?since=1d");
+    let table = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "chat_wait")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(table["rows"][0][1], 1, "{table}");
+    assert_eq!(table["rows"][0][2], 1, "{table}");
+
     // The visitor leaves: the transcript reaches the sink, Reply-To the ticket's address.
     drop(sse);
     let (status, body) = chat.post("/chat/leave", json!({"site": "www", "visitor": visitor}));
