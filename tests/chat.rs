@@ -860,7 +860,11 @@ fn chat_in_the_browser_visitor_on_another_origin_and_agent_in_the_web_view() {
 }
 
 fn commands(d: &Daemon, ticket: &str, commands: &str) {
-    let body = json!({"agent": "alice", "commands": [commands]});
+    commands_as(d, "alice", ticket, commands);
+}
+
+fn commands_as(d: &Daemon, agent: &str, ticket: &str, commands: &str) {
+    let body = json!({"agent": agent, "commands": [commands]});
     let (status, head, resp) = req(
         d.web_port,
         "POST",
@@ -988,4 +992,36 @@ fn outside_opening_hours_the_widget_points_to_the_web_form() {
     assert!(body.contains("/new"), "{body}");
     let (_, _, body) = req(chat.public, "GET", "/chat/frame?site=www", &[], None);
     assert!(body.contains("data-open=\"1\""), "{body}");
+}
+
+#[test]
+fn the_chat_opens_only_while_an_agent_of_its_queue_is_available() {
+    let chat = start_chat("", free_port());
+    let visitor = chat.start("ivy@example.org");
+    chat.say(&visitor, "A question about opening times.");
+    let (ticket, _) = chat.ticket_with("opening times");
+    let frame_open = || {
+        let (_, _, body) = req(chat.public, "GET", "/chat/frame?site=www", &[], None);
+        body.contains("data-open=\"1\"")
+    };
+    assert!(frame_open());
+    // alice and bob serve "general": both #away (the same command as by mail).
+    commands_as(&chat.d, "alice", &ticket, "#away");
+    assert!(frame_open(), "bob is still there");
+    commands_as(&chat.d, "bob", &ticket, "#away");
+    assert!(!frame_open(), "nobody is available");
+    let (status, body) = chat.post(
+        "/chat/start",
+        json!({"site": "www", "address": "jack@example.org"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    // A conversation already going goes on.
+    chat.say(&visitor, "Still there?");
+    commands_as(&chat.d, "bob", &ticket, "#available");
+    assert!(frame_open());
+    let (status, body) = chat.post(
+        "/chat/start",
+        json!({"site": "www", "address": "jack@example.org"}),
+    );
+    assert_eq!(status, 200, "{body}");
 }

@@ -13,6 +13,9 @@ pub(super) const CHAT_CONVERSATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("chat_conversations");
 /// Nonce of a verified identity → its expiry (unix seconds).
 pub(super) const CHAT_NONCES: TableDefinition<&str, i64> = TableDefinition::new("chat_nonces");
+/// Agent name (lower-cased) → since when they are away (`#away`); absent:
+/// available for live chats.
+pub(super) const CHAT_AWAY: TableDefinition<&str, i64> = TableDefinition::new("chat_away");
 
 /// One visitor's conversation with the desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +72,20 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Marks `agent` away from live chats since `now`, or available again.
+    pub fn set_chat_away(&mut self, agent: &str, away: bool, now: i64) -> Result<()> {
+        let mut t = self.txn.open_table(CHAT_AWAY)?;
+        let name = agent.to_ascii_lowercase();
+        if away {
+            if t.get(name.as_str())?.is_none() {
+                t.insert(name.as_str(), now)?;
+            }
+        } else {
+            t.remove(name.as_str())?;
+        }
+        Ok(())
+    }
+
     /// Forgets nonces expired before `now` (they cannot verify any more).
     pub fn forget_chat_nonces(&mut self, now: i64) -> Result<usize> {
         let mut t = self.txn.open_table(CHAT_NONCES)?;
@@ -87,6 +104,21 @@ impl Store {
         };
         let v = t.get(visitor)?;
         v.map(|v| dec("chat_conversations", v.value())).transpose()
+    }
+
+    /// The agents (lower-cased names) who said `#away`.
+    pub fn chat_away_agents(&self) -> Result<std::collections::BTreeSet<String>> {
+        let r = self.db()?.0.begin_read()?;
+        let t = match r.open_table(CHAT_AWAY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = std::collections::BTreeSet::new();
+        for item in t.iter()? {
+            out.insert(item?.0.value().to_string());
+        }
+        Ok(out)
     }
 
     /// Conversations not ended (by key), for the chat's sweeper.

@@ -170,15 +170,31 @@ fn site_of(
     Ok(site)
 }
 
-/// Whether the site's calendar is open at `now` (no calendar: always).
-fn is_open(rules: &crate::rules::RuleSet, site: &crate::rules::chat::Site, now: i64) -> bool {
-    site.calendar.as_ref().is_none_or(|name| {
+/// Whether the chat answers now: the site's calendar is open (no
+/// calendar: always) and an agent of its queue is available (not `#away`;
+/// a queue without agents counts as staffed by whoever reads it).
+fn is_open(
+    state: &crate::public::PublicState,
+    rules: &crate::rules::RuleSet,
+    site: &crate::rules::chat::Site,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let hours = site.calendar.as_ref().is_none_or(|name| {
         rules
             .calendars
             .iter()
             .find(|c| &c.name == name)
             .is_none_or(|c| c.is_open(now))
-    })
+    });
+    if !hours {
+        return Ok(false);
+    }
+    let away = state.store.chat_away_agents()?;
+    let mut staff = rules.agents.in_queue(&site.queue).peekable();
+    if staff.peek().is_none() {
+        return Ok(true);
+    }
+    Ok(staff.any(|a| !away.contains(&a.name.to_ascii_lowercase())))
 }
 
 #[derive(Deserialize)]
@@ -205,7 +221,7 @@ async fn start(
     let site = site_of(&state, &req.site, &headers)?;
     let now = state.clock.now();
     let rules = state.rules.current();
-    let open = is_open(&rules, &site, now);
+    let open = is_open(&state, &rules, &site, now)?;
     let token = match req
         .visitor
         .as_deref()

@@ -128,7 +128,10 @@ pub(super) async fn frame(State(state): State<Shared>, Query(q): Query<SiteQuery
     let Some(site) = rules.chat.site(&q.site) else {
         return ChatError::UnknownSite.into_response();
     };
-    let open = super::is_open(&rules, site, state.clock.now());
+    let open = match super::is_open(&state, &rules, site, state.clock.now()) {
+        Ok(open) => open,
+        Err(e) => return ChatError::Store(e).into_response(),
+    };
     frame_page(site, open, &site.origins.join(" "), None)
 }
 
@@ -232,7 +235,7 @@ pub(super) async fn continue_chat(
         .store
         .write(|tx| tx.put_chat_conversation(&key, &conv))?;
     tracing::info!(ticket = ticket.id, "chat continued from a mailed link");
-    let open = super::is_open(&rules, site, now);
+    let open = super::is_open(&state, &rules, site, now)?;
     Ok(frame_page(
         site,
         open,
