@@ -996,7 +996,7 @@ fn outside_opening_hours_the_widget_points_to_the_web_form() {
 
 #[test]
 fn the_chat_opens_only_while_an_agent_of_its_queue_is_available() {
-    let chat = start_chat("", free_port());
+    let chat = start_chat_with("", free_port(), true);
     let visitor = chat.start("ivy@example.org");
     chat.say(&visitor, "A question about opening times.");
     let (ticket, _) = chat.ticket_with("opening times");
@@ -1024,4 +1024,49 @@ fn the_chat_opens_only_while_an_agent_of_its_queue_is_available() {
         json!({"site": "www", "address": "jack@example.org"}),
     );
     assert_eq!(status, 200, "{body}");
+
+    // The web view's toggle: bob goes away there, alice is away already.
+    use common::web::{csrf_token, form, http, login_as, origin};
+    let cookie = login_as(&chat.d, "bob");
+    let page = http(
+        chat.d.web_port,
+        "GET",
+        "/availability",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert!(
+        page.text().contains("available for live chats"),
+        "{}",
+        page.text()
+    );
+    let token = csrf_token(&page.text());
+    let o = origin(&chat.d);
+    let posted = http(
+        chat.d.web_port,
+        "POST",
+        "/availability",
+        &[("Cookie", &cookie), ("Origin", &o)],
+        &form(&[("csrf", &token), ("to", "away")]),
+    );
+    assert_eq!(posted.status, 303, "{}", posted.text());
+    let page = http(
+        chat.d.web_port,
+        "GET",
+        "/availability",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert!(page.text().contains("You are away"), "{}", page.text());
+    assert!(!frame_open(), "bob went away in the web view");
+    // Without the form token nothing changes.
+    let forged = http(
+        chat.d.web_port,
+        "POST",
+        "/availability",
+        &[("Cookie", &cookie), ("Origin", &o)],
+        &form(&[("to", "available")]),
+    );
+    assert_ne!(forged.status, 303);
+    assert!(!frame_open());
 }
