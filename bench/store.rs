@@ -159,6 +159,7 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
         public: None,
+        chat_live: Default::default(),
     };
     let mut raw_bytes = 0u64;
     let start = Instant::now();

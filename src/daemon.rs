@@ -107,6 +107,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         committed: committed.clone(),
         outbound_wake: outbound_wake.clone(),
         public: public_urls.clone(),
+        chat_live: Default::default(),
     };
     let acting = processor.clone();
     let processor = tokio::spawn(processor.run(shutdown_rx.clone()));
@@ -158,6 +159,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 urls,
                 spool: spool.clone(),
                 processor: acting.clone(),
+                chat: crate::public::chat::ChatState::new(shutdown_rx.clone()),
             },
             shutdown_rx.clone(),
         ))),

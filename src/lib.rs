@@ -33,6 +33,7 @@ pub mod dkim;
 pub mod imap;
 pub mod links;
 pub mod import;
+pub mod chat_live;
 pub mod liveness;
 pub mod model;
 pub mod on_behalf;

@@ -35,6 +35,10 @@ pub enum Source {
     /// threaded as usual, dated by the message, never acknowledged, no
     /// agent notified, no SLA clock started.
     Import,
+    /// A line a visitor wrote in the live chat (`public::chat`);
+    /// `verified` when the site vouched for the visitor's address (signed
+    /// identity) or they followed the link mailed to it.
+    Chat { verified: bool },
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).

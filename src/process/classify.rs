@@ -162,6 +162,9 @@ pub fn ack_suppressed(
     if null_sender(p, env) {
         return Some("null reverse path".into());
     }
+    if matches!(env.source, crate::model::Source::Chat { .. }) {
+        return Some("a chat line is answered in the chat".into());
+    }
     if p.from.is_empty() || split_address(&p.from).is_none() {
         return Some("no usable From address".into());
     }

@@ -72,6 +72,9 @@ pub enum Action {
     /// Drop the agent's replies held on the ticket unsent (the web view's
     /// "revise": the agent writes a new reply instead).
     DropHeld,
+    /// `#available` / `#away`: whether the acting agent takes live chats.
+    /// About the agent, not the ticket it came with (nothing on it changes).
+    Availability(bool),
 }
 
 impl PartialEq for Action {
@@ -112,6 +115,7 @@ impl PartialEq for Action {
                     })
             }
             (Internal, Internal) | (SendHeld, SendHeld) | (DropHeld, DropHeld) => true,
+            (Availability(a), Availability(b)) => a == b,
             (
                 Merge { into, reason },
                 Merge {

@@ -70,6 +70,9 @@ pub struct Processor {
     /// Links to the customers' pages for customer mail (status page,
     /// survey); None when `web.public_listen` is not set.
     pub public: Option<crate::links::Urls>,
+    /// Tickets whose chat visitor is connected: an agent's reply reaches
+    /// them in the widget and is not mailed as well.
+    pub chat_live: crate::chat_live::Live,
 }
 
 impl Processor {

@@ -151,15 +151,20 @@ impl Processor {
             )
         };
         tx.put_raw(seq, &copy_for(&requester))?;
-        let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
-        enqueue(
-            tx,
-            seq,
-            Some(ticket.id),
-            bounce,
-            vec![requester.clone()],
-            now,
-        )?;
+        // A chat visitor who is connected reads the reply in the widget;
+        // the transcript mails it once they leave, so it is never mailed twice.
+        let pushed = self.chat_live.is_connected(ticket.id);
+        if !pushed {
+            let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
+            enqueue(
+                tx,
+                seq,
+                Some(ticket.id),
+                bounce,
+                vec![requester.clone()],
+                now,
+            )?;
+        }
         for rcpt in &cc {
             let copy = tx.next_id("next_message")?;
             tx.put_raw(copy, &copy_for(rcpt))?;
@@ -200,8 +205,13 @@ impl Processor {
                 EventKind::Replied,
                 &agent.name,
                 format!(
-                    "reply by {} sent to {} as message {seq}{}",
+                    "reply by {} {} {} as message {seq}{}",
                     agent.name,
+                    if pushed {
+                        "shown in the chat to"
+                    } else {
+                        "sent to"
+                    },
                     rcpts.join(", "),
                     if attachments.is_empty() {
                         String::new()

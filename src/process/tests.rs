@@ -66,6 +66,7 @@ pub(super) fn harness_with(
         committed: Arc::new(Notify::new()),
         outbound_wake: Arc::new(Notify::new()),
         public: None,
+        chat_live: Default::default(),
     };
     Harness {
         store,

@@ -91,7 +91,8 @@ pub fn find(
         crate::model::Source::Smtp
         | crate::model::Source::Imap
         | crate::model::Source::Api
-        | crate::model::Source::Import => {}
+        | crate::model::Source::Import
+        | crate::model::Source::Chat { .. } => {}
     }
     let bounce = class == Class::Bounce;
     // 1. signed addresses among the recipients that are ours

@@ -20,6 +20,7 @@ mod multipart;
 mod rate_limit;
 mod status;
 mod texts;
+pub mod chat;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -42,6 +43,8 @@ pub struct PublicState {
     pub spool: crate::spool::Spool,
     /// Customers' actions (close, reopen, rate) take the agents' path.
     pub processor: crate::process::Processor,
+    /// The live chat's counters and stream shutdown.
+    pub chat: chat::ChatState,
 }
 
 pub type Shared = Arc<PublicState>;
@@ -52,6 +55,7 @@ pub fn router(state: Shared) -> Router {
         .route("/static/public.css", get(stylesheet))
         .merge(form::routes(state.clone()))
         .merge(status::routes(state.clone()))
+        .merge(chat::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -62,7 +66,9 @@ pub async fn serve(
     state: PublicState,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let app = router(Arc::new(state)).layer(axum::middleware::from_fn(
+    let state = Arc::new(state);
+    tokio::spawn(chat::sweep(state.clone(), shutdown.clone()));
+    let app = router(state).layer(axum::middleware::from_fn(
         crate::web::headers::security_headers,
     ));
     // Client addresses feed the rate limits.

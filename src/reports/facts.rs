@@ -261,6 +261,7 @@ pub fn channel_of_raw(source: &crate::model::Source, raw: &[u8]) -> String {
         // A status-page message never opens a ticket; counted as web alike.
         Source::WebForm | Source::StatusLink { .. } => "web".into(),
         Source::Import => "import".into(),
+        Source::Chat { .. } => "chat".into(),
         Source::Api => {
             let head_end = raw
                 .windows(4)

@@ -533,3 +533,67 @@ fn channel_from_source_and_header() {
     assert_eq!(channel_of_raw(&Source::Api, b"From: a@b\r\n\r\n"), "phone");
     assert_eq!(channel_of_raw(&Source::WebForm, b""), "web");
 }
+
+#[test]
+fn chat_waiting_times_in_wall_minutes() {
+    use EventKind::Replied;
+    let mut s = Script {
+        histories: Vec::new(),
+    };
+    // Three chats: answered after 2 min, after 10 min (at night: wall time
+    // counts), and one still waiting; a mail ticket does not count.
+    s.ticket(
+        1,
+        "2026-12-01T09:00:00Z",
+        "chat",
+        "general",
+        Priority::Low,
+        Status::Open,
+        vec![ev("2026-12-01T09:02:00Z", Replied, "alice", "reply")],
+    );
+    s.ticket(
+        2,
+        "2026-12-01T22:00:00Z",
+        "chat",
+        "general",
+        Priority::Low,
+        Status::Open,
+        vec![ev("2026-12-01T22:10:00Z", Replied, "bob", "reply")],
+    );
+    s.ticket(
+        3,
+        "2026-12-02T09:00:00Z",
+        "chat",
+        "general",
+        Priority::Low,
+        Status::New,
+        vec![],
+    );
+    s.ticket(
+        4,
+        "2026-12-02T09:00:00Z",
+        "smtp",
+        "general",
+        Priority::Low,
+        Status::Open,
+        vec![ev("2026-12-02T09:01:00Z", Replied, "bob", "reply")],
+    );
+    let cals = calendars();
+    let pols = policies(&cals, "4h");
+    let q = Query {
+        since: ts("2026-12-01T00:00:00Z"),
+        until: ts("2027-01-01T00:00:00Z"),
+        queue: None,
+        interval: Interval::Day,
+        calendars: &cals,
+        policies: &pols,
+        now: ts("2026-12-31T12:00:00Z"),
+        recompute: false,
+    };
+    let r = compute("times", &q, &s.histories).unwrap();
+    // waits [2, 10] minutes → median 2, p90 10
+    assert_eq!(
+        rows(&r, "chat_wait"),
+        vec![row!["chat", 3, 2, 2.0, 10.0, 1]]
+    );
+}

@@ -55,16 +55,58 @@ pub fn tables(q: &Query<'_>, facts: &[Facts]) -> Vec<Table> {
         .iter()
         .filter_map(|f| f.final_resolution().map(|r| span(f, r.0)))
         .collect();
-    vec![Table {
-        id: "times".into(),
-        title: "Response and resolution times (hours)".into(),
-        columns: measure_columns("measure"),
-        rows: vec![
-            measure_row("first_response", &first_response),
-            measure_row("first_resolution", &first_resolution),
-            measure_row("final_resolution", &final_resolution),
-        ],
-    }]
+    vec![
+        Table {
+            id: "times".into(),
+            title: "Response and resolution times (hours)".into(),
+            columns: measure_columns("measure"),
+            rows: vec![
+                measure_row("first_response", &first_response),
+                measure_row("first_resolution", &first_resolution),
+                measure_row("final_resolution", &final_resolution),
+            ],
+        },
+        chat_wait(&opened),
+    ]
+}
+
+/// How long chat visitors waited for the first agent's line, in wall-clock
+/// minutes (a visitor waits in the widget whatever the business hours):
+/// chat tickets opened in the period, how many were answered, the median
+/// and 90th percentile of the wait, and how many are still waiting.
+fn chat_wait(opened: &[&Facts]) -> Table {
+    let chats: Vec<&&Facts> = opened.iter().filter(|f| f.channel == "chat").collect();
+    let mut waits: Vec<i64> = chats
+        .iter()
+        .filter_map(|f| f.first_reply().map(|r| (r.0 - f.created_at).max(0)))
+        .collect();
+    let minutes = |secs: Option<i64>| match secs {
+        Some(s) => Value::from(((s as f64 / 60.0) * 10.0).round() / 10.0),
+        None => Value::Null,
+    };
+    let answered = waits.len();
+    Table {
+        id: "chat_wait".into(),
+        title: "Chat: wait for the first agent line (minutes)".into(),
+        columns: [
+            "channel",
+            "tickets",
+            "answered",
+            "median_wait_min",
+            "p90_wait_min",
+            "unanswered",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: vec![vec![
+            Value::from("chat"),
+            Value::from(chats.len()),
+            Value::from(answered),
+            minutes(percentile(&mut waits, 50)),
+            minutes(percentile(&mut waits, 90)),
+            Value::from(chats.len() - answered),
+        ]],
+    }
 }
 
 /// Reopen rate: of the tickets opened in the period that were resolved,

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod calendar;
 pub mod retention;
+pub mod chat;
 pub mod routing;
 pub mod sla;
 pub mod template;
@@ -39,6 +40,8 @@ pub struct RuleSet {
     pub retention: retention::Retention,
     /// Files read, for change detection.
     pub files: Vec<PathBuf>,
+    /// Sites embedding the live chat, and its limits (rules/chat.toml).
+    pub chat: chat::ChatSites,
 }
 
 pub const ROUTING_FILE: &str = "routing.toml";
@@ -46,6 +49,7 @@ pub const AGENTS_FILE: &str = "agents.toml";
 pub const CALENDAR_FILE: &str = "calendar.toml";
 pub const SLA_FILE: &str = "sla.toml";
 pub const RETENTION_FILE: &str = "retention.toml";
+pub const CHAT_FILE: &str = "chat.toml";
 
 impl RuleSet {
     /// Loads the rule files of `dir`; a missing file means "none of those rules".
@@ -91,6 +95,14 @@ impl RuleSet {
                 Err(mut d) => diags.append(&mut d),
             }
             set.files.push(retention_path);
+        }
+        let chat_path = dir.join(CHAT_FILE);
+        if let Some(text) = read_optional(&chat_path, &mut diags) {
+            match chat::ChatSites::parse(&text, &chat_path, dir, &set.calendars, known_queues) {
+                Ok(c) => set.chat = c,
+                Err(mut d) => diags.append(&mut d),
+            }
+            set.files.push(chat_path);
         }
         for rule in &set.routing.rules {
             if let Some(routing::AckChoice::Template(name)) = &rule.acknowledgement
@@ -150,10 +162,16 @@ impl RuleSet {
     /// Size and modification time of every rule file, to notice edits
     /// (including files replaced by rename, as editors and config tools do).
     pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
-        let mut paths: Vec<PathBuf> = [ROUTING_FILE, AGENTS_FILE, CALENDAR_FILE, SLA_FILE]
-            .iter()
-            .map(|n| dir.join(n))
-            .collect();
+        let mut paths: Vec<PathBuf> = [
+            ROUTING_FILE,
+            AGENTS_FILE,
+            CALENDAR_FILE,
+            SLA_FILE,
+            CHAT_FILE,
+        ]
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
         if let Ok(entries) = std::fs::read_dir(dir.join("templates")) {
             let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             files.sort();

@@ -106,6 +106,9 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::search::SEARCH_DOCS, c)?;
     copy_table(src, dst, super::delivery_evidence::DELIVERY_EVIDENCE, c)?;
     copy_table(src, dst, super::sender_verdicts::SENDER_VERDICTS, c)?;
+    copy_table(src, dst, super::chat::CHAT_CONVERSATIONS, c)?;
+    copy_table(src, dst, super::chat::CHAT_NONCES, c)?;
+    copy_table(src, dst, super::chat::CHAT_AWAY, c)?;
     let mut unknown: Vec<String> = Vec::new();
     for t in src.list_tables().map_err(redb::Error::from)? {
         if !copied.iter().any(|c| c == t.name()) {

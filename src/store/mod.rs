@@ -1878,3 +1878,5 @@ impl Store {
     }
 }
 mod sender_verdicts;
+mod chat;
+pub use chat::ChatConversation;

@@ -47,7 +47,9 @@ pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: 
     };
     // Pages beside the queue, for logged-in agents.
     let nav = match viewer {
-        Some(_) => r#"<nav class="pages"><a class="reports" href="/reports">Reports</a></nav>"#,
+        Some(_) => {
+            r#"<nav class="pages"><a class="reports" href="/reports">Reports</a> <a class="availability" href="/availability">Live chat</a></nav>"#
+        }
         None => "",
     };
     let html = format!(

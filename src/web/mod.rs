@@ -16,6 +16,7 @@ pub mod reports;
 
 pub mod acting;
 pub mod attachments;
+pub mod availability;
 pub mod bulk;
 pub mod csrf;
 pub mod delivery;
@@ -82,6 +83,10 @@ pub fn router(state: Shared) -> Router {
         .route("/tickets/{id}/act", post(acting::act))
         .route("/tickets/{id}/send-held", post(acting::send_held))
         .route("/tickets/{id}/presence", post(presence::beat))
+        .route(
+            "/availability",
+            get(availability::page).post(availability::set),
+        )
         .route(
             "/tickets/{id}/messages/{seq}/attachments/{n}",
             get(attachments::attachment),

@@ -241,7 +241,7 @@ fn chart(report: &str, t: &Table) -> String {
                 .collect();
             bars_svg(&t.title, &bars)
         }
-        ("times", _) => {
+        ("times", "times") => {
             // Median business hours per measure.
             let bars: Vec<(String, f64)> = t
                 .rows

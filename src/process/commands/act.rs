@@ -535,6 +535,14 @@ impl Processor {
                 )?;
                 format!("done: held reply dropped (message {list})")
             }
+            Action::Availability(available) => {
+                tx.set_chat_away(&agent.name, !*available, by.now)?;
+                if *available {
+                    format!("done: {} is available for live chats", agent.name)
+                } else {
+                    format!("done: {} is away (no live chats)", agent.name)
+                }
+            }
             Action::Note(_)
             | Action::Internal
             | Action::Reply { .. }

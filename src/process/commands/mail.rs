@@ -86,6 +86,8 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
         "close" | "closed" => no_args(MailCommand::Act(Action::Status(Status::Closed))),
         "note" => no_args(MailCommand::Note),
         "send" => no_args(MailCommand::Act(Action::SendHeld)),
+        "available" => no_args(MailCommand::Act(Action::Availability(true))),
+        "away" => no_args(MailCommand::Act(Action::Availability(false))),
         "priority" => {
             let p = one_arg("a priority (low, normal, high or urgent)")?;
             Priority::parse(&p)
@@ -159,7 +161,7 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
             Ok(MailCommand::Act(Action::Merge { into, reason }))
         }
         _ => Err(format!(
-            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send #merge)"
+            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send #merge #available #away)"
         )),
     }
 }
@@ -202,6 +204,9 @@ mod tests {
         );
         assert_eq!(parse("#note"), Ok(MailCommand::Note));
         assert_eq!(parse("#send"), act(Action::SendHeld));
+        assert_eq!(parse("#away"), act(Action::Availability(false)));
+        assert_eq!(parse("#Available"), act(Action::Availability(true)));
+        assert!(parse("#away now").is_err());
         assert_eq!(
             parse("#participant add Bob@Example.org <carol@example.org>"),
             act(Action::Participant {
