@@ -22,6 +22,7 @@
 pub mod address;
 pub mod api;
 pub mod assignment;
+pub mod chat_live;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -31,9 +32,8 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod dkim;
 pub mod imap;
-pub mod links;
 pub mod import;
-pub mod chat_live;
+pub mod links;
 pub mod liveness;
 pub mod model;
 pub mod on_behalf;

@@ -38,7 +38,9 @@ pub enum Source {
     /// A line a visitor wrote in the live chat (`public::chat`);
     /// `verified` when the site vouched for the visitor's address (signed
     /// identity) or they followed the link mailed to it.
-    Chat { verified: bool },
+    Chat {
+        verified: bool,
+    },
 }
 
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).

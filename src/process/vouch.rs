@@ -60,7 +60,7 @@ impl Vouch {
 /// What the door a message came through says of its From, where that
 /// settles it: the web form vouches for nothing (anyone types any address),
 /// a signed status link vouches for exactly the participant it was made
-/// for, a chat line only once the visitor's address was verified. None for mail, whose evidence [`vouch`] weighs.
+/// for. None for mail, whose evidence [`vouch`] weighs.
 pub fn by_source(env: &Envelope, from: &str) -> Option<Vouch> {
     use crate::model::Source;
     match &env.source {
@@ -73,15 +73,12 @@ pub fn by_source(env: &Envelope, from: &str) -> Option<Vouch> {
         Source::StatusLink { recipient, .. } => Some(Vouch::Failed(format!(
             "a status-link message from {from} for {recipient}"
         ))),
-        // The address was typed by a visitor: it counts only once the site
-        // signed it or its owner followed the link mailed to it.
-        Source::Chat { verified: true } => Some(Vouch::Authenticated(
-            "chat visitor whose address was verified".into(),
-        )),
-        Source::Chat { verified: false } => Some(Vouch::Unverified(
-            "typed into the live chat, not verified".into(),
-        )),
-        Source::Smtp | Source::Imap | Source::Api | Source::Import => None,
+        // A chat line comes from the visitor holding the conversation's
+        // token, who started its ticket: weighed like mail (its envelope
+        // sender is the typed address). `verified` says whether that
+        // address was proven; the lines of an unproven one still belong to
+        // their own conversation's ticket.
+        Source::Chat { .. } | Source::Smtp | Source::Imap | Source::Api | Source::Import => None,
     }
 }
 

@@ -13,6 +13,7 @@
 /// (the processor makes them for customer mail without depending on the
 /// pages); re-exported here, where the pages check them.
 pub use crate::links::{self, Urls};
+pub mod chat;
 mod form;
 mod form_token;
 mod intake;
@@ -20,7 +21,6 @@ mod multipart;
 mod rate_limit;
 mod status;
 mod texts;
-pub mod chat;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;

@@ -7,8 +7,8 @@
 
 pub mod agents;
 pub mod calendar;
-pub mod retention;
 pub mod chat;
+pub mod retention;
 pub mod routing;
 pub mod sla;
 pub mod template;

@@ -1877,6 +1877,6 @@ impl Store {
         Ok(r.open_table(DEDUP)?.get(key)?.map(|v| v.value()))
     }
 }
-mod sender_verdicts;
 mod chat;
+mod sender_verdicts;
 pub use chat::ChatConversation;
