@@ -331,6 +331,16 @@ pub enum EventKind {
     DeliveryDelayed,
     /// An address marked as bouncing wrote to us again: the mark is gone.
     BounceCleared,
+    /// The customer was reminded of a ticket waiting on them.
+    Reminded,
+    /// The satisfaction survey was scheduled after a resolution.
+    SurveyScheduled,
+    /// The satisfaction survey was queued to the customer.
+    SurveySent,
+    /// No satisfaction survey, and why.
+    SurveySkipped,
+    /// The customer rated the resolution (or changed their rating).
+    Rated,
 }
 
 impl EventKind {
@@ -376,6 +386,11 @@ impl EventKind {
             EventKind::Split => "split",
             EventKind::DeliveryDelayed => "delivery_delayed",
             EventKind::BounceCleared => "bounce_cleared",
+            EventKind::Reminded => "reminded",
+            EventKind::SurveyScheduled => "survey_scheduled",
+            EventKind::SurveySent => "survey_sent",
+            EventKind::SurveySkipped => "survey_skipped",
+            EventKind::Rated => "rated",
         }
     }
 }

@@ -143,6 +143,9 @@ pub enum Via {
     Web,
     /// The JSON API.
     Api,
+    /// postdesk itself on a timer (the automatic close of a pending
+    /// ticket), acting as `stages::SYSTEM_ACTOR`, who is no agent.
+    Scheduler,
 }
 
 /// An agent's request to change one ticket.

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod calendar;
+pub mod customer;
 pub mod routing;
 pub mod sla;
 pub mod template;
@@ -36,6 +37,8 @@ pub struct RuleSet {
     pub resolved: Option<crate::rules::template::Template>,
     /// Files read, for change detection.
     pub files: Vec<PathBuf>,
+    /// What the customer is told at each stage, per queue (rules/customer.toml).
+    pub customer: customer::CustomerMail,
 }
 
 pub const ROUTING_FILE: &str = "routing.toml";
@@ -79,6 +82,28 @@ impl RuleSet {
                 Err(mut d) => diags.append(&mut d),
             }
             set.files.push(routing_path);
+        }
+        let customer_path = dir.join(customer::FILE);
+        if let Some(text) = read_optional(&customer_path, &mut diags) {
+            // Queues a ticket can be in: the mailboxes', the agents', the routing rules'.
+            let mut queues = known_queues.to_vec();
+            queues.extend(
+                set.agents
+                    .list
+                    .iter()
+                    .flat_map(|a| a.queues.iter().cloned()),
+            );
+            queues.extend(set.routing.rules.iter().filter_map(|r| r.queue.clone()));
+            match customer::CustomerMail::parse(
+                &text,
+                &customer_path,
+                &dir.join("templates"),
+                &queues,
+            ) {
+                Ok(c) => set.customer = c,
+                Err(mut d) => diags.append(&mut d),
+            }
+            set.files.push(customer_path);
         }
         for rule in &set.routing.rules {
             if let Some(routing::AckChoice::Template(name)) = &rule.acknowledgement
@@ -138,10 +163,16 @@ impl RuleSet {
     /// Size and modification time of every rule file, to notice edits
     /// (including files replaced by rename, as editors and config tools do).
     pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
-        let mut paths: Vec<PathBuf> = [ROUTING_FILE, AGENTS_FILE, CALENDAR_FILE, SLA_FILE]
-            .iter()
-            .map(|n| dir.join(n))
-            .collect();
+        let mut paths: Vec<PathBuf> = [
+            ROUTING_FILE,
+            AGENTS_FILE,
+            CALENDAR_FILE,
+            SLA_FILE,
+            customer::FILE,
+        ]
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
         if let Ok(entries) = std::fs::read_dir(dir.join("templates")) {
             let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             files.sort();

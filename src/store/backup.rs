@@ -103,6 +103,8 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::search::SEARCH_POSTINGS, c)?;
     copy_table(src, dst, super::search::SEARCH_TERMS, c)?;
     copy_table(src, dst, super::search::SEARCH_DOCS, c)?;
+    copy_table(src, dst, super::csat::SURVEYS, c)?;
+    copy_table(src, dst, super::csat::SURVEYS_DUE, c)?;
     let mut unknown: Vec<String> = Vec::new();
     for t in src.list_tables().map_err(redb::Error::from)? {
         if !copied.iter().any(|c| c == t.name()) {

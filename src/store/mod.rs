@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod bouncing;
 pub use bouncing::Bouncing;
+mod csat;
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;
