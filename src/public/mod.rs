@@ -10,6 +10,7 @@
 //! [`crate::web::html::esc`].
 
 pub mod links;
+pub mod survey;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -64,6 +65,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/static/public.css", get(stylesheet))
+        .route("/survey/{token}", get(survey::show).post(survey::submit))
         .fallback(not_found)
         .with_state(state)
 }
