@@ -262,6 +262,23 @@ fn scanners_opening_every_link_cast_no_vote_and_a_person_submitting_the_page_doe
     assert_eq!(surveys(&d, &id)[0]["rating"]["score"], 2);
     assert_eq!(rated_events(&d, &id).len(), 2);
 
+    // The report: one survey sent, one rating (2 of 5: not satisfied), per agent who replied.
+    let report = d.api_ok("/api/v1/reports/satisfaction?since=1d");
+    let tables = report["tables"].as_array().unwrap();
+    let five = tables[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "five")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(five, json!(["five", 1, 1, 1.0, 0.0, 2.0]), "{report}");
+    assert_eq!(
+        tables[1]["rows"],
+        json!([["alice", 1, 1, 1.0, 0.0, 2.0]]),
+        "{report}"
+    );
+
     // The agents' ticket page shows it.
     common::web::set_passwords(&d);
     let cookie = common::web::login_as(&d, "alice");
