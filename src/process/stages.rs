@@ -245,14 +245,7 @@ impl Processor {
     /// reminded more than `close_after` ago. Returns how many changed.
     pub fn remind_and_close(&self, now: i64) -> Result<usize, StoreError> {
         let rules = self.rules.current();
-        let anything = |s: &crate::rules::customer::Stages| s.remind_after.is_some();
-        let c = &rules.customer;
-        if !anything(c.for_queue(""))
-            && !self
-                .known_queues(&rules)
-                .iter()
-                .any(|q| anything(c.for_queue(q)))
-        {
+        if rules.customer.shortest_pending_delay().is_none() {
             return Ok(0);
         }
         let mut changed = 0;
@@ -413,12 +406,31 @@ pub(crate) fn pending_step(
 /// Runs the customer-side timed work until shutdown: reminders and closes
 /// of pending tickets, and surveys that fell due. Everything it decides is
 /// read from the store each tick.
+///
+/// Due surveys are an index lookup, done every tick. The pending tickets are
+/// scanned (each one's events read) only every tenth of the shortest
+/// reminder or close delay, between 1 s and 60 s: a reminder after three
+/// days comes at most a minute late, and a large pending backlog is not
+/// read every second.
 pub async fn run(processor: Processor, mut shutdown: watch::Receiver<bool>) {
+    let mut next_scan = i64::MIN;
     loop {
         let p = processor.clone();
         let now = processor.clock.now();
+        let scan = now >= next_scan;
+        if scan {
+            let every = processor
+                .rules
+                .current()
+                .customer
+                .shortest_pending_delay()
+                .map_or(60, |d| (d / 10).clamp(1, 60));
+            next_scan = now.saturating_add(every);
+        }
         let done = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            p.remind_and_close(now)?;
+            if scan {
+                p.remind_and_close(now)?;
+            }
             p.send_due_surveys(now)?;
             Ok(())
         })

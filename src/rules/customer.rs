@@ -105,6 +105,16 @@ impl CustomerMail {
         self.queues.get(queue).unwrap_or(&self.default)
     }
 
+    /// The shortest reminder or close delay of any queue (seconds); None
+    /// when no queue reminds: the pending tickets need no scan.
+    pub fn shortest_pending_delay(&self) -> Option<i64> {
+        std::iter::once(&self.default)
+            .chain(self.queues.values())
+            .flat_map(|s| [s.remind_after, s.close_after])
+            .flatten()
+            .min()
+    }
+
     /// Whether any queue uses a stage (to load its template).
     fn any(&self, f: impl Fn(&Stages) -> bool) -> bool {
         f(&self.default) || self.queues.values().any(f)
