@@ -189,7 +189,7 @@ fn nothing_automatic_to_a_bouncing_address_and_nothing_where_the_queue_switches_
     let sink = Sink::start();
     let d = start(
         &sink,
-        &format!("{STAGES}\n[queue.billing]\npending = false\n"),
+        &format!("{STAGES}\n[queue.billing]\npending = false\nacknowledgement = false\n"),
     );
     // A permanent failure marks the address as bouncing (a real RFC 3464 sample).
     let customer = "userunknown@bouncehammer.jp";
@@ -240,6 +240,28 @@ fn nothing_automatic_to_a_bouncing_address_and_nothing_where_the_queue_switches_
     command(&d, &id2, &["#queue billing", "#pending"]);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(sink.messages_to(other).len(), 1, "only the acknowledgement");
+
+    // A new ticket routed to billing (the shipped routing rule): no acknowledgement there.
+    let dave = "dave@customer.example";
+    let raw = mail(
+        &format!("Dave <{dave}>"),
+        "Invoice 4711 charged twice",
+        "<q2@customer.example>",
+        &[],
+        "Please refund one.\n",
+    );
+    let id3 = d.ticket_of(d.send_ok(dave, &[SUPPORT], &raw));
+    d.wait_idle(SECS_30);
+    let t = d.ticket(&id3);
+    assert_eq!(t["queue"], "billing", "{t}");
+    assert!(
+        events_of(&t, "ack_suppressed").iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("off for queue billing")),
+        "{t}"
+    );
+    assert!(sink.messages_to(dave).is_empty());
 }
 
 #[test]

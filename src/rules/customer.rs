@@ -23,6 +23,9 @@ pub const FILE: &str = "customer.toml";
 /// One queue's settings, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stages {
+    /// The acknowledgement of a new ticket routed to this queue (the
+    /// template itself is config's or the routing rule's).
+    pub acknowledgement: bool,
     /// "We are waiting for you" when an agent sets the ticket pending
     /// without writing to the customer.
     pub pending: bool,
@@ -40,6 +43,7 @@ pub struct Stages {
 impl Default for Stages {
     fn default() -> Self {
         Stages {
+            acknowledgement: true,
             pending: false,
             reopened: false,
             remind_after: None,
@@ -79,6 +83,7 @@ pub struct CustomerMail {
 #[derive(Debug, Default, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct Spec {
+    acknowledgement: Option<bool>,
     pending: Option<bool>,
     reopened: Option<bool>,
     resolved: Option<bool>,
@@ -191,6 +196,9 @@ fn resolve(
     diags: &mut Vec<Diagnostic>,
 ) -> Stages {
     let mut s = base.clone();
+    if let Some(v) = spec.acknowledgement {
+        s.acknowledgement = v;
+    }
     if let Some(v) = spec.pending {
         s.pending = v;
     }
