@@ -771,6 +771,10 @@ async fn get_ticket(
         .iter()
         .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "detail": e.detail }))
         .collect();
+    // Satisfaction surveys, one per resolution, with their ratings.
+    let store = s.store.clone();
+    let surveys = blocking(move || store.surveys_of(id)).await?;
+    v["surveys"] = surveys.iter().map(survey_json).collect();
     Ok(axum::Json(v))
 }
 
@@ -792,6 +796,28 @@ fn evidence_json(e: &crate::store::DeliveryEvidence) -> Value {
         })),
         "policy": e.policy,
         "dkim_selector": e.dkim_selector,
+    })
+}
+
+/// One survey of a ticket and its rating (null until answered).
+fn survey_json(s: &crate::csat::Survey) -> Value {
+    json!({
+        "resolution": s.resolution,
+        "scale": s.scale.as_str(),
+        "queue": s.queue,
+        "due": rfc3339(s.due),
+        "sent_at": s.sent_at.map(rfc3339),
+        "skipped": s.skipped,
+        "agents": s.agents,
+        "rating": s.rating.as_ref().map(|r| json!({
+            "score": r.score,
+            "satisfied": s.scale.satisfied(r.score),
+            "comment": r.comment,
+            "at": rfc3339(r.at),
+            "changed_at": rfc3339(r.changed_at),
+            "by": r.by,
+            "via": r.via,
+        })),
     })
 }
 

@@ -181,6 +181,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         outbound_wake.clone(),
         shutdown_rx.clone(),
     ));
+    // Customer mail on a timer: pending reminders and closes, due surveys.
+    let customer_timers = tokio::spawn(crate::process::stages::run(
+        acting.clone(),
+        shutdown_rx.clone(),
+    ));
     let reloader = tokio::spawn(reload_rules(
         cfg.clone(),
         rules.clone(),
@@ -223,6 +228,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = reloader.await;
     let _ = retention.await;
     let _ = sla.await;
+    let _ = customer_timers.await;
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final commit failed: recent deliveries may be repeated after the restart");
     }

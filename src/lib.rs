@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod counters;
 pub mod credentials;
+pub mod csat;
 pub mod daemon;
 pub mod diagnostic;
 pub mod dkim;

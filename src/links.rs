@@ -144,6 +144,18 @@ impl Links {
         s
     }
 
+    /// The token a page's form carries for the link it was opened by
+    /// (CSRF): bound to that link token, so another page's form, or a
+    /// forged post without the page, does not pass.
+    pub fn form_token(&self, link_token: &str) -> String {
+        self.mac("form", link_token)
+    }
+
+    /// Whether `given` is the form token of `link_token` (constant time).
+    pub fn form_token_ok(&self, link_token: &str, given: &str) -> bool {
+        crate::token::constant_eq(&self.form_token(link_token), given)
+    }
+
     /// The ticket a token claims, before any check: to load its
     /// participants. Claims nothing by itself.
     pub fn claimed_ticket(token: &str) -> Option<TicketId> {

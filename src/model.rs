@@ -371,6 +371,16 @@ pub enum EventKind {
     /// A web-form ticket's customer proved they receive mail at its
     /// address (answered through the reply address or the status link).
     Verified,
+    /// The customer was reminded of a ticket waiting on them.
+    Reminded,
+    /// The satisfaction survey was scheduled after a resolution.
+    SurveyScheduled,
+    /// The satisfaction survey was queued to the customer.
+    SurveySent,
+    /// No satisfaction survey, and why.
+    SurveySkipped,
+    /// The customer rated the resolution (or changed their rating).
+    Rated,
 }
 
 impl EventKind {
@@ -418,6 +428,11 @@ impl EventKind {
             EventKind::BounceCleared => "bounce_cleared",
             EventKind::Erased => "erased",
             EventKind::Verified => "verified",
+            EventKind::Reminded => "reminded",
+            EventKind::SurveyScheduled => "survey_scheduled",
+            EventKind::SurveySent => "survey_sent",
+            EventKind::SurveySkipped => "survey_skipped",
+            EventKind::Rated => "rated",
         }
     }
 }

@@ -93,7 +93,11 @@ pub fn run_many(
     params: &Params,
     now: i64,
 ) -> Result<Vec<Report>, RunError> {
-    if let Some(bad) = names.iter().find(|n| !crate::reports::NAMES.contains(n)) {
+    use crate::reports::satisfaction;
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !crate::reports::NAMES.contains(n) && **n != satisfaction::NAME)
+    {
         return Err(ReportError::UnknownReport(bad.to_string()).into());
     }
     let (since, until) = params.period(now)?;
@@ -120,7 +124,28 @@ pub fn run_many(
                 .collect()
         }
     };
-    let reports = compute_many(names, &q, &summaries)?;
+    // The satisfaction report reads the surveys, not the summaries.
+    let standard: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| *n != satisfaction::NAME)
+        .collect();
+    let mut computed = compute_many(&standard, &q, &summaries)?.into_iter();
+    let mut reports = Vec::with_capacity(names.len());
+    for name in names {
+        if *name == satisfaction::NAME {
+            reports.push(Report {
+                name: name.to_string(),
+                since: crate::clock::rfc3339(q.since),
+                until: crate::clock::rfc3339(q.until),
+                queue: q.queue.clone(),
+                recomputed: q.recompute,
+                tables: satisfaction::tables(&q, &store.sent_surveys()?),
+            });
+        } else if let Some(r) = computed.next() {
+            reports.push(r);
+        }
+    }
     tracing::debug!(tickets = summaries.len(), "reports computed");
     Ok(reports)
 }

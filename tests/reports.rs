@@ -85,8 +85,15 @@ fn table<'a>(report: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no table {id} in {report}"))
 }
 
-const NAMES: [&str; 7] = [
-    "volume", "heatmap", "times", "sla", "backlog", "rates", "agents",
+const NAMES: [&str; 8] = [
+    "volume",
+    "heatmap",
+    "times",
+    "sla",
+    "backlog",
+    "rates",
+    "agents",
+    "satisfaction",
 ];
 
 #[test]

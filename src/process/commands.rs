@@ -151,6 +151,9 @@ pub enum Via {
     /// address (a participant of the ticket), and they may only close
     /// their ticket or reopen a finished one.
     Customer,
+    /// postdesk itself on a timer (the automatic close of a pending
+    /// ticket), acting as `stages::SYSTEM_ACTOR`, who is no agent.
+    Scheduler,
 }
 
 /// An agent's request to change one ticket.

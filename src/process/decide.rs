@@ -140,7 +140,12 @@ pub fn new_ticket(cfg: &Config, rules: &RuleSet, msg: &Incoming<'_>) -> NewTicke
             crate::sla::initial_state(&rules.sla, &rules.calendars, &probe, msg.now)
         })
         .flatten();
-    let ack = ack(cfg, rules, msg, &routed.acknowledgement);
+    let ack = match ack(cfg, rules, msg, &routed.acknowledgement) {
+        Ack::Send(_) if !rules.customer.for_queue(&queue).acknowledgement => Ack::Suppressed(
+            format!("the acknowledgement is off for queue {queue} (rules/customer.toml)"),
+        ),
+        a => a,
+    };
     let mut tags = Vec::new();
     for t in routed.tags {
         if !tags.contains(&t) {

@@ -15,12 +15,14 @@ pub mod canned;
 pub mod classify;
 pub mod collision;
 pub mod commands;
+pub mod csat;
 pub mod decide;
 pub mod notify;
 pub mod parse;
 pub mod participants;
 pub mod quote;
 pub mod reply;
+pub mod stages;
 pub mod thread;
 pub mod unseen;
 pub mod vouch;
@@ -320,7 +322,12 @@ impl Processor {
                 let existing = match &found.matched {
                     Some(m) => {
                         let t = self.load_ticket(tx, m.ticket)?;
-                        (t.status != Status::Closed || class != Class::Customer)
+                        // A rating in answer to the survey of a closed ticket
+                        // still belongs to it (it opens nothing).
+                        let rating = class == Class::Customer
+                            && t.status == Status::Closed
+                            && self.rating_reply(tx, &t, &record.text)?.is_some();
+                        (t.status != Status::Closed || class != Class::Customer || rating)
                             .then_some((t, m.clone()))
                     }
                     None => None,
@@ -393,6 +400,9 @@ impl Processor {
             tx.add_event(&mut ticket, event(now, EventKind::Verified, sender, detail))?;
         }
         ticket.last_customer_message_id = parsed.message_id.clone();
+        if let Some(score) = self.rating_reply(tx, &ticket, &record.text)? {
+            return self.rating_by_mail(tx, &rules, ticket, record, sender, score, now);
+        }
         match ticket.status {
             Status::Pending => {
                 ticket.status = Status::Open;
@@ -411,6 +421,8 @@ impl Processor {
                 if msg.env.source != Source::Import {
                     start_sla(tx, &mut ticket, &rules, now)?;
                 }
+                self.call_off_survey(tx, &mut ticket, "the customer reopened the ticket", now)?;
+                self.reopened_notice(tx, &rules, &mut ticket, now)?;
             }
             Status::New | Status::Open => {}
         }

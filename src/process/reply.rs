@@ -238,6 +238,10 @@ impl Processor {
         let Some(template) = &rules.resolved else {
             return Ok(None);
         };
+        // Switched off for this queue in rules/customer.toml.
+        if !rules.customer.for_queue(&ticket.queue).resolved {
+            return Ok(None);
+        }
         if let Some(b) = tx.bouncing(&ticket.requester)? {
             let reason = format!(
                 "no resolved notice: {}",

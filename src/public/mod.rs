@@ -21,6 +21,7 @@ mod multipart;
 mod rate_limit;
 mod status;
 mod texts;
+pub mod survey;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -56,6 +57,7 @@ pub fn router(state: Shared) -> Router {
         .merge(form::routes(state.clone()))
         .merge(status::routes(state.clone()))
         .merge(chat::routes())
+        .route("/survey/{token}", get(survey::show).post(survey::submit))
         .fallback(not_found)
         .with_state(state)
 }

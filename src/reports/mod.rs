@@ -18,6 +18,7 @@ mod backlog;
 mod facts;
 mod heatmap;
 
+pub mod satisfaction;
 mod sla;
 mod times;
 mod volume;
@@ -76,7 +77,7 @@ impl Query<'_> {
             .map_or(TimeZone::UTC, |c| c.tz.clone())
     }
 
-    fn in_period(&self, t: i64) -> bool {
+    pub fn in_period(&self, t: i64) -> bool {
         t >= self.since && t < self.until
     }
 }

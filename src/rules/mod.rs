@@ -9,6 +9,7 @@ pub mod agents;
 pub mod calendar;
 pub mod chat;
 pub mod retention;
+pub mod customer;
 pub mod routing;
 pub mod sla;
 pub mod template;
@@ -42,6 +43,8 @@ pub struct RuleSet {
     pub files: Vec<PathBuf>,
     /// Sites embedding the live chat, and its limits (rules/chat.toml).
     pub chat: chat::ChatSites,
+    /// What the customer is told at each stage, per queue (rules/customer.toml).
+    pub customer: customer::CustomerMail,
 }
 
 pub const ROUTING_FILE: &str = "routing.toml";
@@ -103,6 +106,28 @@ impl RuleSet {
                 Err(mut d) => diags.append(&mut d),
             }
             set.files.push(chat_path);
+        }
+        let customer_path = dir.join(customer::FILE);
+        if let Some(text) = read_optional(&customer_path, &mut diags) {
+            // Queues a ticket can be in: the mailboxes', the agents', the routing rules'.
+            let mut queues = known_queues.to_vec();
+            queues.extend(
+                set.agents
+                    .list
+                    .iter()
+                    .flat_map(|a| a.queues.iter().cloned()),
+            );
+            queues.extend(set.routing.rules.iter().filter_map(|r| r.queue.clone()));
+            match customer::CustomerMail::parse(
+                &text,
+                &customer_path,
+                &dir.join("templates"),
+                &queues,
+            ) {
+                Ok(c) => set.customer = c,
+                Err(mut d) => diags.append(&mut d),
+            }
+            set.files.push(customer_path);
         }
         for rule in &set.routing.rules {
             if let Some(routing::AckChoice::Template(name)) = &rule.acknowledgement
@@ -168,6 +193,7 @@ impl RuleSet {
             CALENDAR_FILE,
             SLA_FILE,
             CHAT_FILE,
+            customer::FILE,
         ]
         .iter()
         .map(|n| dir.join(n))

@@ -109,6 +109,8 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::chat::CHAT_CONVERSATIONS, c)?;
     copy_table(src, dst, super::chat::CHAT_NONCES, c)?;
     copy_table(src, dst, super::chat::CHAT_AWAY, c)?;
+    copy_table(src, dst, super::csat::SURVEYS, c)?;
+    copy_table(src, dst, super::csat::SURVEYS_DUE, c)?;
     let mut unknown: Vec<String> = Vec::new();
     for t in src.list_tables().map_err(redb::Error::from)? {
         if !copied.iter().any(|c| c == t.name()) {

@@ -28,6 +28,7 @@ mod bouncing;
 pub use bouncing::Bouncing;
 mod delivery_evidence;
 pub use delivery_evidence::{DeliveryEvidence, TlsEvidence};
+mod csat;
 mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;

@@ -29,6 +29,7 @@ pub mod merge;
 pub mod new_ticket;
 pub mod presence;
 pub mod queue;
+pub mod satisfaction;
 pub mod search;
 pub mod session;
 pub mod ticket;

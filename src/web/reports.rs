@@ -56,7 +56,9 @@ pub async fn page(
     let params = q.params;
     let mut body = String::from("<h1>Reports</h1>");
     body.push_str(&form(&params));
-    let (status, content) = match compute(&state, NAMES.to_vec(), params.clone()).await? {
+    let mut names = NAMES.to_vec();
+    names.push(crate::reports::satisfaction::NAME);
+    let (status, content) = match compute(&state, names, params.clone()).await? {
         Ok(reports) => (StatusCode::OK, render_reports(&reports, &params)),
         Err(why) => (
             StatusCode::BAD_REQUEST,
@@ -82,10 +84,12 @@ pub async fn csv(
     if session::current(&state, &headers).await?.is_none() {
         return Ok(Redirect::to("/login").into_response());
     }
-    let Some(name) = file
-        .strip_suffix(".csv")
-        .and_then(|n| NAMES.iter().find(|x| **x == n))
-    else {
+    let Some(name) = file.strip_suffix(".csv").and_then(|n| {
+        NAMES
+            .iter()
+            .chain([&crate::reports::satisfaction::NAME])
+            .find(|x| **x == n)
+    }) else {
         return Err(WebError::NotFound);
     };
     let store = state.store.clone();

@@ -306,12 +306,13 @@ pub async fn page(
     );
     let acting = acting::forms(&t, &acting::Choices::of(&state), &token);
     let merge = super::merge::section(&state, &t, &messages, &cur.session.csrf).await?;
+    let satisfaction = super::satisfaction::section(&state, id).await?;
     let body = format!(
         r#"<article class="ticket"><h1><span class="id">#{id}</span> {subject}</h1>{presence}{held}{facts}
 <section class="conversation" aria-label="Conversation">{conversation}</section>
 <section class="act"><form method="post" action="/tickets/{id}/reply" class="reply">{token}<label for="reply">Reply to the customer</label><textarea id="reply" name="body" rows="6"></textarea><button type="submit">Send reply</button></form>
 <form method="post" action="/tickets/{id}/note">{token}<label for="note">Internal note</label><textarea id="note" name="body" rows="4"></textarea><button type="submit">Add note</button></form></section>
-<section class="side"><h2>Change</h2>{acting}{merge}<h2>Participants</h2><ul class="participants">{participants}</ul>
+<section class="side"><h2>Change</h2>{acting}{merge}{satisfaction}<h2>Participants</h2><ul class="participants">{participants}</ul>
 <h2>Events</h2><div class="scroll"><table class="events"><thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Who</th><th scope="col">Detail</th></tr></thead><tbody>{log}</tbody></table></div></section></article>"#,
         subject = esc(subject),
     );

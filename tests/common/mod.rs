@@ -435,6 +435,9 @@ pub struct DaemonConfig {
     pub web_port: u16,
     /// Extra environment variables for `postdesk serve` (e.g. NOTIFY_SOCKET).
     pub env: Vec<(String, String)>,
+    /// Files written into the daemon's copy of rules/ before it starts
+    /// (name relative to rules/, content), over the repository's.
+    pub rules_files: Vec<(String, String)>,
 }
 
 impl DaemonConfig {
@@ -455,6 +458,7 @@ impl DaemonConfig {
             smtp_port,
             web_port,
             env: Vec::new(),
+            rules_files: Vec::new(),
         };
         c.set("server", "hostname", &q(HOSTNAME));
         c.set(
@@ -564,6 +568,9 @@ pub fn write_config(cfg: &DaemonConfig) -> (TempDir, PathBuf) {
     let dir = TempDir::new("daemon");
     let rules = dir.path.join("rules");
     copy_dir(&repo_root().join("rules"), &rules);
+    for (name, text) in &cfg.rules_files {
+        std::fs::write(rules.join(name), text).unwrap();
+    }
     let data = dir.path.join("data");
     let config_path = dir.path.join("config.toml");
     std::fs::write(&config_path, cfg.render(&data, &rules)).unwrap();

@@ -81,14 +81,21 @@ impl Processor {
             .ticket(request.ticket)?
             .ok_or(Refusal::NoTicket(request.ticket))?;
         let customer;
+        let system;
         let agent = if request.via == Via::Customer {
             customer = customer_actor(&ticket, &request)?;
             &customer
         } else {
-            rules
-                .agents
-                .by_name(&request.actor)
-                .ok_or_else(|| Refusal::UnknownAgent(request.actor.clone()))?
+            match rules.agents.by_name(&request.actor) {
+                Some(a) => a,
+                None if request.via == Via::Scheduler
+                    && request.actor == crate::process::stages::SYSTEM_ACTOR =>
+                {
+                    system = system_agent(self.cfg.from_address());
+                    &system
+                }
+                None => return Err(Refusal::UnknownAgent(request.actor.clone())),
+            }
         };
         let checked = self.check(tx, rules, &ticket, agent, &request)?;
         if checked.iter().any(Result::is_err) {
@@ -99,6 +106,7 @@ impl Processor {
 
         let internal = is_internal(&request);
         let was_finished = ticket.status.is_finished();
+        let status_before = ticket.status;
         let mut results = Vec::with_capacity(request.actions.len());
         let mut released = Vec::new();
         let mut reply: Option<(usize, String, &[Attachment])> = None;
@@ -218,6 +226,19 @@ impl Processor {
         } else {
             None
         };
+        // Set pending without a word to the customer: the pending notice,
+        // if the queue has one (rules/customer.toml).
+        if !internal
+            && sent == Sent::Nothing
+            && other.is_none()
+            && status_before != Status::Pending
+            && ticket.status == Status::Pending
+        {
+            self.pending_notice(tx, rules, &mut ticket, now)?;
+        }
+        if other.is_none() {
+            self.survey_on_status(tx, rules, &mut ticket, status_before, now)?;
+        }
         tx.put_ticket(&ticket)?;
         info!(ticket = ticket.id, agent = %agent.name, actions = results.len(), "request applied");
         Ok(Outcome {
@@ -615,6 +636,20 @@ impl Processor {
             text: text.to_string(),
             stranger: None,
         })
+    }
+}
+
+/// The agent record postdesk acts as on a timer (`Via::Scheduler`): no
+/// address of an agent, no queues, no login.
+fn system_agent(from: &str) -> Agent {
+    Agent {
+        name: crate::process::stages::SYSTEM_ACTOR.into(),
+        display_name: crate::process::stages::SYSTEM_ACTOR.into(),
+        address: from.to_string(),
+        alternates: Vec::new(),
+        queues: Vec::new(),
+        skills: Vec::new(),
+        password_hash: None,
     }
 }
 
