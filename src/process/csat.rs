@@ -210,7 +210,7 @@ impl Processor {
             return Ok(false);
         };
         let token = urls.links.sign(
-            crate::public::links::Purpose::Survey,
+            crate::links::Purpose::Survey,
             id,
             &ticket.requester,
             now,
