@@ -128,3 +128,120 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64, ticket: u64, text: &str) -> MessageRecord {
+        MessageRecord {
+            seq,
+            ticket: Some(ticket),
+            message_id: format!("m{seq}@example.org"),
+            direction: Direction::Inbound,
+            kind: MessageKind::Customer,
+            from: "ann@example.org".into(),
+            to: vec![],
+            subject: "Scanner".into(),
+            date: 0,
+            text: text.into(),
+            stranger: None,
+        }
+    }
+
+    #[test]
+    fn commits_queue_their_tickets_until_taken_and_old_index_tables_go() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-search-queue-{}-{}",
+            std::process::id(),
+            crate::clock::Clock::system().now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        // A store of format 3 kept postings inside redb.
+        store
+            .write(|tx| {
+                let old: TableDefinition<(&str, u64), &[u8]> =
+                    TableDefinition::new("search_postings");
+                tx.txn.open_table(old)?.insert(("scanner", 1), &[][..])?;
+                tx.txn.open_table(META)?.insert("search_format", 3)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        {
+            let r = store.db().unwrap().0.begin_read().unwrap();
+            let names: Vec<String> = r
+                .list_tables()
+                .unwrap()
+                .map(|t| redb::TableHandle::name(&t).to_string())
+                .collect();
+            assert!(!names.iter().any(|n| n == "search_postings"), "{names:?}");
+            assert!(
+                r.open_table(META)
+                    .unwrap()
+                    .get("search_format")
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert_eq!(store.search_backlog(10).unwrap().covers, 0);
+
+        for (seq, id, text) in [(1, 1, "It blinks."), (2, 2, "Paper jam.")] {
+            store
+                .write(|tx| {
+                    tx.put_message(&message(seq, id, text))?;
+                    let mut t = Ticket::new(id, "ann@example.org", 0);
+                    t.subject = "Scanner".into();
+                    tx.put_ticket(&t)
+                })
+                .unwrap();
+        }
+        // Ticket 1 changed again: two entries, one document.
+        store
+            .write(|tx| tx.put_message(&message(3, 1, "Now it beeps.")))
+            .unwrap();
+        // A commit that changes no ticket queues nothing.
+        store.write(|tx| tx.put_raw(99, b"x")).unwrap();
+        assert_eq!(store.search_queue_seq().unwrap(), 3);
+        let b = store.search_backlog(10).unwrap();
+        assert_eq!(b.marks, vec![(1, 1), (2, 2), (3, 1)]);
+        assert_eq!(b.covers, 3);
+        let docs: Vec<(u64, Vec<String>)> = b
+            .documents
+            .iter()
+            .map(|(id, d)| (*id, d.as_ref().unwrap().parts.clone()))
+            .collect();
+        assert_eq!(
+            docs,
+            vec![
+                (
+                    1,
+                    vec![
+                        "Scanner".into(),
+                        "It blinks.".into(),
+                        "Now it beeps.".into()
+                    ]
+                ),
+                (2, vec!["Scanner".into(), "Paper jam.".into()]),
+            ]
+        );
+        // A round of two: covers only the marks before the first one left.
+        let part = store.search_backlog(2).unwrap();
+        assert_eq!(part.marks, vec![(1, 1), (2, 2)]);
+        assert_eq!(part.covers, 2);
+        store.search_taken(&part.marks).unwrap();
+        // Changed meanwhile: its new entry stays when the old ones go.
+        store
+            .write(|tx| tx.put_message(&message(4, 2, "Fixed.")))
+            .unwrap();
+        let rest = store.search_backlog(10).unwrap();
+        assert_eq!(rest.marks, vec![(3, 1), (4, 2)]);
+        store.search_taken(&rest.marks).unwrap();
+        assert_eq!(store.search_queue_len().unwrap(), 0);
+        assert_eq!(store.search_backlog(10).unwrap().covers, 4);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
