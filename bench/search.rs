@@ -1,23 +1,31 @@
-//! Full-text search at scale: index build rate, index size per message and
-//! query p50 / p95 on a store of N tickets with one message each. Prints
+//! Full-text search at scale: index build rate, index size per message,
+//! query p50 / p95 on a store of N tickets with one message each, and the
+//! store's write rate with the indexer running and without. Prints
 //! figures; not a test.
 //!
 //!     cargo bench --bench search                        # 100,000 messages
 //!     BENCH_MESSAGES=1000000 cargo bench --bench search  # a million
 //!
-//! The rebuild (`postdesk reindex`) is timed last; `BENCH_REBUILD=0` skips it.
+//! The order: N tickets are written with no indexer running (intake with
+//! indexing off: the commits still queue their tickets, as the daemon's
+//! do); the index is then built from the store as on a first start
+//! (`postdesk reindex` does the same); queries are timed; last, M more
+//! tickets (`BENCH_INTAKE`, default 50,000) are written while the indexer
+//! drains them (indexing on), and the time until the index has caught up
+//! is taken.
 //!
 //! The text is synthetic: a 50,000-word vocabulary drawn with Zipf
 //! frequencies (word r has weight 1/r, as in natural language), 6 words of
 //! subject and 60 of body per message, 5,000 distinct senders. The same
-//! generator fed tantivy for the engine comparison (ARCHITECTURE.md).
-//! Times are server-side (`Store::search`, snippets included; no HTTP).
+//! generator fed the engine comparison (ARCHITECTURE.md). Times are
+//! server-side (`SearchIndex::search`, snippets from the store included;
+//! no HTTP).
 
 use postdesk::model::{Direction, MessageKind, MessageRecord, Status, Ticket};
 use postdesk::search::Query;
+use postdesk::search_index::SearchIndex;
 use postdesk::store::Store;
 use std::time::Instant;
-
 struct Rng(u64);
 
 impl Rng {
@@ -84,29 +92,21 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    let n: u64 = std::env::var("BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let dir = std::env::temp_dir().join(format!("postdesk-bench-search-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("store");
-    let corpus = Corpus::new(50_000);
-    let mut rng = Rng(42);
+/// Writes tickets `from..=to`, 1,000 per transaction; returns seconds.
+fn write_tickets(store: &Store, corpus: &Corpus, rng: &mut Rng, from: u64, to: u64) -> f64 {
     let start = Instant::now();
-    let mut id = 0u64;
-    while id < n {
+    let mut id = from - 1;
+    while id < to {
         store
             .write(|tx| {
                 for _ in 0..1_000 {
-                    if id >= n {
+                    if id >= to {
                         break;
                     }
                     id += 1;
                     let from = format!("c{}@example.org", id % 5_000);
-                    let subject = corpus.text(&mut rng, 6);
-                    let text = corpus.text(&mut rng, 60);
+                    let subject = corpus.text(rng, 6);
+                    let text = corpus.text(rng, 60);
                     let mut t = Ticket {
                         subject: subject.clone(),
                         status: [Status::Open, Status::Closed, Status::Closed][(id % 3) as usize],
@@ -135,25 +135,55 @@ fn main() {
             })
             .expect("write");
     }
-    let written = start.elapsed().as_secs_f64();
-    let size_with = dir_size(&dir);
-    let (postings, terms, docs) = store.search_index_stats().expect("stats");
+    start.elapsed().as_secs_f64()
+}
+
+fn wait_caught_up(index: &SearchIndex) {
+    while !index.caught_up().expect("caught up") {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn main() {
+    let env = |k: &str, d: u64| -> u64 {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let n = env("BENCH_MESSAGES", 100_000);
+    let m = env("BENCH_INTAKE", 50_000);
+    let dir = std::env::temp_dir().join(format!("postdesk-bench-search-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir).expect("store");
+    let corpus = Corpus::new(50_000);
+    let mut rng = Rng(42);
+
+    let written = write_tickets(&store, &corpus, &mut rng, 1, n);
     println!(
-        "store: {n} messages (one per ticket) written and indexed in {written:.1} s ({:.0}/s, 1,000 per transaction)",
+        "intake, indexing off: {n} messages (one per ticket) in {written:.1} s ({:.0}/s, 1,000 per transaction)",
         n as f64 / written
     );
-    let index_bytes = store.search_index_bytes().expect("index bytes");
+    let store_bytes = dir_size(&dir);
+
+    let start = Instant::now();
+    let index = SearchIndex::start(&dir, store.clone()).expect("index");
+    wait_caught_up(&index);
+    let built = start.elapsed().as_secs_f64();
+    let index_bytes = dir_size(&dir.join(postdesk::store::SEARCH_DIR));
     println!(
-        "index content: {:.1} MiB of keys and values ({:.0} B per message; positions included)",
+        "index build from the store (first start, postdesk reindex): {built:.1} s ({:.0} messages/s)",
+        n as f64 / built
+    );
+    println!(
+        "index size: {:.1} MiB ({:.0} B per message); store file {:.1} MiB ({:.0} B per message)",
         index_bytes as f64 / 1_048_576.0,
-        index_bytes as f64 / n as f64
+        index_bytes as f64 / n as f64,
+        store_bytes as f64 / 1_048_576.0,
+        store_bytes as f64 / n as f64
     );
-    println!(
-        "index: {postings} postings, {terms} terms, {docs} tickets; store file {:.1} MiB ({:.0} B per message, index included)",
-        size_with as f64 / 1_048_576.0,
-        size_with as f64 / n as f64
-    );
-    let mut rng = Rng(7);
+
+    let mut rng_q = Rng(7);
     let w = &corpus.words;
     type Make = fn(&[String], &mut Rng) -> String;
     let cases: [(&str, Make); 8] = [
@@ -198,9 +228,9 @@ fn main() {
         let mut times = Vec::new();
         let mut totals = 0usize;
         for _ in 0..100 {
-            let q = Query::parse(&make(w, &mut rng)).expect("query");
+            let q = Query::parse(&make(w, &mut rng_q)).expect("query");
             let t = Instant::now();
-            let r = store.search(&q, 20).expect("search");
+            let r = index.search(&q, 20).expect("search");
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             totals += r.total;
         }
@@ -213,15 +243,26 @@ fn main() {
             totals / times.len()
         );
     }
-    // Last, as it takes longest at a million (BENCH_REBUILD=0 skips it).
-    if std::env::var("BENCH_REBUILD").as_deref() != Ok("0") {
-        let t = Instant::now();
-        store.rebuild_search_index().expect("rebuild");
-        let rebuild = t.elapsed().as_secs_f64();
+
+    if m > 0 {
+        // The same number written without the indexer, for a fair rate.
+        index.stop();
+        drop(index);
+        let off = write_tickets(&store, &corpus, &mut rng, n + 1, n + m);
+        let index = SearchIndex::start(&dir, store.clone()).expect("index");
+        wait_caught_up(&index);
+        let start = Instant::now();
+        let on = write_tickets(&store, &corpus, &mut rng, n + m + 1, n + 2 * m);
+        wait_caught_up(&index);
+        let caught = start.elapsed().as_secs_f64();
         println!(
-            "rebuild (postdesk reindex): {rebuild:.1} s ({:.0} messages/s)",
-            n as f64 / rebuild
+            "intake of {m} more: indexing off {:.0}/s, indexing on {:.0}/s (index caught up {:.1} s after the first write: {:.0} messages/s end to end)",
+            m as f64 / off,
+            m as f64 / on,
+            caught,
+            m as f64 / caught
         );
+        index.stop();
     }
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);

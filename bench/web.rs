@@ -147,6 +147,7 @@ fn main() {
         processor: None,
         spool: None,
         presence: Default::default(),
+        search: None,
     };
     let session_id = "b".repeat(64);
     store

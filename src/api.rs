@@ -35,6 +35,8 @@ pub struct ApiState {
     pub web: Option<crate::web::WebState>,
     /// `web.tls_cert` / `web.tls_key`: serve over TLS instead of plain HTTP.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Full-text search (`/api/v1/search`, `/api/v1/search/reindex`).
+    pub search: crate::search_index::SearchIndex,
 }
 
 type Shared = Arc<ApiState>;
@@ -274,6 +276,8 @@ enum ApiError {
     NotFound(String),
     BadRequest(String),
     Internal(String),
+    /// 503: the answer exists once something finishes (the search index build).
+    Unavailable(String),
 }
 
 impl IntoResponse for ApiError {
@@ -286,6 +290,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
         };
         let mut resp = (status, axum::Json(json!({ "error": msg }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -1070,9 +1075,9 @@ async fn search(
     let text = q.q.unwrap_or_default();
     let query =
         crate::search::Query::parse(&text).map_err(|e| ApiError::BadRequest(format!("q: {e}")))?;
-    let store = s.store.clone();
+    let index = s.search.clone();
     let started = std::time::Instant::now();
-    let found = blocking(move || store.search(&query, limit)).await?;
+    let found = search_blocking(move || index.search(&query, limit)).await?;
     tracing::debug!(query = %text, total = found.total, elapsed_ms = started.elapsed().as_millis() as u64, "search");
     Ok(axum::Json(json!({
         "total": found.total,
@@ -1171,9 +1176,9 @@ async fn retention(
 
 async fn reindex(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
     authorize(&headers, &s)?;
-    let store = s.store.clone();
+    let index = s.search.clone();
     let started = std::time::Instant::now();
-    let tickets = blocking(move || store.rebuild_search_index()).await?;
+    let tickets = search_blocking(move || index.rebuild()).await?;
     tracing::info!(
         tickets,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -1209,5 +1214,22 @@ async fn import_message(
         Err(e @ ImportError::Malformed(_)) => Err(ApiError::BadRequest(e.to_string())),
         Err(ImportError::Store(e)) => Err(e.into()),
         Err(e @ ImportError::NotTaken(_)) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// Runs a search call off the async threads; an index still being built
+/// is a 503 saying so, not an error of the server.
+async fn search_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::search_index::SearchError> + Send + 'static,
+) -> ApiResult<T> {
+    use crate::search_index::SearchError;
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e @ (SearchError::Rebuilding | SearchError::Stopped))) => {
+            Err(ApiError::Unavailable(e.to_string()))
+        }
+        Ok(Err(SearchError::Store(e))) => Err(e.into()),
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(ApiError::Internal(format!("task failed: {e}"))),
     }
 }

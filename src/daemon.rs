@@ -24,6 +24,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
     let store = Store::open(&data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let search = crate::search_index::SearchIndex::start(&data_dir, store.clone())
+        .context("cannot open the search index")?;
     let token_secret = match cfg.token_secret()? {
         Some(key) => key,
         None => store.secret("token-hmac")?,
@@ -143,8 +145,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     i64::try_from(cfg.web.presence_interval.as_secs()).unwrap_or(10),
                 ),
                 spool: Some(spool.clone()),
+                search: Some(search.clone()),
             }),
             tls: web_tls,
+            search: search.clone(),
         },
         shutdown_rx.clone(),
     ));
@@ -229,6 +233,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = retention.await;
     let _ = sla.await;
     let _ = customer_timers.await;
+    // The indexer ends its round; what it had not taken in stays queued.
+    let indexer = search.clone();
+    let _ = tokio::task::spawn_blocking(move || indexer.stop()).await;
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final commit failed: recent deliveries may be repeated after the restart");
     }

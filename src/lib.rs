@@ -12,6 +12,8 @@
 //! - [`api`]: the JSON API over the store.
 //! - [`web`]: the agent web view (HTML pages, sessions) on the API's listener.
 //! - [`store`]: the only module that knows redb.
+//! - [`search_index`]: full-text search in tantivy, fed from the store's
+//!   queue of changed tickets by a background indexer.
 //! - [`reports`]: reports from the event log (pure); [`report_service`]
 //!   reads the store for them, for the API, the web page and the CLI.
 //! - [`daemon`]: starts the stages and fans out shutdown.
@@ -49,6 +51,7 @@ pub mod retention;
 pub mod rules;
 pub mod search;
 pub mod sender_auth;
+pub mod search_index;
 pub mod service;
 pub mod sla;
 pub mod sla_scheduler;

@@ -638,7 +638,8 @@ fn dkim_keygen(
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // tantivy logs every commit and file it deletes at info.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

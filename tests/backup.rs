@@ -126,6 +126,16 @@ fn a_backup_under_intake_load_restores_every_message_accepted_before_it() {
     );
     assert!(!before.contains(&seq));
     assert_eq!(r.ticket(&r.ticket_of(seq))["subject"], "Backup after 999");
+    // The search index is not in the backup: the restored daemon built it
+    // from the restored store, and the new mail joins it.
+    let found = |q: &str| -> u64 {
+        let (st, v) = r.api_get(&format!("/api/v1/search?q={q}&limit=1"));
+        assert_eq!(st, 200, "{v}");
+        v["total"].as_u64().unwrap()
+    };
+    assert!(found("before") >= before.len() as u64);
+    assert_eq!(found("from%3Ac3%40customer.example"), 1);
+    assert_eq!(found("after"), 1);
 }
 
 #[test]

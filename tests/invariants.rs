@@ -73,6 +73,14 @@ fn only_the_store_names_redb() {
     assert_eq!(offenders("redb", &["store/"]), Vec::<String>::new());
 }
 
+#[test]
+fn only_the_search_index_names_tantivy() {
+    assert_eq!(
+        offenders("tantivy", &["search_index/"]),
+        Vec::<String>::new()
+    );
+}
+
 /// The top-level module a file under src/ belongs to (`process/mod.rs` → `process`).
 fn top_module(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap_or(file);

@@ -1,8 +1,9 @@
 //! Full-text search through the real binary: mail comes in over SMTP, the
 //! JSON API (`/api/v1/search`), `postdesk search` and the web view's
 //! `/search` page find it by word, phrase, prefix, sender, status and tag;
-//! the index survives a restart, is rebuilt when its tables are gone, and
-//! `postdesk reindex` rebuilds it to the same answers.
+//! the index survives a restart, is rebuilt when its directory is gone, and
+//! `postdesk reindex` rebuilds it to the same answers. A search sees every
+//! change committed before it: new mail, a status, tags, a merge.
 
 mod common;
 use common::web::{login_as, set_passwords};
@@ -221,13 +222,16 @@ fn search_finds_mail_by_every_field_and_survives_restart_and_reindex() {
     assert_eq!(statuses(&d), before_restart);
     let flap = ids(&d, "flap");
 
-    // Without its tables the index is rebuilt on start, to the same answers.
+    // Without its directory (deleted while the daemon was stopped) the
+    // index is rebuilt from the store on start, to the same answers.
     d.stop();
-    {
-        let store = postdesk::store::Store::open(&d.dir.path.join("data")).unwrap();
-        store.clear_search_index().unwrap();
-        assert!(!store.search_index_current().unwrap());
-    }
+    let index_dir = d.dir.path.join("data").join(postdesk::store::SEARCH_DIR);
+    assert!(
+        index_dir.join("meta.json").exists(),
+        "{}",
+        index_dir.display()
+    );
+    std::fs::remove_dir_all(&index_dir).unwrap();
     d.restart();
     assert_eq!(check(&d, &tickets), answers);
     assert_eq!(ids(&d, "flap"), flap);
@@ -385,4 +389,81 @@ fn every_stored_message_is_found_after_kill_9_during_intake() {
         assert_eq!(ids(&d, word), vec![id.clone()], "{subject}");
         assert_eq!(ids(&d, &format!("marker{word}")), vec![id], "{subject}");
     }
+}
+
+/// POSTs agent commands to a ticket through the API.
+fn commands(d: &Daemon, ticket: &str, cmds: &[&str]) {
+    let (code, _, body) = http_request(
+        d.web_port,
+        "POST",
+        &format!("/api/v1/tickets/{ticket}/commands"),
+        Some(API_TOKEN),
+        Some(&json!({"agent": "alice", "commands": cmds}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{cmds:?}: {}", String::from_utf8_lossy(&body));
+}
+
+/// The index follows a ticket as it changes, and a search right after a
+/// change (no waiting for the daemon to be idle) already sees it: the
+/// status: filter, tags added and removed, and a merge that moves the
+/// text to another ticket (the old ticket no longer found by it).
+#[test]
+fn a_search_sees_each_change_committed_before_it() {
+    let sink = Sink::start();
+    let d = Daemon::start(&sink);
+    let airship = mail(
+        "Dora <dora@customer.example>",
+        "Airship order",
+        "<c-1@customer.example>",
+        &[],
+        "The zeppelin arrived with a dent in the gondola.\n",
+    );
+    let balloon = mail(
+        "Dora <dora@customer.example>",
+        "Balloon order",
+        "<c-2@customer.example>",
+        &[],
+        "The balloon is fine.\n",
+    );
+    // Found as soon as the API shows the message, without waiting for idle.
+    let a = d.ticket_of(d.send_ok("dora@customer.example", &[SUPPORT], &airship));
+    assert_eq!(ids(&d, "zeppelin"), vec![a.clone()]);
+    let b = d.ticket_of(d.send_ok("dora@customer.example", &[SUPPORT], &balloon));
+    assert_eq!(ids(&d, "balloon"), vec![b.clone()]);
+    let status = d.ticket(&a)["status"].as_str().unwrap().to_string();
+    assert_eq!(
+        ids(&d, &format!("status:{status} zeppelin")),
+        vec![a.clone()]
+    );
+
+    // A status change moves the ticket between status: filters at once.
+    commands(&d, &a, &["#pending", "#tag +fragile"]);
+    assert!(ids(&d, &format!("status:{status} zeppelin")).is_empty());
+    assert_eq!(ids(&d, "status:pending zeppelin"), vec![a.clone()]);
+    assert_eq!(ids(&d, "tag:fragile"), vec![a.clone()]);
+    assert_eq!(ids(&d, "fragile gondola"), vec![a.clone()]);
+    commands(&d, &a, &["#tag -fragile", "#open"]);
+    assert!(ids(&d, "tag:fragile").is_empty());
+    assert!(
+        ids(&d, "fragile").is_empty(),
+        "a removed tag is no word any more"
+    );
+    assert!(ids(&d, "status:pending").is_empty());
+    assert_eq!(ids(&d, "status:open zeppelin"), vec![a.clone()]);
+
+    // Merged into the balloon ticket, the airship's text is found there,
+    // and no longer in the ticket it left.
+    commands(&d, &a, &[&format!("#merge {b}")]);
+    assert_eq!(ids(&d, "zeppelin"), vec![b.clone()]);
+    assert_eq!(ids(&d, "zeppelin balloon"), vec![b.clone()]);
+    assert_eq!(ids(&d, "\"dent in the gondola\""), vec![b.clone()]);
+    // The merged ticket keeps its own subject, nothing of the conversation
+    // (the survivor has the moved message, subject and all).
+    let mut both = ids(&d, "airship");
+    both.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(both, want);
+    assert_eq!(ids(&d, "airship gondola"), vec![b.clone()]);
 }

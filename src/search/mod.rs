@@ -1,16 +1,16 @@
 //! Full-text search, the pure half: how text becomes terms
-//! ([`tokenize`]), what a query says ([`Query::parse`]), how a match is
-//! scored ([`bm25`]) and shown ([`snippet`]). The index itself (postings in
-//! redb, kept in the transaction that changes a ticket) is
-//! `store::search`; this module names no storage, so it is unit-tested alone.
+//! ([`tokenize`]), what a query says ([`Query::parse`]), what is indexed of
+//! a ticket ([`TicketDocument`]) and how a match is shown ([`snippet`],
+//! [`best_snippet`]). The index itself (tantivy, fed from the store's
+//! queue of changed tickets) is `search_index`; the store builds the
+//! documents (`store::search`). This module names no storage, so it is
+//! unit-tested alone.
 //!
 //! A document is a ticket: its subject, id, tags, and every listed
 //! message's subject, visible text, sender address and name and attachment
 //! names. Searching tickets, not messages, is what an agent asks for ("the
-//! ticket where we talked about the paper jam"), and it keeps one posting per
-//! (term, ticket) however long the conversation.
-
-use std::collections::BTreeMap;
+//! ticket where we talked about the paper jam"): every clause of a query
+//! must hold for the ticket, not for one message of it.
 
 /// Terms longer than this are cut: nobody searches for them, and they
 /// would bloat keys (a base64 blob pasted into a mail).
@@ -55,6 +55,29 @@ pub fn from_terms(address: &str, name: &str) -> Vec<String> {
         out.push(format!("{FROM_FIELD}{t}"));
     }
     out
+}
+
+/// What the index takes in of one ticket, built by the store from the
+/// ticket, its conversation messages (not postdesk's own acknowledgements
+/// and notices: their boilerplate would be in every ticket) and their
+/// extras.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketDocument {
+    pub ticket: u64,
+    /// Unix seconds (`before:`/`after:`).
+    pub created_at: i64,
+    /// As `Status::as_str` spells it (`status:`).
+    pub status: String,
+    pub queue: String,
+    pub tags: Vec<String>,
+    /// Subject, then every conversation message's subject (when it differs)
+    /// and visible text: what snippets are cut from.
+    pub parts: Vec<String>,
+    /// Ticket number, tags, requester and senders' addresses and names,
+    /// attachment names: searched as words too, never shown as snippets.
+    pub fields: Vec<String>,
+    /// The `from:` terms ([`from_terms`]) of the requester and every sender.
+    pub from: Vec<String>,
 }
 
 /// One condition of a query; a ticket must meet all of them.
@@ -235,22 +258,6 @@ fn parse_day(v: &str) -> Result<i64, QueryError> {
         .map_err(|_| bad())
 }
 
-/// BM25's saturation of term frequency.
-pub const BM25_K1: f64 = 1.2;
-/// BM25's weight of document length.
-pub const BM25_B: f64 = 0.75;
-
-/// The BM25 weight of one term in one document: `tf` occurrences in a
-/// document of `doc_len` terms, the term in `df` of `docs` documents whose
-/// average length is `avg_len`.
-pub fn bm25(tf: u32, doc_len: u32, df: u64, docs: u64, avg_len: f64) -> f64 {
-    let (n, df) = (docs.max(1) as f64, df.max(1) as f64);
-    let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-    let tf = f64::from(tf);
-    let norm = 1.0 - BM25_B + BM25_B * f64::from(doc_len) / avg_len.max(1.0);
-    idf * tf * (BM25_K1 + 1.0) / (tf + BM25_K1 * norm)
-}
-
 /// Whether the words of `phrase` occur next to each other, in order, in `text`.
 pub fn contains_phrase(text: &str, phrase: &[String]) -> bool {
     if phrase.is_empty() {
@@ -330,6 +337,32 @@ pub fn snippet(text: &str, query: &Query) -> Vec<Piece> {
     out
 }
 
+/// The snippet of the part with the most distinct matching words:
+/// messages first (the subject is shown beside the snippet anyway), the
+/// earliest on a tie; the first message's text when nothing matches.
+pub fn best_snippet(parts: &[String], query: &Query) -> Vec<Piece> {
+    let order = (1..parts.len()).chain(0..parts.len().min(1));
+    let mut best: Option<(usize, Vec<Piece>)> = None;
+    for i in order {
+        let s = snippet(&parts[i], query);
+        let words: std::collections::BTreeSet<String> = s
+            .iter()
+            .filter(|p| p.hit)
+            .map(|p| normalize(&p.text))
+            .collect();
+        if !words.is_empty() && best.as_ref().is_none_or(|(n, _)| words.len() > *n) {
+            best = Some((words.len(), s));
+        }
+    }
+    match best {
+        Some((_, s)) => s,
+        None => {
+            let fallback = parts.get(1).or(parts.first()).map_or("", String::as_str);
+            snippet(fallback, query)
+        }
+    }
+}
+
 /// Every run of whitespace (line ends of a mail) as one space.
 fn collapse_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -346,65 +379,6 @@ fn collapse_whitespace(s: &str) -> String {
         }
     }
     out
-}
-
-/// The ranked result of a search, before the store adds the tickets.
-#[derive(Debug, Clone, Default)]
-pub struct Ranking {
-    /// Tickets that match the whole query.
-    pub total: usize,
-    /// The best `limit` of them as (ticket, score), best first (ties: newer first).
-    pub top: Vec<(u64, f64)>,
-}
-
-/// Keeps the best `limit` (ticket, score) pairs seen.
-pub struct TopK {
-    limit: usize,
-    /// (score bits for ordering, ticket) → score: the worst first.
-    kept: BTreeMap<(OrdScore, u64), f64>,
-    pub total: usize,
-}
-
-/// A non-negative score as a totally ordered key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct OrdScore(u64);
-
-impl TopK {
-    pub fn new(limit: usize) -> TopK {
-        TopK {
-            limit,
-            kept: BTreeMap::new(),
-            total: 0,
-        }
-    }
-
-    pub fn offer(&mut self, ticket: u64, score: f64) {
-        self.total += 1;
-        if self.limit == 0 {
-            return;
-        }
-        let key = (OrdScore(score.max(0.0).to_bits()), ticket);
-        if self.kept.len() < self.limit {
-            self.kept.insert(key, score);
-        } else if let Some((&worst, _)) = self.kept.first_key_value()
-            && key > worst
-        {
-            self.kept.pop_first();
-            self.kept.insert(key, score);
-        }
-    }
-
-    pub fn finish(self) -> Ranking {
-        Ranking {
-            total: self.total,
-            top: self
-                .kept
-                .into_iter()
-                .rev()
-                .map(|((_, id), s)| (id, s))
-                .collect(),
-        }
-    }
 }
 
 #[cfg(test)]

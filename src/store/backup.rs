@@ -101,9 +101,6 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::rollups::REPORT_SUMMARIES, c)?;
     copy_table(src, dst, super::rollups::REPORT_DAYS, c)?;
     copy_table(src, dst, super::rollups::REPORT_DIRTY, c)?;
-    copy_table(src, dst, super::search::SEARCH_POSTINGS, c)?;
-    copy_table(src, dst, super::search::SEARCH_TERMS, c)?;
-    copy_table(src, dst, super::search::SEARCH_DOCS, c)?;
     copy_table(src, dst, super::delivery_evidence::DELIVERY_EVIDENCE, c)?;
     copy_table(src, dst, super::sender_verdicts::SENDER_VERDICTS, c)?;
     copy_table(src, dst, super::chat::CHAT_CONVERSATIONS, c)?;
@@ -111,6 +108,9 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::chat::CHAT_AWAY, c)?;
     copy_table(src, dst, super::csat::SURVEYS, c)?;
     copy_table(src, dst, super::csat::SURVEYS_DUE, c)?;
+    // The search index is tantivy's, beside the store: a restored store
+    // has none and rebuilds it on start, so the queue starts empty.
+    c.push(super::search_queue::SEARCH_QUEUE.name().to_string());
     let mut unknown: Vec<String> = Vec::new();
     for t in src.list_tables().map_err(redb::Error::from)? {
         if !copied.iter().any(|c| c == t.name()) {
@@ -205,6 +205,13 @@ pub fn restore(file: &Path, data_dir: &Path) -> Result<BackupSummary> {
                 data_dir.display()
             ),
         )));
+    }
+    // The search index is derived from the store and never part of a
+    // backup: whatever index lies here belongs to another store, so it
+    // goes, and the daemon rebuilds it from the restored records.
+    let index = data_dir.join(super::SEARCH_DIR);
+    if index.exists() {
+        std::fs::remove_dir_all(&index)?;
     }
     let tmp = data_dir.join(".postdesk.redb.restoring");
     std::fs::copy(file, &tmp)?;

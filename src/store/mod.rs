@@ -11,7 +11,9 @@ mod compact;
 mod encoding;
 pub use compact::{CompactError, Compacted, StoreSize, TableSize, compact};
 mod search;
-pub use search::{MessageExtras, SearchHit, SearchResults};
+pub use search::{MessageExtras, SEARCH_DIR};
+mod search_queue;
+pub use search_queue::SearchBacklog;
 
 use crate::model::*;
 use redb::{
@@ -1063,7 +1065,7 @@ impl Store {
 /// Operations inside one write transaction (see [`Store::write`]).
 pub struct Tx<'a> {
     txn: &'a WriteTransaction,
-    /// Tickets to re-index before the commit (see `search.rs`).
+    /// Tickets to queue for the search index before the commit (see `search.rs`).
     search_dirty: std::collections::BTreeSet<TicketId>,
     /// Whether values written in this transaction are compressed.
     compress: bool,

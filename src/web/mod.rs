@@ -62,6 +62,9 @@ pub struct WebState {
     /// Where tickets opened on a customer's behalf enter, like mail
     /// (`/tickets/new`; None only in unit tests of pages that do not open any).
     pub spool: Option<crate::spool::Spool>,
+    /// Full-text search for `/search` (None only in unit tests and
+    /// benchmarks of other pages: the page then says search is unavailable).
+    pub search: Option<crate::search_index::SearchIndex>,
 }
 
 pub type Shared = Arc<WebState>;

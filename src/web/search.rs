@@ -5,8 +5,9 @@
 //! box in the page frame (`html::page`) submits here.
 
 use super::html::{self, Viewer, esc};
-use super::{Shared, WebError, blocking, session};
+use super::{Shared, WebError, session};
 use crate::search::{Piece, Query as SearchQuery};
+use crate::search_index::{SearchError, SearchIndex, SearchResults};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -57,20 +58,23 @@ pub async fn page(
                 StatusCode::BAD_REQUEST,
                 format!(r#"<p class="error">{}</p>"#, esc(&e.to_string())),
             ),
-            Ok(query) => {
-                let store = state.store.clone();
-                let found = blocking(move || store.search(&query, RESULTS)).await?;
-                let mut out = format!(
-                    r#"<h1>Results <span class="count">{}</span></h1>"#,
-                    found.total
-                );
-                if found.hits.is_empty() {
-                    out.push_str(r#"<p class="empty">No ticket matches.</p>"#);
-                }
-                out.push_str(r#"<ol class="results">"#);
-                for h in &found.hits {
-                    let t = &h.ticket;
-                    out.push_str(&format!(
+            Ok(query) => match search(state.search.clone(), query).await? {
+                Err(why) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(r#"<p class="error">{}</p>"#, esc(&why)),
+                ),
+                Ok(found) => {
+                    let mut out = format!(
+                        r#"<h1>Results <span class="count">{}</span></h1>"#,
+                        found.total
+                    );
+                    if found.hits.is_empty() {
+                        out.push_str(r#"<p class="empty">No ticket matches.</p>"#);
+                    }
+                    out.push_str(r#"<ol class="results">"#);
+                    for h in &found.hits {
+                        let t = &h.ticket;
+                        out.push_str(&format!(
                         r#"<li><a href="/tickets/{id}">#{id} {subject}</a> <span class="status status-{status}">{status}</span> <span class="count">{queue} · {requester} · {updated}</span><p class="snippet">{snippet}</p></li>"#,
                         id = t.id,
                         subject = esc(if t.subject.is_empty() {
@@ -84,16 +88,17 @@ pub async fn page(
                         updated = html::time(t.updated_at),
                         snippet = snippet_html(&h.snippet),
                     ));
-                }
-                out.push_str("</ol>");
-                if found.total > found.hits.len() {
-                    out.push_str(&format!(
+                    }
+                    out.push_str("</ol>");
+                    if found.total > found.hits.len() {
+                        out.push_str(&format!(
                         r#"<p class="empty">The best {} shown; add words or filters to narrow.</p>"#,
                         found.hits.len()
                     ));
+                    }
+                    (StatusCode::OK, out)
                 }
-                (StatusCode::OK, out)
-            }
+            },
         }
     };
     Ok(html::page(
@@ -105,6 +110,28 @@ pub async fn page(
         }),
         &format!(r#"<section class="searching">{form}{results}</section>"#),
     ))
+}
+
+/// Runs the query off the async threads: the results, or why search
+/// cannot answer now (the index is being built; search not available).
+async fn search(
+    index: Option<SearchIndex>,
+    query: SearchQuery,
+) -> Result<Result<SearchResults, String>, WebError> {
+    let Some(index) = index else {
+        return Ok(Err("Search is not available here.".into()));
+    };
+    let found = tokio::task::spawn_blocking(move || index.search(&query, RESULTS))
+        .await
+        .map_err(|e| WebError::Internal(format!("task failed: {e}")))?;
+    match found {
+        Ok(r) => Ok(Ok(r)),
+        Err(SearchError::Rebuilding) => Ok(Err(
+            "The search index is being rebuilt; try again in a moment.".into(),
+        )),
+        Err(SearchError::Store(e)) => Err(WebError::Store(e)),
+        Err(e) => Err(WebError::Internal(e.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ mod tests {
             processor: None,
             presence: Default::default(),
             spool: None,
+            search: None,
         });
         let login = |id: &str| {
             let now = state.clock.now();
