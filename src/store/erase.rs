@@ -20,7 +20,9 @@
 //! each, plus the messages stored since the plan.
 
 use super::{
-    ACK_RATE, EVENTS, MESSAGES, OUTBOUND, Result, Store, TICKETS, Tx, bouncing::BOUNCING, dec, enc,
+    ACK_RATE, EVENTS, MESSAGES, OUTBOUND, Result, Store, TICKETS, Tx, bouncing::BOUNCING,
+    chat::CHAT_CONVERSATIONS, csat::SURVEYS, dec, delivery_evidence::DELIVERY_EVIDENCE, enc,
+    sender_verdicts::SENDER_VERDICTS,
 };
 use crate::model::{Event, EventKind, MessageRecord, MessageSeq, OutboundJob, Ticket, TicketId};
 use crate::rules::retention::Retention;
@@ -78,6 +80,28 @@ struct Person {
 }
 
 impl Person {
+    /// Every string of a JSON record with the person removed; None when
+    /// none named them.
+    fn redact_json(&self, v: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => match self.redact(s) {
+                Some(r) => {
+                    *s = r;
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, i| self.redact_json(i) || changed),
+            Value::Object(map) => map
+                .values_mut()
+                .fold(false, |changed, i| self.redact_json(i) || changed),
+            _ => false,
+        }
+    }
+
     fn redact(&self, text: &str) -> Option<String> {
         let mut changed = None::<String>;
         for needle in std::iter::once(&self.address).chain(&self.names) {
@@ -337,6 +361,7 @@ impl Tx<'_> {
             return Ok(report);
         }
 
+        let touched: Vec<MessageSeq> = erase.iter().chain(&redact).map(|m| m.seq).collect();
         for mut m in erase {
             self.put_raw(m.seq, &stub(&m, now))?;
             m.from = ERASED_ADDRESS.to_string();
@@ -387,6 +412,7 @@ impl Tx<'_> {
         }
         self.txn.open_table(ACK_RATE)?.remove(address.as_str())?;
         self.txn.open_table(BOUNCING)?.remove(address.as_str())?;
+        self.redact_side_records(&person, &touched, tickets.keys().copied())?;
         for (_, mut t) in tickets {
             let was_requester = t.requester == address;
             t.participants.remove(&address);
@@ -461,6 +487,24 @@ impl Tx<'_> {
                 }
             }
         }
+        // Evidence, verdicts, surveys and chats name the ticket's people.
+        let names: Vec<String> = (t.requester_name.chars().count() >= 4)
+            .then(|| t.requester_name.clone())
+            .into_iter()
+            .collect();
+        let people: BTreeSet<String> = t
+            .participants
+            .iter()
+            .cloned()
+            .chain(std::iter::once(t.requester.clone()))
+            .collect();
+        for address in people {
+            let person = Person {
+                address,
+                names: names.clone(),
+            };
+            self.redact_side_records(&person, &due.messages, std::iter::once(id))?;
+        }
         t.requester = ERASED_ADDRESS.to_string();
         t.requester_name = String::new();
         t.participants.clear();
@@ -477,6 +521,61 @@ impl Tx<'_> {
         )?;
         self.put_ticket(&t)?;
         Ok(true)
+    }
+
+    /// The records kept beside messages and tickets that may name the
+    /// person: delivery evidence and sender verdicts of `messages`, the
+    /// surveys of `tickets`, and chat conversations. Their strings are
+    /// redacted in place, whatever their fields.
+    fn redact_side_records(
+        &mut self,
+        person: &Person,
+        messages: &[MessageSeq],
+        tickets: impl Iterator<Item = TicketId>,
+    ) -> Result<()> {
+        for def in [DELIVERY_EVIDENCE, SENDER_VERDICTS] {
+            let mut table = self.txn.open_table(def)?;
+            for seq in messages {
+                let value: Option<serde_json::Value> = match table.get(*seq)? {
+                    Some(v) => Some(dec("side record", v.value())?),
+                    None => None,
+                };
+                if let Some(mut v) = value
+                    && person.redact_json(&mut v)
+                {
+                    table.insert(*seq, enc(&v).as_slice())?;
+                }
+            }
+        }
+        let mut surveys = self.txn.open_table(SURVEYS)?;
+        for id in tickets {
+            let found: Vec<((u64, u32), serde_json::Value)> = surveys
+                .range((id, 0)..=(id, u32::MAX))?
+                .map(|item| {
+                    let (k, v) = item?;
+                    Ok((k.value(), dec("surveys", v.value())?))
+                })
+                .collect::<Result<_>>()?;
+            for (k, mut v) in found {
+                if person.redact_json(&mut v) {
+                    surveys.insert(k, enc(&v).as_slice())?;
+                }
+            }
+        }
+        drop(surveys);
+        let mut chats = self.txn.open_table(CHAT_CONVERSATIONS)?;
+        let mut changed = Vec::new();
+        for item in chats.iter()? {
+            let (k, v) = item?;
+            let mut value: serde_json::Value = dec("chat_conversations", v.value())?;
+            if person.redact_json(&mut value) {
+                changed.push((k.value().to_string(), value));
+            }
+        }
+        for (k, v) in changed {
+            chats.insert(k.as_str(), enc(&v).as_slice())?;
+        }
+        Ok(())
     }
 
     /// Stores a changed record under its sequence number without listing it
