@@ -80,8 +80,8 @@ struct Person {
 }
 
 impl Person {
-    /// Every string of a JSON record with the person removed; None when
-    /// none named them.
+    /// Removes the person from every string of a JSON record; whether any
+    /// named them.
     fn redact_json(&self, v: &mut serde_json::Value) -> bool {
         use serde_json::Value;
         match v {
@@ -92,12 +92,21 @@ impl Person {
                 }
                 None => false,
             },
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |changed, i| self.redact_json(i) || changed),
-            Value::Object(map) => map
-                .values_mut()
-                .fold(false, |changed, i| self.redact_json(i) || changed),
+            // Every element is visited (no short circuit): all must be clean.
+            Value::Array(items) => {
+                let mut changed = false;
+                for i in items {
+                    changed |= self.redact_json(i);
+                }
+                changed
+            }
+            Value::Object(map) => {
+                let mut changed = false;
+                for i in map.values_mut() {
+                    changed |= self.redact_json(i);
+                }
+                changed
+            }
             _ => false,
         }
     }
