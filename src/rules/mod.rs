@@ -8,8 +8,8 @@
 pub mod agents;
 pub mod calendar;
 pub mod chat;
-pub mod retention;
 pub mod customer;
+pub mod retention;
 pub mod routing;
 pub mod sla;
 pub mod template;
