@@ -637,8 +637,13 @@ fn dkim_keygen(
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
-        // tantivy logs every commit and file it deletes at info.
+    // tantivy logs every commit and file it deletes at info: quiet unless
+    // the filter asks for it by name.
+    let mut directives = std::env::var("POSTDESK_LOG").unwrap_or_else(|_| "info".into());
+    if !directives.contains("tantivy") {
+        directives.push_str(",tantivy=warn");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -110,6 +110,7 @@ fn start(dns: &Dns, tweak: impl FnOnce(&mut DaemonConfig)) -> (Sink, Daemon) {
     let sink = Sink::start();
     let d = Daemon::start_with(&sink, |c| {
         c.set("auth", "verify", "true");
+        c.set("auth", "verify_loopback", "true");
         c.set("auth", "dns_server", &q(&dns.addr.to_string()));
         tweak(c);
     });
@@ -385,6 +386,7 @@ fn a_silent_dns_server_makes_temperror_not_a_refusal() {
     let sink = Sink::start();
     let d = Daemon::start_with(&sink, |c| {
         c.set("auth", "verify", "true");
+        c.set("auth", "verify_loopback", "true");
         c.set("auth", "dns_server", &q(&addr.to_string()));
         c.set("auth", "timeout", &q("1s"));
     });
@@ -486,4 +488,32 @@ fn agent_reply_failing_its_domains_dmarc_is_quarantined_and_the_signed_one_acts(
             .any(|m| m["kind"] == "agent" && m["text"].as_str().unwrap().contains("Unplug it")),
         "{t}"
     );
+}
+
+/// By default a loopback client (a local tool, an MTA in front that did its own checks) is not
+/// verified: its address proves nothing, and the quick start's test mail must not be judged by
+/// the real DNS of its sender's domain. No lookup, no header of ours, no verdict.
+#[test]
+fn loopback_clients_are_not_verified_unless_asked() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let sink = Sink::start();
+    let d = Daemon::start_with(&sink, |c| {
+        c.set("auth", "verify", "true");
+        c.set("auth", "dns_server", &q(&addr.to_string()));
+        c.set("auth", "timeout", &q("1s"));
+    });
+    let from = format!("ida@{SPF_OK}");
+    let seq = d.send_ok(
+        &from,
+        &[SUPPORT],
+        &customer_mail(&from, "local", "Hello.\n"),
+    );
+    let ar = auth_results(&stored(&d, seq));
+    assert!(ar.is_empty(), "a loopback client was verified: {ar:?}");
+    assert!(verdict(&d, seq).is_null(), "{}", verdict(&d, seq));
+    // Nothing was asked of the DNS server.
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    assert!(silent.recv_from(&mut buf).is_err(), "a DNS query was sent");
 }

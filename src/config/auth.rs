@@ -4,6 +4,7 @@
 //! ```toml
 //! [auth]
 //! verify = true                  # SMTP intake only; IMAP and `deliver` are not verified
+//! verify_loopback = false        # clients on 127.0.0.0/8 and ::1 (local tools, an MTA in front)
 //! dns_server = "127.0.0.1:53"    # default: the system's resolvers (/etc/resolv.conf)
 //! timeout = "5s"                 # all lookups of one message; then temperror
 //! ```
@@ -23,6 +24,11 @@ pub struct AuthConfig {
     /// Authentication-Results. Off: as before, only
     /// `agents.trusted_authserv_id` is believed.
     pub verify: bool,
+    /// Verify clients on loopback too. Off by default: a loopback client is
+    /// local submission or an MTA in front of postdesk that did its own
+    /// checks (its Authentication-Results count through
+    /// `agents.trusted_authserv_id`), and its address proves nothing.
+    pub verify_loopback: bool,
     /// The DNS server to ask (`ip:port`); None: the system's configuration.
     pub dns_server: Option<String>,
     /// What all the lookups of one message may take together; what is not
@@ -35,6 +41,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             verify: true,
+            verify_loopback: false,
             dns_server: None,
             timeout: Duration::from_secs(5),
         }

@@ -597,9 +597,11 @@ impl Session {
 
     /// Verifies the sender (`[auth]`) before the commit: the bytes to store
     /// (our Authentication-Results prepended) and the verdict. Unverified,
-    /// as received, when verification is off or this is `postdesk deliver`
-    /// handing over mail another MTA received (a loopback client greeting
-    /// with our own hostname), whose client address proves nothing.
+    /// as received, when verification is off, when the client is on
+    /// loopback (local tools, an MTA in front; unless `auth.verify_loopback`)
+    /// or this is `postdesk deliver` handing over mail another MTA received
+    /// (a loopback client greeting with our own hostname): their client
+    /// address proves nothing.
     async fn verify_sender(
         &self,
         raw: Vec<u8>,
@@ -608,7 +610,10 @@ impl Session {
         let Some(verifier) = &self.shared.verifier else {
             return (raw, None);
         };
-        if self.peer.ip().is_loopback() && self.helo.eq_ignore_ascii_case(self.hostname()) {
+        if self.peer.ip().is_loopback()
+            && (!self.shared.cfg.auth.verify_loopback
+                || self.helo.eq_ignore_ascii_case(self.hostname()))
+        {
             return (raw, None);
         }
         let checked = verifier

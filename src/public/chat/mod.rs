@@ -458,10 +458,18 @@ fn refresh(
     }
     touch(state, key, conv);
     let ticket = conversation::ticket_of(state, key, conv)?;
-    let lines = match ticket {
+    let mut lines = match ticket {
         Some(t) => conversation::lines_after(state, t, after)?,
         None => Vec::new(),
     };
+    // A line's id is its message sequence, and a client resumes after the
+    // highest it saw; but a message spooled earlier can join the ticket
+    // after a later one (a visitor line still in the spool while an agent's
+    // reply is stored directly). Nothing at or above the oldest message
+    // still in the spool is sent yet, so ids reach the client in order.
+    if let Some((oldest, _)) = state.store.pending_spool(1)?.first() {
+        lines.retain(|l| l.id < *oldest);
+    }
     Ok((ticket, lines))
 }
 
