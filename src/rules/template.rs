@@ -92,22 +92,40 @@ impl Template {
     }
 }
 
-/// `text` without the lines that name placeholder `name`.
+/// `text` without the lines that name placeholder `name`; a paragraph of
+/// only such lines goes with the blank line after it, so no double gap is
+/// left.
 fn drop_lines_naming(text: &str, name: &str) -> String {
-    text.split_inclusive('\n')
-        .filter(|line| {
-            let mut rest = *line;
-            while let Some(open) = rest.find("{{") {
-                let after = &rest[open + 2..];
-                let Some(close) = after.find("}}") else { break };
-                if after[..close].trim() == name {
-                    return false;
-                }
-                rest = &after[close + 2..];
+    let names = |line: &str| {
+        let mut rest = line;
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let Some(close) = after.find("}}") else { break };
+            if after[..close].trim() == name {
+                return true;
             }
-            true
-        })
-        .collect()
+            rest = &after[close + 2..];
+        }
+        false
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut dropped_after_blank = false;
+    let mut previous_blank = true;
+    for line in text.split_inclusive('\n') {
+        let blank = line.trim().is_empty();
+        if names(line) {
+            dropped_after_blank = previous_blank;
+            continue;
+        }
+        if blank && dropped_after_blank {
+            dropped_after_blank = false;
+            continue;
+        }
+        dropped_after_blank = false;
+        previous_blank = blank;
+        out.push_str(line);
+    }
+    out
 }
 
 fn fill(s: &str, v: &Vars<'_>) -> String {
@@ -184,6 +202,13 @@ mod tests {
             status_url,
         };
         assert_eq!(t.render(&vars("")).1, "Hello.\nBye.\n");
+        // A paragraph of its own leaves no double blank line behind.
+        let own = Template::parse(
+            "Subject: x\n\nHello.\n\nSee: {{status_url}}\n\n-- \nUs\n",
+            Path::new("b.txt"),
+        )
+        .unwrap();
+        assert_eq!(own.render(&vars("")).1, "Hello.\n\n-- \nUs\n");
         assert_eq!(
             t.render(&vars("https://h/status/7.1.x")).1,
             "Hello.\nFollow it here: https://h/status/7.1.x\nBye.\n"
