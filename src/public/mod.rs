@@ -20,8 +20,8 @@ mod intake;
 mod multipart;
 mod rate_limit;
 mod status;
-mod texts;
 pub mod survey;
+mod texts;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;

@@ -1,0 +1,249 @@
+//! The articles' search index: a second, small tantivy index built in
+//! memory (`Index::create_in_ram`) each time the knowledge base loads. It
+//! uses the tickets' words ([`crate::search::token_spans`] and
+//! [`crate::search::normalize`]) and query language, so a word finds an
+//! article the way it finds a ticket. A few dozen articles index in
+//! milliseconds, so there is nothing to persist or keep in step.
+
+use super::Article;
+use crate::search::{self, Clause, Query};
+use std::collections::BTreeSet;
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, PhraseQuery, Query as TantivyQuery, TermQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+
+/// The score (BM25 summed over the request's words) an article needs to be
+/// suggested to a customer. Measured on the shipped articles: a request
+/// about the article's subject scores 4 to 9, an unrelated one sharing
+/// only common words below 1.5.
+pub const MIN_SUGGESTION_SCORE: f32 = 2.5;
+
+/// A request's words considered for suggestions, at most (a long mail is
+/// cut, not refused).
+const MAX_SUGGESTION_TERMS: usize = 200;
+
+const WORDS: &str = "postdesk_kb_words";
+
+pub struct KbIndex {
+    reader: IndexReader,
+    slug: Field,
+    public: Field,
+    tag: Field,
+    text: Field,
+    /// Every word of every article, for prefixes (`pass*`).
+    vocabulary: BTreeSet<String>,
+}
+
+impl KbIndex {
+    pub fn build(articles: &[Article]) -> tantivy::Result<KbIndex> {
+        let mut b = Schema::builder();
+        let text_options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(WORDS)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let slug = b.add_text_field("slug", STRING | STORED);
+        let public = b.add_text_field("public", STRING);
+        let tag = b.add_text_field("tag", STRING);
+        let text = b.add_text_field("text", text_options);
+        let index = Index::create_in_ram(b.build());
+        index.tokenizers().register(WORDS, Words);
+        // tantivy's floor for one indexing thread.
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
+        let mut vocabulary = BTreeSet::new();
+        for a in articles {
+            let mut doc = TantivyDocument::default();
+            doc.add_text(slug, &a.slug);
+            doc.add_text(public, if a.is_public() { "yes" } else { "no" });
+            for t in &a.tags {
+                doc.add_text(tag, t.to_lowercase());
+            }
+            // Title and tags count twice: they say what the article is about.
+            let about = format!("{} {}", a.title, a.tags.join(" "));
+            for value in [&about, &about, &a.body] {
+                vocabulary.extend(search::tokenize(value));
+                doc.add_text(text, value);
+            }
+            writer.add_document(doc)?;
+        }
+        writer.commit()?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(KbIndex {
+            reader,
+            slug,
+            public,
+            tag,
+            text,
+            vocabulary,
+        })
+    }
+
+    fn word(&self, w: &str) -> Box<dyn TantivyQuery> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(self.text, w),
+            IndexRecordOption::WithFreqs,
+        ))
+    }
+
+    fn public_only(&self) -> (Occur, Box<dyn TantivyQuery>) {
+        let q = TermQuery::new(
+            Term::from_field_text(self.public, "yes"),
+            IndexRecordOption::Basic,
+        );
+        (
+            Occur::Must,
+            Box::new(ConstScoreQuery::new(Box::new(q), 0.0)),
+        )
+    }
+
+    /// Slugs matching every word, prefix and phrase of `query` (and its
+    /// `tag:`s), best first; the ticket-only filters (status, queue, from,
+    /// dates) match no article.
+    pub fn search(
+        &self,
+        query: &Query,
+        public_only: bool,
+        limit: usize,
+    ) -> tantivy::Result<Vec<(String, f32)>> {
+        let mut musts: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
+        for c in &query.clauses {
+            let q: Box<dyn TantivyQuery> = match c {
+                Clause::Word(w) => self.word(w),
+                Clause::Phrase(ws) if ws.len() == 1 => self.word(&ws[0]),
+                Clause::Phrase(ws) if ws.is_empty() => continue,
+                Clause::Phrase(ws) => Box::new(PhraseQuery::new(
+                    ws.iter()
+                        .map(|w| Term::from_field_text(self.text, w))
+                        .collect(),
+                )),
+                Clause::Prefix(p) => {
+                    let words: Vec<Box<dyn TantivyQuery>> = self
+                        .vocabulary
+                        .range(p.clone()..)
+                        .take_while(|w| w.starts_with(p.as_str()))
+                        .take(crate::search_index::MAX_PREFIX_TERMS)
+                        .map(|w| self.word(w))
+                        .collect();
+                    if words.is_empty() {
+                        Box::new(EmptyQuery)
+                    } else {
+                        Box::new(BooleanQuery::union(words))
+                    }
+                }
+                Clause::Tag(t) => Box::new(ConstScoreQuery::new(
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.tag, &t.to_lowercase()),
+                        IndexRecordOption::Basic,
+                    )),
+                    0.0,
+                )),
+                _ => Box::new(EmptyQuery),
+            };
+            musts.push((Occur::Must, q));
+        }
+        if public_only {
+            musts.push(self.public_only());
+        }
+        self.top(BooleanQuery::new(musts), limit, 0.0)
+    }
+
+    /// Public articles sharing words with `text`, scoring at least
+    /// [`MIN_SUGGESTION_SCORE`], best first.
+    pub fn suggest(&self, text: &str, limit: usize) -> tantivy::Result<Vec<(String, f32)>> {
+        let words: BTreeSet<String> = search::tokenize(text)
+            .filter(|w| w.chars().count() >= 3)
+            .take(MAX_SUGGESTION_TERMS)
+            .collect();
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let any: Vec<Box<dyn TantivyQuery>> = words.iter().map(|w| self.word(w)).collect();
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(BooleanQuery::union(any))),
+            self.public_only(),
+        ]);
+        self.top(q, limit, MIN_SUGGESTION_SCORE)
+    }
+
+    fn top(
+        &self,
+        q: BooleanQuery,
+        limit: usize,
+        min_score: f32,
+    ) -> tantivy::Result<Vec<(String, f32)>> {
+        let searcher = self.reader.searcher();
+        let found = searcher.search(&q, &TopDocs::with_limit(limit.max(1)))?;
+        let mut out = Vec::new();
+        for (score, addr) in found.into_iter().take(limit) {
+            if score < min_score {
+                continue;
+            }
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            if let Some(slug) = doc.get_first(self.slug).and_then(|v| v.as_str()) {
+                tracing::debug!(slug, score, "knowledge base match");
+                out.push((slug.to_string(), score));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The tickets' words as a tantivy tokenizer (Unicode alphanumeric runs,
+/// lower case, cut like [`search::normalize`]).
+#[derive(Clone)]
+struct Words;
+
+struct WordStream {
+    tokens: std::vec::IntoIter<Token>,
+    current: Token,
+}
+
+impl Tokenizer for Words {
+    type TokenStream<'a> = WordStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordStream {
+        let tokens: Vec<Token> = search::token_spans(text)
+            .enumerate()
+            .map(|(position, (at, word))| Token {
+                offset_from: at,
+                offset_to: at + word.len(),
+                position,
+                text: search::normalize(word),
+                position_length: 1,
+            })
+            .collect();
+        WordStream {
+            tokens: tokens.into_iter(),
+            current: Token::default(),
+        }
+    }
+}
+
+impl TokenStream for WordStream {
+    fn advance(&mut self) -> bool {
+        match self.tokens.next() {
+            Some(t) => {
+                self.current = t;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.current
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.current
+    }
+}
