@@ -16,6 +16,7 @@
 
 pub mod index;
 pub mod markdown;
+pub mod pages;
 
 use crate::diagnostic::Diagnostic;
 use std::path::{Path, PathBuf};

@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod headers;
 pub mod held;
 pub mod html;
+pub mod kb;
 pub mod login;
 pub mod mail_html;
 pub mod merge;
@@ -76,6 +77,8 @@ pub fn router(state: Shared) -> Router {
         .route("/logout", post(login::logout))
         .route("/tickets/{id}", get(ticket::page))
         .route("/search", get(search::page))
+        .route("/kb", get(kb::list))
+        .route("/kb/{slug}", get(kb::show))
         .route("/tickets/{id}/messages/{seq}/html", get(mail_html::frame))
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))
