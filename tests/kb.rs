@@ -179,7 +179,7 @@ fn acknowledgement_suggests_a_matching_article_and_none_for_an_unrelated_request
         &sink,
         "lou@customer.example",
         "Where is my parcel?",
-        "Hello, I ordered a lamp two weeks ago and the parcel has not arrived.\n",
+        "Hello, I ordered a lamp two weeks ago and the parcel has not arrived. The tracking page says it is at the front desk.\n",
     );
     assert!(!ack.contains("/kb/"), "{ack}");
     assert!(
