@@ -113,10 +113,10 @@ fn list_item(line: &str) -> Option<(&'static str, &str)> {
         return Some(("ul", rest.trim()));
     }
     let digits = line.chars().take_while(char::is_ascii_digit).count();
-    if digits > 0 && digits <= 9 {
-        if let Some(rest) = line[digits..].strip_prefix(". ") {
-            return Some(("ol", rest.trim()));
-        }
+    if (1..=9).contains(&digits)
+        && let Some(rest) = line[digits..].strip_prefix(". ")
+    {
+        return Some(("ol", rest.trim()));
     }
     None
 }
