@@ -7,16 +7,14 @@
 //!
 //! Loaded with the rules (so an edit reloads it, and a broken article
 //! keeps the working set in force), rendered by our own Markdown subset
-//! ([`markdown`]: everything escaped, no raw HTML), searched in a tantivy
-//! index of its own built in memory at load ([`index`]), with the words
-//! of `crate::search` (the tickets' tokenizer and query language).
+//! (`crate::web::markdown`: everything escaped, no raw HTML), searched in
+//! an index of its own built in memory (`crate::search_index::articles`),
+//! with the tickets' tokenizer and query language. This module knows only
+//! the files, so the rules can hold it without depending on the pages or
+//! the search engine.
 //!
 //! Invariant: an internal article is never served on the public listener,
 //! never suggested to a customer and never searched there.
-
-pub mod index;
-pub mod markdown;
-pub mod pages;
 
 use crate::diagnostic::Diagnostic;
 use std::path::{Path, PathBuf};
@@ -45,20 +43,19 @@ impl Article {
     pub fn is_public(&self) -> bool {
         self.visibility == Visibility::Public
     }
-
-    /// The article as HTML (title not included), links to other articles
-    /// under `kb_base`.
-    pub fn html(&self, kb_base: &str) -> String {
-        markdown::to_html(&self.body, kb_base)
-    }
 }
 
-/// The loaded articles, sorted by slug, and their index.
+/// The loaded articles, sorted by slug. Their search index is built from
+/// them by `crate::search_index::articles` (which names the engine) and
+/// kept until another load's `generation` replaces them.
 #[derive(Default)]
 pub struct Kb {
     pub articles: Vec<Article>,
-    index: Option<index::KbIndex>,
+    /// Unique per load (0: no load).
+    pub generation: u64,
 }
+
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Kb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,52 +133,15 @@ impl Kb {
         }
         let mut articles: Vec<Article> = articles.into_iter().map(|(a, ..)| a).collect();
         articles.sort_by(|a, b| a.slug.cmp(&b.slug));
-        let index = match index::KbIndex::build(&articles) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                return Err(vec![diag(dir, 1, format!("knowledge base index: {e}"))]);
-            }
-        };
-        Ok(Kb { articles, index })
+        let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Kb {
+            articles,
+            generation,
+        })
     }
 
     pub fn get(&self, slug: &str) -> Option<&Article> {
         self.articles.iter().find(|a| a.slug == slug)
-    }
-
-    /// Articles matching `query` (the tickets' query language; only its
-    /// words, prefixes and phrases apply), best first.
-    pub fn search(
-        &self,
-        query: &crate::search::Query,
-        public_only: bool,
-        limit: usize,
-    ) -> Vec<&Article> {
-        let Some(index) = &self.index else {
-            return Vec::new();
-        };
-        match index.search(query, public_only, limit) {
-            Ok(slugs) => slugs.iter().filter_map(|(s, _)| self.get(s)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "knowledge base search failed");
-                Vec::new()
-            }
-        }
-    }
-
-    /// Up to `limit` public articles that match a customer's request well
-    /// enough ([`index::MIN_SUGGESTION_SCORE`]), best first.
-    pub fn suggest(&self, text: &str, limit: usize) -> Vec<&Article> {
-        let Some(index) = &self.index else {
-            return Vec::new();
-        };
-        match index.suggest(text, limit) {
-            Ok(slugs) => slugs.iter().filter_map(|(s, _)| self.get(s)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "knowledge base suggestion failed");
-                Vec::new()
-            }
-        }
     }
 
     /// The text `#kb SLUG` puts into an agent's reply: title, the Markdown

@@ -75,22 +75,31 @@ fn search_suggest_and_visibility() {
     );
     let kb = Kb::load(&dir).unwrap();
     let q = crate::search::Query::parse("printer").unwrap();
-    assert_eq!(kb.search(&q, false, 10).len(), 2);
-    let public: Vec<_> = kb
-        .search(&q, true, 10)
+    assert_eq!(
+        crate::search_index::articles::search(&kb, &q, false, 10).len(),
+        2
+    );
+    let public: Vec<_> = crate::search_index::articles::search(&kb, &q, true, 10)
         .iter()
         .map(|a| a.slug.clone())
         .collect();
     assert_eq!(public, ["printer"]);
     let q = crate::search::Query::parse("jam*").unwrap();
-    assert_eq!(kb.search(&q, true, 10).len(), 1);
-    let s = kb.suggest("My printer has a paper jam again, the tray is stuck", 3);
+    assert_eq!(
+        crate::search_index::articles::search(&kb, &q, true, 10).len(),
+        1
+    );
+    let s = crate::search_index::articles::suggest(
+        &kb,
+        "My printer has a paper jam again, the tray is stuck",
+        3,
+    );
     assert_eq!(
         s.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(),
         ["printer"]
     );
     assert!(
-        kb.suggest("Where is my parcel? It did not arrive.", 3)
+        crate::search_index::articles::suggest(&kb, "Where is my parcel? It did not arrive.", 3)
             .is_empty()
     );
 }

@@ -831,16 +831,14 @@ impl Processor {
     /// Up to three public knowledge-base articles matching a new request
     /// (subject and text), one `Title: URL` line each after a newline, for
     /// the acknowledgement's `{{kb_suggestions}}`; empty when none scores
-    /// [`crate::kb::index::MIN_SUGGESTION_SCORE`] or the public pages are
+    /// [`crate::search_index::articles::MIN_SUGGESTION_SCORE`] or the public pages are
     /// not served (the links would lead nowhere).
     pub(crate) fn kb_suggestions(&self, subject: &str, text: &str) -> String {
         let Some(base) = self.cfg.public_base_url() else {
             return String::new();
         };
         let rules = self.rules.current();
-        rules
-            .kb
-            .suggest(&format!("{subject}\n{text}"), 3)
+        crate::search_index::articles::suggest(&rules.kb, &format!("{subject}\n{text}"), 3)
             .iter()
             .map(|a| format!("\n{}: {base}/kb/{}", a.title, a.slug))
             .collect()

@@ -24,7 +24,7 @@ struct ListQuery {
 
 async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> Response {
     let rules = s.rules.current();
-    let (status, body) = crate::kb::pages::list(&rules.kb, q.q.as_deref(), true);
+    let (status, body) = crate::web::kb_pages::list(&rules.kb, q.q.as_deref(), true);
     page(status, "en", "Knowledge base", &body)
 }
 
@@ -35,7 +35,7 @@ async fn show(State(s): State<Shared>, Path(slug): Path<String>) -> Response {
             StatusCode::OK,
             &a.language,
             &a.title,
-            &crate::kb::pages::article(a),
+            &crate::web::kb_pages::article(a),
         ),
         None => super::not_found().await,
     }

@@ -22,7 +22,7 @@ pub async fn list(
         return Ok(Redirect::to("/login").into_response());
     };
     let rules = state.rules.current();
-    let (status, body) = crate::kb::pages::list(&rules.kb, q.q.as_deref(), false);
+    let (status, body) = crate::web::kb_pages::list(&rules.kb, q.q.as_deref(), false);
     Ok(html::page(
         status,
         "Knowledge base",
@@ -52,7 +52,7 @@ pub async fn show(
             StatusCode::OK,
             &a.title,
             Some(&viewer),
-            &crate::kb::pages::article(a),
+            &crate::web::kb_pages::article(a),
         ),
         None => html::page(
             StatusCode::NOT_FOUND,

@@ -3,8 +3,8 @@
 //! own frame. Every dynamic string is escaped; article bodies come from
 //! [`super::markdown`].
 
-use super::{Article, Kb};
-use crate::web::html::esc;
+use super::html::esc;
+use crate::kb::{Article, Kb};
 use axum::http::StatusCode;
 
 /// Articles listed at most (the search box narrows).
@@ -29,7 +29,10 @@ pub fn list(kb: &Kb, q: Option<&str>, public_only: bool) -> (StatusCode, String)
         )
     } else {
         match crate::search::Query::parse(q) {
-            Ok(query) => (StatusCode::OK, kb.search(&query, public_only, LISTED)),
+            Ok(query) => (
+                StatusCode::OK,
+                crate::search_index::articles::search(kb, &query, public_only, LISTED),
+            ),
             Err(e) => {
                 return (
                     StatusCode::BAD_REQUEST,
@@ -78,6 +81,6 @@ pub fn article(a: &Article) -> String {
         r#"<article class="kb" lang="{lang}"><h1>{title}</h1>{tags}{body}</article><p><a href="/kb">Knowledge base</a></p>"#,
         lang = esc(&a.language),
         title = esc(&a.title),
-        body = a.html("/kb"),
+        body = super::markdown::to_html(&a.body, "/kb"),
     )
 }

@@ -9,7 +9,7 @@
 //! `/kb/`, `http(s)://` or `mailto:` (anything else, `javascript:` included,
 //! leaves the text unlinked).
 
-use crate::web::html::esc;
+use super::html::esc;
 
 /// The HTML of `markdown`; `kb_base` is prefixed to article links
 /// (`/kb` on both listeners).
@@ -125,10 +125,10 @@ fn list_item(line: &str) -> Option<(&'static str, &str)> {
 pub fn link_href(target: &str, kb_base: &str) -> Option<String> {
     let target = target.trim();
     if let Some(slug) = target.strip_prefix("kb:") {
-        return super::valid_slug(slug).then(|| format!("{kb_base}/{slug}"));
+        return crate::kb::valid_slug(slug).then(|| format!("{kb_base}/{slug}"));
     }
     if let Some(slug) = target.strip_prefix("/kb/") {
-        return super::valid_slug(slug).then(|| format!("{kb_base}/{slug}"));
+        return crate::kb::valid_slug(slug).then(|| format!("{kb_base}/{slug}"));
     }
     let lower = target.to_ascii_lowercase();
     (lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:"))

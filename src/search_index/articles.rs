@@ -1,13 +1,15 @@
-//! The articles' search index: a second, small tantivy index built in
-//! memory (`Index::create_in_ram`) each time the knowledge base loads. It
-//! uses the tickets' words ([`crate::search::token_spans`] and
-//! [`crate::search::normalize`]) and query language, so a word finds an
-//! article the way it finds a ticket. A few dozen articles index in
+//! The knowledge base's search index (`crate::kb`): a second, small
+//! tantivy index built in memory (`Index::create_in_ram`) each time the
+//! articles load, here because only `search_index` names tantivy. It uses
+//! the tickets' tokenizer ([`Words`]) and query language, so a word finds
+//! an article the way it finds a ticket. A few dozen articles index in
 //! milliseconds, so there is nothing to persist or keep in step.
 
-use super::Article;
+use super::engine::Words;
+use crate::kb::{Article, Kb};
 use crate::search::{self, Clause, Query};
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use tantivy::collector::TopDocs;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhraseQuery,
@@ -16,7 +18,6 @@ use tantivy::query::{
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 /// The score (BM25 summed over the request's words, title and tag words
@@ -51,9 +52,57 @@ const STOPWORDS: &[&str] = &[
     "danke", "seit", "wie", "was", "wenn", "kann", "habe", "haben",
 ];
 
+/// The name the tickets' tokenizer is registered under in this index.
 const WORDS: &str = "postdesk_kb_words";
 
-pub struct KbIndex {
+/// The index of the last knowledge base searched, by its generation: a
+/// reload (a new generation) builds a new one at its first search.
+static CURRENT: Mutex<Option<(u64, Arc<KbIndex>)>> = Mutex::new(None);
+
+/// The index of `kb`, built on first use after each load.
+fn index_of(kb: &Kb) -> Result<Arc<KbIndex>, tantivy::TantivyError> {
+    let mut current = CURRENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((generation, index)) = current.as_ref()
+        && *generation == kb.generation
+    {
+        return Ok(index.clone());
+    }
+    let index = Arc::new(KbIndex::build(&kb.articles)?);
+    *current = Some((kb.generation, index.clone()));
+    Ok(index)
+}
+
+/// Articles of `kb` matching `query` (the tickets' query language; only its
+/// words, prefixes, phrases and `tag:` apply), best first.
+pub fn search<'k>(kb: &'k Kb, query: &Query, public_only: bool, limit: usize) -> Vec<&'k Article> {
+    if kb.articles.is_empty() {
+        return Vec::new();
+    }
+    match index_of(kb).and_then(|i| i.search(query, public_only, limit)) {
+        Ok(slugs) => slugs.iter().filter_map(|(s, _)| kb.get(s)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "knowledge base search failed");
+            Vec::new()
+        }
+    }
+}
+
+/// Up to `limit` public articles that match a customer's request well
+/// enough ([`MIN_SUGGESTION_SCORE`]), best first.
+pub fn suggest<'k>(kb: &'k Kb, text: &str, limit: usize) -> Vec<&'k Article> {
+    if kb.articles.is_empty() {
+        return Vec::new();
+    }
+    match index_of(kb).and_then(|i| i.suggest(text, limit)) {
+        Ok(slugs) => slugs.iter().filter_map(|(s, _)| kb.get(s)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "knowledge base suggestion failed");
+            Vec::new()
+        }
+    }
+}
+
+struct KbIndex {
     reader: IndexReader,
     slug: Field,
     public: Field,
@@ -66,7 +115,7 @@ pub struct KbIndex {
 }
 
 impl KbIndex {
-    pub fn build(articles: &[Article]) -> tantivy::Result<KbIndex> {
+    fn build(articles: &[Article]) -> tantivy::Result<KbIndex> {
         let mut b = Schema::builder();
         let text_options = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -92,7 +141,7 @@ impl KbIndex {
             }
             // Title and tags count twice: they say what the article is about.
             let about = format!("{} {}", a.title, a.tags.join(" "));
-            for value in [&about, &about, &a.body] {
+            for value in [about.as_str(), about.as_str(), a.body.as_str()] {
                 vocabulary.extend(search::tokenize(value));
                 doc.add_text(text, value);
             }
@@ -136,7 +185,7 @@ impl KbIndex {
     /// Slugs matching every word, prefix and phrase of `query` (and its
     /// `tag:`s), best first; the ticket-only filters (status, queue, from,
     /// dates) match no article.
-    pub fn search(
+    fn search(
         &self,
         query: &Query,
         public_only: bool,
@@ -158,7 +207,7 @@ impl KbIndex {
                         .vocabulary
                         .range(p.clone()..)
                         .take_while(|w| w.starts_with(p.as_str()))
-                        .take(crate::search_index::MAX_PREFIX_TERMS)
+                        .take(super::MAX_PREFIX_TERMS)
                         .map(|w| self.word(w))
                         .collect();
                     if words.is_empty() {
@@ -186,7 +235,7 @@ impl KbIndex {
 
     /// Public articles sharing words with `text`, scoring at least
     /// [`MIN_SUGGESTION_SCORE`], best first.
-    pub fn suggest(&self, text: &str, limit: usize) -> tantivy::Result<Vec<(String, f32)>> {
+    fn suggest(&self, text: &str, limit: usize) -> tantivy::Result<Vec<(String, f32)>> {
         self.suggest_scoring(text, limit, MIN_SUGGESTION_SCORE)
     }
 
@@ -243,56 +292,5 @@ impl KbIndex {
             }
         }
         Ok(out)
-    }
-}
-
-/// The tickets' words as a tantivy tokenizer (Unicode alphanumeric runs,
-/// lower case, cut like [`search::normalize`]).
-#[derive(Clone)]
-struct Words;
-
-struct WordStream {
-    tokens: std::vec::IntoIter<Token>,
-    current: Token,
-}
-
-impl Tokenizer for Words {
-    type TokenStream<'a> = WordStream;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordStream {
-        let tokens: Vec<Token> = search::token_spans(text)
-            .enumerate()
-            .map(|(position, (at, word))| Token {
-                offset_from: at,
-                offset_to: at + word.len(),
-                position,
-                text: search::normalize(word),
-                position_length: 1,
-            })
-            .collect();
-        WordStream {
-            tokens: tokens.into_iter(),
-            current: Token::default(),
-        }
-    }
-}
-
-impl TokenStream for WordStream {
-    fn advance(&mut self) -> bool {
-        match self.tokens.next() {
-            Some(t) => {
-                self.current = t;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn token(&self) -> &Token {
-        &self.current
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.current
     }
 }
