@@ -4,6 +4,7 @@
 //! an agent's mail reply, and "this solved my problem" on the status page.
 
 mod common;
+use common::web::{form, http, login_as, origin, set_passwords};
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -329,4 +330,69 @@ fn solved_on_the_status_page_resolves_the_ticket_as_a_deflection() {
     assert_eq!(deflected[0]["actor"], customer, "{t}");
     let (_, page) = get(public, &link);
     assert!(!page.contains("/solved"), "offered only while open: {page}");
+}
+
+#[test]
+fn agents_see_every_article_and_send_one_from_the_ticket_page() {
+    let sink = Sink::start();
+    let kb = articles();
+    let (d, public) = start(&sink, &kb);
+    set_passwords(&d);
+    let cookie = login_as(&d, "alice");
+    let get = |path: &str| http(d.web_port, "GET", path, &[("Cookie", &cookie)], "");
+
+    let list = get("/kb").text();
+    assert!(list.contains(r#"href="/kb">Knowledge base</a>"#), "{list}");
+    assert!(list.contains("Vendor hotline for printers"), "{list}");
+    assert!(list.contains("Printer paper jam"), "{list}");
+    let page = get("/kb/vendor-hotline");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("555-0100"), "{}", page.text());
+    let found = get("/kb?q=hotline").text();
+    assert!(found.contains("/kb/vendor-hotline"), "{found}");
+    // Without a session: the login page, no article.
+    let anon = http(d.web_port, "GET", "/kb/vendor-hotline", &[], "");
+    assert_eq!(anon.status, 303);
+
+    let customer = "ada@customer.example";
+    ack_for(&d, &sink, customer, "Question", "Something is wrong.\n");
+    let id = d.all_tickets()[0]["id"].as_str().unwrap().to_string();
+    let page = get(&format!("/tickets/{id}")).text();
+    assert!(page.contains(r#"name="kb""#), "the article picker: {page}");
+    assert!(page.contains(r#"value="printer-jam""#), "{page}");
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let version = page
+        .split(r#"name="version" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let o = origin(&d);
+    let a = http(
+        d.web_port,
+        "POST",
+        &format!("/tickets/{id}/act"),
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &o),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        &form(&[
+            ("csrf", &csrf),
+            ("version", &version),
+            ("kb", "printer-jam"),
+        ]),
+    );
+    assert_eq!(a.status, 303, "{}", a.text());
+    let reply = body_text(&sink.nth_to(customer, 2));
+    assert!(reply.contains("remove the jammed paper"), "{reply}");
+    assert!(
+        reply.contains(&format!("http://127.0.0.1:{public}/kb/printer-jam")),
+        "{reply}"
+    );
 }
