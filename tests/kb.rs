@@ -396,3 +396,29 @@ fn agents_see_every_article_and_send_one_from_the_ticket_page() {
         "{reply}"
     );
 }
+
+#[test]
+fn an_edited_article_is_served_after_the_reload_and_a_broken_one_is_not() {
+    let sink = Sink::start();
+    let kb = articles();
+    let (d, public) = start(&sink, &kb);
+    std::fs::write(
+        kb.path.join("printer-jam.md"),
+        PRINTER.replace("Printer paper jam", "Clearing a paper jam"),
+    )
+    .unwrap();
+    wait_until(SECS_30, "the edited title on /kb", || {
+        get(public, "/kb")
+            .1
+            .contains("Clearing a paper jam")
+            .then_some(())
+    });
+    // A broken article is refused whole: the working set stays.
+    std::fs::write(kb.path.join("broken.md"), "no front matter\n").unwrap();
+    wait_until(SECS_30, "the reload refused", || {
+        d.log().contains("broken.md").then_some(())
+    });
+    let (status, page) = get(public, "/kb/printer-jam");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Clearing a paper jam"), "{page}");
+}
