@@ -49,7 +49,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(shared: Shared) -> Router<S> {
 #[derive(Deserialize)]
 struct PageQuery {
     lang: Option<String>,
-    /// What the last form did: `sent`, `received`, `closed`, `reopened`, `unchanged`.
+    /// What the last form did: `sent`, `received`, `closed`, `reopened`, `solved`, `unchanged`.
     done: Option<String>,
 }
 
