@@ -330,6 +330,31 @@ fn solved_on_the_status_page_resolves_the_ticket_as_a_deflection() {
     assert_eq!(deflected[0]["actor"], customer, "{t}");
     let (_, page) = get(public, &link);
     assert!(!page.contains("/solved"), "offered only while open: {page}");
+
+    // The volume report counts it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let report = wait_until(SECS_30, "the deflection in the volume report", || {
+        let r = d.api_ok(&format!(
+            "/api/v1/reports/volume?since={}&until={}",
+            now - 86_400,
+            now + 3600
+        ));
+        let t = r["tables"]
+            .as_array()?
+            .iter()
+            .find(|t| t["id"] == "deflected")?
+            .clone();
+        let n: u64 = t["rows"]
+            .as_array()?
+            .iter()
+            .filter_map(|row| row[1].as_u64())
+            .sum();
+        (n == 1).then_some(t)
+    });
+    assert_eq!(report["rows"].as_array().unwrap().len(), 1, "{report}");
 }
 
 #[test]
