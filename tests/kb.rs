@@ -233,8 +233,23 @@ fn kb_command_in_an_agent_reply_inserts_the_article() {
         transcript.contains("no knowledge base article \"no-such-article\""),
         "{transcript}"
     );
+    let (to, raw) = agent_reply(&note, "<kb-3@example.test>", "#kb vendor-hotline\n");
+    d.send_ok(ALICE, &[&to], &raw);
+    let transcript = wait_until(SECS_30, "the internal article refused", || {
+        sink.messages_to(ALICE)
+            .into_iter()
+            .map(|m| body_text(&m))
+            .find(|t| t.contains("\"vendor-hotline\" is internal"))
+    });
+    assert!(!transcript.contains("done: knowledge base"), "{transcript}");
     d.wait_idle(SECS_60);
     assert_eq!(sink.messages_to(customer).len(), 2, "nothing more sent");
+    assert!(
+        sink.messages_to(customer)
+            .iter()
+            .all(|m| !body_text(m).contains("555-0100")),
+        "an internal article never reaches the customer"
+    );
 }
 
 /// A `multipart/form-data` body of `fields`.
@@ -385,6 +400,10 @@ fn agents_see_every_article_and_send_one_from_the_ticket_page() {
     let page = get(&format!("/tickets/{id}")).text();
     assert!(page.contains(r#"name="kb""#), "the article picker: {page}");
     assert!(page.contains(r#"value="printer-jam""#), "{page}");
+    assert!(
+        !page.contains(r#"value="vendor-hotline""#),
+        "the picker offers public articles only: {page}"
+    );
     let csrf = page
         .split(r#"name="csrf" value=""#)
         .nth(1)

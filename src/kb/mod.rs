@@ -145,16 +145,19 @@ impl Kb {
     }
 
     /// The text `#kb SLUG` puts into an agent's reply: title, the Markdown
-    /// (readable as plain text) and, for a public article when the public
-    /// pages are served, its link.
+    /// (readable as plain text) and, when the public pages are served, its
+    /// link. Only a public article: an internal one stays with the agents.
     pub fn reply_text(&self, slug: &str, public_base: Option<&str>) -> Result<String, String> {
         let a = self
             .get(slug)
             .ok_or_else(|| format!("no knowledge base article {slug:?}"))?;
+        if !a.is_public() {
+            return Err(format!(
+                "knowledge base article {slug:?} is internal: it is never sent to a customer"
+            ));
+        }
         let mut text = format!("{}\n\n{}", a.title, a.body.trim());
-        if a.is_public()
-            && let Some(base) = public_base
-        {
+        if let Some(base) = public_base {
             text.push_str(&format!("\n\n{base}/kb/{}", a.slug));
         }
         Ok(text)

@@ -25,7 +25,8 @@ pub struct Choices {
     pub agents: Vec<(String, String)>,
     pub queues: Vec<String>,
     pub canned: Vec<String>,
-    /// Knowledge-base articles, (slug, title), for the article picker.
+    /// Public knowledge-base articles, (slug, title), for the article picker
+    /// (an internal one is never sent to a customer).
     pub kb: Vec<(String, String)>,
 }
 
@@ -49,6 +50,7 @@ impl Choices {
             .kb
             .articles
             .iter()
+            .filter(|a| a.is_public())
             .map(|a| (a.slug.clone(), a.title.clone()))
             .collect();
         Choices {
