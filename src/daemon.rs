@@ -256,7 +256,9 @@ async fn reload_rules(
     use tokio::signal::unix::{SignalKind, signal};
     let dir = cfg.rules_dir();
     let mut hup = signal(SignalKind::hangup()).ok();
-    let mut seen = RuleSet::fingerprint(&dir);
+    let kb_dir = cfg.kb_dir();
+    let fingerprint = || (RuleSet::fingerprint(&dir), crate::kb::fingerprint(&kb_dir));
+    let mut seen = fingerprint();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         let forced = tokio::select! {
@@ -264,7 +266,7 @@ async fn reload_rules(
             _ = tick.tick() => false,
             Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
-        let now = RuleSet::fingerprint(&dir);
+        let now = fingerprint();
         if !forced && now == seen {
             continue;
         }

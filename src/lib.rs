@@ -36,6 +36,7 @@ pub mod diagnostic;
 pub mod dkim;
 pub mod imap;
 pub mod import;
+pub mod kb;
 pub mod links;
 pub mod liveness;
 pub mod model;

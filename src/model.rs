@@ -381,6 +381,10 @@ pub enum EventKind {
     SurveySkipped,
     /// The customer rated the resolution (or changed their rating).
     Rated,
+    /// The customer resolved the ticket themselves ("this solved my
+    /// problem" on the status page): a request the knowledge base or the
+    /// conversation so far answered, counted as a deflection.
+    Deflected,
 }
 
 impl EventKind {
@@ -433,6 +437,7 @@ impl EventKind {
             EventKind::SurveySent => "survey_sent",
             EventKind::SurveySkipped => "survey_skipped",
             EventKind::Rated => "rated",
+            EventKind::Deflected => "deflected",
         }
     }
 }

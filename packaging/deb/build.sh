@@ -60,6 +60,7 @@ chmod 0644 "$PKG/lib/systemd/system/postdesk.service"
     "$ROOT/config.toml"
 } > "$PKG/etc/postdesk/config.toml"
 cp -r "$ROOT/rules" "$PKG/etc/postdesk/rules"
+cp -r "$ROOT/kb" "$PKG/etc/postdesk/kb"
 find "$PKG/etc/postdesk" -type d -exec chmod 0755 {} +
 find "$PKG/etc/postdesk" -type f -exec chmod 0644 {} +
 

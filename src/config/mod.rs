@@ -72,6 +72,10 @@ pub struct ServerConfig {
     /// quarantine list say so.
     #[serde(default)]
     pub admin_address: Option<String>,
+    /// The knowledge base's articles (`crate::kb`), relative to the config
+    /// like rules_dir; a missing directory means no articles.
+    #[serde(default = "default_kb_dir")]
+    pub kb_dir: PathBuf,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -79,6 +83,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_rules_dir() -> PathBuf {
     "rules".into()
+}
+fn default_kb_dir() -> PathBuf {
+    "kb".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -828,6 +835,10 @@ impl Config {
 
     pub fn rules_dir(&self) -> PathBuf {
         self.resolve(&self.server.rules_dir)
+    }
+
+    pub fn kb_dir(&self) -> PathBuf {
+        self.resolve(&self.server.kb_dir)
     }
 
     pub fn relay(&self) -> Relay {

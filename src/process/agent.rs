@@ -539,6 +539,10 @@ impl Processor {
             entries.push(match &line.parsed {
                 Err(e) => Entry::Error(e.clone()),
                 Ok(MailCommand::Note) => Entry::Note,
+                Ok(MailCommand::Act(Action::Kb(_))) if comment => Entry::Error(
+                    "mail to the comment address is never sent to the customer; reply to the ticket's agent address for #kb"
+                        .into(),
+                ),
                 Ok(MailCommand::Act(Action::Canned(_))) if comment => Entry::Error(
                     "mail to the comment address is never sent to the customer; reply to the ticket's agent address for #canned"
                         .into(),

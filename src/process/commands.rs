@@ -52,6 +52,9 @@ pub enum Action {
     },
     /// `#canned NAME`: rules/canned/NAME.txt, after the reply's text (if any).
     Canned(String),
+    /// `#kb SLUG`: a knowledge-base article's title, text and (if public)
+    /// link, after the reply's text (if any), like a canned response.
+    Kb(String),
     /// `#send`: send the agent's replies held by collision detection anyway.
     SendHeld,
     /// `#merge N [reason]`: this ticket's messages move to ticket `into`
@@ -85,7 +88,10 @@ impl PartialEq for Action {
         match (self, other) {
             (Status(a), Status(b)) => a == b,
             (Priority(a), Priority(b)) => a == b,
-            (Assign(a), Assign(b)) | (Queue(a), Queue(b)) | (Canned(a), Canned(b)) => a == b,
+            (Assign(a), Assign(b))
+            | (Queue(a), Queue(b))
+            | (Canned(a), Canned(b))
+            | (Kb(a), Kb(b)) => a == b,
             (Note(a), Note(b)) => a == b,
             (
                 Tags { add, remove },

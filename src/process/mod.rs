@@ -777,12 +777,14 @@ impl Processor {
         };
         let id = ticket.id.to_string();
         let status_url = self.status_url(ticket.id, &parsed.from, now);
+        let kb_suggestions = self.kb_suggestions(&ticket.subject, &parsed.text);
         let (subject, text) = template.render(&ack::Vars {
             ticket: &id,
             subject: &ticket.subject,
             name: &name,
             queue: &ticket.queue,
             status_url: &status_url,
+            kb_suggestions: &kb_suggestions,
         });
         let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
         let from_addr = self.cfg.from_address().to_string();
@@ -826,6 +828,22 @@ impl Processor {
 }
 
 impl Processor {
+    /// Up to three public knowledge-base articles matching a new request
+    /// (subject and text), one `Title: URL` line each after a newline, for
+    /// the acknowledgement's `{{kb_suggestions}}`; empty when none scores
+    /// [`crate::search_index::articles::MIN_SUGGESTION_SCORE`] or the public pages are
+    /// not served (the links would lead nowhere).
+    pub(crate) fn kb_suggestions(&self, subject: &str, text: &str) -> String {
+        let Some(base) = self.cfg.public_base_url() else {
+            return String::new();
+        };
+        let rules = self.rules.current();
+        crate::search_index::articles::suggest(&rules.kb, &format!("{subject}\n{text}"), 3)
+            .iter()
+            .map(|a| format!("\n{}: {base}/kb/{}", a.title, a.slug))
+            .collect()
+    }
+
     /// The signed status page of `ticket` for `recipient`, for customer
     /// mail; empty when the customers' pages are not served.
     pub(crate) fn status_url(&self, ticket: TicketId, recipient: &str, now: i64) -> String {

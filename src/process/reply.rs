@@ -269,6 +269,7 @@ impl Processor {
             name: &name,
             queue: &ticket.queue,
             status_url: &status_url,
+            kb_suggestions: "",
         });
         let seq = tx.next_id("next_message")?;
         let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);

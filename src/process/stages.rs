@@ -133,6 +133,7 @@ impl Processor {
             name: &name,
             queue: &ticket.queue,
             status_url: &status_url,
+            kb_suggestions: "",
         });
         if let Some(extra) = extra {
             if !text.ends_with('\n') {

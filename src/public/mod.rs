@@ -17,6 +17,7 @@ pub mod chat;
 mod form;
 mod form_token;
 mod intake;
+mod kb;
 mod multipart;
 mod rate_limit;
 mod status;
@@ -56,6 +57,7 @@ pub fn router(state: Shared) -> Router {
         .route("/static/public.css", get(stylesheet))
         .merge(form::routes(state.clone()))
         .merge(status::routes(state.clone()))
+        .merge(kb::routes(state.clone()))
         .merge(chat::routes())
         .route("/survey/{token}", get(survey::show).post(survey::submit))
         .fallback(not_found)

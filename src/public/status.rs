@@ -41,6 +41,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(shared: Shared) -> Router<S> {
         .route("/status/{token}/message", post(add_message))
         .route("/status/{token}/close", post(close))
         .route("/status/{token}/reopen", post(reopen))
+        .route("/status/{token}/solved", post(solved))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -48,7 +49,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(shared: Shared) -> Router<S> {
 #[derive(Deserialize)]
 struct PageQuery {
     lang: Option<String>,
-    /// What the last form did: `sent`, `received`, `closed`, `reopened`, `unchanged`.
+    /// What the last form did: `sent`, `received`, `closed`, `reopened`, `solved`, `unchanged`.
     done: Option<String>,
 }
 
@@ -159,6 +160,7 @@ fn status_page(
         Some("received") => Some(t.sent_pending),
         Some("closed") => Some(t.closed_done),
         Some("reopened") => Some(t.reopened_done),
+        Some("solved") => Some(t.solved_done),
         Some("unchanged") => Some(t.not_changed),
         _ => None,
     }
@@ -217,6 +219,18 @@ fn status_page(
         )
     };
     let mut actions = String::new();
+    if !ticket.status.is_finished() {
+        let kb = if rules.kb.articles.iter().any(|a| a.is_public()) {
+            format!(r#" <a href="/kb">{}</a>"#, esc(t.kb_link))
+        } else {
+            String::new()
+        };
+        actions.push_str(&format!(
+            r#"<form method="post" action="{base}/solved?lang={lang}" enctype="multipart/form-data" class="action">{hidden}<p class="muted">{}{kb}</p><button type="submit">{}</button></form>"#,
+            esc(t.solved_hint),
+            esc(t.solved)
+        ));
+    }
     if ticket.status != Status::Closed {
         actions.push_str(&format!(
             r#"<form method="post" action="{base}/close?lang={lang}" enctype="multipart/form-data" class="action">{hidden}<p class="muted">{}</p><button type="submit" class="secondary">{}</button></form>"#,
@@ -388,6 +402,23 @@ async fn close(
     };
     let done = act(&s, &ticket, &v, Status::Closed).await;
     back(&token, &q, if done { "closed" } else { "unchanged" })
+}
+
+/// "This solved my problem": the customer resolves their ticket, which
+/// `Processor::act` records as a deflection.
+async fn solved(
+    State(s): State<Shared>,
+    Path(token): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (ticket, v, _) = match posted(&s, &token, &headers, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let done = act(&s, &ticket, &v, Status::Resolved).await;
+    back(&token, &q, if done { "solved" } else { "unchanged" })
 }
 
 async fn reopen(

@@ -62,6 +62,12 @@ pub struct Texts {
     pub reopened_done: &'static str,
     pub not_changed: &'static str,
     pub other_language: &'static str,
+    /// "This solved my problem" (a deflection, see `crate::kb`).
+    pub solved: &'static str,
+    pub solved_hint: &'static str,
+    pub solved_done: &'static str,
+    /// The knowledge base link on the status page.
+    pub kb_link: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -115,6 +121,10 @@ pub static EN: Texts = Texts {
     reopened_done: "Your request is open again.",
     not_changed: "Nothing was changed.",
     other_language: "Deutsch",
+    solved: "This solved my problem",
+    solved_hint: "Found the answer, here or in our knowledge base? Tell us and we mark your request resolved.",
+    solved_done: "Glad it is solved. Your request is resolved.",
+    kb_link: "Answers to common questions",
 };
 
 pub static DE: Texts = Texts {
@@ -168,6 +178,10 @@ pub static DE: Texts = Texts {
     reopened_done: "Ihre Anfrage ist wieder offen.",
     not_changed: "Es wurde nichts geändert.",
     other_language: "English",
+    solved: "Das hat mein Problem gelöst",
+    solved_hint: "Antwort gefunden, hier oder in unserer Wissensdatenbank? Sagen Sie es uns, dann markieren wir Ihre Anfrage als gelöst.",
+    solved_done: "Schön, dass es gelöst ist. Ihre Anfrage ist erledigt.",
+    kb_link: "Antworten auf häufige Fragen",
 };
 
 /// Every shipped language, the default first.

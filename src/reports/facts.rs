@@ -35,6 +35,10 @@ pub struct Summary {
     pub sla_policy: Option<String>,
     pub first_response_due: Option<i64>,
     pub resolution_due: Option<i64>,
+    /// When the customer marked it solved on their status page
+    /// (`deflected` events), oldest first.
+    #[serde(default)]
+    pub deflections: Vec<i64>,
 }
 
 const GOALS: [&str; 2] = ["first_response", "resolution"];
@@ -56,6 +60,7 @@ impl Summary {
             sla_policy: t.sla.as_ref().map(|s| s.policy.clone()),
             first_response_due: t.sla.as_ref().and_then(|s| s.first_response_due),
             resolution_due: t.sla.as_ref().and_then(|s| s.resolution_due),
+            deflections: Vec::new(),
         };
         for e in events {
             match e.kind.as_str() {
@@ -65,6 +70,7 @@ impl Summary {
                     f.last_customer_at = f.last_customer_at.max(e.at);
                 }
                 k if k == EventKind::Reopened.as_str() => f.reopens += 1,
+                k if k == EventKind::Deflected.as_str() => f.deflections.push(e.at),
                 k if k == EventKind::Status.as_str() => {
                     let Some((old, new)) = status_change(&e.detail) else {
                         continue;
@@ -117,6 +123,8 @@ pub struct Facts {
     pub first_response_due: Option<i64>,
     pub resolution_due: Option<i64>,
     pub calendar: Calendar,
+    /// See [`Summary::deflections`].
+    pub deflections: Vec<i64>,
 }
 
 impl Facts {
@@ -140,6 +148,7 @@ impl Facts {
             first_response_due: s.first_response_due,
             resolution_due: s.resolution_due,
             calendar: calendar_for(s, q),
+            deflections: s.deflections.clone(),
         };
         if q.recompute {
             f.recompute(s, q);

@@ -67,6 +67,15 @@ pub fn tables(q: &Query<'_>, facts: &[Facts]) -> Vec<Table> {
             *map.entry((b, dim)).or_default() += 1;
         }
     }
+    // Requests the customer marked solved on their status page, by when.
+    let mut deflected: BTreeMap<Date, u64> = BTreeMap::new();
+    for at in facts.iter().flat_map(|f| &f.deflections) {
+        if q.in_period(*at)
+            && let Some(b) = bucket(*at, &tz, q.interval)
+        {
+            *deflected.entry(b).or_default() += 1;
+        }
+    }
     let mut out = vec![Table {
         id: "total".into(),
         title: format!("Tickets opened per {}", interval_name(q.interval)),
@@ -87,6 +96,18 @@ pub fn tables(q: &Query<'_>, facts: &[Facts]) -> Vec<Table> {
                 .collect(),
         });
     }
+    out.push(Table {
+        id: "deflected".into(),
+        title: format!(
+            "Requests the customer marked solved (deflections) per {}",
+            interval_name(q.interval)
+        ),
+        columns: vec!["period".into(), "deflected".into()],
+        rows: deflected
+            .into_iter()
+            .map(|(d, n)| vec![Value::from(d.to_string()), Value::from(n)])
+            .collect(),
+    });
     out
 }
 

@@ -45,6 +45,9 @@ pub struct RuleSet {
     pub chat: chat::ChatSites,
     /// What the customer is told at each stage, per queue (rules/customer.toml).
     pub customer: customer::CustomerMail,
+    /// The knowledge base's articles (`server.kb_dir`), loaded and checked
+    /// with the rules.
+    pub kb: crate::kb::Kb,
 }
 
 pub const ROUTING_FILE: &str = "routing.toml";
@@ -169,6 +172,10 @@ impl RuleSet {
             None
         };
         set.resolved = ack.resolved_template.as_deref().and_then(&mut template);
+        match crate::kb::Kb::load(&cfg.kb_dir()) {
+            Ok(kb) => set.kb = kb,
+            Err(mut d) => diags.append(&mut d),
+        }
         if diags.is_empty() {
             Ok(set)
         } else {

@@ -11,7 +11,14 @@
 use crate::diagnostic::{Diagnostic, line_col};
 use std::path::{Path, PathBuf};
 
-const PLACEHOLDERS: &[&str] = &["ticket", "subject", "name", "queue", "status_url"];
+const PLACEHOLDERS: &[&str] = &[
+    "ticket",
+    "subject",
+    "name",
+    "queue",
+    "status_url",
+    "kb_suggestions",
+];
 
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -28,6 +35,11 @@ pub struct Vars<'a> {
     /// The recipient's status page (`public::Urls::status`); empty when
     /// the customers' pages are not served.
     pub status_url: &'a str,
+    /// Knowledge-base articles that may answer the request, one
+    /// `Title: URL` line each, starting on a new line (so the template's
+    /// line reads as their heading); empty when none matches well enough or
+    /// the public pages are not served, and the line naming it is left out.
+    pub kb_suggestions: &'a str,
 }
 
 impl Template {
@@ -84,11 +96,14 @@ impl Template {
 
     /// (subject, body) with the placeholders filled in.
     pub fn render(&self, v: &Vars<'_>) -> (String, String) {
+        let mut body = std::borrow::Cow::Borrowed(self.body.as_str());
         if v.status_url.is_empty() {
-            let body = drop_lines_naming(&self.body, "status_url");
-            return (fill(&self.subject, v), fill(&body, v));
+            body = drop_lines_naming(&body, "status_url").into();
         }
-        (fill(&self.subject, v), fill(&self.body, v))
+        if v.kb_suggestions.is_empty() {
+            body = drop_lines_naming(&body, "kb_suggestions").into();
+        }
+        (fill(&self.subject, v), fill(&body, v))
     }
 }
 
@@ -142,6 +157,7 @@ fn fill(s: &str, v: &Vars<'_>) -> String {
                     "name" => v.name,
                     "queue" => v.queue,
                     "status_url" => v.status_url,
+                    "kb_suggestions" => v.kb_suggestions,
                     _ => "",
                 });
                 rest = &after[close + 2..];
@@ -182,6 +198,7 @@ mod tests {
             name: "Ann",
             queue: "general",
             status_url: "",
+            kb_suggestions: "",
         });
         assert_eq!(s, "Re: Help");
         assert_eq!(b, "Hello Ann, ticket #7.\n");
@@ -200,6 +217,7 @@ mod tests {
             name: "Ann",
             queue: "general",
             status_url,
+            kb_suggestions: "",
         };
         assert_eq!(t.render(&vars("")).1, "Hello.\nBye.\n");
         // A paragraph of its own leaves no double blank line behind.

@@ -87,9 +87,9 @@ fn schema() -> (Schema, Fields) {
 /// [`search::token_spans`] and [`search::normalize`] as a tantivy
 /// tokenizer: Unicode alphanumeric runs, lower case, cut to 40 characters.
 #[derive(Clone)]
-struct Words;
+pub(super) struct Words;
 
-struct WordStream {
+pub(super) struct WordStream {
     tokens: std::vec::IntoIter<Token>,
     current: Token,
 }

@@ -9,6 +9,7 @@
 //! ([`crate::store::SEARCH_DIR`]); deleted, unreadable or of an older
 //! format, it is rebuilt from the stored records while the daemon serves.
 
+pub mod articles;
 mod engine;
 mod indexer;
 

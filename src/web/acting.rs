@@ -25,6 +25,9 @@ pub struct Choices {
     pub agents: Vec<(String, String)>,
     pub queues: Vec<String>,
     pub canned: Vec<String>,
+    /// Public knowledge-base articles, (slug, title), for the article picker
+    /// (an internal one is never sent to a customer).
+    pub kb: Vec<(String, String)>,
 }
 
 impl Choices {
@@ -43,10 +46,18 @@ impl Choices {
             ),
             None => (Vec::new(), Vec::new()),
         };
+        let kb = rules
+            .kb
+            .articles
+            .iter()
+            .filter(|a| a.is_public())
+            .map(|a| (a.slug.clone(), a.title.clone()))
+            .collect();
         Choices {
             agents,
             queues,
             canned,
+            kb,
         }
     }
 }
@@ -157,6 +168,12 @@ pub fn forms(t: &Ticket, choices: &Choices, hidden: &str) -> String {
             "Send canned response",
         ));
     }
+    if !choices.kb.is_empty() {
+        out.push_str(&form(
+            select("kb", "Knowledge base article", &choices.kb, ""),
+            "Send article",
+        ));
+    }
     format!(r#"<section class="acting" aria-label="Change the ticket">{out}</section>"#)
 }
 
@@ -172,6 +189,8 @@ pub struct ActForm {
     tag_add: Option<String>,
     tag_remove: Option<String>,
     canned: Option<String>,
+    /// A knowledge-base article's slug (`#kb SLUG`).
+    kb: Option<String>,
 }
 
 fn status_of(s: &str) -> Option<Status> {
@@ -221,6 +240,9 @@ fn actions(f: &ActForm) -> Result<Vec<Action>, String> {
     }
     if let Some(c) = given(&f.canned) {
         out.push(Action::Canned(c));
+    }
+    if let Some(slug) = given(&f.kb) {
+        out.push(Action::Kb(slug));
     }
     if out.is_empty() {
         return Err("The form asked for no change.".into());
@@ -381,6 +403,7 @@ mod tests {
             tag_add: None,
             tag_remove: None,
             canned: None,
+            kb: None,
         }
     }
 

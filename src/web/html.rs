@@ -48,7 +48,7 @@ pub fn page(status: StatusCode, title: &str, viewer: Option<&Viewer<'_>>, body: 
     // Pages beside the queue, for logged-in agents.
     let nav = match viewer {
         Some(_) => {
-            r#"<nav class="pages"><a class="reports" href="/reports">Reports</a> <a class="availability" href="/availability">Live chat</a></nav>"#
+            r#"<nav class="pages"><a class="reports" href="/reports">Reports</a> <a class="availability" href="/availability">Live chat</a> <a class="kb" href="/kb">Knowledge base</a></nav>"#
         }
         None => "",
     };

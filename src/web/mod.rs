@@ -23,8 +23,11 @@ pub mod delivery;
 pub mod headers;
 pub mod held;
 pub mod html;
+pub mod kb;
+pub mod kb_pages;
 pub mod login;
 pub mod mail_html;
+pub mod markdown;
 pub mod merge;
 pub mod new_ticket;
 pub mod presence;
@@ -76,6 +79,8 @@ pub fn router(state: Shared) -> Router {
         .route("/logout", post(login::logout))
         .route("/tickets/{id}", get(ticket::page))
         .route("/search", get(search::page))
+        .route("/kb", get(kb::list))
+        .route("/kb/{slug}", get(kb::show))
         .route("/tickets/{id}/messages/{seq}/html", get(mail_html::frame))
         .route("/tickets/{id}/reply", post(ticket::reply))
         .route("/tickets/{id}/note", post(ticket::note))

@@ -130,6 +130,10 @@ impl Processor {
                     canned_texts.extend(canned);
                     format!("done: canned response {n:?} added to the reply")
                 }
+                Action::Kb(slug) => {
+                    canned_texts.extend(canned);
+                    format!("done: knowledge base article {slug:?} added to the reply")
+                }
                 Action::Internal => "done: nothing of this is sent to the customer".to_string(),
                 Action::Merge { into, reason } => {
                     let by = Actor { agent, now };
@@ -214,6 +218,15 @@ impl Processor {
             )?;
             crate::process::start_sla(tx, &mut ticket, rules, now)?;
         }
+        // A customer who says their problem is solved resolves the ticket:
+        // a deflection, for the reports.
+        if request.via == Via::Customer && !was_finished && ticket.status == Status::Resolved {
+            let detail = "the customer marked it solved on their status page".to_string();
+            tx.add_event(
+                &mut ticket,
+                event(now, EventKind::Deflected, &agent.name, detail),
+            )?;
+        }
         // (A customer who closes their ticket needs no notice of it.)
         let resolved_notice = if !internal
             && request.via != Via::Customer
@@ -275,6 +288,14 @@ impl Processor {
                         Ok(None)
                     }
                 }
+                // "This solved my problem" on the status page.
+                Action::Status(Status::Resolved) if request.via == Via::Customer => {
+                    if ticket.status.is_finished() {
+                        Err("the ticket is resolved or closed already".into())
+                    } else {
+                        Ok(None)
+                    }
+                }
                 Action::Status(Status::Open) if request.via == Via::Customer => {
                     if ticket.status.is_finished() {
                         Ok(None)
@@ -303,6 +324,13 @@ impl Processor {
                     }
                 }
                 Action::Canned(_) if internal => Err(NOT_WITH_NOTE.into()),
+                Action::Kb(_) if internal => {
+                    Err("#kb sends mail to the customer: it cannot be combined with #note".into())
+                }
+                Action::Kb(slug) => rules
+                    .kb
+                    .reply_text(slug, self.cfg.public_base_url().as_deref())
+                    .map(Some),
                 Action::Canned(name) => {
                     let customer = if ticket.requester_name.is_empty() {
                         ticket.requester.clone()
@@ -568,6 +596,7 @@ impl Processor {
             | Action::Internal
             | Action::Reply { .. }
             | Action::Canned(_)
+            | Action::Kb(_)
             | Action::Merge { .. }
             | Action::Split { .. } => String::new(),
         })

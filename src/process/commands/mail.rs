@@ -110,6 +110,16 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
                 ))
             }
         }
+        "kb" => {
+            let slug = one_arg("the slug of a knowledge base article")?;
+            if crate::kb::valid_slug(&slug) {
+                Ok(MailCommand::Act(Action::Kb(slug)))
+            } else {
+                Err(format!(
+                    "article slugs are lower-case letters, digits, - and _, not {slug:?}"
+                ))
+            }
+        }
         "tag" | "tags" => {
             if args.is_empty() {
                 return Err("#tag needs tags, e.g. #tag +vip -spam".into());
@@ -161,7 +171,7 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
             Ok(MailCommand::Act(Action::Merge { into, reason }))
         }
         _ => Err(format!(
-            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #send #merge #available #away)"
+            "unknown command #{name} (known: #open #pending #resolve #close #priority #assign #queue #tag #participant #note #canned #kb #send #merge #available #away)"
         )),
     }
 }
@@ -169,7 +179,7 @@ pub fn parse(line: &str) -> Result<MailCommand, String> {
 /// The short list of commands for the foot of notifications.
 pub const HINT: &str = "Commands (lines at the top of your reply): #note (internal, not sent) \
 #pending #resolve #close #open #priority low|normal|high|urgent #assign NAME|me #queue NAME \
-#tag +a -b #participant add|remove ADDRESS #canned NAME #merge N [why] (into ticket N)";
+#tag +a -b #participant add|remove ADDRESS #canned NAME #kb SLUG #merge N [why] (into ticket N)";
 
 #[cfg(test)]
 mod tests {
