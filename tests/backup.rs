@@ -125,7 +125,10 @@ fn a_backup_under_intake_load_restores_every_message_accepted_before_it() {
         &customer_mail(999, "restored"),
     );
     assert!(!before.contains(&seq));
-    assert_eq!(r.ticket(&r.ticket_of(seq))["subject"], "Backup restored 999");
+    assert_eq!(
+        r.ticket(&r.ticket_of(seq))["subject"],
+        "Backup restored 999"
+    );
     // The search index is not in the backup: the restored daemon built it
     // from the restored store, and the new mail joins it.
     let found = |q: &str| -> u64 {

@@ -568,6 +568,11 @@ pub fn write_config(cfg: &DaemonConfig) -> (TempDir, PathBuf) {
     let dir = TempDir::new("daemon");
     let rules = dir.path.join("rules");
     copy_dir(&repo_root().join("rules"), &rules);
+    // Test daemons keep office hours around the clock: the shipped calendar closes at 16:00
+    // UTC in winter, at weekends and on holidays, and routing tags and acknowledges tickets
+    // differently then, so a test would pass or fail by the time of day it runs at.
+    // A test about business hours gives its own calendar.toml in `rules_files`.
+    std::fs::write(rules.join("calendar.toml"), ALWAYS_OPEN_CALENDAR).unwrap();
     for (name, text) in &cfg.rules_files {
         std::fs::write(rules.join(name), text).unwrap();
     }
@@ -576,6 +581,9 @@ pub fn write_config(cfg: &DaemonConfig) -> (TempDir, PathBuf) {
     std::fs::write(&config_path, cfg.render(&data, &rules)).unwrap();
     (dir, config_path)
 }
+
+/// The calendar test daemons get (see [`write_config`]).
+pub const ALWAYS_OPEN_CALENDAR: &str = "[default]\ntimezone = \"UTC\"\nhours = { mon = \"00:00-24:00\", tue = \"00:00-24:00\", wed = \"00:00-24:00\", thu = \"00:00-24:00\", fri = \"00:00-24:00\", sat = \"00:00-24:00\", sun = \"00:00-24:00\" }\n";
 
 /// A TOML basic string.
 pub fn q(s: &str) -> String {
