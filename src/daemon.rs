@@ -164,6 +164,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 spool: spool.clone(),
                 processor: acting.clone(),
                 chat: crate::public::chat::ChatState::new(shutdown_rx.clone()),
+                budget: smtp.budget(),
             },
             shutdown_rx.clone(),
         ))),

@@ -669,3 +669,45 @@ fn public_form_in_chromium_with_and_without_javascript() {
     );
     assert_eq!(t["unverified"], false, "{t}");
 }
+
+/// Many large posts at once cannot take more memory than SMTP sessions may: a form body is
+/// reserved from the shared `smtp.max_inflight_bytes` budget before it is read, and a post
+/// over budget gets 503 with Retry-After, nothing read (not the 413 of the body limit).
+#[test]
+fn uploads_share_the_inflight_budget_with_smtp() {
+    use std::io::Write;
+    let sink = Sink::start();
+    let mut port = 0;
+    let _d = Daemon::start_with(&sink, |c| {
+        port = c.with_public();
+        c.set("smtp", "max_message_size", "100000");
+        c.set("smtp", "max_inflight_bytes", "100000");
+    });
+    let post = |len: usize, body: &[u8]| -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            s,
+            "POST /new HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut out);
+        let text = String::from_utf8_lossy(&out).to_string();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    };
+    // More than the whole budget: refused before a byte of the body is read.
+    let (status, text) = post(200_000, b"");
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 60"),
+        "{text}"
+    );
+}

@@ -47,6 +47,10 @@ pub struct PublicState {
     pub processor: crate::process::Processor,
     /// The live chat's counters and stream shutdown.
     pub chat: chat::ChatState,
+    /// `smtp.max_inflight_bytes`, shared with SMTP intake: a request body
+    /// is whole in memory until the spool commits it, so many large posts
+    /// at once must not take more than SMTP sessions may.
+    pub budget: crate::smtp::budget::InflightBudget,
 }
 
 pub type Shared = Arc<PublicState>;
@@ -61,7 +65,49 @@ pub fn router(state: Shared) -> Router {
         .merge(chat::routes())
         .route("/survey/{token}", get(survey::show).post(survey::submit))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_budget,
+        ))
         .with_state(state)
+}
+
+/// Reserves a request body's bytes from the shared budget before a handler
+/// reads it, and holds them until the answer is made (the spool commit is
+/// in it). Over budget: 503 with Retry-After, nothing read, nothing taken.
+/// Without a Content-Length (chunked), the largest body a route allows is
+/// reserved.
+async fn body_budget(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        return next.run(req).await;
+    }
+    let bytes = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(state.cfg.smtp.max_message_size);
+    let mut reservation = state.budget.reservation();
+    if !reservation.grow_to(bytes) {
+        tracing::warn!(bytes, "public page: upload refused, memory budget spent");
+        let mut resp = page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "en",
+            "Busy",
+            "<h1>Busy</h1><p>We are receiving many requests right now. Nothing was sent: please try again in a minute.</p>",
+        );
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("60"),
+        );
+        return resp;
+    }
+    let resp = next.run(req).await;
+    drop(reservation);
+    resp
 }
 
 /// Serves the public pages on `listener` until shutdown.

@@ -45,6 +45,7 @@ pub struct SmtpServer {
     cfg: Arc<Config>,
     listeners: Vec<TcpListener>,
     tls: Option<TlsSlot>,
+    budget: InflightBudget,
 }
 
 /// The STARTTLS identity in force; replaced on reload (SIGHUP) so renewed
@@ -103,6 +104,7 @@ impl SmtpServer {
             listeners.push(l);
         }
         Ok(SmtpServer {
+            budget: InflightBudget::new(cfg.smtp.max_inflight_bytes),
             cfg,
             listeners,
             tls,
@@ -115,6 +117,13 @@ impl SmtpServer {
             cfg: self.cfg.clone(),
             slot: slot.clone(),
         })
+    }
+
+    /// The memory budget of message bytes in flight, `smtp.max_inflight_bytes`:
+    /// shared with every other door that holds a whole message in memory
+    /// before the spool commits it (the customers' form and status page).
+    pub fn budget(&self) -> InflightBudget {
+        self.budget.clone()
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -137,12 +146,13 @@ impl SmtpServer {
             cfg,
             listeners,
             tls,
+            budget,
         } = self;
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             spool,
             tls,
-            budget: InflightBudget::new(cfg.smtp.max_inflight_bytes),
+            budget,
             verifier: sender_verifier(&cfg),
         });
         let per_ip = PerIpLimit::new(cfg.smtp.max_connections_per_ip);
