@@ -254,72 +254,9 @@ impl Processor {
             )?;
             return Ok(None);
         }
-        let support = self.cfg.support_address(&ticket.queue).to_string();
+        // Composed and queued like every generated mail to the customer.
+        let seq = self.queue_customer_mail(tx, ticket, template, None, now)?;
         let requester = ticket.requester.clone();
-        let name = if ticket.requester_name.is_empty() {
-            requester.split('@').next().unwrap_or("").to_string()
-        } else {
-            ticket.requester_name.clone()
-        };
-        let id = ticket.id.to_string();
-        let status_url = self.status_url(ticket.id, &requester, now);
-        let (subject, text) = template.render(&super::ack::Vars {
-            ticket: &id,
-            subject: &ticket.subject,
-            name: &name,
-            queue: &ticket.queue,
-            status_url: &status_url,
-            kb_suggestions: "",
-        });
-        let seq = tx.next_id("next_message")?;
-        let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
-        let references = self.references(tx, ticket)?;
-        let raw = compose::render(
-            &Outgoing {
-                kind: Kind::Generated,
-                from: (self.cfg.from_display_name(), support.clone()),
-                to: requester.clone(),
-                cc: Vec::new(),
-                reply_to: Some(
-                    self.tokens
-                        .reply_address(&support, ticket.id, &requester, now),
-                ),
-                subject: subject.clone(),
-                message_id: message_id.clone(),
-                date: now,
-                in_reply_to: in_reply_to(ticket, &references),
-                references,
-                body: text.clone(),
-                attachments: &[],
-                extra_headers: Vec::new(),
-            },
-            &self.cfg.server.hostname,
-        );
-        tx.put_raw(seq, &raw)?;
-        tx.put_message(&MessageRecord {
-            seq,
-            ticket: Some(ticket.id),
-            message_id: message_id.clone(),
-            direction: Direction::Outbound,
-            kind: MessageKind::Auto,
-            from: support.clone(),
-            to: vec![requester.clone()],
-            subject,
-            date: now,
-            text,
-            stranger: None,
-        })?;
-        tx.index_msgid(&message_id, ticket.id)?;
-        ticket.message_count += 1;
-        let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
-        enqueue(
-            tx,
-            seq,
-            Some(ticket.id),
-            bounce,
-            vec![requester.clone()],
-            now,
-        )?;
         tx.add_event(
             ticket,
             super::event(
@@ -339,7 +276,11 @@ impl Processor {
     /// Message-IDs of the ticket's conversation as the customer holds it
     /// (their mail, our public replies, our acknowledgement and notices),
     /// oldest first, for References.
-    fn references(&self, tx: &mut Tx<'_>, ticket: &Ticket) -> Result<Vec<String>, StoreError> {
+    pub(super) fn references(
+        &self,
+        tx: &mut Tx<'_>,
+        ticket: &Ticket,
+    ) -> Result<Vec<String>, StoreError> {
         let mut ids: Vec<String> = tx
             .ticket_messages(ticket.id)?
             .into_iter()

@@ -143,7 +143,7 @@ impl Processor {
         }
         let seq = tx.next_id("next_message")?;
         let message_id = compose::message_id(ticket.id, seq, &self.cfg.server.hostname);
-        let references = self.customer_references(tx, ticket)?;
+        let references = self.references(tx, ticket)?;
         let raw = compose::render(
             &Outgoing {
                 kind: Kind::Generated,
@@ -187,26 +187,6 @@ impl Processor {
         let bounce = self.tokens.bounce_address(&support, ticket.id, seq);
         enqueue(tx, seq, Some(ticket.id), bounce, vec![requester], now)?;
         Ok(seq)
-    }
-
-    /// The Message-IDs the customer holds of this conversation, for References.
-    fn customer_references(
-        &self,
-        tx: &mut Tx<'_>,
-        ticket: &Ticket,
-    ) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = tx
-            .ticket_messages(ticket.id)?
-            .into_iter()
-            .filter(|m| m.stranger.is_none())
-            .filter(|m| {
-                matches!(m.kind, MessageKind::Customer | MessageKind::Agent)
-                    || (m.kind == MessageKind::Auto && m.direction == Direction::Outbound)
-            })
-            .map(|m| m.message_id)
-            .filter(|id| !id.is_empty())
-            .collect();
-        Ok(super::bounded_references(&ids))
     }
 
     /// The pending notice, when the ticket's queue wants one.
