@@ -396,12 +396,7 @@ async fn close(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ticket, v, _) = match posted(&s, &token, &headers, &body).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let done = act(&s, &ticket, &v, Status::Closed).await;
-    back(&token, &q, if done { "closed" } else { "unchanged" })
+    set_status(&s, &token, &q, &headers, &body, Status::Closed, "closed").await
 }
 
 /// "This solved my problem": the customer resolves their ticket, which
@@ -413,12 +408,26 @@ async fn solved(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ticket, v, _) = match posted(&s, &token, &headers, &body).await {
+    set_status(&s, &token, &q, &headers, &body, Status::Resolved, "solved").await
+}
+
+/// A checked post that sets the ticket's status as the customer; back to
+/// the page saying `done` or "unchanged".
+async fn set_status(
+    s: &Shared,
+    token: &str,
+    q: &PageQuery,
+    headers: &HeaderMap,
+    body: &Bytes,
+    status: Status,
+    done: &'static str,
+) -> Response {
+    let (ticket, v, _) = match posted(s, token, headers, body).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let done = act(&s, &ticket, &v, Status::Resolved).await;
-    back(&token, &q, if done { "solved" } else { "unchanged" })
+    let changed = act(s, &ticket, &v, status).await;
+    back(token, q, if changed { done } else { "unchanged" })
 }
 
 async fn reopen(
