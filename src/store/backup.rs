@@ -108,6 +108,8 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::chat::CHAT_AWAY, c)?;
     copy_table(src, dst, super::csat::SURVEYS, c)?;
     copy_table(src, dst, super::csat::SURVEYS_DUE, c)?;
+    // Values name these; a store without them could not read its mail.
+    copy_table(src, dst, super::dictionaries::DICTIONARIES, c)?;
     // The search index is tantivy's, beside the store: a restored store
     // has none and rebuilds it on start, so the queue starts empty.
     c.push(super::search_queue::SEARCH_QUEUE.name().to_string());

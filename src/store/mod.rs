@@ -8,6 +8,7 @@
 mod backup;
 pub use backup::{BackupSummary, inspect_backup, restore};
 mod compact;
+mod dictionaries;
 mod encoding;
 pub use compact::{CompactError, Compacted, StoreSize, TableSize, compact};
 mod search;
@@ -117,6 +118,9 @@ pub enum StoreError {
         table: &'static str,
         source: encoding::DecodeError,
     },
+    /// A stored compression dictionary that cannot be used.
+    #[error("compression dictionary: {0}")]
+    Dictionary(#[from] encoding::DictionaryError),
     /// The database failed (I/O error, e.g. disk full) and is not reopened
     /// yet; the text says why.
     #[error("store unavailable: {0}")]
@@ -307,9 +311,13 @@ struct Shared {
     writes: AtomicU64,
     /// Highest number of a durable commit that succeeded.
     durable_upto: AtomicU64,
-    /// Whether raw messages and message records are written compressed
-    /// (`[store] compress`); reads handle both either way.
-    compress: std::sync::atomic::AtomicBool,
+    /// How new values are written (`[store] compress`, the dictionaries);
+    /// reads handle every encoding either way.
+    codec: RwLock<Arc<encoding::Codec>>,
+    /// Held while dictionaries are trained (see `dictionaries.rs`).
+    training: Mutex<()>,
+    /// Values of a kind written before its dictionary is trained.
+    dictionary_after: AtomicU64,
 }
 
 #[derive(Default)]
@@ -367,7 +375,9 @@ impl Store {
                 state: Mutex::new(Health::default()),
                 writes: AtomicU64::new(0),
                 durable_upto: AtomicU64::new(0),
-                compress: std::sync::atomic::AtomicBool::new(true),
+                codec: RwLock::new(Arc::new(encoding::Codec::new(true, Default::default()))),
+                training: Mutex::new(()),
+                dictionary_after: AtomicU64::new(dictionaries::DEFAULT_DICTIONARY_AFTER),
             }),
         };
         store.write(|tx| {
@@ -392,6 +402,7 @@ impl Store {
             tx.txn.open_table(HELD)?;
             tx.txn.open_table(AGENT_LOAD)?;
             tx.txn.open_table(WEB_SESSIONS)?;
+            tx.txn.open_table(dictionaries::DICTIONARIES)?;
             tx.init_report_rollups()?;
             tx.rebuild_due_index_if_needed()?;
             tx.build_agent_load_if_needed()?;
@@ -399,6 +410,7 @@ impl Store {
             queue_index::build_if_needed(tx.txn)?;
             Ok(())
         })?;
+        store.load_dictionaries()?;
         store.build_search_index_if_needed()?;
         Ok(store)
     }
@@ -588,6 +600,7 @@ impl Store {
         durable: bool,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<(T, LazyMark)> {
+        self.train_due_dictionaries();
         let (db, epoch) = self.db()?;
         let result = (|| {
             let mut txn = db.begin_write()?;
@@ -598,7 +611,7 @@ impl Store {
             let mut tx = Tx {
                 txn: &txn,
                 search_dirty: Default::default(),
-                compress: self.compresses(),
+                codec: self.codec(),
             };
             match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
@@ -651,10 +664,11 @@ impl Store {
     ) -> Result<Vec<MessageSeq>> {
         // Compressed before the write transaction: the one writer's time
         // (which every SMTP session's 250 waits for) stays the same.
-        let compress = self.compresses();
+        self.train_due_dictionaries();
+        let codec = self.codec();
         let encoded: Vec<Vec<u8>> = items
             .iter()
-            .map(|(_, bytes)| encoding::encode_tagged(bytes, compress))
+            .map(|(_, bytes)| codec.encode_tagged(encoding::Kind::Raw, bytes))
             .collect();
         self.write(|tx| {
             also(tx)?;
@@ -705,15 +719,37 @@ impl Store {
         read_raw(&encoded, Some(&r.open_table(RAW)?), seq)
     }
 
-    /// Turns compression of new raw messages and message records on or off
-    /// (`[store] compress`, on by default). Stored values keep their
-    /// encoding; reads handle both.
+    /// Turns compression of new values on or off (`[store] compress`, on
+    /// by default). Stored values keep their encoding; reads handle all.
     pub fn set_compression(&self, on: bool) {
-        self.shared.compress.store(on, Ordering::Relaxed);
+        let old = self.codec();
+        let fresh = encoding::Codec::new(on, old.encoders().clone());
+        fresh.carry_counts(&old, &[]);
+        self.set_codec(fresh);
     }
 
-    fn compresses(&self) -> bool {
-        self.shared.compress.load(Ordering::Relaxed)
+    /// How many values of a kind are written before its compression
+    /// dictionary is trained from them (`[store] dictionary_after`).
+    pub fn set_dictionary_after(&self, values: u64) {
+        self.shared
+            .dictionary_after
+            .store(values.max(1), Ordering::Relaxed);
+    }
+
+    fn codec(&self) -> Arc<encoding::Codec> {
+        self.shared
+            .codec
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_codec(&self, codec: encoding::Codec) {
+        *self
+            .shared
+            .codec
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(codec);
     }
 
     /// A random per-installation secret, created on first use (HMAC of reply tokens).
@@ -1067,8 +1103,8 @@ pub struct Tx<'a> {
     txn: &'a WriteTransaction,
     /// Tickets to queue for the search index before the commit (see `search.rs`).
     search_dirty: std::collections::BTreeSet<TicketId>,
-    /// Whether values written in this transaction are compressed.
-    compress: bool,
+    /// How values written in this transaction are encoded.
+    codec: Arc<encoding::Codec>,
 }
 
 impl Tx<'_> {
@@ -1095,7 +1131,7 @@ impl Tx<'_> {
     }
 
     pub fn put_raw(&mut self, seq: MessageSeq, raw: &[u8]) -> Result<()> {
-        let value = encoding::encode_tagged(raw, self.compress);
+        let value = self.codec.encode_tagged(encoding::Kind::Raw, raw);
         self.txn
             .open_table(RAW_ENCODED)?
             .insert(seq, value.as_slice())?;
@@ -1117,7 +1153,7 @@ impl Tx<'_> {
 
     /// A message record as stored: compressed when the store compresses.
     fn enc_message(&self, m: &MessageRecord) -> Vec<u8> {
-        encoding::encode_record(enc(m), self.compress)
+        self.codec.encode_record(encoding::Kind::Message, enc(m))
     }
 
     /// Stores a message record and links it to its ticket, if any.
@@ -1195,7 +1231,8 @@ impl Tx<'_> {
         self.search_dirty(t.id);
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
-            let old = tickets.insert(t.id, enc(t).as_slice())?;
+            let value = self.codec.encode_record(encoding::Kind::Ticket, enc(t));
+            let old = tickets.insert(t.id, value.as_slice())?;
             match old {
                 // Only the fields that matter, not the whole record.
                 Some(v) => {
@@ -1301,9 +1338,10 @@ impl Tx<'_> {
         self.mark_report_dirty(ticket.id)?;
         let n = ticket.next_event;
         ticket.next_event += 1;
+        let value = self.codec.encode_record(encoding::Kind::Event, enc(&event));
         self.txn
             .open_table(EVENTS)?
-            .insert((ticket.id, n), enc(&event).as_slice())?;
+            .insert((ticket.id, n), value.as_slice())?;
         Ok(())
     }
 

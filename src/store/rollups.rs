@@ -138,7 +138,10 @@ impl Tx<'_> {
             for d in new_days.difference(&old_days) {
                 days.insert((*d, id), ())?;
             }
-            summaries.insert(id, enc(&new).as_slice())?;
+            let value = self
+                .codec
+                .encode_record(super::encoding::Kind::Summary, enc(&new));
+            summaries.insert(id, value.as_slice())?;
         }
         Ok(())
     }

@@ -1,0 +1,316 @@
+//! Each store's own compression dictionaries (see `encoding.rs` for why).
+//!
+//! A kind of value (raw mail, message records, tickets, events, report
+//! summaries) is written without a dictionary until `dictionary_after`
+//! values of it went through the codec (1,000 by default). The next write
+//! first trains a dictionary from the newest stored values of that kind
+//! (decoded, mail addresses cut out), keeps it in `dictionaries` under its
+//! id and names it in META `dictionary:<kind>`, in a durable commit of its
+//! own; only then does the codec use it. So no value on disk ever names a
+//! dictionary that is not on disk before it: redb commits are ordered, and
+//! a crash loses a suffix of lazy commits, never the durable one before.
+//!
+//! Dictionaries are never changed or deleted while a value may name them;
+//! `postdesk compact` re-encodes every value with the current ones.
+//! Values written before a dictionary existed stay as they are (zstd
+//! without a dictionary, deflate or plain) and read as before.
+
+use super::encoding::{self, Codec, Encoder, Kind};
+use super::*;
+
+/// Dictionary id → dictionary bytes: every dictionary a value may name.
+pub(super) const DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::new("dictionaries");
+
+/// Values of a kind written without a dictionary before one is trained,
+/// and how many of the newest ones it is trained on.
+pub const DEFAULT_DICTIONARY_AFTER: u64 = 1000;
+
+fn meta_key(kind: Kind) -> String {
+    format!("dictionary:{}", kind.name())
+}
+
+/// Up to `n` of the newest stored values of `kind`, decoded.
+fn samples(r: &redb::ReadTransaction, kind: Kind, n: usize) -> Result<Vec<Vec<u8>>> {
+    fn newest<K: redb::Key + 'static>(
+        t: &impl ReadableTable<K, &'static [u8]>,
+        table: &'static str,
+        n: usize,
+        decode: impl Fn(&[u8]) -> std::result::Result<Vec<u8>, encoding::DecodeError>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(n);
+        for item in t.iter()?.rev().take(n) {
+            let (_, v) = item?;
+            out.push(decode(v.value()).map_err(|source| StoreError::Encoding { table, source })?);
+        }
+        Ok(out)
+    }
+    let record = |v: &[u8]| encoding::decode_record(v).map(|c| c.into_owned());
+    match kind {
+        Kind::Raw => newest(
+            &r.open_table(RAW_ENCODED)?,
+            "raw_encoded",
+            n,
+            encoding::decode_tagged,
+        ),
+        Kind::Message => newest(&r.open_table(MESSAGES)?, "messages", n, record),
+        Kind::Ticket => newest(&r.open_table(TICKETS)?, "tickets", n, record),
+        Kind::Event => newest(&r.open_table(EVENTS)?, "events", n, record),
+        Kind::Summary => newest(
+            &r.open_table(rollups::REPORT_SUMMARIES)?,
+            "report_summaries",
+            n,
+            record,
+        ),
+    }
+}
+
+impl Store {
+    /// Registers every dictionary of the store and puts the current one of
+    /// each kind in the codec (at open).
+    pub(super) fn load_dictionaries(&self) -> Result<()> {
+        let r = self.db()?.0.begin_read()?;
+        let dictionaries = r.open_table(DICTIONARIES)?;
+        for item in dictionaries.iter()? {
+            let (_, v) = item?;
+            encoding::register(v.value())?;
+        }
+        let meta = r.open_table(META)?;
+        let mut encoders: [Option<Arc<Encoder>>; 5] = Default::default();
+        for (slot, kind) in encoders.iter_mut().zip(Kind::ALL) {
+            let Some(id) = meta.get(meta_key(kind).as_str())? else {
+                continue;
+            };
+            let id = u32::try_from(id.value()).unwrap_or(0);
+            match dictionaries.get(id)? {
+                Some(bytes) => *slot = Some(Arc::new(Encoder::new(bytes.value())?)),
+                None => tracing::warn!(
+                    kind = kind.name(),
+                    id = format_args!("{id:08x}"),
+                    "the store names a dictionary it does not hold; training a new one"
+                ),
+            }
+        }
+        let compress = self.codec().compresses();
+        self.set_codec(Codec::new(compress, encoders));
+        Ok(())
+    }
+
+    /// Trains what [`Codec::untrained`] says is due; called before a write
+    /// transaction begins. Only one thread trains at a time, and a write
+    /// made by the training itself does not train again.
+    pub(super) fn train_due_dictionaries(&self) {
+        let after = self.shared.dictionary_after.load(Ordering::Relaxed);
+        if self.codec().untrained(after).is_empty() {
+            return;
+        }
+        let Ok(_training) = self.shared.training.try_lock() else {
+            return;
+        };
+        let due = self.codec().untrained(after);
+        if due.is_empty() {
+            return;
+        }
+        if let Err(e) = self.train_dictionaries(&due) {
+            tracing::warn!(error = %e, "training compression dictionaries failed; writing without");
+        }
+    }
+
+    /// Trains and stores a dictionary for each of `kinds` from the newest
+    /// `dictionary_after` values of that kind, then writes with them.
+    /// Returns the kinds that got one (too few or too uniform samples give
+    /// none; the kind tries again after as many values more).
+    pub fn train_dictionaries(&self, kinds: &[Kind]) -> Result<Vec<Kind>> {
+        let n = self.shared.dictionary_after.load(Ordering::Relaxed).max(1) as usize;
+        let mut trained: Vec<(Kind, Vec<u8>)> = Vec::new();
+        {
+            let r = self.db()?.0.begin_read()?;
+            for &kind in kinds {
+                let samples = samples(&r, kind, n)?;
+                let started = Instant::now();
+                match encoding::train(kind, &samples) {
+                    Some(d) => {
+                        tracing::info!(
+                            kind = kind.name(),
+                            samples = samples.len(),
+                            bytes = d.len(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "compression dictionary trained"
+                        );
+                        trained.push((kind, d));
+                    }
+                    None => tracing::info!(
+                        kind = kind.name(),
+                        samples = samples.len(),
+                        "too little to train a compression dictionary from; trying later"
+                    ),
+                }
+            }
+        }
+        let mut encoders = self.codec().encoders().clone();
+        let mut done = Vec::new();
+        let mut stored = Vec::new();
+        for (kind, bytes) in trained {
+            match Encoder::new(&bytes) {
+                Ok(e) => {
+                    encoders[kind as usize] = Some(Arc::new(e));
+                    stored.push((kind, bytes));
+                }
+                // A clash of ids (one in four billion) or an unusable
+                // dictionary: this kind goes on without one.
+                Err(e) => tracing::warn!(kind = kind.name(), error = %e, "dictionary not used"),
+            }
+        }
+        if !stored.is_empty() {
+            // Durable, and before any value uses it (see the module comment).
+            self.write(|tx| {
+                let mut t = tx.txn.open_table(DICTIONARIES)?;
+                let mut meta = tx.txn.open_table(META)?;
+                for (kind, bytes) in &stored {
+                    let id = encoding::dictionary_id(bytes);
+                    t.insert(id, bytes.as_slice())?;
+                    meta.insert(meta_key(*kind).as_str(), u64::from(id))?;
+                }
+                Ok(())
+            })?;
+            done = stored.iter().map(|(k, _)| *k).collect();
+        }
+        let old = self.codec();
+        let fresh = Codec::new(old.compresses(), encoders);
+        // Kinds that failed start counting again; the others carry over.
+        fresh.carry_counts(&old, kinds);
+        self.set_codec(fresh);
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::encoding::dictionary_of;
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-dict-{name}-{}-{}",
+            std::process::id(),
+            crate::clock::Clock::system().now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn mail(i: u64) -> Vec<u8> {
+        format!(
+            "From: Customer {i} <c{i}@example.org>\r\nTo: support@example.test\r\n\
+             Subject: Printer {i} jams again\r\nMessage-ID: <m{i}@example.org>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n\
+             Hello, the printer on floor {i} jams whenever we print more than ten pages.\r\n\
+             We tried another paper tray. Could somebody have a look this week?\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// Writes ticket `i` with its raw mail, record and an event.
+    fn write_ticket(store: &Store, i: u64) {
+        store
+            .write(|tx| {
+                let mut t = Ticket::new(i, &format!("c{i}@example.org"), i as i64);
+                t.subject = format!("Printer {i} jams again");
+                tx.put_raw(i, &mail(i))?;
+                tx.put_message_unlisted(&MessageRecord {
+                    seq: i,
+                    ticket: Some(i),
+                    message_id: format!("m{i}@example.org"),
+                    direction: Direction::Inbound,
+                    kind: MessageKind::Customer,
+                    from: format!("c{i}@example.org"),
+                    to: vec!["support@example.test".into()],
+                    subject: t.subject.clone(),
+                    date: i as i64,
+                    text: String::from_utf8_lossy(&mail(i)).into_owned(),
+                    stranger: None,
+                })?;
+                tx.add_event(
+                    &mut t,
+                    Event {
+                        at: i as i64,
+                        kind: "created".into(),
+                        actor: format!("c{i}@example.org"),
+                        detail: format!("by mail, queue support, message {i}"),
+                        message: Some(i),
+                    },
+                )?;
+                tx.put_ticket(&t)
+            })
+            .unwrap();
+    }
+
+    fn stored(store: &Store, table: TableDefinition<u64, &[u8]>, key: u64) -> Vec<u8> {
+        let r = store.db().unwrap().0.begin_read().unwrap();
+        let t = r.open_table(table).unwrap();
+        t.get(key).unwrap().unwrap().value().to_vec()
+    }
+
+    #[test]
+    fn dictionaries_are_trained_stored_before_use_and_travel_with_backups() {
+        let dir = temp("train");
+        let store = Store::open(&dir).unwrap();
+        store.set_dictionary_after(40);
+        for i in 1..=60 {
+            write_ticket(&store, i);
+        }
+        // Trained once 40 values of each kind were written; the later
+        // values name their kind's dictionary.
+        let r = store.db().unwrap().0.begin_read().unwrap();
+        let meta = r.open_table(META).unwrap();
+        let dictionaries = r.open_table(DICTIONARIES).unwrap();
+        for kind in [Kind::Raw, Kind::Message, Kind::Ticket] {
+            let id = meta
+                .get(meta_key(kind).as_str())
+                .unwrap()
+                .unwrap_or_else(|| panic!("no {} dictionary", kind.name()))
+                .value() as u32;
+            assert!(dictionaries.get(id).unwrap().is_some());
+        }
+        drop((meta, dictionaries, r));
+        let raw = stored(&store, RAW_ENCODED, 60);
+        let record = stored(&store, MESSAGES, 60);
+        let ticket = stored(&store, TICKETS, 60);
+        for v in [&raw, &record, &ticket] {
+            assert!(
+                dictionary_of(v).is_some_and(|id| id != 0),
+                "{:?}",
+                &v[..8]
+            );
+        }
+        // Early values kept what they were written with (zstd alone).
+        assert_eq!(dictionary_of(&stored(&store, RAW_ENCODED, 1)), Some(0));
+        let check = |store: &Store| {
+            for i in [1, 39, 41, 60] {
+                assert_eq!(store.raw(i).unwrap().unwrap(), mail(i));
+                assert_eq!(store.message(i).unwrap().unwrap().subject, format!("Printer {i} jams again"));
+                let t = store.ticket(i).unwrap().unwrap();
+                assert_eq!(t.requester, format!("c{i}@example.org"));
+                assert_eq!(store.ticket_events(i).unwrap()[0].detail, format!("by mail, queue support, message {i}"));
+            }
+        };
+        check(&store);
+        // A backup carries the dictionaries: restored into an empty data
+        // directory, every value reads.
+        let backup = dir.join("backup.redb");
+        store.backup_to(&backup).unwrap();
+        drop(store);
+        let restored = dir.join("restored");
+        super::super::backup::restore(&backup, &restored).unwrap();
+        check(&Store::open(&restored).unwrap());
+        // Reopened, the store writes with the same dictionaries.
+        let store = Store::open(&dir).unwrap();
+        check(&store);
+        write_ticket(&store, 61);
+        assert_eq!(
+            dictionary_of(&stored(&store, TICKETS, 61)),
+            dictionary_of(&ticket)
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
