@@ -24,6 +24,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
     let store = Store::open(&data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    store.set_compression(cfg.store.compress);
+    store.set_dictionary_after(cfg.store.dictionary_after);
     let search = crate::search_index::SearchIndex::start(&data_dir, store.clone())
         .context("cannot open the search index")?;
     let token_secret = match cfg.token_secret()? {

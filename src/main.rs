@@ -447,9 +447,15 @@ fn compact(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match postdesk::store::compact(&cfg.data_dir()) {
+    match postdesk::store::compact(&cfg.data_dir(), cfg.store.compress) {
         Ok(done) => {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            println!(
+                "rewritten as the store writes now: {} values, {:.1} MiB → {:.1} MiB",
+                done.recoded.values,
+                mib(done.recoded.bytes_before),
+                mib(done.recoded.bytes_after)
+            );
             println!(
                 "{:<24} {:>10} {:>12} {:>12}",
                 "table", "entries", "stored MiB", "overhead MiB"

@@ -51,6 +51,9 @@ pub struct Config {
     /// Verifying the senders of SMTP mail; see [`AuthConfig`].
     #[serde(default)]
     pub auth: AuthConfig,
+    /// How the store writes values; see [`StoreConfig`].
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Directory holding the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -388,6 +391,28 @@ impl Default for TokensConfig {
             reply_lifetime: Duration::from_secs(365 * 86400),
             agent_lifetime: Duration::from_secs(180 * 86400),
             secret_file: None,
+        }
+    }
+}
+
+/// `[store]`: how new values are written. Whatever is chosen, every value
+/// already stored reads as before.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Compress raw mail and records (zstd with the store's own
+    /// dictionaries). Off trades disk for a little CPU.
+    pub compress: bool,
+    /// Values of a kind written before its dictionary is trained from the
+    /// newest of them.
+    pub dictionary_after: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            compress: true,
+            dictionary_after: 1000,
         }
     }
 }

@@ -64,6 +64,164 @@ pub enum CompactError {
 pub struct Compacted {
     pub before: StoreSize,
     pub after: StoreSize,
+    pub recoded: Recoded,
+}
+
+/// Values rewritten with the current encoding by [`Store::recode`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recoded {
+    pub values: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Values rewritten per write transaction: a large store is recoded in
+/// many bounded commits, not in one that holds it all in memory.
+const RECODE_BATCH: usize = 2000;
+
+/// Whether `value` is written otherwise than `codec` would write it now.
+fn outdated(value: &[u8], codec: &encoding::Codec, kind: encoding::Kind, tagged: bool) -> bool {
+    let compressed = matches!(value.first(), Some(&encoding::ZSTD | &encoding::DEFLATE));
+    if !codec.compresses() {
+        return compressed;
+    }
+    let wanted = codec.encoders()[kind as usize]
+        .as_ref()
+        .map_or(0, |e| e.id());
+    match encoding::dictionary_of(value) {
+        Some(id) => id != wanted,
+        // Deflate (earlier versions), or plain: plain raw values are tagged,
+        // plain records are JSON; small ones stay plain when recoded.
+        None => compressed || (tagged && value.first() == Some(&encoding::PLAIN)) || !tagged,
+    }
+}
+
+fn recode_table<K>(
+    store: &Store,
+    table: TableDefinition<K, &'static [u8]>,
+    name: &'static str,
+    kind: encoding::Kind,
+    tagged: bool,
+    done: &mut Recoded,
+) -> Result<()>
+where
+    K: redb::Key + Copy + 'static + for<'a> redb::Value<SelfType<'a> = K>,
+{
+    let codec = store.codec();
+    let mut after: Option<K> = None;
+    loop {
+        let batch: Vec<(K, Vec<u8>)> = {
+            let r = store.db()?.0.begin_read()?;
+            let t = r.open_table(table)?;
+            let range = match after {
+                Some(k) => {
+                    t.range::<K>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))?
+                }
+                None => t.range::<K>(..)?,
+            };
+            let mut batch = Vec::with_capacity(RECODE_BATCH);
+            for item in range.take(RECODE_BATCH) {
+                let (k, v) = item?;
+                batch.push((k.value(), v.value().to_vec()));
+            }
+            batch
+        };
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
+        after = Some(last);
+        let mut changed = Vec::new();
+        for (k, v) in batch {
+            if !outdated(&v, &codec, kind, tagged) {
+                continue;
+            }
+            let fresh = if tagged {
+                let bytes = encoding::decode_tagged(&v).map_err(|source| StoreError::Encoding {
+                    table: name,
+                    source,
+                })?;
+                codec.encode_tagged(kind, &bytes)
+            } else {
+                let json = encoding::decode_record(&v).map_err(|source| StoreError::Encoding {
+                    table: name,
+                    source,
+                })?;
+                codec.encode_record(kind, json.into_owned())
+            };
+            if fresh != v {
+                done.values += 1;
+                done.bytes_before += v.len() as u64;
+                done.bytes_after += fresh.len() as u64;
+                changed.push((k, fresh));
+            }
+        }
+        if !changed.is_empty() {
+            store.write(|tx| {
+                let mut t = tx.txn.open_table(table)?;
+                for (k, v) in &changed {
+                    t.insert(*k, v.as_slice())?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
+
+impl Store {
+    /// Rewrites every raw message, message record, ticket, event and report
+    /// summary that is not written the way the store writes now: with
+    /// compression on, with each kind's dictionary (trained first where a
+    /// kind has none yet); with it off, plain. Values read the same before
+    /// and after. Part of `postdesk compact`.
+    pub fn recode(&self) -> Result<Recoded> {
+        use encoding::Kind;
+        let codec = self.codec();
+        if codec.compresses() {
+            let missing: Vec<Kind> = Kind::ALL
+                .into_iter()
+                .filter(|k| codec.encoders()[*k as usize].is_none())
+                .collect();
+            if !missing.is_empty() {
+                self.train_dictionaries(&missing)?;
+            }
+        }
+        let mut done = Recoded::default();
+        // Untagged raw values of the oldest stores move to `raw_encoded`.
+        loop {
+            let batch: Vec<(u64, Vec<u8>)> = {
+                let r = self.db()?.0.begin_read()?;
+                let t = r.open_table(RAW)?;
+                let mut batch = Vec::new();
+                for item in t.iter()?.take(RECODE_BATCH) {
+                    let (k, v) = item?;
+                    batch.push((k.value(), v.value().to_vec()));
+                }
+                batch
+            };
+            if batch.is_empty() {
+                break;
+            }
+            self.write(|tx| {
+                for (seq, bytes) in &batch {
+                    tx.put_raw(*seq, bytes)?;
+                }
+                Ok(())
+            })?;
+        }
+        recode_table(self, RAW_ENCODED, "raw_encoded", Kind::Raw, true, &mut done)?;
+        recode_table(self, MESSAGES, "messages", Kind::Message, false, &mut done)?;
+        recode_table(self, TICKETS, "tickets", Kind::Ticket, false, &mut done)?;
+        recode_table(self, EVENTS, "events", Kind::Event, false, &mut done)?;
+        recode_table(
+            self,
+            super::rollups::REPORT_SUMMARIES,
+            "report_summaries",
+            Kind::Summary,
+            false,
+            &mut done,
+        )?;
+        Ok(done)
+    }
 }
 
 fn sizes_of(db: &impl ReadableDatabase, path: &Path) -> Result<StoreSize> {
@@ -110,19 +268,39 @@ impl Store {
     }
 }
 
-/// Compacts the store of `data_dir` in place (the daemon stopped): returns
+/// Compacts the store of `data_dir` in place (the daemon stopped): values
+/// are rewritten as the store writes now (`compress`: see
+/// [`Store::recode`]), then free pages go back to the file system. Returns
 /// the sizes before and after.
-pub fn compact(data_dir: &Path) -> std::result::Result<Compacted, CompactError> {
+pub fn compact(data_dir: &Path, compress: bool) -> std::result::Result<Compacted, CompactError> {
     let path = data_dir.join("postdesk.redb");
     if !path.exists() {
         return Err(CompactError::NoStore(path));
     }
+    let before = {
+        let db = match redb::Builder::new().set_cache_size(CACHE_BYTES).open(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(CompactError::InUse(path)),
+            Err(e) => return Err(StoreError::Open(e).into()),
+        };
+        sizes_of(&db, &path)?
+    };
+    let recoded = {
+        let store = match Store::open(data_dir) {
+            Ok(s) => s,
+            Err(StoreError::Open(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(CompactError::InUse(path));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        store.set_compression(compress);
+        store.recode()?
+    };
     let mut db = match redb::Builder::new().set_cache_size(CACHE_BYTES).open(&path) {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(CompactError::InUse(path)),
         Err(e) => return Err(StoreError::Open(e).into()),
     };
-    let before = sizes_of(&db, &path)?;
     let _span = tracing::info_span!("compact", path = %path.display()).entered();
     // Each pass moves what it can; redb says when nothing more moved.
     for _ in 0..16 {
@@ -134,7 +312,11 @@ pub fn compact(data_dir: &Path) -> std::result::Result<Compacted, CompactError> 
     }
     let after = sizes_of(&db, &path)?;
     drop(db);
-    Ok(Compacted { before, after })
+    Ok(Compacted {
+        before,
+        after,
+        recoded,
+    })
 }
 
 #[cfg(test)]
@@ -172,9 +354,9 @@ mod tests {
         let sizes = store.sizes().unwrap();
         assert!(sizes.tables.iter().any(|t| t.name == "raw_encoded"));
         // The daemon (here: this open store) holds the file.
-        assert!(matches!(compact(&dir), Err(CompactError::InUse(_))));
+        assert!(matches!(compact(&dir, true), Err(CompactError::InUse(_))));
         drop(store);
-        let done = compact(&dir).unwrap();
+        let done = compact(&dir, true).unwrap();
         assert!(
             done.after.file_bytes < done.before.file_bytes,
             "{} → {}",
@@ -187,7 +369,7 @@ mod tests {
         assert_eq!(store.raw(5).unwrap().unwrap(), b"again\r\n");
         drop(store);
         assert!(matches!(
-            compact(&dir.join("nothing")),
+            compact(&dir.join("nothing"), true),
             Err(CompactError::NoStore(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);

@@ -276,21 +276,23 @@ mod tests {
         let record = stored(&store, MESSAGES, 60);
         let ticket = stored(&store, TICKETS, 60);
         for v in [&raw, &record, &ticket] {
-            assert!(
-                dictionary_of(v).is_some_and(|id| id != 0),
-                "{:?}",
-                &v[..8]
-            );
+            assert!(dictionary_of(v).is_some_and(|id| id != 0), "{:?}", &v[..8]);
         }
         // Early values kept what they were written with (zstd alone).
         assert_eq!(dictionary_of(&stored(&store, RAW_ENCODED, 1)), Some(0));
         let check = |store: &Store| {
             for i in [1, 39, 41, 60] {
                 assert_eq!(store.raw(i).unwrap().unwrap(), mail(i));
-                assert_eq!(store.message(i).unwrap().unwrap().subject, format!("Printer {i} jams again"));
+                assert_eq!(
+                    store.message(i).unwrap().unwrap().subject,
+                    format!("Printer {i} jams again")
+                );
                 let t = store.ticket(i).unwrap().unwrap();
                 assert_eq!(t.requester, format!("c{i}@example.org"));
-                assert_eq!(store.ticket_events(i).unwrap()[0].detail, format!("by mail, queue support, message {i}"));
+                assert_eq!(
+                    store.ticket_events(i).unwrap()[0].detail,
+                    format!("by mail, queue support, message {i}")
+                );
             }
         };
         check(&store);
@@ -310,6 +312,47 @@ mod tests {
             dictionary_of(&stored(&store, TICKETS, 61)),
             dictionary_of(&ticket)
         );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn compact_rewrites_older_values_with_dictionaries_or_plain() {
+        let dir = temp("compact");
+        let store = Store::open(&dir).unwrap();
+        store.set_dictionary_after(u64::MAX);
+        for i in 1..=300 {
+            write_ticket(&store, i);
+        }
+        assert_eq!(dictionary_of(&stored(&store, TICKETS, 300)), Some(0));
+        drop(store);
+        let done = super::super::compact(&dir, true).unwrap();
+        assert!(done.recoded.values >= 900, "{:?}", done.recoded);
+        assert!(
+            done.recoded.bytes_after < done.recoded.bytes_before,
+            "{:?}",
+            done.recoded
+        );
+        let store = Store::open(&dir).unwrap();
+        for i in [1, 150, 300] {
+            for table in [RAW_ENCODED, MESSAGES, TICKETS] {
+                assert!(dictionary_of(&stored(&store, table, i)).is_some_and(|id| id != 0));
+            }
+            assert_eq!(store.raw(i).unwrap().unwrap(), mail(i));
+            assert_eq!(
+                store.ticket(i).unwrap().unwrap().subject,
+                format!("Printer {i} jams again")
+            );
+            assert_eq!(store.ticket_events(i).unwrap()[0].message, Some(i));
+        }
+        drop(store);
+        // Compression switched off: compact writes everything plain again.
+        super::super::compact(&dir, false).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(stored(&store, RAW_ENCODED, 7)[0], encoding::PLAIN);
+        assert_eq!(stored(&store, TICKETS, 7)[0], b'{');
+        assert_eq!(store.raw(7).unwrap().unwrap(), mail(7));
+        assert_eq!(store.message(7).unwrap().unwrap().seq, 7);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -421,7 +421,14 @@ pub fn dictionary_of(value: &[u8]) -> Option<u32> {
 /// outlive its owner's erasure; see `dictionaries.rs`).
 pub fn train(kind: Kind, samples: &[Vec<u8>]) -> Option<Vec<u8>> {
     let masked: Vec<Vec<u8>> = samples.iter().map(|s| without_addresses(s)).collect();
-    zstd::dict::from_samples(&masked, kind.dictionary_bytes()).ok()
+    // zstd wants many times the dictionary's size in samples; a small
+    // store (or a `compact` of one) gets a smaller dictionary.
+    let total: usize = masked.iter().map(Vec::len).sum();
+    let size = kind.dictionary_bytes().min(total / 8);
+    if size < 1024 {
+        return None;
+    }
+    zstd::dict::from_samples(&masked, size).ok()
 }
 
 /// `bytes` with every `local@domain` cut down to `@`.
@@ -556,7 +563,16 @@ mod tests {
     fn a_trained_dictionary_shrinks_small_records_and_is_needed_to_read_them() {
         let samples = events(1000);
         let dictionary = train(Kind::Event, &samples).expect("trained");
-        let with = Codec::new(true, [None, None, None, Some(Arc::new(Encoder::new(&dictionary).unwrap())), None]);
+        let with = Codec::new(
+            true,
+            [
+                None,
+                None,
+                None,
+                Some(Arc::new(Encoder::new(&dictionary).unwrap())),
+                None,
+            ],
+        );
         let event = &events(1003)[1001];
         // Without a dictionary an event is too small to compress at all.
         assert_eq!(on().encode_record(Kind::Event, event.clone()), *event);
@@ -566,7 +582,10 @@ mod tests {
         assert!(z.len() * 2 < event.len(), "{} of {}", z.len(), event.len());
         assert_eq!(&*decode_record(&z).unwrap(), event.as_slice());
         // Other kinds do not use it.
-        assert_eq!(dictionary_of(&with.encode_tagged(Kind::Raw, &mail())), Some(0));
+        assert_eq!(
+            dictionary_of(&with.encode_tagged(Kind::Raw, &mail())),
+            Some(0)
+        );
         // A value naming a dictionary nobody registered is an error.
         let mut orphan = z.clone();
         orphan[1..5].copy_from_slice(&0x0bad_cafeu32.to_le_bytes());

@@ -10,7 +10,7 @@ pub use backup::{BackupSummary, inspect_backup, restore};
 mod compact;
 mod dictionaries;
 mod encoding;
-pub use compact::{CompactError, Compacted, StoreSize, TableSize, compact};
+pub use compact::{CompactError, Compacted, Recoded, StoreSize, TableSize, compact};
 mod search;
 pub use search::{MessageExtras, SEARCH_DIR};
 mod search_queue;
