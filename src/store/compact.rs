@@ -80,7 +80,7 @@ pub struct Recoded {
 const RECODE_BATCH: usize = 2000;
 
 /// Whether `value` is written otherwise than `codec` would write it now.
-fn outdated(value: &[u8], codec: &encoding::Codec, kind: encoding::Kind, tagged: bool) -> bool {
+fn outdated(value: &[u8], codec: &encoding::Codec, kind: encoding::Kind) -> bool {
     let compressed = matches!(value.first(), Some(&encoding::ZSTD | &encoding::DEFLATE));
     if !codec.compresses() {
         return compressed;
@@ -90,9 +90,9 @@ fn outdated(value: &[u8], codec: &encoding::Codec, kind: encoding::Kind, tagged:
         .map_or(0, |e| e.id());
     match encoding::dictionary_of(value) {
         Some(id) => id != wanted,
-        // Deflate (earlier versions), or plain: plain raw values are tagged,
-        // plain records are JSON; small ones stay plain when recoded.
-        None => compressed || (tagged && value.first() == Some(&encoding::PLAIN)) || !tagged,
+        // Deflate (earlier versions) or plain: worth a try (a value that
+        // comes out the same, e.g. a small one staying plain, is not written).
+        None => true,
     }
 }
 
@@ -132,7 +132,7 @@ where
         after = Some(last);
         let mut changed = Vec::new();
         for (k, v) in batch {
-            if !outdated(&v, &codec, kind, tagged) {
+            if !outdated(&v, &codec, kind) {
                 continue;
             }
             let fresh = if tagged {
