@@ -341,6 +341,68 @@ fn settled(d: &Daemon, sink: &Sink, n: usize) {
     assert_eq!(sink.count(), n, "mail went out: {}", sink.log());
 }
 
+/// A live ticket of `customer` (Message-ID `<live-d1@customer.test>`),
+/// answered and resolved by alice; returns its id once the customer has the
+/// acknowledgement, the reply and the survey.
+fn resolved_live_ticket(d: &Daemon, sink: &Sink, customer: &str) -> String {
+    let live = mail(
+        &format!("Dave <{customer}>"),
+        "Scanner offline",
+        "<live-d1@customer.test>",
+        &[],
+        "The scanner is offline.\n",
+    );
+    let id = d.ticket_of(d.send_ok(customer, &[SUPPORT], &live));
+    sink.nth_to(customer, 1);
+    post_json(
+        d,
+        &format!("/api/v1/tickets/{id}/reply"),
+        serde_json::json!({"agent": "alice", "body": "Restarted it.", "commands": ["#resolve"]}),
+    );
+    sink.nth_to(customer, 3);
+    id
+}
+
+/// Imported as new (the default), history that threads into a resolved
+/// ticket reopens it as it always did, but mails nobody: the reopened
+/// notice is for a customer writing now.
+#[test]
+fn history_imported_as_new_into_a_resolved_ticket_mails_nobody() {
+    let sink = Sink::start();
+    let d = Daemon::start_with(&sink, |c| {
+        c.with_public();
+        c.rules_files
+            .push(("customer.toml".into(), STAGES_ON.to_string()));
+    });
+    let dave = "dave@customer.test";
+    let id = resolved_live_ticket(&d, &sink, dave);
+    let before = sink.count();
+    settled(&d, &sink, before);
+    let dir = TempDir::new("import-new");
+    let mbox = dir.path.join("history.mbox");
+    small_mbox(
+        &mbox,
+        &[(
+            dave,
+            history(
+                &format!("Dave <{dave}>"),
+                "Re: Scanner offline",
+                "h-d2@customer.test",
+                Some("live-d1@customer.test"),
+                "It is offline again.",
+            ),
+        )],
+    );
+    let (ok, out, err) = import_with(&d.config_path, &mbox, &[]);
+    assert!(ok, "import failed: {out}{err}\n{}", d.log_tail(20));
+    assert_eq!(summary(&out), (1, 1, 0, 0), "{out}{err}");
+    d.wait_processed(Duration::from_secs(60));
+    let t = d.ticket(&id);
+    assert_eq!(t["status"], "open", "{t}");
+    assert_eq!(kinds(&t, "reopened").len(), 1, "{t}");
+    settled(&d, &sink, before);
+}
+
 #[test]
 fn history_imported_as_resolved_stays_out_of_the_queue_sends_nothing_and_reopens_on_a_reply() {
     use common::web::*;
@@ -351,24 +413,8 @@ fn history_imported_as_resolved_stays_out_of_the_queue_sends_nothing_and_reopens
         c.rules_files
             .push(("customer.toml".into(), STAGES_ON.to_string()));
     });
-    // A live ticket, answered and resolved by alice: acknowledgement,
-    // notification, reply, survey.
     let dave = "dave@customer.test";
-    let live = mail(
-        &format!("Dave <{dave}>"),
-        "Scanner offline",
-        "<live-d1@customer.test>",
-        &[],
-        "The scanner is offline.\n",
-    );
-    let live_id = d.ticket_of(d.send_ok(dave, &[SUPPORT], &live));
-    sink.nth_to(dave, 1);
-    post_json(
-        &d,
-        &format!("/api/v1/tickets/{live_id}/reply"),
-        serde_json::json!({"agent": "alice", "body": "Restarted it.", "commands": ["#resolve"]}),
-    );
-    sink.nth_to(dave, 3);
+    let live_id = resolved_live_ticket(&d, &sink, dave);
     let before = sink.count();
     settled(&d, &sink, before);
 

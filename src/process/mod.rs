@@ -435,7 +435,10 @@ impl Processor {
                     start_sla(tx, &mut ticket, &rules, now)?;
                 }
                 self.call_off_survey(tx, &mut ticket, "the customer reopened the ticket", now)?;
-                self.reopened_notice(tx, &rules, &mut ticket, now)?;
+                // Imported history mails nobody: the notice is for a customer writing now.
+                if msg.env.source != Source::Import {
+                    self.reopened_notice(tx, &rules, &mut ticket, now)?;
+                }
             }
             Some(Status::New | Status::Open) => {}
         }
