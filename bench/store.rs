@@ -196,6 +196,7 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
                     helo: "bench".into(),
                     imap: None,
                     sender_auth: None,
+                    imported_as: None,
                 };
                 (env, message(k, corpus))
             })

@@ -1190,19 +1190,29 @@ async fn reindex(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<axum:
     })))
 }
 
-/// `POST /api/v1/import?from=SENDER`: one message of imported history (the
-/// body, byte for byte), see `import.rs`. 202 when spooled, 200 when the
-/// store holds it already, 400 when it is not a message.
+/// `POST /api/v1/import?from=SENDER&status=new|resolved|closed`: one
+/// message of imported history (the body, byte for byte), see `import.rs`.
+/// 202 when spooled, 200 when the store holds it already, 400 when it is
+/// not a message or the status is none of the three.
 async fn import_message(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(q): Query<std::collections::HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    use crate::import::{ImportError, Imported, take};
+    use crate::import::{HistoryStatus, ImportError, Imported, take};
     authorize(&headers, &s)?;
     let from = q.get("from").cloned().unwrap_or_default();
-    match take(&s.processor, &s.spool, body.to_vec(), from).await {
+    let status = match q.get("status").map(String::as_str) {
+        None | Some("") => HistoryStatus::New,
+        Some(v) => HistoryStatus::parse(v).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "status={v:?}: imported history is {}",
+                HistoryStatus::CHOICES
+            ))
+        })?,
+    };
+    match take(&s.processor, &s.spool, body.to_vec(), from, status).await {
         Ok(Imported::Spooled(seq)) => Ok((
             StatusCode::ACCEPTED,
             axum::Json(json!({ "status": "spooled", "seq": seq.to_string() })),

@@ -7,11 +7,62 @@
 //! notify no agent and start no SLA clock. A message the store already
 //! holds (the processor's own dedup rule: Message-ID and body, or the whole
 //! content's hash) is not spooled again, which makes an import repeatable.
+//!
+//! History may be imported as finished ([`HistoryStatus`]): the tickets it
+//! opens are resolved or closed from the start, so years of answered mail do
+//! not land in the agents' queue, and its messages change no ticket's status.
 
-use crate::model::{Envelope, MessageSeq, Source};
+use crate::model::{Envelope, MessageSeq, Source, Status};
 use crate::process::Processor;
 use crate::spool::Spool;
 use crate::store::StoreError;
+
+/// The status imported history gives the tickets it opens (`postdesk
+/// import --status`, `POST /api/v1/import?status=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HistoryStatus {
+    /// Tickets to work on, like mail that arrives now (the default).
+    #[default]
+    New,
+    /// Answered history: out of the open queue, reopened by a customer's reply.
+    Resolved,
+    /// Finished history: a customer's reply opens a follow-up ticket.
+    Closed,
+}
+
+impl HistoryStatus {
+    /// The accepted spellings, for error messages.
+    pub const CHOICES: &'static str = "new, resolved or closed";
+
+    /// Parses `new`, `resolved` or `closed` (any case).
+    pub fn parse(s: &str) -> Option<HistoryStatus> {
+        [
+            HistoryStatus::New,
+            HistoryStatus::Resolved,
+            HistoryStatus::Closed,
+        ]
+        .into_iter()
+        .find(|h| s.eq_ignore_ascii_case(h.as_str()))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryStatus::New => "new",
+            HistoryStatus::Resolved => "resolved",
+            HistoryStatus::Closed => "closed",
+        }
+    }
+
+    /// What the envelope carries ([`Envelope::imported_as`]): the finished
+    /// status, or None for new (so such an envelope is stored as before).
+    pub fn finished(self) -> Option<Status> {
+        match self {
+            HistoryStatus::New => None,
+            HistoryStatus::Resolved => Some(Status::Resolved),
+            HistoryStatus::Closed => Some(Status::Closed),
+        }
+    }
+}
 
 /// What became of one imported message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +106,15 @@ pub fn malformed(raw: &[u8], parsed: &crate::process::parse::Parsed) -> Option<S
 }
 
 /// Takes one imported message: checked, looked up, spooled.
-/// `mail_from` is the sender of the mbox's `From ` line (may be empty).
+/// `mail_from` is the sender of the mbox's `From ` line (may be empty);
+/// `status` what a ticket it opens becomes. A message already stored is
+/// left as it is, its ticket's status too.
 pub async fn take(
     processor: &Processor,
     spool: &Spool,
     raw: Vec<u8>,
     mail_from: String,
+    status: HistoryStatus,
 ) -> Result<Imported, ImportError> {
     let parsed = std::panic::catch_unwind(|| crate::process::parse::parse(&raw))
         .map_err(|_| ImportError::Malformed("the message could not be parsed".into()))?;
@@ -97,10 +151,31 @@ pub async fn take(
         helo: String::new(),
         imap: None,
         sender_auth: None,
+        imported_as: status.finished(),
     };
     let seq = spool
         .submit(envelope, raw)
         .await
         .map_err(|e| ImportError::NotTaken(e.to_string()))?;
     Ok(Imported::Spooled(seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_status_parses_the_three_choices_only() {
+        assert_eq!(
+            HistoryStatus::parse("Resolved"),
+            Some(HistoryStatus::Resolved)
+        );
+        assert_eq!(HistoryStatus::parse("closed"), Some(HistoryStatus::Closed));
+        assert_eq!(HistoryStatus::parse("new"), Some(HistoryStatus::New));
+        for other in ["open", "pending", "", "resolved "] {
+            assert_eq!(HistoryStatus::parse(other), None, "{other:?}");
+        }
+        assert_eq!(HistoryStatus::New.finished(), None);
+        assert_eq!(HistoryStatus::Closed.finished(), Some(Status::Closed));
+    }
 }

@@ -96,6 +96,10 @@ enum Command {
         format: ImportFormatArg,
         /// The mailbox file.
         file: PathBuf,
+        /// The status of the tickets it opens: resolved or closed keeps
+        /// answered history out of the open queue.
+        #[arg(long, value_enum, default_value = "new")]
+        status: ImportStatusArg,
     },
     /// Put a backup in place as the store of an empty data directory.
     Restore {
@@ -262,7 +266,8 @@ fn main() -> ExitCode {
             token_file,
             format: ImportFormatArg::Mbox,
             file,
-        } => import(&config, token_file.as_deref(), &file),
+            status,
+        } => import(&config, token_file.as_deref(), &file, status.into()),
         Command::Restore { config, file } => {
             backup_or_restore(&config, |cfg| postdesk::cli::backup::restore(cfg, &file))
         }
@@ -405,12 +410,31 @@ enum ImportFormatArg {
     Mbox,
 }
 
+/// What `postdesk import --status` accepts (`import::HistoryStatus`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportStatusArg {
+    New,
+    Resolved,
+    Closed,
+}
+
+impl From<ImportStatusArg> for postdesk::import::HistoryStatus {
+    fn from(a: ImportStatusArg) -> Self {
+        match a {
+            ImportStatusArg::New => Self::New,
+            ImportStatusArg::Resolved => Self::Resolved,
+            ImportStatusArg::Closed => Self::Closed,
+        }
+    }
+}
+
 /// `postdesk import mbox FILE`: progress and skipped messages on standard
 /// error, the summary on standard output.
 fn import(
     path: &std::path::Path,
     token_file: Option<&std::path::Path>,
     file: &std::path::Path,
+    status: postdesk::import::HistoryStatus,
 ) -> ExitCode {
     let cfg = match Config::load(path) {
         Ok(c) => c,
@@ -419,7 +443,8 @@ fn import(
             return ExitCode::from(2);
         }
     };
-    match postdesk::cli::import::import_mbox(&cfg, token_file, file, &mut std::io::stderr()) {
+    match postdesk::cli::import::import_mbox(&cfg, token_file, file, status, &mut std::io::stderr())
+    {
         Ok(s) => {
             println!(
                 "imported: {} messages read, {} new, {} already stored, {} skipped as malformed",

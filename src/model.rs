@@ -67,6 +67,21 @@ pub struct Envelope {
     /// and then no `Authentication-Results` of our own id is believed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_auth: Option<SenderVerdict>,
+    /// For history imported as finished (`postdesk import --status`,
+    /// [`Source::Import`] only): the status a ticket it opens takes,
+    /// resolved or closed; such a message changes no ticket's status. None:
+    /// a ticket it opens is new, as for mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_as: Option<Status>,
+}
+
+impl Envelope {
+    /// The finished status (resolved, closed) that imported history was
+    /// given; None for any other message, whatever it carries.
+    pub fn history_status(&self) -> Option<Status> {
+        self.imported_as
+            .filter(|s| self.source == Source::Import && s.is_finished())
+    }
 }
 
 /// The dates that tell a mailbox's history from mail that arrived after

@@ -117,6 +117,7 @@ pub async fn open(
         helo: String::new(),
         imap: None,
         sender_auth: None,
+        imported_as: None,
     };
     let seq = spool
         .submit(envelope, raw)

@@ -55,6 +55,7 @@ fuzz_target!(|raw: &[u8]| {
             helo: "fuzz".into(),
             imap: None,
             sender_auth: None,
+            imported_as: None,
         };
         let class = classify(&p, &env, HOSTNAME);
         assert_eq!(class, classify(&p, &env, HOSTNAME), "classify is not pure");

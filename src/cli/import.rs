@@ -4,8 +4,10 @@
 //! daemon's, and intake goes on meanwhile. Each message is sent as it is
 //! read, so a mailbox of any size is never held in memory; a repeated
 //! import sends everything again and the daemon recognises what it holds.
+//! `--status resolved|closed` imports the history as finished work.
 
 use crate::config::Config;
+use crate::import::HistoryStatus;
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
@@ -146,11 +148,13 @@ pub enum ImportError {
 }
 
 /// Sends every message of the mbox `file` to the running daemon, reporting
-/// progress on `progress` every 500 messages and each skipped message.
+/// progress on `progress` every 500 messages and each skipped message. The
+/// tickets it opens take `status` (new unless history is imported as finished).
 pub fn import_mbox(
     cfg: &Config,
     token_file: Option<&Path>,
     file: &Path,
+    status: HistoryStatus,
     progress: &mut dyn std::io::Write,
 ) -> Result<Summary, ImportError> {
     let addr = super::api_client::api_address(cfg).map_err(ImportError::Config)?;
@@ -166,10 +170,14 @@ pub fn import_mbox(
     for message in reader.by_ref() {
         let m = message.map_err(read_err)?;
         summary.read += 1;
-        let path = format!(
+        let mut path = format!(
             "/api/v1/import?from={}",
             super::api_client::encode(&m.sender)
         );
+        // New is the daemon's default: its requests stay as they were.
+        if status != HistoryStatus::New {
+            path.push_str(&format!("&status={}", status.as_str()));
+        }
         let stopped = |why: String, s: &Summary| ImportError::Stopped {
             line: m.line,
             done: s.read - 1,

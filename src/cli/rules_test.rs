@@ -70,6 +70,7 @@ pub fn rules_test(
         helo: String::new(),
         imap: None,
         sender_auth: None,
+        imported_as: None,
     };
     let msg = Incoming::read(&cfg, &parsed, &env, now);
     let plan = decide::new_ticket(&cfg, &rules, &msg);

@@ -865,6 +865,7 @@ impl Poller {
             helo: String::new(),
             imap: Some(dates),
             sender_auth: None,
+            imported_as: None,
         }
     }
 }

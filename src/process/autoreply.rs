@@ -371,6 +371,7 @@ mod tests {
                 helo: String::new(),
                 imap: None,
                 sender_auth: None,
+                imported_as: None,
             };
             (classify(&p, &env, "support.example.test"), unmarked(&p))
         };

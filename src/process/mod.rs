@@ -327,7 +327,13 @@ impl Processor {
                         let rating = class == Class::Customer
                             && t.status == Status::Closed
                             && self.rating_reply(tx, &t, &record.text)?.is_some();
-                        (t.status != Status::Closed || class != Class::Customer || rating)
+                        // History imported as finished joins its thread
+                        // whatever its status: a follow-up is for mail of now.
+                        let history = env.history_status().is_some();
+                        (t.status != Status::Closed
+                            || class != Class::Customer
+                            || rating
+                            || history)
                             .then_some((t, m.clone()))
                     }
                     None => None,
@@ -403,8 +409,15 @@ impl Processor {
         if let Some(score) = self.rating_reply(tx, &ticket, &record.text)? {
             return self.rating_by_mail(tx, &rules, ticket, record, sender, score, now);
         }
-        match ticket.status {
-            Status::Pending => {
+        // History imported as finished changes no status (it reopens
+        // nothing, so no reopened notice, no survey called off).
+        let status = match msg.env.history_status() {
+            Some(_) => None,
+            None => Some(ticket.status),
+        };
+        match status {
+            None => {}
+            Some(Status::Pending) => {
                 ticket.status = Status::Open;
                 let detail = "pending → open: customer replied".to_string();
                 tx.add_event(&mut ticket, event(now, EventKind::Status, sender, detail))?;
@@ -412,7 +425,7 @@ impl Processor {
                     crate::sla::resume(tx, &mut ticket, &rules.sla, &rules.calendars, now)?;
                 }
             }
-            Status::Resolved | Status::Closed => {
+            Some(Status::Resolved | Status::Closed) => {
                 let detail = format!("customer replied to a {} ticket", ticket.status.as_str());
                 ticket.status = Status::Open;
                 tx.add_event(&mut ticket, event(now, EventKind::Reopened, sender, detail))?;
@@ -422,9 +435,12 @@ impl Processor {
                     start_sla(tx, &mut ticket, &rules, now)?;
                 }
                 self.call_off_survey(tx, &mut ticket, "the customer reopened the ticket", now)?;
-                self.reopened_notice(tx, &rules, &mut ticket, now)?;
+                // Imported history mails nobody: the notice is for a customer writing now.
+                if msg.env.source != Source::Import {
+                    self.reopened_notice(tx, &rules, &mut ticket, now)?;
+                }
             }
-            Status::New | Status::Open => {}
+            Some(Status::New | Status::Open) => {}
         }
         self.notify_agents(
             tx,
@@ -497,13 +513,20 @@ impl Processor {
         }
         // The form's address is only typed: unverified until its owner answers.
         ticket.unverified = msg.env.source == Source::WebForm;
-        let why = match (&found.matched, &found.note) {
+        let mut why = match (&found.matched, &found.note) {
             (Some(m), _) => {
                 format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
             }
             (None, Some(note)) => format!("no thread matched; {note}"),
             (None, None) => "no thread matched".to_string(),
         };
+        // History imported as finished is so from its first event: nobody
+        // resolved it here, so no status change is recorded (the reports
+        // count no resolution, no survey or notice follows one).
+        if let Some(status) = msg.env.history_status() {
+            ticket.status = status;
+            why.push_str(&format!("; imported as {}", status.as_str()));
+        }
         tx.add_event(
             &mut ticket,
             event(

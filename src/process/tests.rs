@@ -87,6 +87,7 @@ impl Harness {
             helo: String::new(),
             imap: None,
             sender_auth: None,
+            imported_as: None,
         };
         let raw = raw.replace('\n', "\r\n");
         let seq = self.store.spool_batch(&[(&env, raw.as_bytes())]).unwrap()[0];
@@ -358,6 +359,7 @@ fn a_batch_stops_taking_messages_once_its_raw_bytes_reach_the_bound() {
         helo: String::new(),
         imap: None,
         sender_auth: None,
+        imported_as: None,
     };
     let raws: Vec<String> = (0..5)
         .map(|i| {

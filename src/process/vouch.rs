@@ -249,6 +249,7 @@ mod tests {
             helo: String::new(),
             imap: None,
             sender_auth: None,
+            imported_as: None,
         }
     }
 

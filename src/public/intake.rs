@@ -73,6 +73,7 @@ pub async fn submit(
         helo: String::new(),
         imap: None,
         sender_auth: None,
+        imported_as: None,
     };
     let seq = state.spool.submit(envelope, raw).await?;
     Ok((seq, ticket_of(state, seq).await))

@@ -577,6 +577,7 @@ impl Session {
             helo: self.helo.clone(),
             imap: None,
             sender_auth,
+            imported_as: None,
         };
         let rcpts = envelope.rcpt_to.len();
         // The 250 is only sent once the spool says the message is durable.

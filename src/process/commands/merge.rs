@@ -298,6 +298,7 @@ impl Processor {
                 helo: String::new(),
                 imap: None,
                 sender_auth: None,
+                imported_as: None,
             };
             let msg = decide::Incoming::read(&self.cfg, &parsed, &env, now);
             let plan = decide::new_ticket(&self.cfg, rules, &msg);

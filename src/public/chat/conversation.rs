@@ -215,6 +215,7 @@ pub async fn submit_line(
             verified: conv.verified,
         },
         sender_auth: None,
+        imported_as: None,
         peer: format!("chat ({peer})"),
         helo: String::new(),
         imap: None,
