@@ -2,7 +2,8 @@
 //! the real binary over HTTP: the per-client allowance of the web form
 //! counts the address `X-Forwarded-For` names only when the TCP peer is a
 //! `web.trusted_proxies` entry; from anyone else the header is ignored, so
-//! a client cannot spread its posts over invented addresses.
+//! a client cannot spread its posts over invented addresses. `postdesk
+//! check` refuses an entry that is no address or network.
 
 mod common;
 use common::*;
@@ -65,4 +66,76 @@ fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     }
     let (status, _) = post_form(public, &[]);
     assert_eq!(status, 429, "and without the header");
+}
+
+/// Behind a proxy on 127.0.0.1 that is trusted, each forwarded client has
+/// an allowance of its own; the header's leftmost entry (the client's own
+/// writing) does not make a new one, and the proxy's own posts without the
+/// header count for the proxy.
+#[test]
+fn behind_a_trusted_proxy_forwarded_clients_are_counted_apart() {
+    let sink = Sink::start();
+    let mut public = 0;
+    let _d = Daemon::start_with(&sink, |c| {
+        public = c.with_public();
+        c.set("web", "form_per_ip_per_hour", "2");
+        c.set("web", "trusted_proxies", r#"["127.0.0.1", "10.0.0.0/8"]"#);
+    });
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        for n in 1..=2 {
+            let (status, text) = post_form(public, &[("X-Forwarded-For", client)]);
+            assert_eq!(status, 403, "{client} post {n}: {text}");
+        }
+        let (status, text) = post_form(public, &[("X-Forwarded-For", client)]);
+        assert_eq!(status, 429, "{client}'s third post: {text}");
+    }
+    // The first client again through a second trusted hop, with an invented
+    // address left of it: still the first client, still used up.
+    let (status, text) = post_form(
+        public,
+        &[("X-Forwarded-For", "198.51.100.9, 203.0.113.1, 10.0.0.5")],
+    );
+    assert_eq!(status, 429, "{text}");
+    // A third client has its own allowance.
+    let (status, text) = post_form(public, &[("X-Forwarded-For", "2001:db8::3")]);
+    assert_eq!(status, 403, "{text}");
+    // No header, or one we cannot read: the proxy's own address counts.
+    for xff in [None, Some("garbage")] {
+        let headers: Vec<(&str, &str)> = xff.map(|v| ("X-Forwarded-For", v)).into_iter().collect();
+        let (status, text) = post_form(public, &headers);
+        assert_eq!(status, 403, "{xff:?}: {text}");
+    }
+    // …which is then used up like any other: 127.0.0.1 had two.
+    let (status, text) = post_form(public, &[]);
+    assert_eq!(status, 429, "{text}");
+}
+
+/// `postdesk check` refuses a trusted proxy that is no address or network,
+/// naming the key and the entry where it stands.
+#[test]
+fn check_refuses_a_bad_trusted_proxy_with_its_key() {
+    let check = |value: &str| {
+        let mut cfg = DaemonConfig::new(free_port());
+        cfg.set("web", "trusted_proxies", value);
+        let (_dir, path) = write_config(&cfg);
+        let out = std::process::Command::new(daemon_bin())
+            .args(["check", "-c", path.to_str().unwrap()])
+            .output()
+            .expect("run postdesk check");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.success(), text)
+    };
+    let (ok, out) = check(r#"["127.0.0.1", "10.0.0.0/8", "fd00::/8"]"#);
+    assert!(ok, "{out}");
+    for bad in ["10.0.0.0/33", "10.0.0/8", "proxy.example"] {
+        let (ok, out) = check(&format!(r#"["127.0.0.1", "{bad}"]"#));
+        assert!(!ok, "{bad}: {out}");
+        let want = regex::Regex::new(&format!(
+            r#"config\.toml:\d+:\d+: web\.trusted_proxies: "{}""#,
+            regex::escape(bad)
+        ))
+        .unwrap();
+        assert!(want.is_match(&out), "{bad}: {out}");
+    }
 }

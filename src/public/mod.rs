@@ -14,6 +14,7 @@
 /// pages); re-exported here, where the pages check them.
 pub use crate::links::{self, Urls};
 pub mod chat;
+mod client_addr;
 mod form;
 mod form_token;
 mod intake;
@@ -31,6 +32,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+pub use client_addr::ClientAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -51,6 +53,9 @@ pub struct PublicState {
     /// is whole in memory until the spool commits it, so many large posts
     /// at once must not take more than SMTP sessions may.
     pub budget: crate::smtp::budget::InflightBudget,
+    /// Who a request comes from (`web.trusted_proxies`): the one answer
+    /// every per-client limit of these pages counts by.
+    pub client_addr: ClientAddr,
 }
 
 pub type Shared = Arc<PublicState>;
