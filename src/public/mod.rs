@@ -23,7 +23,9 @@ mod multipart;
 mod rate_limit;
 mod status;
 pub mod survey;
-mod texts;
+/// The customers' words live in `crate::customer_texts`: the processor
+/// writes some of them into customer mail without depending on the pages.
+use crate::customer_texts as texts;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;

@@ -1,8 +1,10 @@
-//! Every word the customers' form and status page show, one table per
-//! language (English and German shipped), so a translation is one more
-//! table here and nothing else. `{n}` and `{minutes}` are filled in by the
-//! page. The language is `?lang=` if given, else the browser's
-//! Accept-Language, else English.
+//! Every word the customers' pages show (and the few words of ours in
+//! customer mail), one table per language (English and German shipped), so
+//! a translation is one more table here and nothing else. Top-level, not in
+//! `public`, so the processor can name it without depending on the pages.
+//! `{n}` and `{minutes}` are filled in by the page. The language is
+//! `?lang=` if given, else the browser's Accept-Language, else English
+//! ([`pick`]).
 
 /// The texts of one language.
 pub struct Texts {
