@@ -3,7 +3,8 @@
 //! counts the address `X-Forwarded-For` names only when the TCP peer is a
 //! `web.trusted_proxies` entry; from anyone else the header is ignored, so
 //! a client cannot spread its posts over invented addresses. `postdesk
-//! check` refuses an entry that is no address or network.
+//! check` refuses an entry that is no address or network. The chat's
+//! conversations per client follow the same rule.
 
 mod common;
 use common::*;
@@ -138,4 +139,72 @@ fn check_refuses_a_bad_trusted_proxy_with_its_key() {
         .unwrap();
         assert!(want.is_match(&out), "{bad}: {out}");
     }
+}
+
+/// The chat's conversations per client address take the same answer: a
+/// spoofed header from an untrusted peer buys nothing; behind a trusted
+/// proxy each forwarded client has its own allowance.
+#[test]
+fn chat_conversations_per_client_follow_the_same_rule() {
+    let run = |trusted: bool| {
+        let sink = Sink::start();
+        let mut public = 0;
+        let d = Daemon::start_with(&sink, |c| {
+            public = c.with_public();
+            c.rules_files.push((
+                "chat.toml".into(),
+                "[limits]\nconversations_per_ip_per_day = 2\n\n[[site]]\nid = \"www\"\norigins = [\"http://127.0.0.2:8000\"]\nqueue = \"general\"\n".into(),
+            ));
+            if trusted {
+                c.set("web", "trusted_proxies", r#"["127.0.0.0/8"]"#);
+            }
+        });
+        let start = |n: u32, xff: &str| -> u16 {
+            let (status, _, body) = http_request_with(
+                public,
+                "/chat/start",
+                &[
+                    ("Origin", "http://127.0.0.2:8000"),
+                    ("X-Forwarded-For", xff),
+                ],
+                &format!(r#"{{"site":"www","address":"v{n}@example.org"}}"#),
+            );
+            assert!(status == 200 || status == 429, "{status}: {body}");
+            status
+        };
+        let codes: Vec<u16> = (0..4)
+            .map(|n| start(n, &format!("203.0.113.{n}")))
+            .collect();
+        drop(d);
+        codes
+    };
+    assert_eq!(run(false), [200, 200, 429, 429], "untrusted: one client");
+    assert_eq!(run(true), [200, 200, 200, 200], "trusted: four clients");
+}
+
+/// A JSON POST with extra headers; (status, head, body).
+fn http_request_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
 }
