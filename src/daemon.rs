@@ -167,6 +167,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 processor: acting.clone(),
                 chat: crate::public::chat::ChatState::new(shutdown_rx.clone()),
                 budget: smtp.budget(),
+                client_addr: crate::public::ClientAddr::new(&cfg.web.trusted_proxies),
             },
             shutdown_rx.clone(),
         ))),

@@ -31,6 +31,7 @@ pub mod config;
 pub mod counters;
 pub mod credentials;
 pub mod csat;
+pub mod customer_texts;
 pub mod daemon;
 pub mod diagnostic;
 pub mod dkim;

@@ -19,6 +19,7 @@ mod mx;
 pub use mx::TlsPolicy;
 mod auth;
 pub use auth::{AuthConfig, RequireDmarc};
+pub mod trusted_proxies;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,6 +264,11 @@ pub struct WebConfig {
     /// reopen it from the status page.
     #[serde(deserialize_with = "de_duration")]
     pub reopen_window: Duration,
+    /// Reverse proxies in front of `public_listen` (addresses or CIDR
+    /// networks): only from these peers is `X-Forwarded-For` believed for
+    /// the per-client limits. Empty (the default): nobody is trusted, and
+    /// the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -283,6 +289,7 @@ impl Default for WebConfig {
             form_per_ip_per_hour: 10,
             form_per_address_per_hour: 3,
             reopen_window: Duration::from_secs(30 * 86_400),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -669,6 +676,11 @@ impl Config {
                     key,
                     format!("web.{key} must be at least 1 (0 would refuse every form)"),
                 );
+            }
+        }
+        for entry in &self.web.trusted_proxies {
+            if let Err(e) = entry.parse::<trusted_proxies::ProxyNet>() {
+                err(entry, format!("web.trusted_proxies: {e}"));
             }
         }
         // Below a minute every page view would outlive its own session.
@@ -1112,6 +1124,32 @@ api_token = "t"
             let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
             let d = e.0.iter().find(|d| d.message.contains(key));
             assert!(d.is_some_and(|d| d.line > 1), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_none_and_a_bad_entry_is_refused_with_its_key() {
+        let c = Config::from_str(MINIMAL, Path::new("config.toml")).unwrap();
+        assert!(c.web.trusted_proxies.is_empty());
+        let good = MINIMAL.replace(
+            "[web]\n",
+            "[web]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n",
+        );
+        let c = Config::from_str(&good, Path::new("config.toml")).unwrap();
+        assert_eq!(c.web.trusted_proxies.len(), 3);
+        for bad in ["10.0.0.0/33", "10.0.0/8", "proxy.example"] {
+            let text = MINIMAL.replace(
+                "[web]\n",
+                &format!("[web]\ntrusted_proxies = [\"127.0.0.1\", \"{bad}\"]\n"),
+            );
+            let e = Config::from_str(&text, Path::new("config.toml")).unwrap_err();
+            let d =
+                e.0.iter()
+                    .find(|d| d.message.contains("web.trusted_proxies"));
+            assert!(
+                d.is_some_and(|d| d.line > 1 && d.message.contains(bad)),
+                "{bad}: {e}"
+            );
         }
     }
 

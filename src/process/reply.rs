@@ -10,6 +10,7 @@
 //! replaced by the support address.
 
 use super::Processor;
+use crate::customer_texts::{self, Texts};
 use crate::model::{
     Direction, EventKind, MessageKind, MessageRecord, MessageSeq, PublicReply, Status, Ticket,
 };
@@ -54,16 +55,41 @@ fn in_reply_to(ticket: &Ticket, references: &[String]) -> Option<String> {
 }
 
 /// A reply's body: `text` ending with a line break, then the recipient's
-/// status link under a signature separator (none when `status_url` is empty).
-/// The stored record keeps the text alone: the link is one recipient's.
-fn with_status_link(text: &str, status_url: &str) -> String {
+/// status link under a signature separator, named in `t`'s words (none
+/// when `status_url` is empty). The stored record keeps the text alone:
+/// the link is one recipient's.
+fn with_status_link(t: &Texts, text: &str, status_url: &str) -> String {
     if status_url.is_empty() {
         return format!("{}\n", text.trim_end());
     }
     format!(
-        "{}\n\n-- \nYour request online: {status_url}\n",
-        text.trim_end()
+        "{}\n\n-- \n{} {status_url}\n",
+        text.trim_end(),
+        t.request_online
     )
+}
+
+/// The customer's language for our own words in a reply: the language the
+/// routing rules' `language` condition sees (`detect_language`) in the
+/// customer's latest message where it sees one, chosen among the shipped
+/// tables as the pages choose theirs (`customer_texts::pick`); English
+/// when none is recognised. Mail has no Accept-Language: the customer's
+/// own words are the best evidence of what they read.
+fn customer_language(messages: &[MessageRecord]) -> &'static Texts {
+    let mut theirs: Vec<&MessageRecord> = messages
+        .iter()
+        .filter(|m| {
+            m.direction == Direction::Inbound
+                && m.kind == MessageKind::Customer
+                && m.stranger.is_none()
+        })
+        .collect();
+    theirs.sort_by_key(|m| (m.date, m.seq));
+    let lang = theirs
+        .iter()
+        .rev()
+        .find_map(|m| crate::rules::routing::detect_language(&m.subject, &m.text));
+    customer_texts::pick(lang, None)
 }
 
 /// `Re: [#N] subject`, without piling up `Re:` prefixes or tags.
@@ -120,7 +146,9 @@ impl Processor {
             .cloned()
             .collect();
         let subject = reply_subject(ticket);
-        let references = self.references(tx, ticket)?;
+        let messages = tx.ticket_messages(ticket.id)?;
+        let references = references_in(&messages, ticket);
+        let texts = customer_language(&messages);
         let from_name = format!("{} ({})", agent.display_name, self.cfg.from_display_name());
         let mut rcpts = vec![requester.clone()];
         rcpts.extend(cc.iter().cloned());
@@ -143,7 +171,7 @@ impl Processor {
                     references: references.clone(),
                     // A text body ends with a line break, whatever the stripping
                     // left; then the recipient's own status link, if served.
-                    body: with_status_link(&text, &self.status_url(ticket.id, rcpt, now)),
+                    body: with_status_link(texts, &text, &self.status_url(ticket.id, rcpt, now)),
                     attachments,
                     extra_headers: Vec::new(),
                 },
@@ -281,24 +309,28 @@ impl Processor {
         tx: &mut Tx<'_>,
         ticket: &Ticket,
     ) -> Result<Vec<String>, StoreError> {
-        let mut ids: Vec<String> = tx
-            .ticket_messages(ticket.id)?
-            .into_iter()
-            .filter(|m| m.stranger.is_none())
-            .filter(|m| {
-                matches!(m.kind, MessageKind::Customer | MessageKind::Agent)
-                    || (m.kind == MessageKind::Auto && m.direction == Direction::Outbound)
-            })
-            .map(|m| m.message_id)
-            .filter(|id| !id.is_empty())
-            .collect();
-        if let Some(last) = &ticket.last_customer_message_id
-            && !ids.contains(last)
-        {
-            ids.push(last.clone());
-        }
-        Ok(super::bounded_references(&ids))
+        Ok(references_in(&tx.ticket_messages(ticket.id)?, ticket))
     }
+}
+
+/// [`Processor::references`] of messages already read.
+fn references_in(messages: &[MessageRecord], ticket: &Ticket) -> Vec<String> {
+    let mut ids: Vec<String> = messages
+        .iter()
+        .filter(|m| m.stranger.is_none())
+        .filter(|m| {
+            matches!(m.kind, MessageKind::Customer | MessageKind::Agent)
+                || (m.kind == MessageKind::Auto && m.direction == Direction::Outbound)
+        })
+        .map(|m| m.message_id.clone())
+        .filter(|id| !id.is_empty())
+        .collect();
+    if let Some(last) = &ticket.last_customer_message_id
+        && !ids.contains(last)
+    {
+        ids.push(last.clone());
+    }
+    super::bounded_references(&ids)
 }
 
 #[cfg(test)]
@@ -323,6 +355,68 @@ mod tests {
         assert_eq!(
             redact(t, &agent(), "support@example.test"),
             "Alice\nsupport@example.test | support@example.test\nbob@example.test"
+        );
+    }
+
+    fn customer_message(seq: u64, text: &str) -> MessageRecord {
+        MessageRecord {
+            seq,
+            ticket: Some(1),
+            message_id: format!("<{seq}@customer.example>"),
+            direction: Direction::Inbound,
+            kind: MessageKind::Customer,
+            from: "kunde@example.de".into(),
+            to: vec!["support@example.test".into()],
+            subject: "Drucker".into(),
+            date: 1_700_000_000 + seq as i64,
+            text: text.into(),
+            stranger: None,
+        }
+    }
+
+    #[test]
+    fn the_status_line_speaks_the_language_of_the_customers_latest_words() {
+        let german = customer_message(
+            1,
+            "Der Drucker ist kaputt und ich kann nicht drucken, bitte helfen Sie mir.",
+        );
+        let english = customer_message(2, "The printer is broken and I cannot print, please help.");
+        let german_again = customer_message(3, "Es geht wieder nicht, bitte noch einmal.");
+        let thanks = customer_message(4, "Danke!");
+        assert_eq!(customer_language(&[]).lang, "en");
+        assert_eq!(customer_language(std::slice::from_ref(&german)).lang, "de");
+        assert_eq!(
+            customer_language(&[german.clone(), english.clone()]).lang,
+            "en"
+        );
+        // Too short to tell: the message before it decides.
+        assert_eq!(
+            customer_language(&[german.clone(), english.clone(), german_again, thanks]).lang,
+            "de"
+        );
+        // Another language nobody translated: English.
+        let french = customer_message(
+            4,
+            "Je ne peux pas imprimer, merci de votre aide pour le fichier.",
+        );
+        assert_eq!(customer_language(&[german.clone(), french]).lang, "en");
+        // Our own mail and a stranger's say nothing about the customer.
+        let mut ours =
+            customer_message(5, "The printer is broken and I cannot print, please help.");
+        ours.direction = Direction::Outbound;
+        ours.kind = MessageKind::Agent;
+        let mut stranger = english.clone();
+        stranger.seq = 7;
+        stranger.date += 10;
+        stranger.stranger = Some("not a participant".into());
+        assert_eq!(
+            customer_language(&[german.clone(), ours, stranger]).lang,
+            "de"
+        );
+        let line = with_status_link(&customer_texts::DE, "Erledigt.", "https://h/status/x");
+        assert_eq!(
+            line,
+            "Erledigt.\n\n-- \nIhre Anfrage online: https://h/status/x\n"
         );
     }
 

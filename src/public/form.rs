@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// The form's scope in its anti-forgery token.
@@ -181,7 +181,8 @@ async fn submit(
     body: Bytes,
 ) -> Response {
     use tracing::Instrument;
-    let span = tracing::info_span!("web_form", client = %client.ip());
+    let client = st.shared.client_addr.of(client, &headers);
+    let span = tracing::info_span!("web_form", client = %client);
     take(&st, client, q, &headers, &body).instrument(span).await
 }
 
@@ -189,7 +190,7 @@ async fn submit(
 /// honeypot, fields, address allowance) and takes it.
 async fn take(
     st: &FormState,
-    client: SocketAddr,
+    client: IpAddr,
     q: LangQuery,
     headers: &HeaderMap,
     body: &[u8],
@@ -201,7 +202,7 @@ async fn take(
         return notice(t, StatusCode::FORBIDDEN, t.refused_title, t.refused_body);
     }
     let now = s.clock.now();
-    let ip = client.ip().to_string();
+    let ip = client.to_string();
     if let Err(wait) = st.per_ip.take(&ip, s.cfg.web.form_per_ip_per_hour, now) {
         tracing::info!(
             retry_after = wait,

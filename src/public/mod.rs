@@ -14,6 +14,7 @@
 /// pages); re-exported here, where the pages check them.
 pub use crate::links::{self, Urls};
 pub mod chat;
+mod client_addr;
 mod form;
 mod form_token;
 mod intake;
@@ -22,7 +23,9 @@ mod multipart;
 mod rate_limit;
 mod status;
 pub mod survey;
-mod texts;
+/// The customers' words live in `crate::customer_texts`: the processor
+/// writes some of them into customer mail without depending on the pages.
+use crate::customer_texts as texts;
 
 use crate::clock::Clock;
 use crate::rules::LiveRules;
@@ -31,6 +34,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+pub use client_addr::ClientAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -51,6 +55,9 @@ pub struct PublicState {
     /// is whole in memory until the spool commits it, so many large posts
     /// at once must not take more than SMTP sessions may.
     pub budget: crate::smtp::budget::InflightBudget,
+    /// Who a request comes from (`web.trusted_proxies`): the one answer
+    /// every per-client limit of these pages counts by.
+    pub client_addr: ClientAddr,
 }
 
 pub type Shared = Arc<PublicState>;

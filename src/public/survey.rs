@@ -9,9 +9,14 @@
 //! origin (`web::csrf::same_origin`) and carry the form token bound to the
 //! link (`Links::form_token`). The page loads no image or script (no
 //! tracking pixel), and the link names no address.
+//!
+//! The page speaks the customer's language as the form and status page do
+//! (`?lang=`, else Accept-Language; `super::intake::language`), and its
+//! form posts with the `?lang=` it was shown in.
 
 use super::links::Purpose;
-use super::{Shared, page};
+use super::texts::Texts;
+use super::{Shared, intake, page};
 use crate::csat::{Scale, Survey};
 use crate::model::{Ticket, TicketId};
 use crate::process::csat::{Rated, RatingRefused};
@@ -25,6 +30,13 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct Choice {
     r: Option<String>,
+    lang: Option<String>,
+}
+
+/// The language of a post: `?lang=` of the form's action.
+#[derive(Debug, Deserialize)]
+pub struct PostQuery {
+    lang: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,19 +49,28 @@ pub struct Submitted {
     csrf: String,
 }
 
-fn invalid() -> Response {
-    page(
+/// A page with a title and one paragraph.
+fn notice(t: &Texts, status: StatusCode, title: &str, text: &str) -> Response {
+    let body = format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text));
+    page(status, t.lang, title, &body)
+}
+
+fn invalid(t: &Texts) -> Response {
+    notice(
+        t,
         StatusCode::NOT_FOUND,
-        "en",
-        "Survey",
-        "<h1>This link is not valid</h1><p>It may have expired. You can still answer \
-         the survey mail with your rating on the first line.</p>",
+        t.survey_invalid_title,
+        t.survey_invalid_body,
     )
 }
 
 /// The ticket and recipient the link is for, and the survey it answers;
 /// None for a link that is malformed, forged, expired, or names no survey.
-async fn verified(s: &Shared, token: &str) -> Result<Option<(Ticket, String, Survey)>, Response> {
+async fn verified(
+    s: &Shared,
+    t: &Texts,
+    token: &str,
+) -> Result<Option<(Ticket, String, Survey)>, Response> {
     let Some(id) = super::links::Links::claimed_ticket(token) else {
         return Ok(None);
     };
@@ -66,11 +87,11 @@ async fn verified(s: &Shared, token: &str) -> Result<Option<(Ticket, String, Sur
         Ok(Ok(None)) => return Ok(None),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "survey page: store read failed");
-            return Err(unavailable());
+            return Err(unavailable(t));
         }
         Err(e) => {
             tracing::error!(error = %e, "survey page task failed");
-            return Err(unavailable());
+            return Err(unavailable(t));
         }
     };
     let candidates = std::iter::once(ticket.requester.as_str())
@@ -88,13 +109,9 @@ async fn verified(s: &Shared, token: &str) -> Result<Option<(Ticket, String, Sur
     Ok(Some((ticket, v.recipient, survey)))
 }
 
-fn unavailable() -> Response {
-    page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "en",
-        "Survey",
-        "<h1>Please try again later</h1>",
-    )
+fn unavailable(t: &Texts) -> Response {
+    let body = format!("<h1>{}</h1>", esc(t.try_later));
+    page(StatusCode::SERVICE_UNAVAILABLE, t.lang, t.try_later, &body)
 }
 
 /// GET: the survey form, the clicked answer chosen. Records nothing.
@@ -102,10 +119,12 @@ pub async fn show(
     State(s): State<Shared>,
     Path(token): Path<String>,
     Query(choice): Query<Choice>,
+    headers: HeaderMap,
 ) -> Response {
-    let (ticket, _, survey) = match verified(&s, &token).await {
+    let t = intake::language(&headers, choice.lang.as_deref());
+    let (ticket, _, survey) = match verified(&s, t, &token).await {
         Ok(Some(x)) => x,
-        Ok(None) => return invalid(),
+        Ok(None) => return invalid(t),
         Err(r) => return r,
     };
     let chosen = choice
@@ -114,11 +133,21 @@ pub async fn show(
         .and_then(|v| survey.scale.score_of(v))
         .or(survey.rating.as_ref().map(|r| r.score));
     let csrf = s.urls.links.form_token(&token);
-    let body = form(&token, &csrf, ticket.id, &survey, chosen, None);
-    page(StatusCode::OK, "en", "How did we do?", &body)
+    let body = form(t, &token, &csrf, ticket.id, &survey, chosen, None);
+    page(StatusCode::OK, t.lang, t.survey_title, &body)
+}
+
+/// An answer's label in `t`'s words.
+fn label(t: &Texts, scale: Scale, score: u8) -> &'static str {
+    match scale {
+        Scale::GoodBad if score >= 1 => t.survey_good_bad[0],
+        Scale::GoodBad => t.survey_good_bad[1],
+        Scale::Five => t.survey_five[usize::from(score.clamp(1, 5) - 1)],
+    }
 }
 
 fn form(
+    t: &Texts,
     token: &str,
     csrf: &str,
     ticket: TicketId,
@@ -127,19 +156,24 @@ fn form(
     error: Option<&str>,
 ) -> String {
     let mut radios = String::new();
-    for (value, label) in survey.scale.answers() {
-        let checked = chosen.is_some_and(|c| survey.scale.value_of(c) == *value);
+    for (value, _) in survey.scale.answers() {
+        let Some(score) = survey.scale.score_of(value) else {
+            continue;
+        };
+        let checked = chosen == Some(score);
         radios.push_str(&format!(
             r#"<div class="answer"><input type="radio" id="r-{v}" name="r" value="{v}"{c} required><label for="r-{v}">{l}</label></div>"#,
             v = esc(value),
-            l = esc(label),
+            l = esc(label(t, survey.scale, score)),
             c = if checked { " checked" } else { "" },
         ));
     }
     let already = match &survey.rating {
         Some(r) => format!(
-            r#"<p class="muted">Your answer so far: {}. You may change it.</p>"#,
-            esc(&shown(survey.scale, r.score))
+            r#"<p class="muted">{}</p>"#,
+            esc(&t
+                .survey_so_far
+                .replace("{answer}", &shown(t, survey.scale, r.score)))
         ),
         None => String::new(),
     };
@@ -151,28 +185,42 @@ fn form(
     let error = error
         .map(|e| format!(r#"<p class="error">{}</p>"#, esc(e)))
         .unwrap_or_default();
+    let other = t.other();
+    let again = chosen.map_or_else(String::new, |c| format!("&r={}", survey.scale.value_of(c)));
     format!(
-        r#"<h1>How did we do?</h1>
-<p>Your request #{ticket} was resolved. How satisfied are you with our answer?</p>{already}{error}
-<form method="post" action="/survey/{t}" id="survey">
-<fieldset><legend>Your rating</legend>{radios}</fieldset>
-<label for="comment">Comment (optional)</label>
+        r#"<p class="lang"><a href="/survey/{tok}?lang={other_lang}{again}" hreflang="{other_lang}" lang="{other_lang}">{other_name}</a></p>
+<h1>{title}</h1>
+<p>{intro}</p>{already}{error}
+<form method="post" action="/survey/{tok}?lang={lang}" id="survey">
+<fieldset><legend>{l_rating}</legend>{radios}</fieldset>
+<label for="comment">{l_comment}</label>
 <textarea id="comment" name="comment" maxlength="{max}">{comment}</textarea>
 <input type="hidden" name="csrf" value="{csrf}">
-<button type="submit">Send my rating</button>
+<button type="submit">{send}</button>
 </form>
-<p class="muted">Nothing is recorded until you send this form.</p>"#,
-        t = esc(token),
+<p class="muted">{nothing_yet}</p>"#,
+        tok = esc(token),
+        other_lang = esc(other.lang),
+        other_name = esc(t.other_language),
+        again = esc(&again),
+        title = esc(t.survey_title),
+        intro = esc(&t.survey_intro.replace("{n}", &ticket.to_string())),
+        lang = esc(t.lang),
+        l_rating = esc(t.survey_rating),
+        l_comment = esc(t.survey_comment),
+        send = esc(t.survey_send),
+        nothing_yet = esc(t.survey_nothing_yet),
         csrf = esc(csrf),
         comment = esc(&comment),
         max = crate::process::csat::MAX_COMMENT,
     )
 }
 
-fn shown(scale: Scale, score: u8) -> String {
+/// A rating in a sentence: the good/bad answer, or "4 of 5".
+fn shown(t: &Texts, scale: Scale, score: u8) -> String {
     match scale {
-        Scale::GoodBad => scale.value_of(score),
-        Scale::Five => format!("{score} of 5"),
+        Scale::GoodBad => label(t, scale, score).to_lowercase(),
+        Scale::Five => t.survey_of_five.replace("{n}", &score.to_string()),
     }
 }
 
@@ -180,40 +228,43 @@ fn shown(scale: Scale, score: u8) -> String {
 pub async fn submit(
     State(s): State<Shared>,
     Path(token): Path<String>,
+    Query(q): Query<PostQuery>,
     headers: HeaderMap,
     Form(f): Form<Submitted>,
 ) -> Response {
+    let t = intake::language(&headers, q.lang.as_deref());
     let https = s.urls.base.starts_with("https://");
     if crate::web::csrf::same_origin(&headers, https).is_err()
         || !s.urls.links.form_token_ok(&token, &f.csrf)
     {
         tracing::info!("survey post refused: origin or form token");
-        return page(
+        return notice(
+            t,
             StatusCode::FORBIDDEN,
-            "en",
-            "Survey",
-            "<h1>This form could not be accepted</h1><p>Please open the link from the mail again.</p>",
+            t.survey_refused_title,
+            t.survey_refused_body,
         );
     }
-    let (ticket, recipient, survey) = match verified(&s, &token).await {
+    let (ticket, recipient, survey) = match verified(&s, t, &token).await {
         Ok(Some(x)) => x,
-        Ok(None) => return invalid(),
+        Ok(None) => return invalid(t),
         Err(r) => return r,
     };
     let Some(score) = survey.scale.score_of(&f.r) else {
         let csrf = s.urls.links.form_token(&token);
         let body = form(
+            t,
             &token,
             &csrf,
             ticket.id,
             &survey,
             None,
-            Some("Please choose one answer."),
+            Some(t.survey_choose),
         );
         return page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "en",
-            "How did we do?",
+            t.lang,
+            t.survey_title,
             &body,
         );
     };
@@ -253,35 +304,35 @@ pub async fn submit(
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "survey: rating not stored");
-            return unavailable();
+            return unavailable(t);
         }
         Err(e) => {
             tracing::error!(error = %e, "survey task failed");
-            return unavailable();
+            return unavailable(t);
         }
     };
     match outcome {
         Ok(rated) => {
             let what = match rated {
-                Rated::Recorded => "Your rating was recorded",
-                Rated::Changed => "Your rating was changed",
-                Rated::Unchanged => "Your rating stands",
+                Rated::Recorded => t.survey_recorded,
+                Rated::Changed => t.survey_changed,
+                Rated::Unchanged => t.survey_unchanged,
             };
             let body = format!(
-                r#"<h1>Thank you</h1><p id="thanks">{what}: {}.</p><p class="muted">You may change it with the same link for a while.</p>"#,
-                esc(&shown(survey.scale, score))
+                r#"<h1>{}</h1><p id="thanks">{}: {}.</p><p class="muted">{}</p>"#,
+                esc(t.thanks_title),
+                esc(what),
+                esc(&shown(t, survey.scale, score)),
+                esc(t.survey_change_later)
             );
-            page(StatusCode::OK, "en", "Thank you", &body)
+            page(StatusCode::OK, t.lang, t.thanks_title, &body)
         }
-        Err(RatingRefused::TooLate) => page(
-            StatusCode::CONFLICT,
-            "en",
-            "Survey",
-            "<h1>Thank you</h1><p>Your earlier answer can no longer be changed.</p>",
-        ),
+        Err(RatingRefused::TooLate) => {
+            notice(t, StatusCode::CONFLICT, t.thanks_title, t.survey_too_late)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "survey: rating refused");
-            invalid()
+            invalid(t)
         }
     }
 }

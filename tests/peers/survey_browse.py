@@ -9,9 +9,11 @@ the form and reads the page that follows. Prints one JSON object on stdout:
 per link the chosen value, the thank-you text and the HTTP status, plus
 dialogs, requests to other origins and console messages (CSP complaints).
 Screenshots go to OUT_DIR. Never downloads a browser: it launches
-/usr/bin/chromium.
+/usr/bin/chromium. SURVEY_LOCALE (e.g. de-DE) sets the browser's language,
+which it sends as Accept-Language.
 """
 import json
+import os
 import sys
 from urllib.parse import urlparse
 
@@ -39,7 +41,11 @@ def main():
             executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
         )
         try:
-            ctx = browser.new_context(viewport={"width": 800, "height": 900})
+            locale = os.environ.get("SURVEY_LOCALE")
+            ctx = browser.new_context(
+                viewport={"width": 800, "height": 900},
+                **({"locale": locale} if locale else {}),
+            )
             page = ctx.new_page()
             page.on("dialog", lambda d: (report["dialogs"].append(d.message), d.dismiss()))
             page.on(

@@ -290,7 +290,12 @@ async fn start(
             state
                 .chat
                 .limits
-                .conversation(&rules.chat.limits, peer.ip(), &key, now)
+                .conversation(
+                    &rules.chat.limits,
+                    state.client_addr.of(peer, &headers),
+                    &key,
+                    now,
+                )
                 .map_err(ChatError::Limited)?;
             ChatConversation {
                 site: site.id.clone(),
@@ -502,7 +507,7 @@ async fn stream(
     let slot = state
         .chat
         .limits
-        .stream(&limits, peer.ip())
+        .stream(&limits, state.client_addr.of(peer, &headers))
         .map_err(ChatError::Limited)?;
     let after = last_event_id(&headers).or(q.after).unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::convert::Infallible>>(16);
@@ -595,7 +600,7 @@ async fn poll(
     let _slot = state
         .chat
         .limits
-        .stream(&limits, peer.ip())
+        .stream(&limits, state.client_addr.of(peer, &headers))
         .map_err(ChatError::Limited)?;
     let after = q.after.or(last_event_id(&headers)).unwrap_or(0);
     let mut waited = Duration::ZERO;

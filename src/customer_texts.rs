@@ -1,8 +1,11 @@
-//! Every word the customers' form and status page show, one table per
-//! language (English and German shipped), so a translation is one more
-//! table here and nothing else. `{n}` and `{minutes}` are filled in by the
-//! page. The language is `?lang=` if given, else the browser's
-//! Accept-Language, else English.
+//! Every word the customers' pages show (and the few words of ours in
+//! customer mail), one table per language (English and German shipped), so
+//! a translation is one more table here and nothing else. Top-level, not in
+//! `public`, so the processor can name it without depending on the pages.
+//! `{n}` and `{minutes}` are filled in by the page. The language is
+//! `?lang=` if given, else the browser's Accept-Language, else English
+//! ([`pick`]); in mail, where there is no browser, the language of the
+//! customer's own words (`process::reply`).
 
 /// The texts of one language.
 pub struct Texts {
@@ -68,6 +71,35 @@ pub struct Texts {
     pub solved_done: &'static str,
     /// The knowledge base link on the status page.
     pub kb_link: &'static str,
+    /// The line naming the status link under an agent's reply in mail.
+    pub request_online: &'static str,
+    /// The survey page (`public/survey.rs`).
+    pub survey_title: &'static str,
+    /// `{n}`: the ticket number.
+    pub survey_intro: &'static str,
+    /// `{answer}`: the rating given so far.
+    pub survey_so_far: &'static str,
+    pub survey_rating: &'static str,
+    pub survey_comment: &'static str,
+    pub survey_send: &'static str,
+    pub survey_nothing_yet: &'static str,
+    pub survey_choose: &'static str,
+    pub survey_recorded: &'static str,
+    pub survey_changed: &'static str,
+    pub survey_unchanged: &'static str,
+    pub survey_change_later: &'static str,
+    pub survey_too_late: &'static str,
+    pub survey_invalid_title: &'static str,
+    pub survey_invalid_body: &'static str,
+    pub survey_refused_title: &'static str,
+    pub survey_refused_body: &'static str,
+    pub try_later: &'static str,
+    /// The answers of the good/bad scale: good, bad.
+    pub survey_good_bad: [&'static str; 2],
+    /// The answers of the five-point scale, 1 to 5.
+    pub survey_five: [&'static str; 5],
+    /// A five-point rating in a sentence; `{n}`: the score.
+    pub survey_of_five: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -125,6 +157,34 @@ pub static EN: Texts = Texts {
     solved_hint: "Found the answer, here or in our knowledge base? Tell us and we mark your request resolved.",
     solved_done: "Glad it is solved. Your request is resolved.",
     kb_link: "Answers to common questions",
+    request_online: "Your request online:",
+    survey_title: "How did we do?",
+    survey_intro: "Your request #{n} was resolved. How satisfied are you with our answer?",
+    survey_so_far: "Your answer so far: {answer}. You may change it.",
+    survey_rating: "Your rating",
+    survey_comment: "Comment (optional)",
+    survey_send: "Send my rating",
+    survey_nothing_yet: "Nothing is recorded until you send this form.",
+    survey_choose: "Please choose one answer.",
+    survey_recorded: "Your rating was recorded",
+    survey_changed: "Your rating was changed",
+    survey_unchanged: "Your rating stands",
+    survey_change_later: "You may change it with the same link for a while.",
+    survey_too_late: "Your earlier answer can no longer be changed.",
+    survey_invalid_title: "This link is not valid",
+    survey_invalid_body: "It may have expired. You can still answer the survey mail with your rating on the first line.",
+    survey_refused_title: "This form could not be accepted",
+    survey_refused_body: "Please open the link from the mail again.",
+    try_later: "Please try again later",
+    survey_good_bad: ["Good", "Bad"],
+    survey_five: [
+        "1 – very poor",
+        "2 – poor",
+        "3 – neither good nor bad",
+        "4 – good",
+        "5 – very good",
+    ],
+    survey_of_five: "{n} of 5",
 };
 
 pub static DE: Texts = Texts {
@@ -182,6 +242,34 @@ pub static DE: Texts = Texts {
     solved_hint: "Antwort gefunden, hier oder in unserer Wissensdatenbank? Sagen Sie es uns, dann markieren wir Ihre Anfrage als gelöst.",
     solved_done: "Schön, dass es gelöst ist. Ihre Anfrage ist erledigt.",
     kb_link: "Antworten auf häufige Fragen",
+    request_online: "Ihre Anfrage online:",
+    survey_title: "Wie zufrieden waren Sie?",
+    survey_intro: "Ihre Anfrage #{n} wurde gelöst. Wie zufrieden sind Sie mit unserer Antwort?",
+    survey_so_far: "Ihre bisherige Antwort: {answer}. Sie können sie ändern.",
+    survey_rating: "Ihre Bewertung",
+    survey_comment: "Kommentar (optional)",
+    survey_send: "Bewertung senden",
+    survey_nothing_yet: "Erst wenn Sie dieses Formular senden, wird etwas gespeichert.",
+    survey_choose: "Bitte wählen Sie eine Antwort.",
+    survey_recorded: "Ihre Bewertung wurde gespeichert",
+    survey_changed: "Ihre Bewertung wurde geändert",
+    survey_unchanged: "Ihre Bewertung bleibt bestehen",
+    survey_change_later: "Mit demselben Link können Sie sie noch eine Weile ändern.",
+    survey_too_late: "Ihre frühere Antwort kann nicht mehr geändert werden.",
+    survey_invalid_title: "Dieser Link ist nicht gültig",
+    survey_invalid_body: "Vielleicht ist er abgelaufen. Sie können die Umfrage-E-Mail trotzdem beantworten, mit Ihrer Bewertung in der ersten Zeile.",
+    survey_refused_title: "Dieses Formular konnte nicht angenommen werden",
+    survey_refused_body: "Bitte öffnen Sie den Link aus der E-Mail erneut.",
+    try_later: "Bitte versuchen Sie es später erneut",
+    survey_good_bad: ["Gut", "Schlecht"],
+    survey_five: [
+        "1 – sehr schlecht",
+        "2 – schlecht",
+        "3 – weder gut noch schlecht",
+        "4 – gut",
+        "5 – sehr gut",
+    ],
+    survey_of_five: "{n} von 5",
 };
 
 /// Every shipped language, the default first.
