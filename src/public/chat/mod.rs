@@ -451,6 +451,7 @@ fn refresh(
     conv: &mut ChatConversation,
     after: u64,
 ) -> Result<(Option<crate::model::TicketId>, Vec<conversation::Line>), StoreError> {
+    crate::counters::CHAT_STREAM_READS.inc();
     if conv.ticket.is_none()
         && let Some(now) = state.store.chat_conversation(key)?
     {
