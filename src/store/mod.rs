@@ -35,6 +35,8 @@ mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;
 pub use queue_index::{QueueCursor, QueuePage, QueueQuery, sla_deadline};
+mod ticket_changes;
+pub use ticket_changes::TicketChanges;
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -310,6 +312,8 @@ struct Shared {
     /// Whether raw messages and message records are written compressed
     /// (`[store] compress`); reads handle both either way.
     compress: std::sync::atomic::AtomicBool,
+    /// Told the tickets each commit changed (see `ticket_changes.rs`).
+    ticket_changes: TicketChanges,
 }
 
 #[derive(Default)]
@@ -368,6 +372,7 @@ impl Store {
                 writes: AtomicU64::new(0),
                 durable_upto: AtomicU64::new(0),
                 compress: std::sync::atomic::AtomicBool::new(true),
+                ticket_changes: TicketChanges::default(),
             }),
         };
         store.write(|tx| {
@@ -537,6 +542,11 @@ impl Store {
         self.failure()
     }
 
+    /// Waiters on tickets' changes: woken by the commits that change them.
+    pub fn ticket_changes(&self) -> &TicketChanges {
+        &self.shared.ticket_changes
+    }
+
     /// Runs `f` in one durable write transaction; nothing is written if it fails.
     ///
     /// An I/O error (disk full) poisons redb's database: it refuses every
@@ -600,10 +610,14 @@ impl Store {
                 search_dirty: Default::default(),
                 compress: self.compresses(),
             };
-            match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
+            let done = f(&mut tx);
+            // The tickets changed, for their waiters once committed.
+            let changed = tx.search_dirty.clone();
+            match done.and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
                     tx.refresh_report_rollups()?;
                     txn.commit()?;
+                    self.shared.ticket_changes.committed(&changed);
                     Ok((v, write))
                 }
                 Err(e) => {
