@@ -44,9 +44,9 @@ pub struct ChatState {
     /// quick lines never both open a ticket.
     sending: tokio::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
-    /// Bumped after each visitor line is spooled: wakes the streams that
-    /// wait for their first line ([`push`]).
-    lines: watch::Sender<u64>,
+    /// Bumped after a conversation's first line is spooled: wakes the
+    /// streams that wait for theirs ([`push`]).
+    first_lines: watch::Sender<u64>,
 }
 
 impl ChatState {
@@ -55,7 +55,7 @@ impl ChatState {
             limits: limits::RateLimits::default(),
             sending: tokio::sync::Mutex::new(()),
             shutdown,
-            lines: watch::channel(0).0,
+            first_lines: watch::channel(0).0,
         }
     }
 }
@@ -391,7 +391,12 @@ async fn send(
     let (key, mut conv) = conversation_of(&state, &site.id, &req.visitor)?;
     let seq =
         conversation::submit_line(&state, &key, &mut conv, &peer.ip().to_string(), &text).await?;
-    state.chat.lines.send_modify(|n| *n = n.wrapping_add(1));
+    if conv.first_seq == Some(seq) {
+        state
+            .chat
+            .first_lines
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "spooled": seq })),
@@ -561,7 +566,7 @@ async fn stream(
         let mut after = after;
         let mut connected = None;
         let mut shutdown = state.chat.shutdown.clone();
-        let mut waiters = push::Waiters::new(&state.store, &state.chat.lines);
+        let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines);
         let mut sent_at = tokio::time::Instant::now();
         if tx.send(Ok("retry: 2000\n\n".into())).await.is_err() {
             return;
@@ -654,7 +659,7 @@ async fn poll(
     let deadline = tokio::time::Instant::now() + LONG_POLL;
     let mut shutdown = state.chat.shutdown.clone();
     let mut connected = None;
-    let mut waiters = push::Waiters::new(&state.store, &state.chat.lines);
+    let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines);
     loop {
         waiters.seen();
         let (c, got) = look(&state, &key, conv, after)

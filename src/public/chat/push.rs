@@ -10,8 +10,8 @@
 //!   behind a message still in the spool: any commit (the processor's
 //!   commit that takes the spooled message is one); both last as long as
 //!   the processor takes for one message;
-//! - no line sent yet: a visitor's line (any visitor's: first lines are
-//!   rare next to commits).
+//! - no line sent yet: a conversation's first line (any conversation's:
+//!   first lines are rare next to commits).
 //!
 //! The caller keeps a long fallback timer (the keep-alive) for anything
 //! this misses.
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 pub enum Wake {
     Ticket(TicketId),
     Commit,
-    Line,
+    FirstLine,
 }
 
 impl Wake {
@@ -37,7 +37,7 @@ impl Wake {
             _ if withheld => Wake::Commit,
             Some(t) => Wake::Ticket(t),
             None if sent => Wake::Commit,
-            None => Wake::Line,
+            None => Wake::FirstLine,
         }
     }
 }
@@ -46,15 +46,15 @@ impl Wake {
 pub struct Waiters {
     ticket: Option<(TicketId, watch::Receiver<u64>)>,
     commits: watch::Receiver<u64>,
-    lines: watch::Receiver<u64>,
+    first_lines: watch::Receiver<u64>,
 }
 
 impl Waiters {
-    pub fn new(store: &Store, lines: &watch::Sender<u64>) -> Waiters {
+    pub fn new(store: &Store, first_lines: &watch::Sender<u64>) -> Waiters {
         Waiters {
             ticket: None,
             commits: store.ticket_changes().watch_commits(),
-            lines: lines.subscribe(),
+            first_lines: first_lines.subscribe(),
         }
     }
 
@@ -65,7 +65,7 @@ impl Waiters {
             rx.borrow_and_update();
         }
         self.commits.borrow_and_update();
-        self.lines.borrow_and_update();
+        self.first_lines.borrow_and_update();
     }
 
     /// Watches `ticket` from now on. False when it is new: a commit
@@ -85,7 +85,7 @@ impl Waiters {
         let rx = match (wake, &mut self.ticket) {
             (Wake::Ticket(t), Some((watched, rx))) if *watched == t => rx,
             (Wake::Ticket(_), _) | (Wake::Commit, _) => &mut self.commits,
-            (Wake::Line, _) => &mut self.lines,
+            (Wake::FirstLine, _) => &mut self.first_lines,
         };
         if rx.changed().await.is_err() {
             std::future::pending::<()>().await;
@@ -102,6 +102,6 @@ mod tests {
         assert_eq!(Wake::after(Some(4), false, true), Wake::Ticket(4));
         assert_eq!(Wake::after(Some(4), true, true), Wake::Commit);
         assert_eq!(Wake::after(None, false, true), Wake::Commit);
-        assert_eq!(Wake::after(None, false, false), Wake::Line);
+        assert_eq!(Wake::after(None, false, false), Wake::FirstLine);
     }
 }
