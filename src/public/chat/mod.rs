@@ -566,7 +566,7 @@ async fn stream(
         let mut after = after;
         let mut connected = None;
         let mut shutdown = state.chat.shutdown.clone();
-        let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines);
+        let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines, conv.ticket);
         let mut sent_at = tokio::time::Instant::now();
         if tx.send(Ok("retry: 2000\n\n".into())).await.is_err() {
             return;
@@ -659,7 +659,7 @@ async fn poll(
     let deadline = tokio::time::Instant::now() + LONG_POLL;
     let mut shutdown = state.chat.shutdown.clone();
     let mut connected = None;
-    let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines);
+    let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines, conv.ticket);
     loop {
         waiters.seen();
         let (c, got) = look(&state, &key, conv, after)

@@ -50,9 +50,15 @@ pub struct Waiters {
 }
 
 impl Waiters {
-    pub fn new(store: &Store, first_lines: &watch::Sender<u64>) -> Waiters {
+    /// Watches `ticket` already when the conversation knows it, so the
+    /// first look needs no second one ([`Waiters::watch`]).
+    pub fn new(
+        store: &Store,
+        first_lines: &watch::Sender<u64>,
+        ticket: Option<TicketId>,
+    ) -> Waiters {
         Waiters {
-            ticket: None,
+            ticket: ticket.map(|t| (t, store.ticket_changes().watch(t))),
             commits: store.ticket_changes().watch_commits(),
             first_lines: first_lines.subscribe(),
         }
