@@ -521,6 +521,12 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<Respo
                 ("result=\"failed\"", &c::OUTBOUND_FAILED),
             ]),
         );
+        gauge(
+            "postdesk_chat_stream_reads_total",
+            "Looks at the store by live chat streams and long polls.",
+            "counter",
+            &one(c::CHAT_STREAM_READS.get()),
+        );
     }
     let mut histograms = String::new();
     {

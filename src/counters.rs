@@ -47,6 +47,9 @@ pub static OUTBOUND_FAILED: Counter = Counter::new();
 pub static SLA_WARNINGS: Counter = Counter::new();
 /// SLA breaches fired (committed).
 pub static SLA_BREACHES: Counter = Counter::new();
+/// Looks at the store by live chat streams and long polls (each reads the
+/// conversation's ticket): they look when their ticket changed, not on a timer.
+pub static CHAT_STREAM_READS: Counter = Counter::new();
 
 /// A latency histogram with fixed buckets (seconds), Prometheus-style:
 /// each bucket counts observations at or below its bound.

@@ -2,6 +2,9 @@
 //! once an hour (and on `postdesk retention`), tickets due under a rule lose
 //! their content (`store/erase.rs`), a batch per write transaction so intake
 //! never waits long for the writer. A dry run lists what a pass would do.
+//! The same hourly round prunes ended chat conversations' records kept
+//! past `keep_conversations` (rules/chat.toml; their lines are messages
+//! and stay).
 
 use crate::clock::Clock;
 use crate::model::TicketId;
@@ -16,6 +19,15 @@ const PLAN: usize = 1000;
 const BATCH: usize = 50;
 /// How often the daemon applies the rules.
 const INTERVAL: Duration = Duration::from_secs(3600);
+/// Chat conversations removed per write transaction.
+const CHAT_BATCH: usize = 200;
+
+/// Removes the chat conversations that ended and whose visitor was last
+/// there more than `keep_conversations` before `now`; returns how many.
+pub fn prune_chats(store: &Store, rules: &LiveRules, now: i64) -> Result<usize, StoreError> {
+    let keep = rules.current().chat.limits.keep_conversations;
+    store.prune_chat_conversations(now.saturating_sub(keep), CHAT_BATCH)
+}
 
 /// One ticket a pass purged (or would purge) and the rule it fell under.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,6 +96,13 @@ pub async fn run(
         }
         if *shutdown.borrow() {
             return;
+        }
+        let (s, r, now) = (store.clone(), rules.clone(), clock.now());
+        match tokio::task::spawn_blocking(move || prune_chats(&s, &r, now)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(conversations = n, "chat conversations pruned"),
+            Ok(Err(e)) => tracing::error!(error = %e, "pruning chat conversations failed"),
+            Err(e) => tracing::error!(error = %e, "chat pruning task failed"),
         }
         if rules.current().retention.rules.is_empty() {
             continue;

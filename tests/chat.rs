@@ -1070,3 +1070,96 @@ fn the_chat_opens_only_while_an_agent_of_its_queue_is_available() {
     assert_ne!(forged.status, 303);
     assert!(!frame_open());
 }
+
+/// Looks at the store by chat streams and long polls so far (`/metrics`).
+fn stream_reads(d: &Daemon) -> u64 {
+    let (code, body) = d.api_get_raw("/metrics");
+    assert_eq!(code, 200);
+    let text = String::from_utf8_lossy(&body).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("postdesk_chat_stream_reads_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no postdesk_chat_stream_reads_total in\n{text}"))
+}
+
+#[test]
+fn open_streams_read_the_store_when_their_ticket_changes_not_on_a_timer() {
+    let chat = start_chat("idle_seconds = 600", free_port());
+    let visitor = chat.start("gus@example.org");
+    let mut sse = Sse::open(chat.public, &stream_path(&visitor), &[]).expect("a stream");
+    chat.say(&visitor, "My scanner jams on every page.");
+    let first = sse
+        .next(Duration::from_secs(20))
+        .expect("my line comes back");
+    let (ticket, _) = chat.ticket_with("scanner jams");
+    // Another visitor has the widget open and has not written yet.
+    let quiet = chat.start("hal@example.org");
+    let mut quiet_sse = Sse::open(chat.public, &stream_path(&quiet), &[]).expect("a stream");
+    // Everything the first line set off (the continue link mailed, its
+    // delivery recorded) is done before counting.
+    wait_until(Duration::from_secs(30), "the continue link", || {
+        chat.sink
+            .messages_to("gus@example.org")
+            .into_iter()
+            .find(|m| contains(m, b"/chat/continue/"))
+    });
+    chat.d.wait_idle(Duration::from_secs(30));
+    let before = stream_reads(&chat.d);
+
+    // Other customers' mail makes and changes other tickets; neither
+    // stream's ticket changes, so neither looks at the store again (a
+    // timer would have read every few hundred milliseconds).
+    for i in 0..3 {
+        let raw = mail(
+            "Ivy <ivy@example.org>",
+            &format!("Unrelated request {i}"),
+            &format!("<unrelated.{i}@example.org>"),
+            &[],
+            "Not a chat.\n",
+        );
+        chat.d
+            .ticket_of(chat.d.send_ok("ivy@example.org", &[SUPPORT], &raw));
+    }
+    chat.d.wait_idle(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    quiet_sse.fill();
+    let idle = stream_reads(&chat.d) - before;
+    assert_eq!(idle, 0, "idle streams looked at the store {idle} times");
+
+    // The agent's reply changes the ticket: that wakes its stream.
+    agent_reply(&chat.d, &ticket, "Please clean the rollers.");
+    let reply = sse
+        .next(Duration::from_secs(20))
+        .expect("the reply is pushed");
+    assert!(reply.id > first.id);
+    assert!(reply.data["text"].as_str().unwrap().contains("rollers"));
+    assert!(stream_reads(&chat.d) > before);
+    chat.d.wait_idle(Duration::from_secs(30));
+    let settled = stream_reads(&chat.d);
+
+    // A long poll waits the same way, and the next reply ends it.
+    let poller = {
+        let (port, path) = (
+            chat.public,
+            format!(
+                "/chat/poll?site=www&v={visitor}&after={}",
+                reply.id.unwrap()
+            ),
+        );
+        std::thread::spawn(move || req(port, "GET", &path, &[], None))
+    };
+    wait_until(Duration::from_secs(10), "the poll waiting", || {
+        (stream_reads(&chat.d) > settled).then_some(())
+    });
+    agent_reply(&chat.d, &ticket, "Or replace them: part 42.");
+    let (status, _, body) = poller.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let polled: Value = serde_json::from_str(&body).unwrap();
+    assert!(polled.to_string().contains("part 42"), "{polled}");
+    let pushed = sse.next(Duration::from_secs(20)).expect("the stream too");
+    assert!(pushed.data["text"].as_str().unwrap().contains("part 42"));
+    assert!(
+        quiet_sse.next(Duration::from_millis(500)).is_none(),
+        "the other visitor sees nothing of it"
+    );
+}

@@ -9,6 +9,7 @@
 //! max_message_bytes = 2000
 //! streams_per_ip = 6
 //! idle_seconds = 600             # transcript mailed after this long without the visitor
+//! keep_conversations = "30d"     # an ended conversation's record, after the visitor left
 //!
 //! [[site]]
 //! id = "www"
@@ -46,6 +47,10 @@ pub struct Limits {
     /// Seconds without the visitor (no stream, no line) after which the
     /// conversation ends and the transcript is mailed.
     pub idle_seconds: i64,
+    /// Seconds an ended conversation's record is kept after its visitor
+    /// was last there (`keep_conversations`); then it is removed. Its
+    /// lines stay: they are the ticket's messages.
+    pub keep_conversations: i64,
 }
 
 impl Default for Limits {
@@ -57,6 +62,7 @@ impl Default for Limits {
             max_message_bytes: 2000,
             streams_per_ip: 6,
             idle_seconds: 600,
+            keep_conversations: 30 * 86_400,
         }
     }
 }
@@ -129,6 +135,7 @@ struct LimitsSpec {
     max_message_bytes: Option<Spanned<usize>>,
     streams_per_ip: Option<u32>,
     idle_seconds: Option<Spanned<i64>>,
+    keep_conversations: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +202,7 @@ impl ChatSites {
                     .idle_seconds
                     .as_ref()
                     .map_or(d.idle_seconds, |s| *s.get_ref()),
+                keep_conversations: d.keep_conversations,
             };
             if let Some(m) = &l.max_message_bytes
                 && !(1..=65_536).contains(m.get_ref())
@@ -205,6 +213,17 @@ impl ChatSites {
                 && !(10..=86_400).contains(i.get_ref())
             {
                 at(i.span().start, "idle_seconds: 10 to 86400".into());
+            }
+            if let Some(k) = &l.keep_conversations {
+                // At least a day: a visitor who comes back within it
+                // continues their conversation (and its ticket).
+                match crate::config::parse_duration(k.get_ref()).map(|d| d.as_secs()) {
+                    Ok(secs @ 86_400..=315_360_000) => {
+                        limits.keep_conversations = secs as i64;
+                    }
+                    Ok(_) => at(k.span().start, "keep_conversations: 1d to 3650d".into()),
+                    Err(e) => at(k.span().start, format!("keep_conversations: {e}")),
+                }
             }
         }
         let mut sites: Vec<Site> = Vec::new();
@@ -354,5 +373,11 @@ mod tests {
         assert_eq!(parse(short).unwrap_err()[0].line, 5);
         let limits = "[limits]\nmax_message_bytes = 0\n";
         assert_eq!(parse(limits).unwrap_err()[0].line, 2);
+        let keep = parse("[limits]\nkeep_conversations = \"7d\"\n").unwrap();
+        assert_eq!(keep.limits.keep_conversations, 7 * 86_400);
+        for bad in ["\"1h\"", "\"soon\"", "\"4000d\""] {
+            let text = format!("[limits]\nidle_seconds = 60\nkeep_conversations = {bad}\n");
+            assert_eq!(parse(&text).unwrap_err()[0].line, 3, "{bad}");
+        }
     }
 }

@@ -36,6 +36,8 @@ mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;
 pub use queue_index::{QueueCursor, QueuePage, QueueQuery, sla_deadline};
+mod ticket_changes;
+pub use ticket_changes::TicketChanges;
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -318,6 +320,8 @@ struct Shared {
     training: Mutex<()>,
     /// Values of a kind written before its dictionary is trained.
     dictionary_after: AtomicU64,
+    /// Told the tickets each commit changed (see `ticket_changes.rs`).
+    ticket_changes: TicketChanges,
 }
 
 #[derive(Default)]
@@ -378,6 +382,7 @@ impl Store {
                 codec: RwLock::new(Arc::new(encoding::Codec::new(true, Default::default()))),
                 training: Mutex::new(()),
                 dictionary_after: AtomicU64::new(dictionaries::DEFAULT_DICTIONARY_AFTER),
+                ticket_changes: TicketChanges::default(),
             }),
         };
         store.write(|tx| {
@@ -549,6 +554,11 @@ impl Store {
         self.failure()
     }
 
+    /// Waiters on tickets' changes: woken by the commits that change them.
+    pub fn ticket_changes(&self) -> &TicketChanges {
+        &self.shared.ticket_changes
+    }
+
     /// Runs `f` in one durable write transaction; nothing is written if it fails.
     ///
     /// An I/O error (disk full) poisons redb's database: it refuses every
@@ -613,10 +623,14 @@ impl Store {
                 search_dirty: Default::default(),
                 codec: self.codec(),
             };
-            match f(&mut tx).and_then(|v| tx.refresh_search().map(|()| v)) {
+            let done = f(&mut tx);
+            // The tickets changed, for their waiters once committed.
+            let changed = tx.search_dirty.clone();
+            match done.and_then(|v| tx.refresh_search().map(|()| v)) {
                 Ok(v) => {
                     tx.refresh_report_rollups()?;
                     txn.commit()?;
+                    self.shared.ticket_changes.committed(&changed);
                     Ok((v, write))
                 }
                 Err(e) => {

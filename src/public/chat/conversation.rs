@@ -87,6 +87,11 @@ pub fn ticket_of(
         }
         tx.put_chat_conversation(key, &stored)
     })?;
+    if link.is_some() {
+        // Queued outside the processor: the sender would find it only at
+        // its next timed look.
+        state.processor.outbound_wake.notify_one();
+    }
     Ok(Some(ticket))
 }
 

@@ -15,6 +15,7 @@
 pub mod conversation;
 pub mod identity;
 pub mod limits;
+mod push;
 /// Which tickets have their visitor connected lives in `crate::chat_live`: the
 /// processor asks it without depending on the pages.
 pub use crate::chat_live as live;
@@ -43,6 +44,9 @@ pub struct ChatState {
     /// quick lines never both open a ticket.
     sending: tokio::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
+    /// Bumped after a conversation's first line is spooled: wakes the
+    /// streams that wait for theirs ([`push`]).
+    first_lines: watch::Sender<u64>,
 }
 
 impl ChatState {
@@ -51,6 +55,7 @@ impl ChatState {
             limits: limits::RateLimits::default(),
             sending: tokio::sync::Mutex::new(()),
             shutdown,
+            first_lines: watch::channel(0).0,
         }
     }
 }
@@ -391,6 +396,12 @@ async fn send(
     let (key, mut conv) = conversation_of(&state, &site.id, &req.visitor)?;
     let seq =
         conversation::submit_line(&state, &key, &mut conv, &peer.ip().to_string(), &text).await?;
+    if conv.first_seq == Some(seq) {
+        state
+            .chat
+            .first_lines
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "spooled": seq })),
@@ -432,8 +443,8 @@ struct StreamQuery {
     after: Option<u64>,
 }
 
-/// How often a stream looks for new lines, and sends a keep-alive comment.
-const STREAM_POLL: Duration = Duration::from_millis(400);
+/// How long a quiet stream goes before a keep-alive comment; it looks at
+/// the store then too, in case a change was not signalled ([`push`]).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often an open stream marks its visitor as present in the store.
 const TOUCH_EVERY: i64 = 30;
@@ -447,6 +458,22 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// What one look at the store found for a stream or poll.
+struct Look {
+    ticket: Option<crate::model::TicketId>,
+    /// The lines to send, in order.
+    lines: Vec<conversation::Line>,
+    /// Lines held back behind a message still in the spool.
+    withheld: bool,
+}
+
+impl Look {
+    /// What to wait for before the next look.
+    fn wake(&self, conv: &ChatConversation) -> push::Wake {
+        push::Wake::after(self.ticket, self.withheld, conv.first_seq.is_some())
+    }
+}
+
 /// One look at the conversation for a stream or poll: the conversation as
 /// stored (the first line may have been sent since), its ticket, the lines
 /// after `after`; marks the visitor present. Blocking (the store).
@@ -455,7 +482,8 @@ fn refresh(
     key: &str,
     conv: &mut ChatConversation,
     after: u64,
-) -> Result<(Option<crate::model::TicketId>, Vec<conversation::Line>), StoreError> {
+) -> Result<Look, StoreError> {
+    crate::counters::CHAT_STREAM_READS.inc();
     if conv.ticket.is_none()
         && let Some(now) = state.store.chat_conversation(key)?
     {
@@ -472,10 +500,17 @@ fn refresh(
     // after a later one (a visitor line still in the spool while an agent's
     // reply is stored directly). Nothing at or above the oldest message
     // still in the spool is sent yet, so ids reach the client in order.
+    let mut withheld = false;
     if let Some((oldest, _)) = state.store.pending_spool(1)?.first() {
+        let all = lines.len();
         lines.retain(|l| l.id < *oldest);
+        withheld = lines.len() < all;
     }
-    Ok((ticket, lines))
+    Ok(Look {
+        ticket,
+        lines,
+        withheld,
+    })
 }
 
 /// Marks the visitor present (at most every [`TOUCH_EVERY`] seconds).
@@ -493,6 +528,23 @@ fn touch(state: &crate::public::PublicState, key: &str, conv: &mut ChatConversat
     {
         tracing::warn!(error = %e, "chat: cannot mark the visitor present");
     }
+}
+
+/// One look at the store off the async threads; the conversation comes
+/// back with what it found.
+async fn look(
+    state: &Shared,
+    key: &str,
+    conv: ChatConversation,
+    after: u64,
+) -> Result<(ChatConversation, Result<Look, StoreError>), tokio::task::JoinError> {
+    let (st, k) = (state.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut c = conv;
+        let got = refresh(&st, &k, &mut c, after);
+        (c, got)
+    })
+    .await
 }
 
 async fn stream(
@@ -519,57 +571,63 @@ async fn stream(
         let mut after = after;
         let mut connected = None;
         let mut shutdown = state.chat.shutdown.clone();
-        let mut quiet = Duration::ZERO;
+        let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines, conv.ticket);
+        let mut sent_at = tokio::time::Instant::now();
         if tx.send(Ok("retry: 2000\n\n".into())).await.is_err() {
             return;
         }
         loop {
-            let (st, k, c) = (state.clone(), key.clone(), conv.clone());
-            let read = tokio::task::spawn_blocking(move || {
-                let mut c = c;
-                let got = refresh(&st, &k, &mut c, after);
-                (c, got)
-            })
-            .await;
-            let (ticket, lines) = match read {
-                Ok((c, Ok(got))) => {
+            waiters.seen();
+            let found = match look(&state, &key, conv.clone(), after).await {
+                Ok((c, Ok(found))) => {
                     conv = c;
-                    got
+                    found
                 }
                 Ok((c, Err(e))) => {
                     conv = c;
                     tracing::warn!(error = %e, "chat stream: store");
-                    (None, Vec::new())
+                    Look {
+                        ticket: None,
+                        lines: Vec::new(),
+                        withheld: false,
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "chat stream: task failed");
                     return;
                 }
             };
-            if let Some(t) = ticket
+            let wake = found.wake(&conv);
+            if let Some(t) = found.ticket
                 && connected.is_none()
             {
                 connected = Some(state.processor.chat_live.connect(t));
             }
-            for line in lines {
+            for line in found.lines {
                 after = line.id;
                 let data = serde_json::to_string(&line).unwrap_or_default();
                 let event = format!("id: {}\nevent: line\ndata: {data}\n\n", line.id);
                 if tx.send(Ok(event)).await.is_err() {
                     return;
                 }
-                quiet = Duration::ZERO;
+                sent_at = tokio::time::Instant::now();
             }
-            if quiet >= KEEP_ALIVE {
-                quiet = Duration::ZERO;
+            if let Some(t) = found.ticket
+                && !waiters.watch(&state.store, t)
+            {
+                continue;
+            }
+            let quiet = tokio::select! {
+                _ = waiters.changed(wake) => false,
+                _ = tokio::time::sleep_until(sent_at + KEEP_ALIVE) => true,
+                _ = tx.closed() => return,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            if quiet {
+                sent_at = tokio::time::Instant::now();
                 if tx.send(Ok(": keep-alive\n\n".into())).await.is_err() {
                     return;
                 }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(STREAM_POLL) => quiet += STREAM_POLL,
-                _ = tx.closed() => return,
-                _ = shutdown.wait_for(|s| *s) => return,
             }
         }
     });
@@ -603,30 +661,34 @@ async fn poll(
         .stream(&limits, state.client_addr.of(peer, &headers))
         .map_err(ChatError::Limited)?;
     let after = q.after.or(last_event_id(&headers)).unwrap_or(0);
-    let mut waited = Duration::ZERO;
+    let deadline = tokio::time::Instant::now() + LONG_POLL;
     let mut shutdown = state.chat.shutdown.clone();
     let mut connected = None;
+    let mut waiters = push::Waiters::new(&state.store, &state.chat.first_lines, conv.ticket);
     loop {
-        let (st, k, c) = (state.clone(), key.clone(), conv.clone());
-        let (c, got) = tokio::task::spawn_blocking(move || {
-            let mut c = c;
-            let got = refresh(&st, &k, &mut c, after);
-            (c, got)
-        })
-        .await
-        .map_err(|e| ChatError::NotTaken(format!("task failed: {e}")))?;
+        waiters.seen();
+        let (c, got) = look(&state, &key, conv, after)
+            .await
+            .map_err(|e| ChatError::NotTaken(format!("task failed: {e}")))?;
         conv = c;
-        let (ticket, lines) = got?;
-        if let Some(t) = ticket
+        let found = got?;
+        if let Some(t) = found.ticket
             && connected.is_none()
         {
             connected = Some(state.processor.chat_live.connect(t));
         }
-        if !lines.is_empty() || waited >= LONG_POLL {
-            return Ok(Json(serde_json::json!({ "lines": lines })).into_response());
+        if !found.lines.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(serde_json::json!({ "lines": found.lines })).into_response());
+        }
+        let wake = found.wake(&conv);
+        if let Some(t) = found.ticket
+            && !waiters.watch(&state.store, t)
+        {
+            continue;
         }
         tokio::select! {
-            _ = tokio::time::sleep(STREAM_POLL) => waited += STREAM_POLL,
+            _ = waiters.changed(wake) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.wait_for(|s| *s) => {
                 return Ok(Json(serde_json::json!({ "lines": [] })).into_response());
             }
