@@ -1146,6 +1146,7 @@ async fn erase(
         "messages_redacted": report.messages_redacted,
         "events_redacted": report.events_redacted,
         "jobs_dropped": report.jobs_dropped,
+        "dictionaries_holding": report.dictionaries_holding,
     })))
 }
 

@@ -22,7 +22,7 @@ pub fn erase(cfg: &Config, customer: &str, dry_run: bool) -> Result<String, ApiC
         .filter_map(|t| t.as_str().map(|t| format!("#{t}")))
         .collect();
     Ok(format!(
-        "{}{} tickets{}; {} messages erased, {} redacted, {} events redacted, {} queued mails dropped\n",
+        "{}{} tickets{}; {} messages erased, {} redacted, {} events redacted, {} queued mails dropped\n{}",
         if dry_run {
             "dry run (nothing changed): "
         } else {
@@ -38,6 +38,12 @@ pub fn erase(cfg: &Config, customer: &str, dry_run: bool) -> Result<String, ApiC
         n("messages_redacted"),
         n("events_redacted"),
         n("jobs_dropped"),
+        if n("dictionaries_holding") > 0 {
+            "the store's compression dictionaries hold the address or a name: \
+             run `postdesk compact` (daemon stopped) to replace them\n"
+        } else {
+            ""
+        },
     ))
 }
 

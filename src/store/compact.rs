@@ -175,6 +175,12 @@ impl Store {
     /// and after. Part of `postdesk compact`.
     pub fn recode(&self) -> Result<Recoded> {
         use encoding::Kind;
+        // Personal data may be in a dictionary (see `erase.rs`): new ones
+        // from today's values, which the erasure already cleaned.
+        let retrain = self.dictionaries_stale()?;
+        if retrain {
+            self.forget_dictionaries();
+        }
         let codec = self.codec();
         if codec.compresses() {
             let missing: Vec<Kind> = Kind::ALL
@@ -220,6 +226,9 @@ impl Store {
             false,
             &mut done,
         )?;
+        if retrain || !self.codec().compresses() {
+            self.drop_unused_dictionaries()?;
+        }
         Ok(done)
     }
 }

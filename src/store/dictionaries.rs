@@ -25,6 +25,10 @@ pub(super) const DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::ne
 /// and how many of the newest ones it is trained on.
 pub const DEFAULT_DICTIONARY_AFTER: u64 = 1000;
 
+/// META key set when a dictionary may hold erased personal data: the next
+/// `postdesk compact` trains every dictionary anew.
+const STALE: &str = "dictionaries_stale";
+
 fn meta_key(kind: Kind) -> String {
     format!("dictionary:{}", kind.name())
 }
@@ -64,7 +68,62 @@ fn samples(r: &redb::ReadTransaction, kind: Kind, n: usize) -> Result<Vec<Vec<u8
     }
 }
 
+impl Tx<'_> {
+    /// Asks the next `postdesk compact` to replace every dictionary.
+    pub(super) fn mark_dictionaries_stale(&mut self) -> Result<()> {
+        self.txn.open_table(META)?.insert(STALE, 1)?;
+        Ok(())
+    }
+}
+
 impl Store {
+    /// Whether an erasure found personal data in a dictionary since the
+    /// last `postdesk compact`.
+    pub fn dictionaries_stale(&self) -> Result<bool> {
+        let r = self.db()?.0.begin_read()?;
+        Ok(r.open_table(META)?.get(STALE)?.is_some())
+    }
+
+    /// After every value was rewritten with the current dictionaries
+    /// (offline, in `postdesk compact`): drops the others and the stale
+    /// mark. No value names a dropped one: nothing else writes meanwhile.
+    pub(super) fn drop_unused_dictionaries(&self) -> Result<u64> {
+        let current: Vec<u32> = self
+            .codec()
+            .encoders()
+            .iter()
+            .flatten()
+            .map(|e| e.id())
+            .collect();
+        self.write(|tx| {
+            let mut t = tx.txn.open_table(DICTIONARIES)?;
+            let unused: Vec<u32> = t
+                .iter()?
+                .map(|item| item.map(|(k, _)| k.value()))
+                .collect::<std::result::Result<_, _>>()?;
+            let mut dropped = 0;
+            for id in unused.into_iter().filter(|id| !current.contains(id)) {
+                t.remove(id)?;
+                dropped += 1;
+            }
+            let mut meta = tx.txn.open_table(META)?;
+            meta.remove(STALE)?;
+            for kind in Kind::ALL {
+                if self.codec().encoders()[kind as usize].is_none() {
+                    meta.remove(meta_key(kind).as_str())?;
+                }
+            }
+            Ok(dropped)
+        })
+    }
+
+    /// Forgets the current dictionaries (values keep naming theirs, which
+    /// stay stored until [`Store::drop_unused_dictionaries`]).
+    pub(super) fn forget_dictionaries(&self) {
+        let old = self.codec();
+        self.set_codec(Codec::new(old.compresses(), Default::default()));
+    }
+
     /// Registers every dictionary of the store and puts the current one of
     /// each kind in the codec (at open).
     pub(super) fn load_dictionaries(&self) -> Result<()> {
@@ -353,6 +412,78 @@ mod tests {
         assert_eq!(stored(&store, TICKETS, 7)[0], b'{');
         assert_eq!(store.raw(7).unwrap().unwrap(), mail(7));
         assert_eq!(store.message(7).unwrap().unwrap().seq, 7);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_erased_name_in_a_dictionary_is_reported_and_compact_replaces_the_dictionary() {
+        let dir = temp("erase");
+        let store = Store::open(&dir).unwrap();
+        store.set_dictionary_after(40);
+        // A frequent customer: their name is common enough in the store's
+        // mail to be learnt by the dictionaries.
+        let name = "Bartholomew Quince";
+        for i in 1..=80u64 {
+            let raw = format!(
+                "From: {name} <bq@example.org>\r\nSubject: Order {i}\r\nMessage-ID: <q{i}@example.org>\r\n\r\n\
+                 Order {i} arrived damaged again.\r\nKind regards, {name}\r\n"
+            );
+            store
+                .write(|tx| {
+                    let mut t = Ticket::new(i, "bq@example.org", i as i64);
+                    t.requester_name = name.into();
+                    t.subject = format!("Order {i}");
+                    tx.put_raw(i, raw.as_bytes())?;
+                    tx.put_message(&MessageRecord {
+                        seq: i,
+                        ticket: Some(i),
+                        message_id: format!("q{i}@example.org"),
+                        direction: Direction::Inbound,
+                        kind: MessageKind::Customer,
+                        from: "bq@example.org".into(),
+                        to: vec!["support@example.test".into()],
+                        subject: t.subject.clone(),
+                        date: i as i64,
+                        text: format!("Order {i} arrived damaged again.\nKind regards, {name}\n"),
+                        stranger: None,
+                    })?;
+                    tx.put_ticket(&t)
+                })
+                .unwrap();
+        }
+        let holding = |store: &Store| {
+            let r = store.db().unwrap().0.begin_read().unwrap();
+            let t = r.open_table(DICTIONARIES).unwrap();
+            t.iter()
+                .unwrap()
+                .filter(|i| {
+                    let (_, v) = i.as_ref().unwrap();
+                    String::from_utf8_lossy(v.value()).contains("Quince")
+                })
+                .count()
+        };
+        assert!(
+            holding(&store) > 0,
+            "the test needs a dictionary that learnt the name"
+        );
+        let plan = store.erase_plan("bq@example.org").unwrap();
+        let report = store
+            .write(|tx| tx.erase_customer(&plan, 1_000, true))
+            .unwrap();
+        assert_eq!(report.dictionaries_holding, holding(&store) as u64);
+        assert!(store.dictionaries_stale().unwrap());
+        drop(store);
+        super::super::compact(&dir, true).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(holding(&store), 0);
+        assert!(!store.dictionaries_stale().unwrap());
+        // Everything still reads (the stubs and redacted records).
+        for i in [1, 40, 80] {
+            assert!(store.raw(i).unwrap().is_some());
+            assert!(store.message(i).unwrap().is_some());
+            assert!(store.ticket(i).unwrap().is_some());
+        }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

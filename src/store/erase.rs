@@ -48,6 +48,10 @@ pub struct ErasureReport {
     pub events_redacted: u64,
     /// Outbound mail to the person dropped from the queue.
     pub jobs_dropped: u64,
+    /// Compression dictionaries that hold the person's address or name (a
+    /// dictionary is made of strings common in the store's values). They
+    /// are marked stale: `postdesk compact` trains new ones and drops them.
+    pub dictionaries_holding: u64,
 }
 
 /// Replaces `needle` in `hay`, ignoring ASCII case; None when absent.
@@ -120,6 +124,26 @@ impl Person {
             }
         }
         changed
+    }
+}
+
+impl Tx<'_> {
+    /// How many stored compression dictionaries contain the person's
+    /// address or one of their names (ASCII case ignored).
+    fn dictionaries_naming(&mut self, person: &Person) -> Result<u64> {
+        let t = self.txn.open_table(super::dictionaries::DICTIONARIES)?;
+        let mut n = 0;
+        for item in t.iter()? {
+            let (_, v) = item?;
+            let text = String::from_utf8_lossy(v.value()).to_ascii_lowercase();
+            if std::iter::once(&person.address)
+                .chain(&person.names)
+                .any(|needle| !needle.is_empty() && text.contains(&needle.to_ascii_lowercase()))
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -366,8 +390,12 @@ impl Tx<'_> {
         report.messages_redacted = redact.len() as u64;
         report.events_redacted = events.len() as u64;
         report.jobs_dropped = jobs.len() as u64;
+        report.dictionaries_holding = self.dictionaries_naming(&person)?;
         if !apply {
             return Ok(report);
+        }
+        if report.dictionaries_holding > 0 {
+            self.mark_dictionaries_stale()?;
         }
 
         let touched: Vec<MessageSeq> = erase.iter().chain(&redact).map(|m| m.seq).collect();
