@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 mod bouncing;
 pub use bouncing::Bouncing;
+mod sla_timers;
+use sla_timers::SLA_TIMERS;
 mod delivery_evidence;
 pub use delivery_evidence::{DeliveryEvidence, TlsEvidence};
 mod csat;
@@ -35,8 +37,6 @@ mod merge;
 pub use merge::MAX_MERGE_CHAIN;
 mod queue_index;
 pub use queue_index::{QueueCursor, QueuePage, QueueQuery, sla_deadline};
-mod sla_timers;
-use sla_timers::SLA_TIMERS;
 
 /// Counters and small settings.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
