@@ -35,8 +35,9 @@ pub enum Level {
     Breach,
 }
 
-/// The kind of one SLA timer. Stored (in the `sla_timers` table and in
-/// `SlaState::fired`) as `first_response:warning`, `resolution:breach`, ….
+/// The kind of one SLA timer. Named (to the store, which keeps it as a
+/// one-byte code in its timer table, and in `SlaState::fired`) as
+/// `first_response:warning`, `resolution:breach`, ….
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerKind {
     pub goal: Goal,

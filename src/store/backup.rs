@@ -95,6 +95,7 @@ fn copy_all(src: &redb::ReadTransaction, dst: &WriteTransaction) -> Result<Backu
     copy_table(src, dst, super::unseen_refs::UNSEEN_REFS, c)?;
     copy_table(src, dst, super::queue_index::QUEUE_INDEX, c)?;
     copy_table(src, dst, super::queue_index::QUEUE_COUNTS, c)?;
+    copy_table(src, dst, super::queue_index::QUEUE_KEY_IDS, c)?;
     copy_table(src, dst, super::search::MESSAGE_EXTRAS, c)?;
     copy_table(src, dst, super::bouncing::BOUNCING, c)?;
     copy_table(src, dst, super::rollups::TICKET_CHANNEL, c)?;

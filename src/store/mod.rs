@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 mod bouncing;
 pub use bouncing::Bouncing;
+mod sla_timers;
+use sla_timers::SLA_TIMERS;
 mod delivery_evidence;
 pub use delivery_evidence::{DeliveryEvidence, TlsEvidence};
 mod csat;
@@ -67,8 +69,6 @@ const OUTBOUND: TableDefinition<u64, &[u8]> = TableDefinition::new("outbound");
 const OUTBOUND_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbound_due");
 /// Address → JSON (window start, count) for acknowledgement rate limiting.
 const ACK_RATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ack_rate");
-/// "{due:020}:{ticket:020}:{kind}" → nothing: SLA timers in due order.
-const SLA_TIMERS: TableDefinition<&str, ()> = TableDefinition::new("sla_timers");
 /// Message sequence of a duplicate → the sequence of the message it duplicates.
 const DUPLICATES: TableDefinition<u64, u64> = TableDefinition::new("duplicates");
 /// Message sequence → JSON [`QuarantineEntry`].
@@ -127,6 +127,9 @@ pub enum StoreError {
     /// yet; the text says why.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// An SLA timer kind with no stored code (`store/sla_timers.rs`).
+    #[error("unknown SLA timer kind {0:?}")]
+    UnknownSlaTimerKind(String),
 }
 
 impl StoreError {
@@ -403,6 +406,7 @@ impl Store {
             tx.txn.open_table(DUPLICATES)?;
             tx.txn.open_table(IMAP_CURSORS)?;
             tx.txn.open_table(SLA_TIMERS)?;
+            sla_timers::migrate_legacy(tx.txn)?;
             tx.txn.open_table(OUTBOUND_DUE)?;
             tx.txn.open_table(HELD)?;
             tx.txn.open_table(AGENT_LOAD)?;
@@ -1056,14 +1060,6 @@ impl Store {
         })
     }
 
-    /// When the earliest SLA timer is due.
-    pub fn next_sla_timer(&self) -> Result<Option<i64>> {
-        let r = self.db()?.0.begin_read()?;
-        let t = r.open_table(SLA_TIMERS)?;
-        let first = t.iter()?.next().transpose()?;
-        Ok(first.and_then(|(k, _)| parse_sla_key(k.value()).map(|(due, _, _)| due)))
-    }
-
     /// Replies held on ticket `id` by collision detection.
     pub fn held_for_ticket(&self, id: TicketId) -> Result<Vec<HeldReply>> {
         let r = self.db()?.0.begin_read()?;
@@ -1385,52 +1381,6 @@ impl Tx<'_> {
         Ok(None)
     }
 
-    /// Schedules SLA timer `kind` of `ticket` at `due`.
-    pub fn add_sla_timer(&mut self, due: i64, ticket: TicketId, kind: &str) -> Result<()> {
-        self.txn
-            .open_table(SLA_TIMERS)?
-            .insert(sla_key(due, ticket, kind).as_str(), ())?;
-        Ok(())
-    }
-
-    /// Removes every SLA timer of `ticket` (a full scan of the timer table, which
-    /// holds only the timers of open tickets).
-    pub fn clear_sla_timers(&mut self, ticket: TicketId) -> Result<()> {
-        let mut t = self.txn.open_table(SLA_TIMERS)?;
-        let marker = format!(":{ticket:020}:");
-        t.retain(|k, _| !k.contains(&marker))?;
-        Ok(())
-    }
-
-    /// Takes (removes and returns) the timers due at `now`: (due, ticket, kind).
-    pub fn take_due_sla_timers(
-        &mut self,
-        now: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, TicketId, String)>> {
-        let mut t = self.txn.open_table(SLA_TIMERS)?;
-        let mut keys = Vec::new();
-        for item in t.iter()? {
-            let (k, _) = item?;
-            let key = k.value().to_string();
-            match parse_sla_key(&key) {
-                Some((due, _, _)) if due > now => break,
-                _ => keys.push(key),
-            }
-            if keys.len() >= limit {
-                break;
-            }
-        }
-        let mut out = Vec::new();
-        for k in keys {
-            t.remove(k.as_str())?;
-            if let Some(parsed) = parse_sla_key(&k) {
-                out.push(parsed);
-            }
-        }
-        Ok(out)
-    }
-
     pub fn put_duplicate(&mut self, seq: MessageSeq, of: MessageSeq) -> Result<()> {
         self.txn.open_table(DUPLICATES)?.insert(seq, of)?;
         Ok(())
@@ -1583,22 +1533,6 @@ fn sortable(t: i64) -> u64 {
 
 fn unsortable(k: u64) -> i64 {
     (k ^ (1 << 63)) as i64
-}
-
-fn sla_key(due: i64, ticket: TicketId, kind: &str) -> String {
-    // Offset so that negative instants still sort correctly as text.
-    format!(
-        "{:020}:{ticket:020}:{kind}",
-        (due as i128 + (1i128 << 62)) as u64
-    )
-}
-
-fn parse_sla_key(k: &str) -> Option<(i64, TicketId, String)> {
-    let mut parts = k.splitn(3, ':');
-    let due: u64 = parts.next()?.parse().ok()?;
-    let ticket: TicketId = parts.next()?.parse().ok()?;
-    let kind = parts.next()?.to_string();
-    Some(((due as i128 - (1i128 << 62)) as i64, ticket, kind))
 }
 
 #[cfg(test)]

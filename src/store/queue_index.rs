@@ -12,23 +12,42 @@
 //! (resolved or closed); filters `status:<s>`, `priority:<p>`,
 //! `assignee:<agent>`, `tag:<t>`. Agent names are lower-cased.
 //!
+//! In the index a key is a `u32` id given once per key text
+//! (`QUEUE_KEY_IDS`): every ticket has about six entries, and a fixed-width
+//! 20-byte entry takes about 41 bytes of the file with redb's overhead,
+//! one led by the key's text about 68 (244 against 407 bytes per ticket,
+//! `cargo bench --bench store`).
+//!
 //! Kept by [`super::Tx::put_ticket`] in the same transaction as the ticket;
-//! built once from the tickets for stores made before it.
+//! built once from the tickets for stores made before it, and rebuilt for
+//! stores whose index is still keyed by text (`queue_index`, dropped).
 
-use super::{META, Result, TICKETS, Tx, dec, sortable};
+use super::{META, Result, StoreError, TICKETS, Tx, dec, sortable};
 use crate::model::{Priority, SlaState, Status, Ticket, TicketId};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-/// `(key, due order, u64::MAX - ticket id)`: the due order is the sortable
-/// deadline, or `u64::MAX` when no SLA clock runs.
-pub(super) const QUEUE_INDEX: TableDefinition<(&str, u64, u64), ()> =
-    TableDefinition::new("queue_index");
+/// `(key id, due order, u64::MAX - ticket id)`: the due order is the
+/// sortable deadline, or `u64::MAX` when no SLA clock runs.
+pub(super) const QUEUE_INDEX: TableDefinition<(u32, u64, u64), ()> =
+    TableDefinition::new("queue_index_by_id");
+/// Key text → its id in `QUEUE_INDEX`. Ids are `0..len`, given in order and
+/// never removed (a key without tickets keeps its id), except when the
+/// whole index is rebuilt with it.
+pub(super) const QUEUE_KEY_IDS: TableDefinition<&str, u32> = TableDefinition::new("queue_key_ids");
 /// Tickets per `QUEUE_INDEX` key: the folder counts.
 pub(super) const QUEUE_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("queue_counts");
 /// META key set once `QUEUE_INDEX` has been built from the tickets.
-const QUEUE_INDEX_BUILT: &str = "queue_index_built";
+const QUEUE_INDEX_BUILT: &str = "queue_index_by_id_built";
+/// The index of older stores, keyed by the key's text, and its META flag:
+/// dropped at open, the index is rebuilt from the tickets.
+const LEGACY_QUEUE_INDEX: TableDefinition<(&str, u64, u64), ()> =
+    TableDefinition::new("queue_index");
+const LEGACY_QUEUE_INDEX_BUILT: &str = "queue_index_built";
 
 /// The deadline a ticket's SLA clock runs towards: the first-response due
 /// until the first response went out, then the resolution due; none while
@@ -166,6 +185,20 @@ pub(super) fn old_view(tx: &Tx<'_>, id: TicketId) -> Result<Option<QueueViewHand
 /// Opaque to the rest of the store: what [`old_view`] read.
 pub(super) struct QueueViewHandle(QueueView);
 
+/// The id of key text `key`, given now if it has none.
+fn key_id(ids: &mut redb::Table<&str, u32>, key: &str) -> Result<u32> {
+    if let Some(id) = ids.get(key)? {
+        return Ok(id.value());
+    }
+    let id = u32::try_from(ids.len()?).map_err(|_| {
+        StoreError::Io(std::io::Error::other(
+            "queue index: every u32 key id is taken",
+        ))
+    })?;
+    ids.insert(key, id)?;
+    Ok(id)
+}
+
 /// Moves ticket `t` in the index from where its old record had it.
 pub(super) fn update(tx: &Tx<'_>, old: Option<QueueViewHandle>, t: &Ticket) -> Result<()> {
     let new = QueueView::of(t);
@@ -179,9 +212,12 @@ pub(super) fn update(tx: &Tx<'_>, old: Option<QueueViewHandle>, t: &Ticket) -> R
     }
     let rev = u64::MAX - t.id;
     let mut index = tx.txn.open_table(QUEUE_INDEX)?;
+    let mut ids = tx.txn.open_table(QUEUE_KEY_IDS)?;
     let mut counts = tx.txn.open_table(QUEUE_COUNTS)?;
     for k in &old_keys {
-        index.remove((k.as_str(), old_due, rev))?;
+        if let Some(id) = ids.get(k.as_str())? {
+            index.remove((id.value(), old_due, rev))?;
+        }
         if !new_keys.contains(k) {
             let n = counts.get(k.as_str())?.map_or(0, |v| v.value());
             if n <= 1 {
@@ -192,7 +228,7 @@ pub(super) fn update(tx: &Tx<'_>, old: Option<QueueViewHandle>, t: &Ticket) -> R
         }
     }
     for k in &new_keys {
-        index.insert((k.as_str(), new_due, rev), ())?;
+        index.insert((key_id(&mut ids, k)?, new_due, rev), ())?;
         if !old_keys.contains(k) {
             let n = counts.get(k.as_str())?.map_or(0, |v| v.value());
             counts.insert(k.as_str(), n + 1)?;
@@ -201,16 +237,28 @@ pub(super) fn update(tx: &Tx<'_>, old: Option<QueueViewHandle>, t: &Ticket) -> R
     Ok(())
 }
 
-/// Indexes every ticket once, for stores made before `QUEUE_INDEX`.
+/// Indexes every ticket once, for stores made before `QUEUE_INDEX`; an
+/// older store's text-keyed index is dropped first (in the same
+/// transaction, the store's open), so it is rebuilt here.
 pub(super) fn build_if_needed(txn: &WriteTransaction) -> Result<()> {
     let mut meta = txn.open_table(META)?;
+    let legacy = txn
+        .list_tables()?
+        .any(|t| t.name() == LEGACY_QUEUE_INDEX.name());
+    if legacy {
+        txn.delete_table(LEGACY_QUEUE_INDEX)?;
+        meta.remove(LEGACY_QUEUE_INDEX_BUILT)?;
+        tracing::info!("queue index keyed by text dropped; rebuilding it with key ids");
+    }
     if meta.get(QUEUE_INDEX_BUILT)?.is_some() {
         return Ok(());
     }
     let tickets = txn.open_table(TICKETS)?;
     let mut index = txn.open_table(QUEUE_INDEX)?;
+    let mut ids = txn.open_table(QUEUE_KEY_IDS)?;
     let mut counts = txn.open_table(QUEUE_COUNTS)?;
     index.retain(|_, _| false)?;
+    ids.retain(|_, _| false)?;
     counts.retain(|_, _| false)?;
     let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
     for item in tickets.iter()? {
@@ -218,7 +266,7 @@ pub(super) fn build_if_needed(txn: &WriteTransaction) -> Result<()> {
         let view: QueueView = dec("tickets", v.value())?;
         let due = view.due_order();
         for k in view.keys() {
-            index.insert((k.as_str(), due, u64::MAX - id.value()), ())?;
+            index.insert((key_id(&mut ids, &k)?, due, u64::MAX - id.value()), ())?;
             *totals.entry(k).or_insert(0) += 1;
         }
     }
@@ -253,26 +301,32 @@ impl super::Store {
     pub fn queue_page(&self, q: &QueueQuery) -> Result<QueuePage> {
         let r = self.db()?.0.begin_read()?;
         let index = r.open_table(QUEUE_INDEX)?;
+        let ids = r.open_table(QUEUE_KEY_IDS)?;
         let counts = r.open_table(QUEUE_COUNTS)?;
         let tickets = r.open_table(TICKETS)?;
-        let mut sized = Vec::with_capacity(q.keys.len());
-        for k in &q.keys {
-            sized.push((counts.get(k.as_str())?.map_or(0, |v| v.value()), k.as_str()));
-        }
-        sized.sort();
         let empty = QueuePage {
             total: 0,
             tickets: Vec::new(),
             prev: None,
             next: None,
         };
+        let mut sized = Vec::with_capacity(q.keys.len());
+        for k in &q.keys {
+            let count = counts.get(k.as_str())?.map_or(0, |v| v.value());
+            // A key never indexed has no id and no tickets.
+            let Some(id) = ids.get(k.as_str())?.map(|v| v.value()) else {
+                return Ok(empty);
+            };
+            sized.push((count, id));
+        }
+        sized.sort();
         let Some(&(driver_count, driver)) = sized.first() else {
             return Ok(empty);
         };
         if driver_count == 0 {
             return Ok(empty);
         }
-        let others: Vec<&str> = sized[1..].iter().map(|(_, k)| *k).collect();
+        let others: Vec<u32> = sized[1..].iter().map(|(_, k)| *k).collect();
         let matches = |due: u64, rev: u64| -> Result<bool> {
             for k in &others {
                 if index.get((*k, due, rev))?.is_none() {
@@ -288,7 +342,7 @@ impl super::Store {
         let mut places: Vec<(u64, u64)> = Vec::with_capacity(limit + 1);
         let backwards = q.before.is_some();
         if let Some(c) = q.before {
-            let range = index.range::<(&str, u64, u64)>((
+            let range = index.range::<(u32, u64, u64)>((
                 Bound::Included(lo),
                 Bound::Excluded((driver, c.due, c.rev_id)),
             ))?;
@@ -310,7 +364,7 @@ impl super::Store {
                 Some(c) => Bound::Excluded((driver, c.due, c.rev_id)),
                 None => Bound::Included(lo),
             };
-            for item in index.range::<(&str, u64, u64)>((start, Bound::Included(hi)))? {
+            for item in index.range::<(u32, u64, u64)>((start, Bound::Included(hi)))? {
                 let (due, rev) = {
                     let k = item?.0;
                     let k = k.value();
@@ -530,6 +584,83 @@ mod tests {
         drop(store);
         let store = Store::open(&dir).unwrap();
         check(&store);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn ticket(id: u64, status: Status, tag: Option<&str>) -> Ticket {
+        Ticket {
+            status,
+            tags: tag.map(str::to_string).into_iter().collect(),
+            ..Ticket::new(id, "ann@example.org", 0)
+        }
+    }
+
+    fn ids(store: &Store, keys: &[&str]) -> Vec<u64> {
+        let q = QueueQuery {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            limit: 100,
+            ..Default::default()
+        };
+        let p = store.queue_page(&q).unwrap();
+        p.tickets.iter().map(|t| t.id).collect()
+    }
+
+    #[test]
+    fn an_older_store_s_text_keyed_index_is_dropped_and_rebuilt_with_key_ids() {
+        let dir = std::env::temp_dir().join(format!(
+            "postdesk-queue-index-legacy-{}-{}",
+            std::process::id(),
+            crate::clock::Clock::system().now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        store
+            .write(|tx| {
+                tx.put_ticket(&ticket(1, Status::Open, Some("vip")))?;
+                tx.put_ticket(&ticket(2, Status::Resolved, Some("vip")))?;
+                tx.put_ticket(&ticket(3, Status::Open, None))
+            })
+            .unwrap();
+        // As an older version left it: its text-keyed index and flag, none
+        // of the id-keyed tables.
+        store
+            .write(|tx| {
+                let mut meta = tx.txn.open_table(META)?;
+                meta.remove(QUEUE_INDEX_BUILT)?;
+                meta.insert(LEGACY_QUEUE_INDEX_BUILT, 1)?;
+                tx.txn.delete_table(QUEUE_INDEX)?;
+                tx.txn.delete_table(QUEUE_KEY_IDS)?;
+                tx.txn
+                    .open_table(LEGACY_QUEUE_INDEX)?
+                    .insert(("f:open", u64::MAX, u64::MAX - 1), ())?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        {
+            let r = store.db().unwrap().0.begin_read().unwrap();
+            assert!(
+                !r.list_tables()
+                    .unwrap()
+                    .any(|t| t.name() == LEGACY_QUEUE_INDEX.name()),
+                "the text-keyed index is dropped"
+            );
+            let meta = r.open_table(META).unwrap();
+            assert!(meta.get(LEGACY_QUEUE_INDEX_BUILT).unwrap().is_none());
+            assert!(meta.get(QUEUE_INDEX_BUILT).unwrap().is_some());
+        }
+        assert_eq!(ids(&store, &["f:open"]), vec![3, 1]);
+        assert_eq!(ids(&store, &["tag:vip"]), vec![2, 1]);
+        assert_eq!(ids(&store, &["f:open", "tag:vip"]), vec![1]);
+        assert_eq!(ids(&store, &["tag:never-seen"]), Vec::<u64>::new());
+        // A key first seen after the rebuild gets the next id.
+        store
+            .write(|tx| tx.put_ticket(&ticket(4, Status::Pending, Some("new"))))
+            .unwrap();
+        assert_eq!(ids(&store, &["tag:new"]), vec![4]);
+        assert_eq!(ids(&store, &["f:open"]), vec![4, 3, 1]);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
