@@ -6,6 +6,11 @@
 //!
 //!     cargo bench --bench store                        # 100,000 tickets
 //!     BENCH_TICKETS=20000 BENCH_ROUNDS=2 cargo bench --bench store
+//!     BENCH_MODE=serial cargo bench --bench store      # one thread
+//!
+//! By default spooling and processing run on two threads as in the daemon
+//! (`Mode::Pipelined`); `BENCH_MODE=serial` runs them one after the other
+//! on one thread, which shows the write path's whole CPU cost per ticket.
 //!
 //! Each round builds a fresh store with compression off, then one with it
 //! on (rounds alternate, since this VM's fsync rate drifts within minutes).
@@ -155,7 +160,24 @@ struct Run {
     compacted: postdesk::store::StoreSize,
 }
 
-fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>, String)]) -> Run {
+/// How spooling and processing share the machine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// One thread: spool a batch, process it, deliver; the CPU cost of the
+    /// whole write path per ticket.
+    Serial,
+    /// The daemon's shape: spool writer and processor on their own threads.
+    Pipelined,
+}
+
+fn run(
+    root: &Path,
+    dir: &Path,
+    n: usize,
+    compress: bool,
+    mode: Mode,
+    corpus: &[(Vec<String>, String)],
+) -> Run {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let config = format!(
@@ -181,32 +203,35 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
         public: None,
         chat_live: Default::default(),
     };
-    let mut raw_bytes = 0u64;
-    let start = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let batch: Vec<(Envelope, Vec<u8>)> = (i..(i + SPOOL_BATCH).min(n))
-            .map(|k| {
-                let env = Envelope {
-                    mail_from: format!("c{k}@example.org"),
-                    rcpt_to: vec!["support@example.test".into()],
-                    received_at: Clock::system().now(),
-                    source: Source::Smtp,
-                    peer: "127.0.0.1".into(),
-                    helo: "bench".into(),
-                    imap: None,
-                    sender_auth: None,
-                    imported_as: None,
-                };
-                (env, message(k, corpus))
-            })
-            .collect();
-        i += batch.len();
-        raw_bytes += batch.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
+    // All mail made before the clock starts: only the store's work is timed.
+    let batches: Vec<Vec<(Envelope, Vec<u8>)>> = (0..n)
+        .step_by(SPOOL_BATCH)
+        .map(|i| {
+            (i..(i + SPOOL_BATCH).min(n))
+                .map(|k| {
+                    let env = Envelope {
+                        mail_from: format!("c{k}@example.org"),
+                        rcpt_to: vec!["support@example.test".into()],
+                        received_at: Clock::system().now(),
+                        source: Source::Smtp,
+                        peer: "127.0.0.1".into(),
+                        helo: "bench".into(),
+                        imap: None,
+                        sender_auth: None,
+                        imported_as: None,
+                    };
+                    (env, message(k, corpus))
+                })
+                .collect()
+        })
+        .collect();
+    let raw_bytes: u64 = batches.iter().flatten().map(|(_, r)| r.len() as u64).sum();
+    let spool = |batch: &Vec<(Envelope, Vec<u8>)>| {
         let items: Vec<(&Envelope, &[u8])> = batch.iter().map(|(e, r)| (e, r.as_slice())).collect();
         store.spool_batch(&items).expect("spool");
-        while processor.process_pending(32).expect("process") > 0 {}
-        // The sender's part: the acknowledgements leave the queue.
+    };
+    // The sender's part: the acknowledgements leave the queue.
+    let deliver = || {
         let due = store.due_jobs(i64::MAX, 10_000).expect("due");
         store
             .write_lazy(|tx| {
@@ -216,6 +241,41 @@ fn run(root: &Path, dir: &Path, n: usize, compress: bool, corpus: &[(Vec<String>
                 Ok(())
             })
             .expect("delivered");
+    };
+    let start = Instant::now();
+    match mode {
+        Mode::Serial => {
+            for batch in &batches {
+                spool(batch);
+                while processor.process_pending(32).expect("process") > 0 {}
+                deliver();
+            }
+        }
+        // As the daemon runs: the spool writer (its group commits, raw
+        // mail compressed before each) on one thread, the processor on
+        // another, taking what is spooled as it comes.
+        Mode::Pipelined => {
+            let spooled = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for batch in &batches {
+                        spool(batch);
+                    }
+                    spooled.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                loop {
+                    let done = spooled.load(std::sync::atomic::Ordering::SeqCst);
+                    if processor.process_pending(32).expect("process") > 0 {
+                        continue;
+                    }
+                    deliver();
+                    if done && store.spool_len().expect("spool") == 0 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            });
+        }
     }
     store.flush().expect("flush");
     let seconds = start.elapsed().as_secs_f64();
@@ -285,18 +345,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let mode = match std::env::var("BENCH_MODE").as_deref() {
+        Ok("serial") => Mode::Serial,
+        _ => Mode::Pipelined,
+    };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let corpus = corpus(&root);
     assert!(corpus.len() > 50, "corpus: {} messages", corpus.len());
     let dir = root.join("target/bench-store");
     println!(
-        "{} corpus messages of 1–16 KB; {n} tickets per run, {rounds} round(s)",
+        "{} corpus messages of 1–16 KB; {n} tickets per run, {rounds} round(s), {mode:?}",
         corpus.len()
     );
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for compress in [false, true] {
-            let r = run(&root, &dir, n, compress, &corpus);
+            let r = run(&root, &dir, n, compress, mode, &corpus);
             print(&r, n);
             rates[usize::from(compress)].push(n as f64 / r.seconds);
         }

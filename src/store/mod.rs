@@ -1236,17 +1236,31 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&mut self, t: &Ticket) -> Result<()> {
-        let old_queue_view = queue_index::old_view(self, t.id)?;
+        // The old record, decoded once for the three indexes it updates.
+        let old_json: Option<Vec<u8>> = {
+            let tickets = self.txn.open_table(TICKETS)?;
+            let old = tickets.get(t.id)?;
+            old.map(|v| {
+                encoding::decode_record(v.value())
+                    .map(std::borrow::Cow::into_owned)
+                    .map_err(|source| StoreError::Encoding {
+                        table: "tickets",
+                        source,
+                    })
+            })
+            .transpose()?
+        };
+        let old_queue_view = old_json.as_deref().map(queue_index::view_of).transpose()?;
         queue_index::update(self, old_queue_view, t)?;
         self.search_dirty(t.id);
         let (before, old_keys) = {
             let mut tickets = self.txn.open_table(TICKETS)?;
             let value = self.codec.encode_record(encoding::Kind::Ticket, enc(t));
-            let old = tickets.insert(t.id, value.as_slice())?;
-            match old {
+            tickets.insert(t.id, value.as_slice())?;
+            match &old_json {
                 // Only the fields that matter, not the whole record.
-                Some(v) => {
-                    let old: LoadView = dec("tickets", v.value())?;
+                Some(json) => {
+                    let old: LoadView = dec("tickets", json)?;
                     (
                         load_holder(old.status, old.assignee.as_deref()),
                         index_keys(old.status, &old.queue, old.assignee.as_deref(), &old.tags),

@@ -173,16 +173,11 @@ pub struct QueuePage {
 }
 
 /// The old ticket's index view, read before `put_ticket` overwrites it.
-pub(super) fn old_view(tx: &Tx<'_>, id: TicketId) -> Result<Option<QueueViewHandle>> {
-    let tickets = tx.txn.open_table(TICKETS)?;
-    let view = match tickets.get(id)? {
-        Some(v) => Some(QueueViewHandle(dec::<QueueView>("tickets", v.value())?)),
-        None => None,
-    };
-    Ok(view)
+pub(super) fn view_of(ticket_json: &[u8]) -> Result<QueueViewHandle> {
+    Ok(QueueViewHandle(dec::<QueueView>("tickets", ticket_json)?))
 }
 
-/// Opaque to the rest of the store: what [`old_view`] read.
+/// Opaque to the rest of the store: what [`view_of`] read.
 pub(super) struct QueueViewHandle(QueueView);
 
 /// The id of key text `key`, given now if it has none.
