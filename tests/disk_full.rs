@@ -79,10 +79,22 @@ fn start_on(sink: &Sink, data: &Path) -> Daemon {
     })
 }
 
-/// A customer mail with a body of about `size` bytes (so a commit needs fresh pages).
+/// A customer mail with a body of about `size` bytes that no compression
+/// shrinks (so its commit needs fresh pages: the store compresses mail, and
+/// a repeated line would fit in a few hundred bytes).
 fn big_mail(from: &str, subject: &str, id: &str, size: usize) -> Vec<u8> {
-    let line = "All work and no play makes the printer a dull machine.\n";
-    let body = line.repeat(size / line.len() + 1);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ size as u64 ^ id.len() as u64;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut body = String::with_capacity(size + size / 64 + 1);
+    while body.len() < size {
+        for _ in 0..72 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            body.push(alphabet[(x >> 58) as usize] as char);
+        }
+        body.push('\n');
+    }
     mail(from, subject, id, &[], &body)
 }
 
