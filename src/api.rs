@@ -653,8 +653,9 @@ fn ticket_json(t: &Ticket) -> Value {
         "created_at": rfc3339(t.created_at),
         "updated_at": rfc3339(t.updated_at),
         "message_count": t.message_count,
-        // Opened through the web form and not yet confirmed by the
-        // customer answering our mail or using the status link.
+        // Opened through the web form or an unsigned chat and not yet
+        // confirmed by the customer answering our mail or using the status
+        // link.
         "unverified": t.unverified,
     })
 }

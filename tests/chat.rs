@@ -324,6 +324,10 @@ fn a_chat_is_the_tickets_thread_both_ways_and_continues_by_mail() {
     // The line opened a ticket of the chat channel, with a Message-ID of its own.
     let (ticket, t) = chat.ticket_with("blank pages");
     assert!(t.to_string().contains("ann@example.org"), "{t}");
+    assert_eq!(
+        t["unverified"], true,
+        "an address typed into the chat is not proven: {t}"
+    );
     chat.say(&visitor, "It is a LaserJet 4.");
     let second = sse.next(Duration::from_secs(20)).expect("second line");
     assert!(second.id > first.id);
@@ -414,6 +418,11 @@ fn a_chat_is_the_tickets_thread_both_ways_and_continues_by_mail() {
         ticket,
         "the mail reply joined the chat's ticket"
     );
+    assert_eq!(
+        chat.d.ticket(&ticket)["unverified"],
+        false,
+        "answering our mail proves the address"
+    );
 }
 
 #[test]
@@ -502,6 +511,11 @@ fn forged_and_replayed_identities_are_refused() {
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["verified"], true, "{v}");
+    // The site vouched for the address: its ticket is not marked unproven.
+    let visitor = v["visitor"].as_str().expect("a visitor token").to_string();
+    chat.say(&visitor, "Signed in and my invoice total is wrong.");
+    let (_, t) = chat.ticket_with("invoice total is wrong");
+    assert_eq!(t["unverified"], false, "{t}");
 
     // The same identity again: a replay.
     let (status, body) = chat.post("/chat/start", json!({"site": "www", "identity": good}));

@@ -511,8 +511,12 @@ impl Processor {
         if !sender.is_empty() {
             ticket.participants.insert(sender.to_string());
         }
-        // The form's address is only typed: unverified until its owner answers.
-        ticket.unverified = msg.env.source == Source::WebForm;
+        // The form's address, and one typed into the chat, is only typed:
+        // unverified until its owner answers our mail or uses a signed link.
+        ticket.unverified = matches!(
+            msg.env.source,
+            Source::WebForm | Source::Chat { verified: false }
+        );
         let mut why = match (&found.matched, &found.note) {
             (Some(m), _) => {
                 format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)

@@ -405,7 +405,7 @@ pub async fn note(
 fn unverified_requester(t: &crate::model::Ticket) -> String {
     if t.unverified {
         format!(
-            r#"{} <span class="unverified" title="typed into the web form; not confirmed until the customer answers our mail or uses the status link">unverified</span>"#,
+            r#"{} <span class="unverified" title="typed into the web form or the chat; not confirmed until the customer answers our mail or uses the status link">unverified</span>"#,
             esc(&t.requester)
         )
     } else {
