@@ -453,7 +453,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 86400,
         other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
     };
-    Ok(Duration::from_secs(n * mult))
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
 }
 
 /// A parsed relay URL.
@@ -1260,6 +1262,8 @@ api_token = "t"
         assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432000));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("5 weeks").is_err());
+        // Too long for a u64 of seconds: an error, not an overflow.
+        assert!(parse_duration("99999999999999999d").is_err());
     }
 
     #[test]
