@@ -1177,3 +1177,77 @@ fn open_streams_read_the_store_when_their_ticket_changes_not_on_a_timer() {
         "the other visitor sees nothing of it"
     );
 }
+
+/// The kinds of the events of ticket `id`.
+fn event_kinds(d: &Daemon, id: &str) -> Vec<String> {
+    d.ticket(id)["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_chat_line_does_not_clear_a_bouncing_mark() {
+    let chat = start_chat("", free_port());
+    // The customer writes by mail, and our acknowledgement bounces for good
+    // (a real report about this address, from sisimai's samples).
+    let customer = "userunknown@bouncehammer.jp";
+    let raw = mail(
+        &format!("Customer <{customer}>"),
+        "Where is my order?",
+        "<chat-bounce-1@customer.example>",
+        &[],
+        "It has not arrived.\n",
+    );
+    let first = chat.d.ticket_of(chat.d.send_ok(customer, &[SUPPORT], &raw));
+    let ack = String::from_utf8_lossy(&chat.sink.nth_to(customer, 1)).to_string();
+    let verp = ack
+        .lines()
+        .find_map(|l| l.strip_prefix("X-MailFrom: "))
+        .expect("the sink records the envelope sender")
+        .trim()
+        .to_string();
+    let report = to_crlf(
+        &std::fs::read(
+            repo_root().join("fixtures/corpus/autoreply-bounce/sisimai/bsd/rfc3464-01.eml"),
+        )
+        .unwrap(),
+    );
+    chat.d.send_ok("", &[&verp], &report);
+    chat.d.wait_processed(SECS_30);
+    assert!(
+        event_kinds(&chat.d, &first).contains(&"delivery_failed".to_string()),
+        "the address is marked as bouncing"
+    );
+
+    // Anyone can type that address into the chat: the line proves a browser,
+    // not that mail to the address arrives, so the mark stays.
+    let visitor = chat.start(customer);
+    chat.say(&visitor, "Hello, about my order once more.");
+    let (by_chat, _) = chat.ticket_with("about my order once more");
+    chat.d.wait_processed(SECS_30);
+    let kinds = event_kinds(&chat.d, &by_chat);
+    assert!(
+        !kinds.contains(&"bounce_cleared".to_string()),
+        "a chat line cleared the bouncing mark: {kinds:?}"
+    );
+
+    // The mark was still there: the customer's own mail clears it.
+    let again = mail(
+        &format!("Customer <{customer}>"),
+        "My mailbox works again",
+        "<chat-bounce-2@customer.example>",
+        &[],
+        "Fixed now.\n",
+    );
+    let by_mail = chat
+        .d
+        .ticket_of(chat.d.send_ok(customer, &[SUPPORT], &again));
+    assert!(
+        event_kinds(&chat.d, &by_mail).contains(&"bounce_cleared".to_string()),
+        "mail from the address clears the mark"
+    );
+}

@@ -168,8 +168,13 @@ impl Processor {
             || msg.sender.is_empty()
             || !msg.vouch.vouched()
             || msg.env.source == Source::Api
-            // A status-page message proves the link, not that mail arrives.
-            || matches!(msg.env.source, Source::StatusLink { .. })
+            // A status-page message proves the link, and a chat line the
+            // browser (whatever address was typed or signed), not that mail
+            // arrives.
+            || matches!(
+                msg.env.source,
+                Source::StatusLink { .. } | Source::Chat { .. }
+            )
         {
             return Ok(None);
         }
