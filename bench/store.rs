@@ -284,7 +284,7 @@ fn run(
     drop(processor);
     drop(store);
     // What `postdesk compact` gives back: free pages and the file's slack.
-    let compacted = postdesk::store::compact(&dir.join("data"), compress)
+    let compacted = postdesk::store::compact(&dir.join("data"), compress, false)
         .expect("compact")
         .after;
     let _ = std::fs::remove_dir_all(dir);

@@ -78,11 +78,16 @@ enum Command {
         /// The backup file to create (must not exist).
         file: PathBuf,
     },
-    /// Give the store's free pages back to the file system (the daemon
-    /// stopped); prints the size before and after and the largest tables.
+    /// Rewrite the stored values as the store writes now and give its free
+    /// pages back to the file system (the daemon stopped); prints the size
+    /// before and after and the largest tables.
     Compact {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
+        /// Train new compression dictionaries from today's values first
+        /// (for a store whose mail has changed since they were made).
+        #[arg(long)]
+        retrain: bool,
     },
     /// Turn a mailbox's history into tickets through the running daemon
     /// (threaded, dated by the messages, nothing sent; repeatable).
@@ -260,7 +265,7 @@ fn main() -> ExitCode {
             ticket,
             output.as_deref(),
         ),
-        Command::Compact { config } => compact(&config),
+        Command::Compact { config, retrain } => compact(&config, retrain),
         Command::Import {
             config,
             token_file,
@@ -464,7 +469,7 @@ fn import(
 
 /// `postdesk compact`: the store's size before and after, and where the
 /// bytes are (the largest tables).
-fn compact(path: &std::path::Path) -> ExitCode {
+fn compact(path: &std::path::Path, retrain: bool) -> ExitCode {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -472,7 +477,7 @@ fn compact(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match postdesk::store::compact(&cfg.data_dir(), cfg.store.compress) {
+    match postdesk::store::compact(&cfg.data_dir(), cfg.store.compress, retrain) {
         Ok(done) => {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
             println!(

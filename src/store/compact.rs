@@ -171,13 +171,14 @@ impl Store {
     /// Rewrites every raw message, message record, ticket, event and report
     /// summary that is not written the way the store writes now: with
     /// compression on, with each kind's dictionary (trained first where a
-    /// kind has none yet); with it off, plain. Values read the same before
-    /// and after. Part of `postdesk compact`.
-    pub fn recode(&self) -> Result<Recoded> {
+    /// kind has none yet, and for every kind with `retrain` or after an
+    /// erasure found personal data in one); with it off, plain. Values read
+    /// the same before and after. Part of `postdesk compact`.
+    pub fn recode(&self, retrain: bool) -> Result<Recoded> {
         use encoding::Kind;
         // Personal data may be in a dictionary (see `erase.rs`): new ones
         // from today's values, which the erasure already cleaned.
-        let retrain = self.dictionaries_stale()?;
+        let retrain = retrain || self.dictionaries_stale()?;
         if retrain {
             self.forget_dictionaries();
         }
@@ -278,10 +279,14 @@ impl Store {
 }
 
 /// Compacts the store of `data_dir` in place (the daemon stopped): values
-/// are rewritten as the store writes now (`compress`: see
-/// [`Store::recode`]), then free pages go back to the file system. Returns
-/// the sizes before and after.
-pub fn compact(data_dir: &Path, compress: bool) -> std::result::Result<Compacted, CompactError> {
+/// are rewritten as the store writes now (`compress`, with new
+/// dictionaries if `retrain`: see [`Store::recode`]), then free pages go
+/// back to the file system. Returns the sizes before and after.
+pub fn compact(
+    data_dir: &Path,
+    compress: bool,
+    retrain: bool,
+) -> std::result::Result<Compacted, CompactError> {
     let path = data_dir.join("postdesk.redb");
     if !path.exists() {
         return Err(CompactError::NoStore(path));
@@ -303,7 +308,7 @@ pub fn compact(data_dir: &Path, compress: bool) -> std::result::Result<Compacted
             Err(e) => return Err(e.into()),
         };
         store.set_compression(compress);
-        store.recode()?
+        store.recode(retrain)?
     };
     let mut db = match redb::Builder::new().set_cache_size(CACHE_BYTES).open(&path) {
         Ok(db) => db,
@@ -363,9 +368,12 @@ mod tests {
         let sizes = store.sizes().unwrap();
         assert!(sizes.tables.iter().any(|t| t.name == "raw_encoded"));
         // The daemon (here: this open store) holds the file.
-        assert!(matches!(compact(&dir, true), Err(CompactError::InUse(_))));
+        assert!(matches!(
+            compact(&dir, true, false),
+            Err(CompactError::InUse(_))
+        ));
         drop(store);
-        let done = compact(&dir, true).unwrap();
+        let done = compact(&dir, true, false).unwrap();
         assert!(
             done.after.file_bytes < done.before.file_bytes,
             "{} → {}",
@@ -378,7 +386,7 @@ mod tests {
         assert_eq!(store.raw(5).unwrap().unwrap(), b"again\r\n");
         drop(store);
         assert!(matches!(
-            compact(&dir.join("nothing"), true),
+            compact(&dir.join("nothing"), true, false),
             Err(CompactError::NoStore(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);

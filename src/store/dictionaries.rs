@@ -385,7 +385,7 @@ mod tests {
         }
         assert_eq!(dictionary_of(&stored(&store, TICKETS, 300)), Some(0));
         drop(store);
-        let done = super::super::compact(&dir, true).unwrap();
+        let done = super::super::compact(&dir, true, false).unwrap();
         assert!(done.recoded.values >= 900, "{:?}", done.recoded);
         assert!(
             done.recoded.bytes_after < done.recoded.bytes_before,
@@ -406,7 +406,7 @@ mod tests {
         }
         drop(store);
         // Compression switched off: compact writes everything plain again.
-        super::super::compact(&dir, false).unwrap();
+        super::super::compact(&dir, false, false).unwrap();
         let store = Store::open(&dir).unwrap();
         assert_eq!(stored(&store, RAW_ENCODED, 7)[0], encoding::PLAIN);
         assert_eq!(stored(&store, TICKETS, 7)[0], b'{');
@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(report.dictionaries_holding, holding(&store) as u64);
         assert!(store.dictionaries_stale().unwrap());
         drop(store);
-        super::super::compact(&dir, true).unwrap();
+        super::super::compact(&dir, true, false).unwrap();
         let store = Store::open(&dir).unwrap();
         assert_eq!(holding(&store), 0);
         assert!(!store.dictionaries_stale().unwrap());
@@ -483,6 +483,48 @@ mod tests {
             assert!(store.raw(i).unwrap().is_some());
             assert!(store.message(i).unwrap().is_some());
             assert!(store.ticket(i).unwrap().is_some());
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn compact_with_retrain_replaces_every_dictionary() {
+        let dir = temp("retrain");
+        let store = Store::open(&dir).unwrap();
+        store.set_dictionary_after(40);
+        for i in 1..=60 {
+            write_ticket(&store, i);
+        }
+        let ids = |store: &Store| -> Vec<u32> {
+            let r = store.db().unwrap().0.begin_read().unwrap();
+            let t = r.open_table(DICTIONARIES).unwrap();
+            t.iter().unwrap().map(|i| i.unwrap().0.value()).collect()
+        };
+        let before = ids(&store);
+        let ticket_dictionary = dictionary_of(&stored(&store, TICKETS, 60));
+        assert!(before.len() >= 3, "{before:?}");
+        drop(store);
+        // Without retrain, the dictionaries stay.
+        super::super::compact(&dir, true, false).unwrap();
+        assert_eq!(ids(&Store::open(&dir).unwrap()), before);
+        super::super::compact(&dir, true, true).unwrap();
+        let store = Store::open(&dir).unwrap();
+        let after = ids(&store);
+        assert!(
+            after.iter().all(|id| !before.contains(id)),
+            "{before:?} {after:?}"
+        );
+        assert_ne!(
+            dictionary_of(&stored(&store, TICKETS, 60)),
+            ticket_dictionary
+        );
+        for i in [1, 30, 60] {
+            assert_eq!(store.raw(i).unwrap().unwrap(), mail(i));
+            assert_eq!(
+                store.ticket(i).unwrap().unwrap().requester,
+                format!("c{i}@example.org")
+            );
         }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
