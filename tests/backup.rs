@@ -10,23 +10,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn postdesk(args: &[&str], config: &Path) -> (bool, String) {
-    let out = Command::new(daemon_bin())
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .expect("run postdesk");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn customer_mail(n: usize, phase: &str) -> Vec<u8> {
     mail(
         &format!("c{n}@customer.example"),
@@ -66,7 +49,7 @@ fn a_backup_under_intake_load_restores_every_message_accepted_before_it() {
             accepted
         });
         std::thread::sleep(Duration::from_millis(300));
-        let (ok, out) = postdesk(&["backup", &file_arg], &d.config_path);
+        let (ok, out) = postdesk_cli(&["backup", &file_arg], &d.config_path);
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::SeqCst);
         (ok, out, load.join().unwrap())
@@ -86,7 +69,7 @@ fn a_backup_under_intake_load_restores_every_message_accepted_before_it() {
     assert_eq!(leftovers(&backup_dir.path), Vec::<String>::new());
     assert_eq!(leftovers(&d.dir.path.join("data")), Vec::<String>::new());
     // A second backup never overwrites the first.
-    let (ok, out) = postdesk(&["backup", &file_arg], &d.config_path);
+    let (ok, out) = postdesk_cli(&["backup", &file_arg], &d.config_path);
     assert!(!ok && out.contains("already exists"), "{out}");
 
     // Restore into an empty data directory, and run a daemon on it.
@@ -98,10 +81,10 @@ fn a_backup_under_intake_load_restores_every_message_accepted_before_it() {
         &q(&restored_data.path.join("data").to_string_lossy()),
     );
     let (_cfg_dir, cfg_path) = write_config(&cfg);
-    let (ok, out) = postdesk(&["restore", &file_arg], &cfg_path);
+    let (ok, out) = postdesk_cli(&["restore", &file_arg], &cfg_path);
     assert!(ok, "postdesk restore failed: {out}");
     // Never over an existing store.
-    let (ok, out) = postdesk(&["restore", &file_arg], &cfg_path);
+    let (ok, out) = postdesk_cli(&["restore", &file_arg], &cfg_path);
     assert!(!ok && out.contains("already holds a store"), "{out}");
 
     d.wait_processed(Duration::from_secs(60));
@@ -167,7 +150,7 @@ fn backup_needs_the_api_token_and_a_running_daemon() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     assert!(!file.exists());
     d.stop();
-    let (ok, out) = postdesk(&["backup", &file.to_string_lossy()], &d.config_path);
+    let (ok, out) = postdesk_cli(&["backup", &file.to_string_lossy()], &d.config_path);
     assert!(!ok && out.contains("cannot reach the daemon"), "{out}");
     assert!(!file.exists());
 }

@@ -6,26 +6,8 @@
 
 mod common;
 use common::*;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn postdesk(args: &[&str], config: &Path) -> (bool, String) {
-    let out = Command::new(daemon_bin())
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .expect("run postdesk");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// A few kilobytes of ordinary prose: long enough to be stored compressed.
 fn long_mail(n: usize) -> Vec<u8> {
@@ -72,16 +54,16 @@ fn compressed_messages_survive_compaction_backup_restore_and_export() {
 
     let backup_dir = TempDir::new("compact-backup");
     let file = backup_dir.path.join("postdesk.backup");
-    let (ok, out) = postdesk(&["backup", &file.to_string_lossy()], &d.config_path);
+    let (ok, out) = postdesk_cli(&["backup", &file.to_string_lossy()], &d.config_path);
     assert!(ok, "backup: {out}");
 
     // The running daemon holds the store: compaction is refused, nothing changes.
-    let (ok, out) = postdesk(&["compact"], &d.config_path);
+    let (ok, out) = postdesk_cli(&["compact"], &d.config_path);
     assert!(!ok, "compact ran beside the daemon: {out}");
     assert!(out.contains("in use"), "{out}");
 
     d.stop();
-    let (ok, out) = postdesk(&["compact"], &d.config_path);
+    let (ok, out) = postdesk_cli(&["compact"], &d.config_path);
     assert!(ok, "compact: {out}");
     assert!(
         out.contains("MiB before") && out.contains("MiB after"),
@@ -100,7 +82,7 @@ fn compressed_messages_survive_compaction_backup_restore_and_export() {
     }
     // With new dictionaries trained from today's values: still the same bytes.
     d.stop();
-    let (ok, out) = postdesk(&["compact", "--retrain"], &d.config_path);
+    let (ok, out) = postdesk_cli(&["compact", "--retrain"], &d.config_path);
     assert!(ok, "compact --retrain: {out}");
     d.restart();
     for (s, want) in seqs.iter().zip(&originals) {
@@ -123,7 +105,7 @@ fn compressed_messages_survive_compaction_backup_restore_and_export() {
         &q(&restored.path.join("data").to_string_lossy()),
     );
     let (_cfg_dir, cfg_path) = write_config(&cfg);
-    let (ok, out) = postdesk(&["restore", &file.to_string_lossy()], &cfg_path);
+    let (ok, out) = postdesk_cli(&["restore", &file.to_string_lossy()], &cfg_path);
     assert!(ok, "restore: {out}");
     let r = Daemon::with_config(cfg);
     for (s, want) in seqs.iter().zip(&originals) {

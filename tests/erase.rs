@@ -9,19 +9,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 fn postdesk(d: &Daemon, args: &[&str]) -> (bool, String) {
-    let out = Command::new(daemon_bin())
-        .args(args)
-        .args(["-c", d.config_path.to_str().unwrap()])
-        .output()
-        .expect("run postdesk");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    postdesk_cli(args, &d.config_path)
 }
 
 fn raw_of(d: &Daemon, seq: &Value) -> String {

@@ -1302,3 +1302,22 @@ pub fn tls_health_ok(port: u16) -> bool {
 }
 pub mod dns;
 pub mod web;
+
+/// Runs a `postdesk` command (`args`, then `-c config`) to its end:
+/// whether it succeeded, and what it printed (stdout, then stderr).
+pub fn postdesk_cli(args: &[&str], config: &Path) -> (bool, String) {
+    let out = Command::new(daemon_bin())
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("run postdesk");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
