@@ -43,6 +43,24 @@ pub enum Source {
     },
 }
 
+impl Source {
+    /// Whether the message's From was typed by whoever used the door
+    /// (the web form, a chat without the site's signed identity): nothing
+    /// shows the address belongs to them, so their ticket is unverified
+    /// until its owner answers our mail or uses a signed link.
+    pub fn address_typed(&self) -> bool {
+        matches!(self, Source::WebForm | Source::Chat { verified: false })
+    }
+
+    /// Whether the message came as mail from a mailbox now (SMTP, IMAP).
+    /// The other doors prove a browser, a link or an agent's word, and
+    /// imported history proves only the past: none shows that mail to the
+    /// sender arrives, so none clears a bouncing mark.
+    pub fn is_live_mail(&self) -> bool {
+        matches!(self, Source::Smtp | Source::Imap)
+    }
+}
+
 /// The SMTP envelope of an accepted message (or its IMAP equivalent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {

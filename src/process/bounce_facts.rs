@@ -11,7 +11,7 @@
 use super::bounce::{Action, Recipient, Report};
 use super::decide::Incoming;
 use super::{Processor, classify::Class, event};
-use crate::model::{EventKind, MessageSeq, Source, Ticket, TicketId};
+use crate::model::{EventKind, MessageSeq, Ticket, TicketId};
 use crate::store::{Bouncing, StoreError, Tx};
 use crate::token::Token;
 use tracing::info;
@@ -167,14 +167,7 @@ impl Processor {
         if msg.class != Class::Customer
             || msg.sender.is_empty()
             || !msg.vouch.vouched()
-            || msg.env.source == Source::Api
-            // A status-page message proves the link, and a chat line the
-            // browser (whatever address was typed or signed), not that mail
-            // arrives.
-            || matches!(
-                msg.env.source,
-                Source::StatusLink { .. } | Source::Chat { .. }
-            )
+            || !msg.env.source.is_live_mail()
         {
             return Ok(None);
         }

@@ -511,12 +511,7 @@ impl Processor {
         if !sender.is_empty() {
             ticket.participants.insert(sender.to_string());
         }
-        // The form's address, and one typed into the chat, is only typed:
-        // unverified until its owner answers our mail or uses a signed link.
-        ticket.unverified = matches!(
-            msg.env.source,
-            Source::WebForm | Source::Chat { verified: false }
-        );
+        ticket.unverified = msg.env.source.address_typed();
         let mut why = match (&found.matched, &found.note) {
             (Some(m), _) => {
                 format!("follow-up to closed ticket #{} ({})", m.ticket, m.reason)
