@@ -79,6 +79,15 @@ pub struct Recoded {
 /// many bounded commits, not in one that holds it all in memory.
 const RECODE_BATCH: usize = 2000;
 
+/// And at most about this many bytes of stored values: a batch of large
+/// messages (attachments) must not hold gigabytes.
+const RECODE_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+/// Whether a batch holding `values` of `bytes` in all is full.
+fn batch_full(values: usize, bytes: usize) -> bool {
+    values >= RECODE_BATCH || bytes >= RECODE_BATCH_BYTES
+}
+
 /// Whether `value` is written otherwise than `codec` would write it now.
 fn outdated(value: &[u8], codec: &encoding::Codec, kind: encoding::Kind) -> bool {
     let compressed = matches!(value.first(), Some(&encoding::ZSTD | &encoding::DEFLATE));
@@ -119,10 +128,14 @@ where
                 }
                 None => t.range::<K>(..)?,
             };
-            let mut batch = Vec::with_capacity(RECODE_BATCH);
-            for item in range.take(RECODE_BATCH) {
+            let (mut batch, mut bytes) = (Vec::new(), 0);
+            for item in range {
                 let (k, v) = item?;
+                bytes += v.value().len();
                 batch.push((k.value(), v.value().to_vec()));
+                if batch_full(batch.len(), bytes) {
+                    break;
+                }
             }
             batch
         };
@@ -199,9 +212,14 @@ impl Store {
                 let r = self.db()?.0.begin_read()?;
                 let t = r.open_table(RAW)?;
                 let mut batch = Vec::new();
-                for item in t.iter()?.take(RECODE_BATCH) {
+                let mut bytes = 0;
+                for item in t.iter()? {
                     let (k, v) = item?;
+                    bytes += v.value().len();
                     batch.push((k.value(), v.value().to_vec()));
+                    if batch_full(batch.len(), bytes) {
+                        break;
+                    }
                 }
                 batch
             };

@@ -33,7 +33,17 @@ fn meta_key(kind: Kind) -> String {
     format!("dictionary:{}", kind.name())
 }
 
-/// Up to `n` of the newest stored values of `kind`, decoded.
+/// What a dictionary learns from is at the start of a value (a message's
+/// header fields, a record's keys); the rest of a large one (an
+/// attachment) is left out.
+const SAMPLE_BYTES: usize = 16 * 1024;
+
+/// All samples of one training together: recent mail with large
+/// attachments must not make the daemon hold a thousand of them.
+const SAMPLES_TOTAL: usize = 8 * 1024 * 1024;
+
+/// Up to `n` of the newest stored values of `kind`, decoded, each cut to
+/// [`SAMPLE_BYTES`] and together at most [`SAMPLES_TOTAL`].
 fn samples(r: &redb::ReadTransaction, kind: Kind, n: usize) -> Result<Vec<Vec<u8>>> {
     fn newest<K: redb::Key + 'static>(
         t: &impl ReadableTable<K, &'static [u8]>,
@@ -41,10 +51,18 @@ fn samples(r: &redb::ReadTransaction, kind: Kind, n: usize) -> Result<Vec<Vec<u8
         n: usize,
         decode: impl Fn(&[u8]) -> std::result::Result<Vec<u8>, encoding::DecodeError>,
     ) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::new();
+        let mut total = 0;
         for item in t.iter()?.rev().take(n) {
             let (_, v) = item?;
-            out.push(decode(v.value()).map_err(|source| StoreError::Encoding { table, source })?);
+            let mut sample =
+                decode(v.value()).map_err(|source| StoreError::Encoding { table, source })?;
+            sample.truncate(SAMPLE_BYTES);
+            total += sample.len();
+            out.push(sample);
+            if total >= SAMPLES_TOTAL {
+                break;
+            }
         }
         Ok(out)
     }
@@ -527,6 +545,48 @@ mod tests {
             );
         }
         drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn training_samples_are_bounded_whatever_the_mail_carries() {
+        let dir = temp("samples");
+        let store = Store::open(&dir).unwrap();
+        store.set_compression(false);
+        // Ten messages of 3 MB each (an attachment), then small ones.
+        let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+            .map(|i| b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)
+            .collect();
+        store
+            .write(|tx| {
+                for i in 1..=10 {
+                    tx.put_raw(i, &big)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let r = store.db().unwrap().0.begin_read().unwrap();
+        let got = samples(&r, Kind::Raw, 1000).unwrap();
+        assert!(got.iter().all(|s| s.len() <= SAMPLE_BYTES));
+        assert_eq!(got.len(), 10);
+        let total: usize = got.iter().map(Vec::len).sum();
+        assert!(total <= SAMPLES_TOTAL, "{total}");
+        // A thousand asked of a store with many: stops at the total.
+        drop(r);
+        store
+            .write(|tx| {
+                for i in 11..=700 {
+                    tx.put_raw(i, &big[..20_000])?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let r = store.db().unwrap().0.begin_read().unwrap();
+        let got = samples(&r, Kind::Raw, 1000).unwrap();
+        let total: usize = got.iter().map(Vec::len).sum();
+        assert!(total < SAMPLES_TOTAL + SAMPLE_BYTES, "{total}");
+        assert!(got.len() < 700, "{}", got.len());
+        drop((r, store));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
